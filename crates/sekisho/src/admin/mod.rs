@@ -1,0 +1,119 @@
+//! The admin listener: health for the orchestrator, metrics for Prometheus, and the
+//! running config and cluster state for the operator.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::header::{CONTENT_TYPE, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::body::{self, Body};
+use crate::observe::metrics;
+use crate::state::State;
+
+/// Serves the admin endpoints on `socket` until the task is aborted.
+pub fn spawn(socket: TcpListener, state: Arc<State>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = socket.accept().await else {
+                continue;
+            };
+            let state = state.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req| handle(state.clone(), req));
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    })
+}
+
+/// The admin address actually bound.
+pub fn local_addr(socket: &TcpListener) -> Option<SocketAddr> {
+    socket.local_addr().ok()
+}
+
+async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return Ok(text(StatusCode::METHOD_NOT_ALLOWED, "use GET\n"));
+    }
+    Ok(match req.uri().path() {
+        "/live" => text(StatusCode::OK, "live\n"),
+        "/ready" if state.draining() => text(StatusCode::SERVICE_UNAVAILABLE, "draining\n"),
+        "/ready" => text(StatusCode::OK, "ready\n"),
+        "/metrics" => {
+            let mut response = text(StatusCode::OK, metrics::render());
+            response.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
+            response
+        }
+        "/config" => {
+            let snapshot = state.snapshot();
+            json_response(serde_json::to_value(&snapshot.config).unwrap_or_default())
+        }
+        "/clusters" => json_response(clusters(&state)),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "not found; try /ready /live /metrics /config /clusters\n",
+        ),
+    })
+}
+
+fn clusters(state: &State) -> serde_json::Value {
+    let snapshot = state.snapshot();
+    let clusters: Vec<_> = snapshot
+        .clusters
+        .iter()
+        .map(|cluster| {
+            let set = cluster.endpoints();
+            let endpoints: Vec<_> = set
+                .endpoints
+                .iter()
+                .map(|e| {
+                    json!({
+                        "address": e.addr.to_string(),
+                        "weight": e.weight,
+                        "dns": e.origin.as_deref(),
+                        "active_requests": e.active(),
+                        "state": "healthy",
+                    })
+                })
+                .collect();
+            json!({
+                "name": &*cluster.name,
+                "protocol": cluster.protocol.as_str(),
+                "endpoints": endpoints,
+            })
+        })
+        .collect();
+    json!({ "clusters": clusters })
+}
+
+fn text(status: StatusCode, body: impl Into<bytes::Bytes>) -> Response<Body> {
+    let mut response = Response::new(body::full(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+fn json_response(value: serde_json::Value) -> Response<Body> {
+    let text = serde_json::to_string_pretty(&value).unwrap_or_default();
+    let mut response = Response::new(body::full(text));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}

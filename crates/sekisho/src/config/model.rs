@@ -1,0 +1,394 @@
+//! The config file's schema: what an operator writes, typed.
+//!
+//! Every struct rejects unknown fields so a typo is an error, not a silently ignored
+//! setting. Values that other parts of the file refer to, or that name files, keep their
+//! location (`Spanned`) so validation can point at them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_saphyr::Spanned;
+
+use super::text::{Duration, Parsed, Pattern, Text};
+
+/// The whole gateway config.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The admin listener (metrics, health, config, clusters); off when absent.
+    #[serde(default)]
+    pub admin: Option<Admin>,
+    /// How long a shutdown waits for requests in flight before closing connections.
+    #[serde(default)]
+    pub drain_timeout: Option<Parsed<Duration>>,
+    /// Where clients connect.
+    #[serde(default)]
+    pub listeners: Vec<Listener>,
+    /// Matched in file order; the first match wins.
+    #[serde(default)]
+    pub routes: Vec<Route>,
+    /// Named groups of upstream endpoints.
+    #[serde(default)]
+    pub clusters: Vec<Cluster>,
+    /// The per-request JSON log on stdout.
+    #[serde(default)]
+    pub access_log: AccessLog,
+}
+
+/// The admin listener.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Admin {
+    /// Keep it on loopback or a private network: it exposes the running config.
+    pub address: Parsed<SocketAddr>,
+}
+
+/// The access log switch.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessLog {
+    /// One JSON line per request on stdout (on by default).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+impl Default for AccessLog {
+    fn default() -> Self {
+        AccessLog { enabled: true }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A bound address that serves HTTP/1.1 and HTTP/2, in clear text or over TLS.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listener {
+    /// Unique; shows in logs and metrics.
+    pub name: Spanned<Text>,
+    /// Port 0 picks a free port (useful in tests).
+    pub address: Parsed<SocketAddr>,
+    /// Terminate TLS; ALPN picks h2 or http/1.1.
+    #[serde(default)]
+    pub tls: Option<Tls>,
+    /// HTTP/2 limits for client connections.
+    #[serde(default)]
+    pub http2: Http2,
+    /// HTTP/1.1 limits for client connections.
+    #[serde(default)]
+    pub http1: Http1,
+}
+
+/// TLS termination settings.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    /// Chosen by SNI from each certificate's DNS names; the first is the default.
+    pub certificates: Vec<CertificateFiles>,
+}
+
+/// A PEM certificate chain and its private key, re-read when either file changes.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateFiles {
+    /// PEM chain, leaf first.
+    pub cert: Spanned<Text>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: Spanned<Text>,
+}
+
+/// HTTP/2 settings with edge-safe defaults.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Http2 {
+    /// Streams a client may have open at once.
+    #[serde(default = "Http2::default_streams")]
+    pub max_concurrent_streams: u32,
+    /// Flow-control window per stream; bounds memory a slow reader can pin.
+    #[serde(default = "Http2::default_stream_window")]
+    pub initial_stream_window_size: u32,
+    /// Flow-control window per connection.
+    #[serde(default = "Http2::default_connection_window")]
+    pub initial_connection_window_size: u32,
+    /// Largest header block accepted, in bytes.
+    #[serde(default = "Http2::default_header_list")]
+    pub max_header_list_size: u32,
+}
+
+impl Http2 {
+    fn default_streams() -> u32 {
+        100
+    }
+    fn default_stream_window() -> u32 {
+        64 * 1024
+    }
+    fn default_connection_window() -> u32 {
+        1024 * 1024
+    }
+    fn default_header_list() -> u32 {
+        16 * 1024
+    }
+}
+
+impl Default for Http2 {
+    fn default() -> Self {
+        Http2 {
+            max_concurrent_streams: Self::default_streams(),
+            initial_stream_window_size: Self::default_stream_window(),
+            initial_connection_window_size: Self::default_connection_window(),
+            max_header_list_size: Self::default_header_list(),
+        }
+    }
+}
+
+/// HTTP/1.1 settings.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Http1 {
+    /// Largest request head accepted, in bytes.
+    #[serde(default = "Http1::default_max_buf")]
+    pub max_header_bytes: usize,
+    /// A client must send its request head within this time.
+    #[serde(default)]
+    pub header_read_timeout: Option<Parsed<Duration>>,
+}
+
+impl Http1 {
+    fn default_max_buf() -> usize {
+        64 * 1024
+    }
+}
+
+impl Default for Http1 {
+    fn default() -> Self {
+        Http1 {
+            max_header_bytes: Self::default_max_buf(),
+            header_read_timeout: None,
+        }
+    }
+}
+
+/// One entry of the route table.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// Unique; shows in logs and metrics.
+    pub name: Spanned<Text>,
+    /// All given conditions must hold; an empty match takes everything.
+    #[serde(default, rename = "match")]
+    pub matches: Match,
+    /// Where matching requests go.
+    pub to: Spanned<Target>,
+    /// Replace the matched path prefix before sending upstream.
+    #[serde(default)]
+    pub rewrite: Option<Rewrite>,
+    /// Headers added to or removed from the request sent upstream.
+    #[serde(default)]
+    pub request_headers: HeaderEdits,
+    /// Headers added to or removed from the response sent to the client.
+    #[serde(default)]
+    pub response_headers: HeaderEdits,
+    /// How long to wait for the upstream's response headers (default 15s; 0 turns it off).
+    #[serde(default)]
+    pub timeout: Option<Parsed<Duration>>,
+}
+
+/// Conditions a request must meet to take a route.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Match {
+    /// `api.example.com` or `*.example.com`; compared without the port, case-insensitively.
+    #[serde(default)]
+    pub host: Option<Text>,
+    /// The exact path.
+    #[serde(default)]
+    pub path: Option<Text>,
+    /// A path prefix.
+    #[serde(default)]
+    pub path_prefix: Option<Text>,
+    /// A regular expression the whole path must match.
+    #[serde(default)]
+    pub path_regex: Option<Parsed<Pattern>>,
+    /// The HTTP method, e.g. `GET`.
+    #[serde(default)]
+    pub method: Option<Text>,
+    /// Header conditions; all must hold.
+    #[serde(default)]
+    pub headers: Vec<HeaderMatch>,
+    /// The gRPC service, fully qualified (`grpc.testing.TestService`); gRPC requests only.
+    #[serde(default)]
+    pub grpc_service: Option<Text>,
+    /// The gRPC method name (`UnaryCall`); gRPC requests only.
+    #[serde(default)]
+    pub grpc_method: Option<Text>,
+}
+
+/// A condition on one request header.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderMatch {
+    /// Header name, case-insensitive.
+    pub name: Spanned<Text>,
+    /// The value must equal this.
+    #[serde(default)]
+    pub exact: Option<Text>,
+    /// `true`: the header must be present; `false`: it must be absent.
+    #[serde(default)]
+    pub present: Option<bool>,
+    /// The whole value must match this regular expression.
+    #[serde(default)]
+    pub regex: Option<Parsed<Pattern>>,
+}
+
+/// Path rewriting.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rewrite {
+    /// Replaces the route's `path_prefix` (or `path`) in the upstream request.
+    pub path_prefix: Spanned<Text>,
+}
+
+/// Header additions and removals.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderEdits {
+    /// Set (replacing any value already there).
+    #[serde(default)]
+    pub add: BTreeMap<String, Text>,
+    /// Removed by name.
+    #[serde(default)]
+    pub remove: Vec<Text>,
+}
+
+/// Where a route sends traffic: one cluster, or several by weight.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Target {
+    /// `to: backend`
+    Cluster(String),
+    /// `to: { backend: 90, canary: 10 }`
+    Weighted(BTreeMap<String, u32>),
+}
+
+impl<'de> Deserialize<'de> for Target {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TargetVisitor;
+        impl<'de> Visitor<'de> for TargetVisitor {
+            type Value = Target;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a cluster name or a map of cluster name to weight")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Target, E> {
+                Ok(Target::Cluster(v.to_owned()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Target, A::Error> {
+                let mut weights = BTreeMap::new();
+                while let Some((name, weight)) = map.next_entry::<String, u32>()? {
+                    if weights.insert(name.clone(), weight).is_some() {
+                        return Err(de::Error::custom(format!("cluster {name:?} listed twice")));
+                    }
+                }
+                Ok(Target::Weighted(weights))
+            }
+        }
+        deserializer.deserialize_any(TargetVisitor)
+    }
+}
+
+/// A named group of upstream endpoints and how to reach them.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cluster {
+    /// Unique; routes refer to it.
+    pub name: Spanned<Text>,
+    /// How the gateway talks to the endpoints.
+    #[serde(default)]
+    pub protocol: Protocol,
+    /// Static addresses or DNS names.
+    pub endpoints: Vec<Endpoint>,
+    /// How an endpoint is picked for each request.
+    #[serde(default)]
+    pub balance: Balance,
+    /// Give up connecting after this long (default 1s).
+    #[serde(default)]
+    pub connect_timeout: Option<Parsed<Duration>>,
+    /// How often DNS endpoints are resolved again (default 5s).
+    #[serde(default)]
+    pub dns_refresh: Option<Parsed<Duration>>,
+    /// TLS to the endpoints; used with `protocol: h2`.
+    #[serde(default)]
+    pub tls: Option<UpstreamTls>,
+}
+
+/// Wire protocol to the upstream.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    /// HTTP/1.1 in clear text, pooled keep-alive connections.
+    #[default]
+    Http1,
+    /// HTTP/2 with prior knowledge in clear text (gRPC services in a cluster network).
+    H2c,
+    /// HTTP/2 over TLS with ALPN `h2`.
+    H2,
+}
+
+impl Protocol {
+    /// The name used in config, logs and admin output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Http1 => "http1",
+            Protocol::H2c => "h2c",
+            Protocol::H2 => "h2",
+        }
+    }
+}
+
+/// Load-balancing algorithm.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Balance {
+    /// Each endpoint in turn, in proportion to its weight.
+    #[default]
+    RoundRobin,
+    /// The less busy of two random endpoints (power of two choices).
+    LeastRequest,
+    /// A random endpoint, in proportion to its weight.
+    Random,
+}
+
+/// One upstream endpoint: a fixed address or a DNS name.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Endpoint {
+    /// `10.0.0.7:50051`
+    #[serde(default)]
+    pub address: Option<Parsed<SocketAddr>>,
+    /// `ashi.default.svc.cluster.local:50051`; every address it resolves to is an endpoint.
+    #[serde(default)]
+    pub dns: Option<Spanned<Text>>,
+    /// Relative share of traffic (default 1).
+    #[serde(default = "one")]
+    pub weight: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// TLS settings for upstream connections.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamTls {
+    /// PEM bundle of CAs to trust instead of the system roots.
+    #[serde(default)]
+    pub ca: Option<Spanned<Text>>,
+    /// Name to send in SNI and verify; default: the endpoint's host.
+    #[serde(default)]
+    pub server_name: Option<Text>,
+}

@@ -1,0 +1,280 @@
+//! Checks that need the whole file: unique names, references between sections, and
+//! combinations of settings that cannot work together.
+
+use std::collections::HashSet;
+
+use http::header::{HeaderName, HeaderValue};
+
+use super::Problem;
+use super::model::{Cluster, Config, Listener, Route, Target};
+
+/// Every problem in the file, in file order; empty when the config is good.
+pub fn check(config: &Config) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    if config.listeners.is_empty() {
+        problems.push(Problem {
+            line: 0,
+            column: 0,
+            field: "listeners".into(),
+            message: "at least one listener is needed".into(),
+        });
+    }
+    let mut names = HashSet::new();
+    for (i, listener) in config.listeners.iter().enumerate() {
+        check_listener(i, listener, &mut names, &mut problems);
+    }
+    let mut clusters = HashSet::new();
+    for (i, cluster) in config.clusters.iter().enumerate() {
+        check_cluster(i, cluster, &mut clusters, &mut problems);
+    }
+    let mut routes = HashSet::new();
+    for (i, route) in config.routes.iter().enumerate() {
+        check_route(i, route, &clusters, &mut routes, &mut problems);
+    }
+    problems.sort_by_key(|p| (p.line, p.column));
+    problems
+}
+
+fn check_listener(
+    i: usize,
+    listener: &Listener,
+    names: &mut HashSet<String>,
+    problems: &mut Vec<Problem>,
+) {
+    let name = &listener.name;
+    if !names.insert(name.value.to_string()) {
+        problems.push(Problem::on(
+            name,
+            format!("listeners[{i}].name"),
+            format!("duplicate listener name {:?}", &*name.value),
+        ));
+    }
+    if let Some(tls) = &listener.tls
+        && tls.certificates.is_empty()
+    {
+        problems.push(Problem::on(
+            name,
+            format!("listeners[{i}].tls.certificates"),
+            "a TLS listener needs at least one certificate",
+        ));
+    }
+    let h2 = &listener.http2;
+    if !(65_535..=(1 << 31) - 1).contains(&h2.initial_stream_window_size)
+        || !(65_535..=(1 << 31) - 1).contains(&h2.initial_connection_window_size)
+    {
+        problems.push(Problem::on(
+            name,
+            format!("listeners[{i}].http2"),
+            "window sizes must be between 65535 and 2147483647",
+        ));
+    }
+}
+
+fn check_cluster(
+    i: usize,
+    cluster: &Cluster,
+    names: &mut HashSet<String>,
+    problems: &mut Vec<Problem>,
+) {
+    let name = &cluster.name;
+    if !names.insert(name.value.to_string()) {
+        problems.push(Problem::on(
+            name,
+            format!("clusters[{i}].name"),
+            format!("duplicate cluster name {:?}", &*name.value),
+        ));
+    }
+    if cluster.endpoints.is_empty() {
+        problems.push(Problem::on(
+            name,
+            format!("clusters[{i}].endpoints"),
+            "a cluster needs at least one endpoint",
+        ));
+    }
+    for (j, endpoint) in cluster.endpoints.iter().enumerate() {
+        let field = format!("clusters[{i}].endpoints[{j}]");
+        match (&endpoint.address, &endpoint.dns) {
+            (Some(_), None) => {}
+            (None, Some(dns)) => {
+                if split_host_port(&dns.value).is_none() {
+                    problems.push(Problem::on(
+                        dns,
+                        format!("{field}.dns"),
+                        format!("expected host:port, got {:?}", &*dns.value),
+                    ));
+                }
+            }
+            _ => problems.push(Problem::on(
+                name,
+                field.clone(),
+                "each endpoint needs exactly one of `address` or `dns`",
+            )),
+        }
+        if endpoint.weight == 0 {
+            problems.push(Problem::on(
+                name,
+                format!("{field}.weight"),
+                "weight must be at least 1",
+            ));
+        }
+    }
+    if cluster.tls.is_some() && cluster.protocol != super::model::Protocol::H2 {
+        problems.push(Problem::on(
+            name,
+            format!("clusters[{i}].tls"),
+            "upstream TLS needs `protocol: h2`",
+        ));
+    }
+}
+
+fn check_route(
+    i: usize,
+    route: &Route,
+    clusters: &HashSet<String>,
+    names: &mut HashSet<String>,
+    problems: &mut Vec<Problem>,
+) {
+    let name = &route.name;
+    let at = |field: &str| format!("routes[{i}].{field}");
+    if !names.insert(name.value.to_string()) {
+        problems.push(Problem::on(
+            name,
+            at("name"),
+            format!("duplicate route name {:?}", &*name.value),
+        ));
+    }
+    match &route.to.value {
+        Target::Cluster(cluster) => {
+            if !clusters.contains(cluster) {
+                problems.push(Problem::on(
+                    &route.to,
+                    at("to"),
+                    format!("unknown cluster {cluster:?}"),
+                ));
+            }
+        }
+        Target::Weighted(weights) => {
+            for cluster in weights.keys().filter(|c| !clusters.contains(*c)) {
+                problems.push(Problem::on(
+                    &route.to,
+                    at("to"),
+                    format!("unknown cluster {cluster:?}"),
+                ));
+            }
+            let total: u64 = weights.values().map(|w| u64::from(*w)).sum();
+            if total == 0 {
+                problems.push(Problem::on(
+                    &route.to,
+                    at("to"),
+                    "weights must not all be 0",
+                ));
+            }
+        }
+    }
+    let m = &route.matches;
+    let paths = [
+        m.path.is_some(),
+        m.path_prefix.is_some(),
+        m.path_regex.is_some(),
+    ];
+    if paths.iter().filter(|p| **p).count() > 1 {
+        problems.push(Problem::on(
+            name,
+            at("match"),
+            "use only one of `path`, `path_prefix` and `path_regex`",
+        ));
+    }
+    for (field, path) in [("path", &m.path), ("path_prefix", &m.path_prefix)] {
+        if let Some(path) = path
+            && !path.starts_with('/')
+        {
+            problems.push(Problem::on(
+                name,
+                at(&format!("match.{field}")),
+                format!("must start with '/', got {:?}", &**path),
+            ));
+        }
+    }
+    if let Some(method) = &m.method
+        && http::Method::from_bytes(method.as_bytes()).is_err()
+    {
+        problems.push(Problem::on(
+            name,
+            at("match.method"),
+            format!("not an HTTP method: {:?}", &**method),
+        ));
+    }
+    for (j, header) in m.headers.iter().enumerate() {
+        let field = at(&format!("match.headers[{j}]"));
+        if HeaderName::from_bytes(header.name.value.as_bytes()).is_err() {
+            problems.push(Problem::on(
+                &header.name,
+                format!("{field}.name"),
+                format!("not a header name: {:?}", &*header.name.value),
+            ));
+        }
+        let kinds = [
+            header.exact.is_some(),
+            header.present.is_some(),
+            header.regex.is_some(),
+        ];
+        if kinds.iter().filter(|k| **k).count() != 1 {
+            problems.push(Problem::on(
+                &header.name,
+                field,
+                "give exactly one of `exact`, `present` or `regex`",
+            ));
+        }
+    }
+    if let Some(rewrite) = &route.rewrite {
+        if m.path_prefix.is_none() && m.path.is_none() {
+            problems.push(Problem::on(
+                &rewrite.path_prefix,
+                at("rewrite.path_prefix"),
+                "a prefix rewrite needs `match.path_prefix` or `match.path`",
+            ));
+        } else if !rewrite.path_prefix.value.starts_with('/') {
+            problems.push(Problem::on(
+                &rewrite.path_prefix,
+                at("rewrite.path_prefix"),
+                "must start with '/'",
+            ));
+        }
+    }
+    for (section, edits) in [
+        ("request_headers", &route.request_headers),
+        ("response_headers", &route.response_headers),
+    ] {
+        for (header, value) in &edits.add {
+            if HeaderName::from_bytes(header.as_bytes()).is_err()
+                || HeaderValue::from_str(value).is_err()
+            {
+                problems.push(Problem::on(
+                    name,
+                    at(&format!("{section}.add.{header}")),
+                    "not a valid header name and value",
+                ));
+            }
+        }
+        for header in &edits.remove {
+            if HeaderName::from_bytes(header.as_bytes()).is_err() {
+                problems.push(Problem::on(
+                    name,
+                    at(&format!("{section}.remove")),
+                    format!("not a header name: {:?}", &**header),
+                ));
+            }
+        }
+    }
+}
+
+/// Splits `host:port` (IPv6 hosts in brackets); `None` when the port is missing or bad.
+pub fn split_host_port(text: &str) -> Option<(&str, u16)> {
+    let (host, port) = text.rsplit_once(':')?;
+    let port = port.parse().ok()?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    (!host.is_empty()).then_some((host, port))
+}

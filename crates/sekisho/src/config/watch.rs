@@ -1,0 +1,78 @@
+//! Watches the config file and the files it names (certificates), and says when any of
+//! them changed.
+//!
+//! Directories are watched rather than files: Kubernetes updates a mounted ConfigMap or
+//! Secret by swapping a symlink in the parent directory, which a watch on the old file
+//! would never see.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use notify::RecursiveMode;
+use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
+use tokio::sync::mpsc;
+
+/// Events are gathered this long, so a file written in several steps reloads once.
+const DEBOUNCE: Duration = Duration::from_millis(200);
+
+/// A live watch on a set of files.
+pub struct FileWatch {
+    debouncer: Debouncer<notify::RecommendedWatcher, RecommendedCache>,
+    dirs: BTreeSet<PathBuf>,
+    files: std::sync::Arc<std::sync::Mutex<BTreeSet<PathBuf>>>,
+}
+
+impl FileWatch {
+    /// Starts watching; `changed` receives one message per batch of changes to watched files.
+    pub fn start(changed: mpsc::UnboundedSender<()>) -> notify::Result<Self> {
+        let files = std::sync::Arc::new(std::sync::Mutex::new(BTreeSet::<PathBuf>::new()));
+        let interesting = files.clone();
+        let debouncer = new_debouncer(DEBOUNCE, None, move |result: DebounceEventResult| {
+            let Ok(events) = result else { return };
+            let Ok(files) = interesting.lock() else {
+                return;
+            };
+            let touched = events.iter().flat_map(|e| e.paths.iter()).any(|path| {
+                files.contains(path)
+                    || path
+                        .file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with("..data"))
+                    || files.iter().any(|f| f.parent() == Some(path.as_path()))
+            });
+            if touched {
+                let _ = changed.send(());
+            }
+        })?;
+        Ok(FileWatch {
+            debouncer,
+            dirs: BTreeSet::new(),
+            files,
+        })
+    }
+
+    /// Replaces the set of watched files (the config and every file it names).
+    pub fn set_files(&mut self, files: impl IntoIterator<Item = PathBuf>) {
+        let files: BTreeSet<PathBuf> = files.into_iter().map(|f| absolute(&f)).collect();
+        let dirs: BTreeSet<PathBuf> = files
+            .iter()
+            .filter_map(|f| f.parent().map(Path::to_path_buf))
+            .collect();
+        for gone in self.dirs.difference(&dirs) {
+            let _ = self.debouncer.unwatch(gone);
+        }
+        for dir in dirs.difference(&self.dirs) {
+            if let Err(e) = self.debouncer.watch(dir, RecursiveMode::NonRecursive) {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot watch directory");
+            }
+        }
+        self.dirs = dirs;
+        if let Ok(mut watched) = self.files.lock() {
+            *watched = files;
+        }
+    }
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}

@@ -1,0 +1,120 @@
+//! The `sekisho` command: run the gateway, check a config, or make a test certificate.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tokio::signal::unix::{SignalKind, signal};
+use tracing_subscriber::EnvFilter;
+
+/// An edge gateway for gRPC platforms.
+#[derive(Parser)]
+#[command(name = "sekisho", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the config; reload it on change or SIGHUP; drain on SIGTERM or SIGINT.
+    Run {
+        /// The gateway config (YAML).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Check a config without serving it: exit 0 if good, 1 with every problem if not.
+    Validate {
+        /// The gateway config (YAML).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Write a self-signed certificate and key (HOST.crt, HOST.key) for trying things out.
+    Cert {
+        /// DNS name the certificate is for.
+        #[arg(long, default_value = "localhost")]
+        host: String,
+        /// Directory to write into.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::Validate { config } => validate(&config),
+        Command::Cert { host, out } => match sekisho::cert::write_self_signed(&host, &out) {
+            Ok((cert, key)) => {
+                println!("wrote {} and {}", cert.display(), key.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Run { config } => {
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    eprintln!("cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            runtime.block_on(run(config))
+        }
+    }
+}
+
+fn validate(path: &std::path::Path) -> ExitCode {
+    let checked = sekisho::config::load(path).and_then(|config| {
+        sekisho::snapshot::Snapshot::compile(config, path, None, None).map(|_| ())
+    });
+    match checked {
+        Ok(()) => {
+            println!("{}: ok", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: PathBuf) -> ExitCode {
+    let (mut term, mut int, mut hup) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) {
+        (Ok(t), Ok(i), Ok(h)) => (t, i, h),
+        _ => {
+            eprintln!("cannot install signal handlers");
+            return ExitCode::FAILURE;
+        }
+    };
+    let gateway = match sekisho::Gateway::start(&config).await {
+        Ok(gateway) => gateway,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => { let _ = gateway.reload().await; }
+        }
+    }
+    gateway.shutdown().await;
+    ExitCode::SUCCESS
+}

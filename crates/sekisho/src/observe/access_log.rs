@@ -1,0 +1,98 @@
+//! One JSON line per request on stdout, written by a thread of its own so a slow
+//! terminal or pipe never holds up a request.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::mpsc;
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+/// Lines waiting to be written; past this, lines are dropped rather than blocking.
+const QUEUE: usize = 64 * 1024;
+
+/// Everything logged about one request.
+#[derive(Serialize)]
+pub struct Entry<'a> {
+    /// When the request arrived, RFC 3339 UTC.
+    pub time: String,
+    /// The `x-request-id` sent upstream.
+    pub request_id: &'a str,
+    /// The client's address.
+    pub client: SocketAddr,
+    /// Listener name.
+    pub listener: &'a str,
+    /// `h1` or `h2`.
+    pub http: &'static str,
+    /// `grpc`, `grpc-web` or `http`.
+    pub protocol: &'static str,
+    /// Request method.
+    pub method: &'a str,
+    /// Host the client asked for.
+    pub authority: &'a str,
+    /// Request path (without the query, which may carry secrets).
+    pub path: &'a str,
+    /// Route name, null when none matched.
+    pub route: Option<&'a str>,
+    /// Cluster name, null when the request never went upstream.
+    pub cluster: Option<&'a str>,
+    /// Endpoint address, null when none was reached.
+    pub upstream: Option<SocketAddr>,
+    /// HTTP status sent to the client.
+    pub status: u16,
+    /// gRPC status sent to the client, null for plain HTTP.
+    pub grpc_status: Option<u16>,
+    /// Request body bytes received from the client.
+    pub bytes_in: u64,
+    /// Response body bytes sent to the client.
+    pub bytes_out: u64,
+    /// From the request's arrival to the end of the response, in milliseconds.
+    pub duration_ms: f64,
+    /// Why the gateway answered itself or the response ended early, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<&'a str>,
+}
+
+/// Where entries go.
+#[derive(Clone)]
+pub struct AccessLog {
+    lines: mpsc::SyncSender<String>,
+}
+
+impl AccessLog {
+    /// Starts the writer thread.
+    pub fn start() -> Self {
+        let (lines, queue) = mpsc::sync_channel::<String>(QUEUE);
+        let spawned = std::thread::Builder::new()
+            .name("access-log".into())
+            .spawn(move || write_lines(queue));
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "access log thread did not start");
+        }
+        AccessLog { lines }
+    }
+
+    /// Queues one entry; drops it if the writer is far behind.
+    pub fn write(&self, entry: &Entry<'_>) {
+        if let Ok(line) = serde_json::to_string(entry) {
+            let _ = self.lines.try_send(line);
+        }
+    }
+}
+
+fn write_lines(queue: mpsc::Receiver<String>) {
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout());
+    while let Ok(line) = queue.recv() {
+        let _ = writeln!(out, "{line}");
+        // Write whatever else is waiting, then flush once.
+        while let Ok(line) = queue.try_recv() {
+            let _ = writeln!(out, "{line}");
+        }
+        let _ = out.flush();
+    }
+}
+
+/// `time` formatted for an entry.
+pub fn timestamp(at: SystemTime) -> String {
+    humantime::format_rfc3339_millis(at).to_string()
+}

@@ -1,0 +1,163 @@
+//! Why the gateway answered a request itself, and how each kind of client is told.
+//!
+//! gRPC callers get a trailers-only response (HTTP 200 with `grpc-status` and
+//! `grpc-message`); everyone else gets the mapped HTTP status with a JSON
+//! `google.rpc.Status` body, the shape REST clients of gRPC services already parse.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::{CONTENT_TYPE, HeaderValue};
+use http::{Response, StatusCode};
+
+use crate::body::{self, Body};
+
+/// A request the gateway could not pass on.
+#[derive(Debug)]
+pub enum GatewayError {
+    /// No route matched.
+    NoRoute,
+    /// The cluster has no endpoint in rotation.
+    NoEndpoint { cluster: Arc<str> },
+    /// No connection could be opened to the chosen endpoint.
+    Connect { cluster: Arc<str>, reason: String },
+    /// The upstream connection failed before response headers arrived.
+    Reset { cluster: Arc<str>, reason: String },
+    /// The upstream did not answer in time (route timeout or the caller's deadline).
+    Timeout { cluster: Arc<str>, after: Duration },
+}
+
+/// gRPC status codes the gateway produces.
+pub mod grpc_code {
+    /// The deadline passed.
+    pub const DEADLINE_EXCEEDED: u16 = 4;
+    /// No such method here.
+    pub const UNIMPLEMENTED: u16 = 12;
+    /// Try again later.
+    pub const UNAVAILABLE: u16 = 14;
+}
+
+impl GatewayError {
+    /// The gRPC status for gRPC callers.
+    pub fn grpc_status(&self) -> u16 {
+        match self {
+            GatewayError::NoRoute => grpc_code::UNIMPLEMENTED,
+            GatewayError::NoEndpoint { .. }
+            | GatewayError::Connect { .. }
+            | GatewayError::Reset { .. } => grpc_code::UNAVAILABLE,
+            GatewayError::Timeout { .. } => grpc_code::DEADLINE_EXCEEDED,
+        }
+    }
+
+    /// The HTTP status for everyone else.
+    pub fn http_status(&self) -> StatusCode {
+        match self {
+            GatewayError::NoRoute => StatusCode::NOT_FOUND,
+            GatewayError::NoEndpoint { .. } | GatewayError::Connect { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            GatewayError::Reset { .. } => StatusCode::BAD_GATEWAY,
+            GatewayError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// The response for a caller that speaks gRPC (`grpc`) or not.
+    pub fn render(&self, grpc: bool) -> Response<Body> {
+        let message = self.to_string();
+        if grpc {
+            let mut response = Response::new(body::empty());
+            let headers = response.headers_mut();
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+            headers.insert("grpc-status", HeaderValue::from(self.grpc_status()));
+            if let Ok(value) = HeaderValue::from_str(&percent_encode(&message)) {
+                headers.insert("grpc-message", value);
+            }
+            return response;
+        }
+        let json = serde_json::json!({
+            "code": self.grpc_status(),
+            "message": message,
+            "details": [],
+        });
+        let mut response = Response::new(body::full(json.to_string()));
+        *response.status_mut() = self.http_status();
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        response
+    }
+}
+
+impl fmt::Display for GatewayError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GatewayError::NoRoute => f.write_str("no route matches this request"),
+            GatewayError::NoEndpoint { cluster } => {
+                write!(f, "cluster {cluster:?} has no endpoint available")
+            }
+            GatewayError::Connect { cluster, reason } => {
+                write!(f, "upstream connect error in cluster {cluster:?}: {reason}")
+            }
+            GatewayError::Reset { cluster, reason } => write!(
+                f,
+                "upstream in cluster {cluster:?} reset the request before responding: {reason}"
+            ),
+            GatewayError::Timeout { cluster, after } => write!(
+                f,
+                "upstream in cluster {cluster:?} did not respond within {}",
+                humantime::format_duration(*after)
+            ),
+        }
+    }
+}
+
+impl std::error::Error for GatewayError {}
+
+/// `grpc-message` encoding: bytes outside printable ASCII, and `%`, as `%XX`.
+pub fn percent_encode(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    for byte in message.bytes() {
+        if (0x20..=0x7e).contains(&byte) && byte != b'%' {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_message_is_percent_encoded() {
+        assert_eq!(percent_encode("50% off\n"), "50%25 off%0A");
+        assert_eq!(percent_encode("café"), "caf%C3%A9");
+    }
+
+    #[test]
+    fn grpc_callers_get_a_trailers_only_answer() {
+        let err = GatewayError::Timeout {
+            cluster: "ashi".into(),
+            after: Duration::from_millis(1500),
+        };
+        let response = err.render(true);
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()["grpc-status"], "4");
+        let message = response.headers()["grpc-message"].to_str().expect("ascii");
+        assert!(message.contains("ashi"), "{message}");
+    }
+
+    #[test]
+    fn rest_callers_get_status_and_json() {
+        let err = GatewayError::Connect {
+            cluster: "ashi".into(),
+            reason: "refused".into(),
+        };
+        let response = err.render(false);
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[CONTENT_TYPE], "application/json");
+    }
+}

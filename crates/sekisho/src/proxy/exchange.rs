@@ -1,0 +1,306 @@
+//! The record of one request from arrival to the last byte of its response, and the
+//! body wrappers that fill it in. The record is logged and counted exactly once: when the
+//! response ends, fails, or the client goes away.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll, ready};
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use pin_project_lite::pin_project;
+use tokio::time::Sleep;
+
+use super::error::{grpc_code, percent_encode};
+use crate::body::{Body, BoxError};
+use crate::observe::access_log::{AccessLog, Entry, timestamp};
+use crate::observe::metrics;
+use crate::upstream::InFlight;
+
+/// What kind of client sent the request; decides how errors are rendered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// `application/grpc`.
+    Grpc,
+    /// `application/grpc-web*`.
+    GrpcWeb,
+    /// Anything else.
+    Http,
+}
+
+impl Protocol {
+    /// Classifies a request by its content type.
+    pub fn of(headers: &HeaderMap) -> Self {
+        let content_type = headers
+            .get(http::header::CONTENT_TYPE)
+            .map(HeaderValue::as_bytes)
+            .unwrap_or_default();
+        if content_type.starts_with(b"application/grpc-web") {
+            Protocol::GrpcWeb
+        } else if content_type == b"application/grpc"
+            || content_type.starts_with(b"application/grpc+")
+        {
+            Protocol::Grpc
+        } else {
+            Protocol::Http
+        }
+    }
+
+    /// Whether the caller reads gRPC status codes.
+    pub fn is_grpc(self) -> bool {
+        !matches!(self, Protocol::Http)
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Grpc => "grpc",
+            Protocol::GrpcWeb => "grpc-web",
+            Protocol::Http => "http",
+        }
+    }
+}
+
+/// Everything known about one request so far.
+pub struct Record {
+    /// Where the entry goes; `None` when access logging is off.
+    pub log: Option<AccessLog>,
+    /// Arrival.
+    pub started: Instant,
+    /// Arrival, wall clock.
+    pub arrived: SystemTime,
+    /// The `x-request-id`.
+    pub request_id: HeaderValue,
+    /// The client's address.
+    pub client: SocketAddr,
+    /// Listener name.
+    pub listener: Arc<str>,
+    /// `h1` or `h2`.
+    pub http: &'static str,
+    /// What the client speaks.
+    pub protocol: Protocol,
+    /// Request method.
+    pub method: Method,
+    /// Requested host.
+    pub authority: String,
+    /// Requested path.
+    pub path: String,
+    /// The matched route.
+    pub route: Option<Arc<str>>,
+    /// The chosen cluster.
+    pub cluster: Option<Arc<str>>,
+    /// The endpoint in use; held so the balancer counts the request until it ends.
+    pub in_flight: Option<InFlight>,
+    /// Status sent to the client.
+    pub status: u16,
+    /// gRPC status sent to the client.
+    pub grpc_status: Option<u16>,
+    /// Request body bytes, counted as they stream.
+    pub bytes_in: Arc<AtomicU64>,
+    /// Response body bytes.
+    pub bytes_out: u64,
+    /// Why the gateway answered or the response ended early.
+    pub error: Option<String>,
+}
+
+impl Record {
+    /// Logs and counts the request.
+    fn finish(self) {
+        let duration = self.started.elapsed();
+        let upstream = self.in_flight.as_ref().map(|f| f.endpoint().addr);
+        let route = self.route.as_deref();
+        let cluster = self.cluster.as_deref();
+        metrics::request_finished(
+            &metrics::RequestLabels {
+                listener: &self.listener,
+                route: route.unwrap_or(""),
+                cluster: cluster.unwrap_or(""),
+                status: self.status,
+                grpc_status: self.grpc_status,
+            },
+            duration,
+        );
+        if let Some(log) = &self.log {
+            log.write(&Entry {
+                time: timestamp(self.arrived),
+                request_id: self.request_id.to_str().unwrap_or_default(),
+                client: self.client,
+                listener: &self.listener,
+                http: self.http,
+                protocol: self.protocol.as_str(),
+                method: self.method.as_str(),
+                authority: &self.authority,
+                path: &self.path,
+                route,
+                cluster,
+                upstream,
+                status: self.status,
+                grpc_status: self.grpc_status,
+                bytes_in: self.bytes_in.load(Ordering::Relaxed),
+                bytes_out: self.bytes_out,
+                duration_ms: duration.as_secs_f64() * 1000.0,
+                error: self.error.as_deref(),
+            });
+        }
+    }
+}
+
+/// Reads `grpc-status` from a header block.
+pub fn grpc_status_of(headers: &HeaderMap) -> Option<u16> {
+    headers.get("grpc-status")?.to_str().ok()?.parse().ok()
+}
+
+pin_project! {
+    /// The response body on its way to the client: counts bytes, notes the gRPC status in
+    /// the trailers, ends the call when the caller's deadline passes, and finishes the
+    /// record at the end.
+    pub struct Observed {
+        #[pin]
+        inner: Body,
+        record: Option<Record>,
+        deadline: Option<Pin<Box<Sleep>>>,
+    }
+
+    impl PinnedDrop for Observed {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let Some(mut record) = this.record.take() {
+                record.error.get_or_insert_with(|| "client went away before the response ended".into());
+                record.finish();
+            }
+        }
+    }
+}
+
+impl Observed {
+    /// Wraps `inner`; `deadline` ends a gRPC call with DEADLINE_EXCEEDED when it passes.
+    pub fn new(inner: Body, record: Record, deadline: Option<Pin<Box<Sleep>>>) -> Self {
+        Observed {
+            inner,
+            record: Some(record),
+            deadline,
+        }
+    }
+}
+
+impl HttpBody for Observed {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let mut this = self.project();
+        if this.record.is_none() {
+            return Poll::Ready(None);
+        }
+        if let Some(deadline) = this.deadline.as_mut()
+            && deadline.as_mut().poll(cx).is_ready()
+        {
+            return Poll::Ready(deadline_passed(this.record));
+        }
+        let frame = ready!(this.inner.as_mut().poll_frame(cx));
+        let Some(record) = this.record.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match &frame {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    record.bytes_out += data.len() as u64;
+                } else if let Some(trailers) = frame.trailers_ref() {
+                    record.grpc_status = grpc_status_of(trailers).or(record.grpc_status);
+                }
+            }
+            Some(Err(e)) => {
+                record.error = Some(format!("upstream response failed: {e}"));
+                if let Some(record) = this.record.take() {
+                    record.finish();
+                }
+            }
+            None => {
+                if let Some(record) = this.record.take() {
+                    record.finish();
+                }
+            }
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.record.is_none() || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Ends a gRPC call whose deadline passed with DEADLINE_EXCEEDED trailers, or breaks off
+/// a plain HTTP response.
+fn deadline_passed(slot: &mut Option<Record>) -> Option<Result<Frame<Bytes>, BoxError>> {
+    let mut record = slot.take()?;
+    record.error = Some("caller's deadline passed while the response streamed".into());
+    if record.protocol.is_grpc() {
+        record.grpc_status = Some(grpc_code::DEADLINE_EXCEEDED);
+        record.finish();
+        let mut trailers = HeaderMap::new();
+        trailers.insert(
+            "grpc-status",
+            HeaderValue::from(grpc_code::DEADLINE_EXCEEDED),
+        );
+        if let Ok(message) = HeaderValue::from_str(&percent_encode("deadline exceeded")) {
+            trailers.insert("grpc-message", message);
+        }
+        Some(Ok(Frame::trailers(trailers)))
+    } else {
+        record.finish();
+        Some(Err("deadline exceeded".into()))
+    }
+}
+
+pin_project! {
+    /// The request body on its way upstream, counted for the log.
+    pub struct Counted<B> {
+        #[pin]
+        inner: B,
+        bytes: Arc<AtomicU64>,
+    }
+}
+
+impl<B> Counted<B> {
+    /// Counts into `bytes`.
+    pub fn new(inner: B, bytes: Arc<AtomicU64>) -> Self {
+        Counted { inner, bytes }
+    }
+}
+
+impl<B: HttpBody<Data = Bytes>> HttpBody for Counted<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let this = self.project();
+        let frame = ready!(this.inner.poll_frame(cx));
+        if let Some(Ok(frame)) = &frame
+            && let Some(data) = frame.data_ref()
+        {
+            this.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,270 @@
+//! The request path, top to bottom: classify, match a route, prepare the upstream
+//! request, send it, and stream the response back while the exchange is recorded.
+
+pub mod error;
+mod exchange;
+mod headers;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use http::header::{self, HeaderValue};
+use http::request::Parts;
+use http::{Request, Response, Uri, Version};
+use hyper::body::Incoming;
+
+use crate::body::{self, Body};
+use crate::config::model::Protocol as Upstream;
+use crate::route::{RequestFacts, Route};
+use crate::state::State;
+use crate::upstream::{Cluster, SendError};
+pub use error::GatewayError;
+use exchange::{Counted, Observed, Protocol, Record, grpc_status_of};
+
+/// What every request on one client connection shares.
+pub struct Downstream {
+    /// The running gateway state.
+    pub state: Arc<State>,
+    /// Listener the connection arrived on.
+    pub listener: Arc<str>,
+    /// The client's address.
+    pub client: SocketAddr,
+    /// Whether the connection is TLS.
+    pub tls: bool,
+}
+
+/// Handles one request from a client. Never fails: every problem becomes a response.
+pub async fn handle(
+    downstream: Arc<Downstream>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let started = Instant::now();
+    let snapshot = downstream.state.snapshot();
+    let (mut parts, incoming) = req.into_parts();
+
+    // Classify and record.
+    let protocol = Protocol::of(&parts.headers);
+    let authority = authority(&parts).to_owned();
+    let mut record = Record {
+        log: snapshot.access_log.clone(),
+        started,
+        arrived: SystemTime::now(),
+        request_id: headers::request_id(&parts.headers),
+        client: downstream.client,
+        listener: downstream.listener.clone(),
+        http: if parts.version == Version::HTTP_2 {
+            "h2"
+        } else {
+            "h1"
+        },
+        protocol,
+        method: parts.method.clone(),
+        authority,
+        path: parts.uri.path().to_owned(),
+        route: None,
+        cluster: None,
+        in_flight: None,
+        status: 0,
+        grpc_status: None,
+        bytes_in: Arc::default(),
+        bytes_out: 0,
+        error: None,
+    };
+
+    // Match a route.
+    let host = host_of(&record.authority);
+    let facts = RequestFacts {
+        host: &host,
+        path: parts.uri.path(),
+        method: &parts.method,
+        headers: &parts.headers,
+        grpc: protocol
+            .is_grpc()
+            .then(|| grpc_call(parts.uri.path()))
+            .flatten(),
+    };
+    let Some(route) = snapshot.routes.find(&facts) else {
+        return Ok(answer(GatewayError::NoRoute, record));
+    };
+    record.route = Some(route.name.clone());
+    let Some(cluster) = route.cluster() else {
+        return Ok(answer(GatewayError::NoRoute, record));
+    };
+    record.cluster = Some(cluster.name.clone());
+
+    // Prepare the upstream request.
+    let deadline = headers::grpc_timeout(&parts.headers).filter(|_| protocol.is_grpc());
+    prepare(&mut parts, route, cluster, &downstream, &record);
+    let body = body::boxed(Counted::new(incoming, record.bytes_in.clone()));
+    let upstream_req = Request::from_parts(parts, body);
+
+    // Send it to an endpoint, within the route's timeout and the caller's deadline.
+    let Some(in_flight) = cluster.pick() else {
+        let err = GatewayError::NoEndpoint {
+            cluster: cluster.name.clone(),
+        };
+        return Ok(answer(err, record));
+    };
+    let wait = [route.timeout, deadline].into_iter().flatten().min();
+    let endpoint = in_flight.endpoint().clone();
+    record.in_flight = Some(in_flight);
+    let sent = cluster.send(&endpoint, &host, upstream_req);
+    let result = match wait {
+        Some(limit) => tokio::time::timeout(limit, sent).await.map_err(|_| limit),
+        None => Ok(sent.await),
+    };
+    let response = match result {
+        Ok(Ok(response)) => response,
+        Ok(Err(SendError::Connect(reason))) => {
+            let cluster = cluster.name.clone();
+            return Ok(answer(GatewayError::Connect { cluster, reason }, record));
+        }
+        Ok(Err(SendError::Reset(reason))) => {
+            let cluster = cluster.name.clone();
+            return Ok(answer(GatewayError::Reset { cluster, reason }, record));
+        }
+        Err(after) => {
+            let cluster = cluster.name.clone();
+            return Ok(answer(GatewayError::Timeout { cluster, after }, record));
+        }
+    };
+
+    // Stream the response back.
+    let (mut parts, incoming) = response.into_parts();
+    headers::strip_hop_by_hop(&mut parts.headers);
+    route.response_headers.apply(&mut parts.headers);
+    parts
+        .headers
+        .insert(headers::X_REQUEST_ID.clone(), record.request_id.clone());
+    parts.version = Version::default();
+    record.status = parts.status.as_u16();
+    record.grpc_status = grpc_status_of(&parts.headers);
+    let remaining = deadline.map(|d| d.saturating_sub(started.elapsed()));
+    let timer = remaining.map(|d| Box::pin(tokio::time::sleep(d)));
+    let body = Observed::new(body::boxed(incoming), record, timer);
+    Ok(Response::from_parts(parts, body::boxed(body)))
+}
+
+/// Turns the client's request head into the upstream's.
+fn prepare(
+    parts: &mut Parts,
+    route: &Route,
+    cluster: &Cluster,
+    downstream: &Downstream,
+    record: &Record,
+) {
+    let headers = &mut parts.headers;
+    headers::strip_hop_by_hop(headers);
+    headers::set_forwarded(headers, downstream.client.ip(), downstream.tls);
+    headers.insert(headers::X_REQUEST_ID.clone(), record.request_id.clone());
+    route.request_headers.apply(headers);
+
+    let path = route.rewrite_path(parts.uri.path());
+    let path_and_query = match parts.uri.query() {
+        Some(query) => format!("{path}?{query}"),
+        None => path.into_owned(),
+    };
+    let uri = match cluster.protocol {
+        Upstream::Http1 => {
+            parts.version = Version::HTTP_11;
+            if let Ok(host) = HeaderValue::from_str(&record.authority) {
+                parts.headers.insert(header::HOST, host);
+            }
+            Uri::builder().path_and_query(path_and_query).build()
+        }
+        Upstream::H2c | Upstream::H2 => {
+            parts.version = Version::HTTP_2;
+            parts.headers.remove(header::HOST);
+            let scheme = if cluster.protocol == Upstream::H2 {
+                "https"
+            } else {
+                "http"
+            };
+            let authority = if record.authority.is_empty() {
+                "localhost"
+            } else {
+                &record.authority
+            };
+            Uri::builder()
+                .scheme(scheme)
+                .authority(authority)
+                .path_and_query(path_and_query)
+                .build()
+        }
+    };
+    if let Ok(uri) = uri {
+        parts.uri = uri;
+    }
+}
+
+/// The gateway's own answer, recorded like any response.
+fn answer(err: GatewayError, mut record: Record) -> Response<Body> {
+    let response = err.render(record.protocol.is_grpc());
+    record.status = response.status().as_u16();
+    record.grpc_status = record.protocol.is_grpc().then(|| err.grpc_status());
+    record.error = Some(err.to_string());
+    let (mut parts, body) = response.into_parts();
+    parts
+        .headers
+        .insert(headers::X_REQUEST_ID.clone(), record.request_id.clone());
+    Response::from_parts(parts, body::boxed(Observed::new(body, record, None)))
+}
+
+/// The host the client asked for: `:authority` on HTTP/2, `Host` on HTTP/1.1.
+fn authority(parts: &Parts) -> &str {
+    parts
+        .uri
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| {
+            parts
+                .headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+        })
+        .unwrap_or_default()
+}
+
+/// The host without port, lower case, for matching.
+fn host_of(authority: &str) -> String {
+    let host = if authority.starts_with('[') {
+        authority.split_inclusive(']').next().unwrap_or(authority)
+    } else {
+        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+    };
+    host.to_ascii_lowercase()
+}
+
+/// `/package.Service/Method` split into service and method.
+fn grpc_call(path: &str) -> Option<(&str, &str)> {
+    let (service, method) = path.strip_prefix('/')?.split_once('/')?;
+    (!service.is_empty() && !method.is_empty() && !method.contains('/'))
+        .then_some((service, method))
+}
+
+/// How long a drain may take when the config does not say.
+pub const DEFAULT_DRAIN: Duration = Duration::from_secs(30);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_lose_port_and_case() {
+        assert_eq!(host_of("API.Example.com:8443"), "api.example.com");
+        assert_eq!(host_of("[::1]:8080"), "[::1]");
+        assert_eq!(host_of("localhost"), "localhost");
+    }
+
+    #[test]
+    fn grpc_paths_split_into_service_and_method() {
+        assert_eq!(
+            grpc_call("/grpc.testing.TestService/UnaryCall"),
+            Some(("grpc.testing.TestService", "UnaryCall"))
+        );
+        assert_eq!(grpc_call("/only"), None);
+        assert_eq!(grpc_call("/a/b/c"), None);
+    }
+}

@@ -1,0 +1,159 @@
+//! The compiled route table: conditions checked in file order, first match wins.
+
+mod matcher;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::{HeaderName, HeaderValue};
+use rand::Rng;
+
+pub use matcher::{Matcher, RequestFacts};
+
+use crate::config::model;
+use crate::upstream::Cluster;
+
+/// Default bound on waiting for an upstream's response headers.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// One route, ready to match and act on.
+pub struct Route {
+    /// As configured; shows in logs and metrics.
+    pub name: Arc<str>,
+    matcher: Matcher,
+    target: Target,
+    /// The path prefix to replace and its replacement.
+    pub rewrite: Option<(String, String)>,
+    /// Edits to the request sent upstream.
+    pub request_headers: HeaderEdits,
+    /// Edits to the response sent to the client.
+    pub response_headers: HeaderEdits,
+    /// Bound on waiting for the upstream's response headers; `None` waits forever.
+    pub timeout: Option<Duration>,
+}
+
+enum Target {
+    One(Arc<Cluster>),
+    /// Clusters with the running sum of weights up to and including each.
+    Weighted(Vec<(Arc<Cluster>, u64)>),
+}
+
+/// Headers to set and to remove.
+#[derive(Default)]
+pub struct HeaderEdits {
+    /// Set, replacing earlier values.
+    pub add: Vec<(HeaderName, HeaderValue)>,
+    /// Removed.
+    pub remove: Vec<HeaderName>,
+}
+
+impl HeaderEdits {
+    /// Applies the edits: removals first, so `add` wins for a header named in both.
+    pub fn apply(&self, headers: &mut http::HeaderMap) {
+        for name in &self.remove {
+            headers.remove(name);
+        }
+        for (name, value) in &self.add {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
+
+    fn compile(edits: &model::HeaderEdits) -> Result<Self, String> {
+        let add = edits
+            .add
+            .iter()
+            .map(|(name, value)| {
+                let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| e.to_string())?;
+                let value = HeaderValue::from_str(value).map_err(|e| e.to_string())?;
+                Ok((name, value))
+            })
+            .collect::<Result<_, String>>()?;
+        let remove = edits
+            .remove
+            .iter()
+            .map(|name| HeaderName::from_bytes(name.as_bytes()).map_err(|e| e.to_string()))
+            .collect::<Result<_, String>>()?;
+        Ok(HeaderEdits { add, remove })
+    }
+}
+
+impl Route {
+    /// Compiles a route; `cluster` looks up clusters by name.
+    pub fn compile(
+        spec: &model::Route,
+        cluster: impl Fn(&str) -> Option<Arc<Cluster>>,
+    ) -> Result<Self, String> {
+        let find = |name: &str| cluster(name).ok_or_else(|| format!("unknown cluster {name:?}"));
+        let target = match &spec.to.value {
+            model::Target::Cluster(name) => Target::One(find(name)?),
+            model::Target::Weighted(weights) => {
+                let mut sum = 0u64;
+                let mut list = Vec::new();
+                for (name, weight) in weights.iter().filter(|(_, w)| **w > 0) {
+                    sum += u64::from(*weight);
+                    list.push((find(name)?, sum));
+                }
+                Target::Weighted(list)
+            }
+        };
+        let m = &spec.matches;
+        let rewrite = spec.rewrite.as_ref().and_then(|r| {
+            let from = m.path_prefix.as_ref().or(m.path.as_ref())?;
+            Some((from.to_string(), r.path_prefix.value.to_string()))
+        });
+        let timeout = match &spec.timeout {
+            None => Some(DEFAULT_TIMEOUT),
+            Some(d) if d.get().0.is_zero() => None,
+            Some(d) => Some(d.get().0),
+        };
+        Ok(Route {
+            name: Arc::from(&*spec.name.value),
+            matcher: Matcher::compile(m)?,
+            target,
+            rewrite,
+            request_headers: HeaderEdits::compile(&spec.request_headers)?,
+            response_headers: HeaderEdits::compile(&spec.response_headers)?,
+            timeout,
+        })
+    }
+
+    /// The cluster for one request (a weighted route draws one by weight).
+    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
+        match &self.target {
+            Target::One(cluster) => Some(cluster),
+            Target::Weighted(list) => {
+                let total = list.last()?.1;
+                let ticket = rand::rng().random_range(0..total);
+                let index = list.partition_point(|(_, sum)| *sum <= ticket);
+                list.get(index).map(|(cluster, _)| cluster)
+            }
+        }
+    }
+
+    /// The upstream path after any prefix rewrite.
+    pub fn rewrite_path<'a>(&self, path: &'a str) -> std::borrow::Cow<'a, str> {
+        match &self.rewrite {
+            Some((from, to)) if path.starts_with(from.as_str()) => {
+                std::borrow::Cow::Owned(format!("{to}{}", &path[from.len()..]))
+            }
+            _ => std::borrow::Cow::Borrowed(path),
+        }
+    }
+}
+
+/// All routes in file order.
+pub struct RouteTable {
+    routes: Vec<Route>,
+}
+
+impl RouteTable {
+    /// A table of compiled routes.
+    pub fn new(routes: Vec<Route>) -> Self {
+        RouteTable { routes }
+    }
+
+    /// The first route whose conditions all hold.
+    pub fn find(&self, facts: &RequestFacts<'_>) -> Option<&Route> {
+        self.routes.iter().find(|r| r.matcher.matches(facts))
+    }
+}

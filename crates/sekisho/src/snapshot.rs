@@ -1,0 +1,160 @@
+//! One immutable, compiled config: everything a request meets. A reload compiles a new
+//! snapshot off the request path and swaps it in; requests in flight finish on theirs.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::model::{Http1, Http2};
+use crate::config::{Config, ConfigError, Problem};
+use crate::listener::tls;
+use crate::observe::access_log::AccessLog;
+use crate::proxy::DEFAULT_DRAIN;
+use crate::route::{Route, RouteTable};
+use crate::upstream::Cluster;
+
+/// A listener's settings that apply per connection.
+pub struct ListenerSettings {
+    /// Where it listens.
+    pub address: SocketAddr,
+    /// TLS termination, if any; picked up by the next handshake after a reload.
+    pub tls: Option<TlsAcceptor>,
+    /// HTTP/2 limits.
+    pub http2: Http2,
+    /// HTTP/1.1 limits.
+    pub http1: Http1,
+}
+
+/// The compiled config.
+pub struct Snapshot {
+    /// As parsed; `/config` shows it with secrets redacted.
+    pub config: Config,
+    /// By name.
+    pub listeners: HashMap<String, Arc<ListenerSettings>>,
+    /// In file order.
+    pub routes: RouteTable,
+    /// In file order.
+    pub clusters: Vec<Arc<Cluster>>,
+    /// Bound on a graceful shutdown.
+    pub drain_timeout: Duration,
+    /// Where access log entries go, when on.
+    pub access_log: Option<AccessLog>,
+    /// Files the config names (certificates, CAs): a change to one reloads.
+    pub files: Vec<PathBuf>,
+}
+
+impl Snapshot {
+    /// Compiles `config` (read from `file`). Clusters named in `previous` keep their
+    /// connections where the way of connecting is unchanged.
+    pub fn compile(
+        config: Config,
+        file: &Path,
+        previous: Option<&Snapshot>,
+        log: Option<&AccessLog>,
+    ) -> Result<Snapshot, ConfigError> {
+        let mut problems = Vec::new();
+        let mut files = Vec::new();
+
+        let mut listeners = HashMap::new();
+        for (i, spec) in config.listeners.iter().enumerate() {
+            let tls = match &spec.tls {
+                None => None,
+                Some(t) => {
+                    let mut keys = Vec::new();
+                    for (j, pair) in t.certificates.iter().enumerate() {
+                        let cert = Path::new(&*pair.cert.value);
+                        let key = Path::new(&*pair.key.value);
+                        files.push(cert.to_path_buf());
+                        files.push(key.to_path_buf());
+                        match tls::load_certified_key(cert, key) {
+                            Ok(k) => keys.push(k),
+                            Err(e) => problems.push(Problem::on(
+                                &pair.cert,
+                                format!("listeners[{i}].tls.certificates[{j}]"),
+                                e,
+                            )),
+                        }
+                    }
+                    if keys.len() < t.certificates.len() {
+                        None
+                    } else {
+                        match tls::SniResolver::new(keys).and_then(tls::server_config) {
+                            Ok(server) => Some(TlsAcceptor::from(server)),
+                            Err(e) => {
+                                problems.push(Problem::on(
+                                    &spec.name,
+                                    format!("listeners[{i}].tls"),
+                                    e,
+                                ));
+                                None
+                            }
+                        }
+                    }
+                }
+            };
+            let settings = ListenerSettings {
+                address: *spec.address.get(),
+                tls,
+                http2: spec.http2.clone(),
+                http1: spec.http1.clone(),
+            };
+            listeners.insert(spec.name.value.to_string(), Arc::new(settings));
+        }
+
+        let old: HashMap<&str, &Arc<Cluster>> = previous
+            .map(|p| p.clusters.iter().map(|c| (&*c.name, c)).collect())
+            .unwrap_or_default();
+        let mut clusters = Vec::new();
+        for (i, spec) in config.clusters.iter().enumerate() {
+            let ca = spec.tls.as_ref().and_then(|t| t.ca.as_ref());
+            let ca_file = ca.map(|c| Path::new(&*c.value));
+            if let Some(path) = ca_file {
+                files.push(path.to_path_buf());
+            }
+            let prior = old.get(&*spec.name.value).map(|c| c.as_ref());
+            match Cluster::build(spec, ca_file, prior) {
+                Ok(cluster) => clusters.push(Arc::new(cluster)),
+                Err(e) => {
+                    let at = ca.unwrap_or(&spec.name);
+                    problems.push(Problem::on(at, format!("clusters[{i}]"), e));
+                }
+            }
+        }
+
+        let by_name: HashMap<&str, &Arc<Cluster>> =
+            clusters.iter().map(|c| (&*c.name, c)).collect();
+        let mut routes = Vec::new();
+        for (i, spec) in config.routes.iter().enumerate() {
+            match Route::compile(spec, |name| by_name.get(name).map(|c| (*c).clone())) {
+                Ok(route) => routes.push(route),
+                Err(e) => problems.push(Problem::on(&spec.to, format!("routes[{i}]"), e)),
+            }
+        }
+
+        if !problems.is_empty() {
+            problems.sort_by_key(|p| (p.line, p.column));
+            return Err(ConfigError {
+                file: file.to_owned(),
+                problems,
+            });
+        }
+        let drain_timeout = config
+            .drain_timeout
+            .as_ref()
+            .map_or(DEFAULT_DRAIN, |d| d.get().0);
+        let access_log = config.access_log.enabled.then(|| log.cloned()).flatten();
+        Ok(Snapshot {
+            config,
+            listeners,
+            routes: RouteTable::new(routes),
+            clusters,
+            drain_timeout,
+            access_log,
+            files,
+        })
+    }
+}

@@ -1,0 +1,232 @@
+//! Opening connections to an endpoint: TCP, then TLS with ALPN `h2` where the cluster
+//! asks for it, then the HTTP handshake.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use rustls::ClientConfig;
+use rustls::crypto::aws_lc_rs;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+use crate::body::Body;
+use crate::config::model::Protocol;
+
+/// What identifies how connections are made; pools are kept across reloads only while
+/// this stays the same.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectorKey {
+    /// Wire protocol.
+    pub protocol: Protocol,
+    /// TCP (and TLS) connect bound.
+    pub connect_timeout: Duration,
+    /// PEM bytes of the trusted CAs (the system roots when absent).
+    pub ca_pem: Option<Vec<u8>>,
+    /// SNI and verified name; the endpoint's host when absent.
+    pub server_name: Option<String>,
+}
+
+/// Makes connections for one cluster.
+pub struct Connector {
+    /// Settings this connector was built from.
+    pub key: ConnectorKey,
+    tls: Option<TlsConnector>,
+}
+
+/// A connection that failed to open, with the reason in words.
+#[derive(Debug)]
+pub struct ConnectError(pub String);
+
+impl Connector {
+    /// Builds the TLS client setup once, so each connection only does the handshake.
+    pub fn new(key: ConnectorKey) -> Result<Self, String> {
+        let tls = match key.protocol {
+            Protocol::H2 => Some(tls_connector(key.ca_pem.as_deref())?),
+            Protocol::Http1 | Protocol::H2c => None,
+        };
+        Ok(Connector { key, tls })
+    }
+
+    async fn transport(&self, addr: SocketAddr, host: &str) -> Result<Transport, ConnectError> {
+        let connect = TcpStream::connect(addr);
+        let tcp = match tokio::time::timeout(self.key.connect_timeout, connect).await {
+            Ok(Ok(tcp)) => tcp,
+            Ok(Err(e)) => return Err(ConnectError(format!("connect to {addr}: {e}"))),
+            Err(_) => {
+                return Err(ConnectError(format!(
+                    "connect to {addr}: timed out after {:?}",
+                    self.key.connect_timeout
+                )));
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let Some(tls) = &self.tls else {
+            return Ok(Transport::Plain(tcp));
+        };
+        let name = self.key.server_name.as_deref().unwrap_or(host);
+        let server_name = ServerName::try_from(name.to_owned())
+            .map_err(|e| ConnectError(format!("bad TLS server name {name:?}: {e}")))?;
+        let handshake = tls.connect(server_name, tcp);
+        match tokio::time::timeout(self.key.connect_timeout, handshake).await {
+            Ok(Ok(stream)) => Ok(Transport::Tls(Box::new(stream))),
+            Ok(Err(e)) => Err(ConnectError(format!("TLS handshake with {addr}: {e}"))),
+            Err(_) => Err(ConnectError(format!(
+                "TLS handshake with {addr}: timed out"
+            ))),
+        }
+    }
+
+    /// Opens an HTTP/1.1 connection; the connection runs on its own task.
+    pub async fn http1(
+        &self,
+        addr: SocketAddr,
+        on_close: impl FnOnce() + Send + 'static,
+    ) -> Result<http1::SendRequest<Body>, ConnectError> {
+        let io = self.transport(addr, &addr.ip().to_string()).await?;
+        let (sender, conn) = http1::Builder::new()
+            .handshake(TokioIo::new(io))
+            .await
+            .map_err(|e| ConnectError(format!("HTTP/1.1 handshake with {addr}: {e}")))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+            on_close();
+        });
+        Ok(sender)
+    }
+
+    /// Opens an HTTP/2 connection; the connection runs on its own task.
+    pub async fn http2(
+        &self,
+        addr: SocketAddr,
+        host: &str,
+        on_close: impl FnOnce() + Send + 'static,
+    ) -> Result<http2::SendRequest<Body>, ConnectError> {
+        let io = self.transport(addr, host).await?;
+        let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .initial_stream_window_size(1024 * 1024)
+            .initial_connection_window_size(4 * 1024 * 1024)
+            .keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_timeout(Duration::from_secs(10))
+            .handshake(TokioIo::new(io))
+            .await
+            .map_err(|e| ConnectError(format!("HTTP/2 handshake with {addr}: {e}")))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+            on_close();
+        });
+        Ok(sender)
+    }
+}
+
+fn tls_connector(ca_pem: Option<&[u8]>) -> Result<TlsConnector, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_pem {
+        Some(pem) => {
+            for cert in CertificateDer::pem_slice_iter(pem) {
+                let cert = cert.map_err(|e| format!("bad PEM in CA bundle: {e}"))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("unusable CA certificate: {e}"))?;
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            for cert in found.certs {
+                let _ = roots.add(cert);
+            }
+        }
+    }
+    if roots.is_empty() {
+        return Err("no trusted CA certificates".into());
+    }
+    let mut config = ClientConfig::builder_with_provider(Arc::new(aws_lc_rs::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(TlsConnector::from(Arc::new(config)))
+}
+
+/// Reads a CA bundle for [`ConnectorKey::ca_pem`].
+pub fn read_ca(path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("cannot read CA file {}: {e}", path.display()))
+}
+
+/// A connected byte stream, clear or encrypted.
+enum Transport {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Transport {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Transport::Plain(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+            Transport::Tls(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Transport {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Transport::Plain(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+            Transport::Tls(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Transport::Plain(s) => std::pin::Pin::new(s).poll_write_vectored(cx, bufs),
+            Transport::Tls(s) => std::pin::Pin::new(s).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Transport::Plain(s) => s.is_write_vectored(),
+            Transport::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Transport::Plain(s) => std::pin::Pin::new(s).poll_flush(cx),
+            Transport::Tls(s) => std::pin::Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Transport::Plain(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+            Transport::Tls(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
