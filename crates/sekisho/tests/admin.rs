@@ -53,10 +53,12 @@ clusters:
                 .text()
                 .lines()
                 .find(|line| {
+                    // A counter sample: `name_total{labels} value`.
+                    let name = line.split('{').next().unwrap_or("");
                     !line.starts_with('#')
-                        && line.contains("request")
+                        && name.contains("request")
+                        && name.ends_with("_total")
                         && line.contains("\"metered-route\"")
-                        && !line.contains("bucket")
                 })
                 .map(str::to_string)
         },

@@ -201,7 +201,7 @@ async fn watched_config_file_bad_edit_is_ignored_and_good_edit_applied() {
 }
 
 #[tokio::test]
-async fn graceful_shutdown_finishes_a_stream_in_flight_and_closes_idle_connections() {
+async fn graceful_shutdown_finishes_a_stream_in_flight_and_closes_idle_h1_and_h2_connections() {
     let (grpc, _g) = grpc_backend("drain-backend").await;
     let (web, _w) = http_backend("drain-web").await;
     let gw = start_gateway(&fill(
@@ -234,6 +234,15 @@ clusters:
     let mut idle = H1Conn::connect(addr).await;
     let response = idle
         .send(get_h1("localhost", "/before").body(empty()).unwrap())
+        .await;
+    assert_eq!(response.status, 200);
+    let mut idle_h2 = H2Conn::connect(addr).await;
+    let response = idle_h2
+        .send(
+            get_h2(&addr.to_string(), "/before-h2")
+                .body(empty())
+                .unwrap(),
+        )
         .await;
     assert_eq!(response.status, 200);
 
@@ -280,6 +289,9 @@ clusters:
         .await
         .expect("the idle keep-alive connection was closed")
         .expect("connection task");
+    tokio::time::timeout(Duration::from_secs(10), idle_h2.closed.notified())
+        .await
+        .expect("the idle HTTP/2 connection was sent GOAWAY and closed");
     assert!(
         tokio::net::TcpStream::connect(addr).await.is_err(),
         "no new connections after shutdown"

@@ -434,3 +434,58 @@ clusters:
         "beta got {beta} of {total} requests, expected about 200 ({counts:?})"
     );
 }
+
+#[tokio::test]
+async fn balancing_spreads_requests_over_a_cluster_s_endpoints() {
+    let (one, _one) = http_backend("one").await;
+    let (two, _two) = http_backend("two").await;
+    let (three, _three) = http_backend("three").await;
+    let endpoints = format!(
+        "[{{ address: \"{one}\" }}, {{ address: \"{two}\" }}, {{ address: \"{three}\", weight: 2 }}]"
+    );
+    let mut clusters = String::new();
+    let mut routes = String::new();
+    for balance in ["round_robin", "least_request", "random"] {
+        clusters.push_str(&format!(
+            "  - name: {balance}\n    protocol: http1\n    balance: {balance}\n    endpoints: {endpoints}\n"
+        ));
+        routes.push_str(&format!(
+            "  - name: {balance}\n    match: {{ path_prefix: /{balance}/ }}\n    to: {balance}\n"
+        ));
+    }
+    let gw = start_gateway(&format!(
+        "listeners:\n  - name: plain\n    address: 127.0.0.1:0\nroutes:\n{routes}clusters:\n{clusters}"
+    ))
+    .await;
+    let addr = gw.listener("plain");
+
+    for balance in ["round_robin", "least_request", "random"] {
+        let mut counts: HashMap<String, usize> = HashMap::new();
+        let mut conn = H1Conn::connect(addr).await;
+        for i in 0..80 {
+            let response = conn
+                .send(
+                    get_h1("localhost", &format!("/{balance}/{i}"))
+                        .body(empty())
+                        .unwrap(),
+                )
+                .await;
+            assert_eq!(response.status, 200, "{}", response.text());
+            *counts
+                .entry(response.backend().expect("x-backend").to_string())
+                .or_default() += 1;
+        }
+        for name in ["one", "two", "three"] {
+            assert!(
+                counts.get(name).copied().unwrap_or(0) > 0,
+                "{balance}: endpoint {name} got no requests: {counts:?}"
+            );
+        }
+        if balance == "round_robin" {
+            // Weights 1:1:2 over 80 requests, taken strictly in turn.
+            assert_eq!(counts["one"], 20, "{counts:?}");
+            assert_eq!(counts["two"], 20, "{counts:?}");
+            assert_eq!(counts["three"], 40, "{counts:?}");
+        }
+    }
+}

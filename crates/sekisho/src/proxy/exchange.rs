@@ -168,7 +168,9 @@ pin_project! {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             if let Some(mut record) = this.record.take() {
-                record.error.get_or_insert_with(|| "client went away before the response ended".into());
+                if !this.inner.is_end_stream() {
+                    record.error.get_or_insert_with(|| "client went away before the response ended".into());
+                }
                 record.finish();
             }
         }

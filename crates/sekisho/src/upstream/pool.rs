@@ -38,8 +38,11 @@ pub struct Pool {
     kind: Kind,
 }
 
+/// Idle HTTP/1.1 connections with the time each went idle, newest last.
+type IdleList = Arc<Mutex<Vec<(http1::SendRequest<Body>, Instant)>>>;
+
 enum Kind {
-    Http1(Arc<Mutex<Vec<(http1::SendRequest<Body>, Instant)>>>),
+    Http1(IdleList),
     Http2 {
         current: Mutex<Option<http2::SendRequest<Body>>>,
         opening: tokio::sync::Mutex<()>,
@@ -82,7 +85,7 @@ impl Pool {
     async fn send_http1(
         &self,
         connector: &Connector,
-        idle: &Arc<Mutex<Vec<(http1::SendRequest<Body>, Instant)>>>,
+        idle: &IdleList,
         mut req: Request<Body>,
     ) -> Result<Response<Incoming>, SendError> {
         while let Some(mut sender) = take_idle(idle) {
@@ -180,7 +183,7 @@ fn live(current: &Mutex<Option<http2::SendRequest<Body>>>) -> Option<http2::Send
 }
 
 fn take_idle(
-    idle: &Mutex<Vec<(http1::SendRequest<Body>, Instant)>>,
+    idle: &IdleList,
 ) -> Option<http1::SendRequest<Body>> {
     let mut idle = idle.lock().ok()?;
     while let Some((sender, since)) = idle.pop() {
@@ -193,7 +196,7 @@ fn take_idle(
 
 /// Puts the connection back once the response body has been read to the end.
 fn recycle(
-    idle: Arc<Mutex<Vec<(http1::SendRequest<Body>, Instant)>>>,
+    idle: IdleList,
     mut sender: http1::SendRequest<Body>,
 ) {
     tokio::spawn(async move {

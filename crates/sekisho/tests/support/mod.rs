@@ -245,6 +245,8 @@ impl H1Conn {
 #[derive(Clone)]
 pub struct H2Conn {
     sender: http2::SendRequest<Full<Bytes>>,
+    /// Notified once the connection has closed (for example after the server's GOAWAY).
+    pub closed: Arc<tokio::sync::Notify>,
 }
 
 impl H2Conn {
@@ -260,10 +262,13 @@ impl H2Conn {
         let (sender, conn) = http2::handshake(TokioExecutor::new(), TokioIo::new(io))
             .await
             .expect("HTTP/2 handshake");
+        let closed = Arc::new(tokio::sync::Notify::new());
+        let notify = closed.clone();
         tokio::spawn(async move {
             let _ = conn.await;
+            notify.notify_one();
         });
-        H2Conn { sender }
+        H2Conn { sender, closed }
     }
 
     pub async fn try_send(
