@@ -225,3 +225,161 @@ clusters:
         "exit status after SIGTERM: {status}"
     );
 }
+
+/// Every value in a JSON document, as text, for checking a log line without caring about its
+/// exact key names.
+fn all_values(value: &serde_json::Value, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) => map.values().for_each(|v| all_values(v, out)),
+        serde_json::Value::Array(items) => items.iter().for_each(|v| all_values(v, out)),
+        serde_json::Value::String(s) => out.push(s.clone()),
+        other => out.push(other.to_string()),
+    }
+}
+
+/// Whether a log line has a field named like `grpc*status` holding 0.
+fn found_grpc_status_ok(line: &serde_json::Value) -> bool {
+    line.as_object().is_some_and(|fields| {
+        fields.iter().any(|(key, value)| {
+            key.contains("grpc")
+                && key.contains("status")
+                && (value == &serde_json::json!(0) || value == &serde_json::json!("0"))
+        })
+    })
+}
+
+#[tokio::test]
+async fn run_writes_one_json_access_log_line_per_request() {
+    use tokio::io::AsyncBufReadExt;
+
+    let dir = TempDir::new("cli-log");
+    let plain = closed_port().await;
+    let (web, _w) = http_backend("log-web").await;
+    let (grpc, _g) = grpc_backend("log-grpc").await;
+    dir.write(
+        "gateway.yaml",
+        &fill(
+            r#"
+listeners:
+  - name: front-door
+    address: "@plain@"
+routes:
+  - name: logged-grpc
+    match: { grpc_service: grpc.testing.TestService }
+    to: grpc-cluster
+  - name: logged-rest
+    match: { path_prefix: / }
+    to: web-cluster
+clusters:
+  - name: grpc-cluster
+    protocol: h2c
+    endpoints: [{ address: "@grpc@" }]
+  - name: web-cluster
+    protocol: http1
+    endpoints: [{ address: "@web@" }]
+"#,
+            &[
+                ("plain", plain.to_string()),
+                ("web", web.to_string()),
+                ("grpc", grpc.to_string()),
+            ],
+        ),
+    );
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sekisho"))
+        .args(["run", "--config", "gateway.yaml"])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start sekisho run");
+    let stdout = child.stdout.take().expect("stdout");
+
+    let rest_id = "7d3c1c52-5d1e-4c7e-9f55-0a4b3e1f2a10";
+    let grpc_id = "2b0f7e39-8f6a-4d55-a1f3-5c9a0e6d7b21";
+    eventually(
+        Duration::from_secs(20),
+        "the listener to accept",
+        || async { tokio::net::TcpStream::connect(plain).await.ok() },
+    )
+    .await;
+    let response = http1_get(plain, "/logged/path?q=1", &[("x-request-id", rest_id)]).await;
+    assert_eq!(response.status, 200);
+    let mut client = grpc_client(plain).await;
+    let mut request = tonic::Request::new(interop::pb::SimpleRequest::default());
+    request.metadata_mut().insert(
+        "x-request-id",
+        tonic::metadata::MetadataValue::from_static(grpc_id),
+    );
+    client.unary_call(request).await.expect("gRPC call");
+
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let mut found: std::collections::HashMap<&str, Vec<String>> = Default::default();
+    let mut grpc_json = serde_json::Value::Null;
+    let read = async {
+        while found.len() < 2 {
+            let Some(line) = lines.next_line().await.expect("read stdout") else {
+                break;
+            };
+            let Ok(json) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            let mut values = Vec::new();
+            all_values(&json, &mut values);
+            for id in [rest_id, grpc_id] {
+                if values.iter().any(|v| v == id) {
+                    if id == grpc_id {
+                        grpc_json = json.clone();
+                    }
+                    assert!(
+                        found.insert(id, values.clone()).is_none(),
+                        "one line per request, got a second for {id}: {line}"
+                    );
+                }
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), read)
+        .await
+        .unwrap_or_else(|_| panic!("access log lines for both requests: {found:?}"));
+
+    let rest = found.get(rest_id).expect("REST request logged");
+    for expected in [
+        "front-door",
+        "GET",
+        "logged-rest",
+        "web-cluster",
+        &web.to_string(),
+        "200",
+    ] {
+        assert!(
+            rest.iter().any(|v| v == expected),
+            "REST log line has {expected}: {rest:?}"
+        );
+    }
+    assert!(
+        rest.iter().any(|v| v.starts_with("/logged/path")),
+        "{rest:?}"
+    );
+    assert!(
+        rest.iter().any(|v| v.starts_with("127.0.0.1:")),
+        "client address: {rest:?}"
+    );
+
+    let grpc_line = found.get(grpc_id).expect("gRPC request logged");
+    for expected in [
+        "logged-grpc",
+        "grpc-cluster",
+        "/grpc.testing.TestService/UnaryCall",
+        &grpc.to_string(),
+    ] {
+        assert!(
+            grpc_line.iter().any(|v| v == expected),
+            "gRPC log line has {expected}: {grpc_line:?}"
+        );
+    }
+    assert!(
+        found_grpc_status_ok(&grpc_json),
+        "the gRPC line records grpc-status 0: {grpc_json}"
+    );
+}

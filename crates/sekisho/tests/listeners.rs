@@ -251,3 +251,189 @@ async fn certificate_replaced_on_disk_is_served_to_the_next_handshake() {
     assert_eq!(response.status, 200, "{}", response.text());
     assert_eq!(response.backend(), Some("web-swap"));
 }
+
+#[tokio::test]
+async fn certificate_renewed_through_a_kubernetes_secret_volume_is_served() {
+    let (grpc, _g) = grpc_backend("grpc-k8s").await;
+    let (web, _w) = http_backend("web-k8s").await;
+    let dir = TempDir::new("secret-volume");
+    let old = sekisho::cert::self_signed(&["localhost"]).expect("certificate");
+    let mut volume = ProjectedVolume::new(
+        &dir,
+        "tls",
+        &[("tls.crt", &old.cert_pem), ("tls.key", &old.key_pem)],
+    );
+    let listener = format!(
+        "  - name: tls\n    address: 127.0.0.1:0\n    tls:\n      certificates:\n        - {{ cert: \"{}\", key: \"{}\" }}\n",
+        volume.path("tls.crt").display(),
+        volume.path("tls.key").display()
+    );
+    let gw = start_gateway_in(dir, &config(&listener, grpc, web)).await;
+    let addr = gw.listener("tls");
+
+    let stream = tls_connect(addr, "localhost", tls_config(&[&old.cert_pem], &[H11]))
+        .await
+        .expect("handshake with the original certificate");
+    assert!(peer_leaf(&stream) == pem_to_der(&old.cert_pem));
+
+    let new = sekisho::cert::self_signed(&["localhost"]).expect("certificate");
+    volume.publish(&[("tls.crt", &new.cert_pem), ("tls.key", &new.key_pem)]);
+    let new_der = pem_to_der(&new.cert_pem);
+    let trust_both = tls_config(&[&old.cert_pem, &new.cert_pem], &[H11]);
+    eventually(
+        Duration::from_secs(15),
+        "the certificate from the swapped ..data directory to be served",
+        || {
+            let trust_both = trust_both.clone();
+            let new_der = new_der.clone();
+            async move {
+                let stream = tls_connect(addr, "localhost", trust_both)
+                    .await
+                    .expect("handshakes keep working while the secret is updated");
+                (peer_leaf(&stream) == new_der).then_some(())
+            }
+        },
+    )
+    .await;
+}
+
+/// What a server announces at the start of an HTTP/2 connection.
+#[derive(Debug, Default)]
+struct Announced {
+    settings: std::collections::HashMap<u16, u32>,
+    connection_window_increment: u32,
+}
+
+/// Speaks just enough HTTP/2 to read the server's first SETTINGS frame and its connection
+/// WINDOW_UPDATE (hyper's client does not expose them).
+async fn announced_http2_settings(addr: std::net::SocketAddr) -> Announced {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .await
+        .expect("client preface");
+    let mut announced = Announced::default();
+    let mut got_settings = false;
+    let read = async {
+        while !got_settings || announced.connection_window_increment == 0 {
+            let mut header = [0u8; 9];
+            stream.read_exact(&mut header).await?;
+            let len = u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
+            let (kind, flags) = (header[3], header[4]);
+            let stream_id = u32::from_be_bytes([header[5], header[6], header[7], header[8]]);
+            let mut payload = vec![0u8; len];
+            stream.read_exact(&mut payload).await?;
+            match kind {
+                4 if flags & 1 == 0 => {
+                    for entry in payload.chunks_exact(6) {
+                        let id = u16::from_be_bytes([entry[0], entry[1]]);
+                        let value = u32::from_be_bytes([entry[2], entry[3], entry[4], entry[5]]);
+                        announced.settings.insert(id, value);
+                    }
+                    got_settings = true;
+                }
+                8 if stream_id == 0 => {
+                    announced.connection_window_increment =
+                        u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]])
+                            & 0x7fff_ffff;
+                }
+                _ => {}
+            }
+        }
+        Ok::<_, std::io::Error>(())
+    };
+    tokio::time::timeout(Duration::from_secs(5), read)
+        .await
+        .unwrap_or_else(|_| panic!("no SETTINGS and connection WINDOW_UPDATE: {announced:?}"))
+        .expect("read HTTP/2 frames");
+    announced
+}
+
+const MAX_CONCURRENT_STREAMS: u16 = 0x3;
+const INITIAL_WINDOW_SIZE: u16 = 0x4;
+const MAX_HEADER_LIST_SIZE: u16 = 0x6;
+/// The window every HTTP/2 connection starts with before any WINDOW_UPDATE.
+const DEFAULT_WINDOW: u32 = 65_535;
+
+#[tokio::test]
+async fn http2_settings_come_from_config_with_edge_safe_defaults() {
+    let (grpc, _g) = grpc_backend("grpc-settings").await;
+    let (web, _w) = http_backend("web-settings").await;
+    let listeners = "  - name: defaults\n    address: 127.0.0.1:0\n  - name: tuned\n    address: 127.0.0.1:0\n    http2: { max_concurrent_streams: 7, initial_stream_window_size: 131072, initial_connection_window_size: 4194304, max_header_list_size: 32768 }\n";
+    let gw = start_gateway(&config(listeners, grpc, web)).await;
+
+    let defaults = announced_http2_settings(gw.listener("defaults")).await;
+    assert_eq!(
+        defaults.settings.get(&MAX_CONCURRENT_STREAMS),
+        Some(&100),
+        "{defaults:?}"
+    );
+    assert_eq!(
+        defaults.settings.get(&INITIAL_WINDOW_SIZE),
+        Some(&65_536),
+        "{defaults:?}"
+    );
+    assert_eq!(
+        defaults.settings.get(&MAX_HEADER_LIST_SIZE),
+        Some(&16_384),
+        "{defaults:?}"
+    );
+    assert_eq!(
+        defaults.connection_window_increment + DEFAULT_WINDOW,
+        1 << 20,
+        "{defaults:?}"
+    );
+
+    let tuned = announced_http2_settings(gw.listener("tuned")).await;
+    assert_eq!(
+        tuned.settings.get(&MAX_CONCURRENT_STREAMS),
+        Some(&7),
+        "{tuned:?}"
+    );
+    assert_eq!(
+        tuned.settings.get(&INITIAL_WINDOW_SIZE),
+        Some(&131_072),
+        "{tuned:?}"
+    );
+    assert_eq!(
+        tuned.settings.get(&MAX_HEADER_LIST_SIZE),
+        Some(&32_768),
+        "{tuned:?}"
+    );
+    assert_eq!(
+        tuned.connection_window_increment + DEFAULT_WINDOW,
+        4 << 20,
+        "{tuned:?}"
+    );
+
+    // More concurrent requests than the stream limit still all complete: the client queues
+    // them once it has the server's SETTINGS, which the first exchange guarantees.
+    let mut conn = H2Conn::connect(gw.listener("tuned")).await;
+    let first = conn
+        .send(
+            get_h2(&gw.listener("tuned").to_string(), "/first")
+                .body(empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(first.status, 200);
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let mut conn = conn.clone();
+        let authority = gw.listener("tuned").to_string();
+        tasks.push(tokio::spawn(async move {
+            conn.send(
+                get_h2(&authority, &format!("/many/{i}"))
+                    .header("x-delay-ms", "50")
+                    .body(empty())
+                    .unwrap(),
+            )
+            .await
+            .status
+        }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.expect("request task"), 200);
+    }
+}

@@ -65,7 +65,7 @@ impl Traffic {
                 let request = get_h1("localhost", &format!("/old/{i}"))
                     .body(empty())
                     .unwrap();
-                let result = if i % 2 == 0 {
+                let result = if i.is_multiple_of(2) {
                     kept.try_send(request).await
                 } else {
                     H1Conn::connect(addr).await.try_send(request).await
@@ -193,6 +193,46 @@ async fn watched_config_file_bad_edit_is_ignored_and_good_edit_applied() {
     eventually(
         Duration::from_secs(15),
         "the edited config to be applied",
+        || new_route_answer(addr),
+    )
+    .await;
+    wait_for_more_traffic(&traffic, 20).await;
+    traffic.finish().await;
+}
+
+#[tokio::test]
+async fn config_updated_through_a_kubernetes_configmap_volume_is_applied() {
+    let (old, _o) = http_backend("old").await;
+    let (new, _n) = http_backend("new").await;
+    let dir = TempDir::new("configmap");
+    let mut volume = ProjectedVolume::new(
+        &dir,
+        "config",
+        &[("gateway.yaml", &config(old, new, "", "old"))],
+    );
+    let config_path = volume.path("gateway.yaml");
+    let gateway = sekisho::Gateway::start(&config_path)
+        .await
+        .expect("gateway starts from the projected config");
+    let gw = Running {
+        gateway,
+        dir,
+        config: config_path,
+    };
+    let addr = gw.listener("plain");
+    let traffic = Traffic::start(addr);
+    wait_for_more_traffic(&traffic, 20).await;
+
+    // A bad update is rejected (observed for a moment of traffic), a good one is applied.
+    volume.publish(&[("gateway.yaml", &config(old, new, NEW_ROUTE, "ashi-v3"))]);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    wait_for_more_traffic(&traffic, 20).await;
+    assert_eq!(http1_get(addr, "/new/x", &[]).await.status, 404);
+
+    volume.publish(&[("gateway.yaml", &config(old, new, NEW_ROUTE, "old"))]);
+    eventually(
+        Duration::from_secs(15),
+        "the config from the swapped ..data directory to be applied",
         || new_route_answer(addr),
     )
     .await;

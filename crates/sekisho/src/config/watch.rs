@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use notify::RecursiveMode;
+use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind};
 use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
 use tokio::sync::mpsc;
 
@@ -33,7 +34,19 @@ impl FileWatch {
             let Ok(files) = interesting.lock() else {
                 return;
             };
-            let touched = events.iter().flat_map(|e| e.paths.iter()).any(|path| {
+            // Reading a file (as every reload does) must not look like a change.
+            let writes = events.iter().filter(|e| {
+                matches!(
+                    e.kind,
+                    EventKind::Create(_)
+                        | EventKind::Remove(_)
+                        | EventKind::Modify(
+                            ModifyKind::Data(_) | ModifyKind::Name(_) | ModifyKind::Any
+                        )
+                        | EventKind::Access(AccessKind::Close(AccessMode::Write))
+                )
+            });
+            let touched = writes.flat_map(|e| e.paths.iter()).any(|path| {
                 files.contains(path)
                     || path
                         .file_name()

@@ -62,7 +62,18 @@ impl GatewayError {
         }
     }
 
-    /// The response for a caller that speaks gRPC (`grpc`) or not.
+    /// The message with what only operators should see (addresses, OS errors), for logs.
+    pub fn detail(&self) -> String {
+        match self {
+            GatewayError::Connect { reason, .. } | GatewayError::Reset { reason, .. } => {
+                format!("{self}: {reason}")
+            }
+            _ => self.to_string(),
+        }
+    }
+
+    /// The response for a caller that speaks gRPC (`grpc`) or not. It names the cluster
+    /// but not upstream addresses, which are the operator's business.
     pub fn render(&self, grpc: bool) -> Response<Body> {
         let message = self.to_string();
         if grpc {
@@ -96,12 +107,12 @@ impl fmt::Display for GatewayError {
             GatewayError::NoEndpoint { cluster } => {
                 write!(f, "cluster {cluster:?} has no endpoint available")
             }
-            GatewayError::Connect { cluster, reason } => {
-                write!(f, "upstream connect error in cluster {cluster:?}: {reason}")
+            GatewayError::Connect { cluster, .. } => {
+                write!(f, "upstream connect error in cluster {cluster:?}")
             }
-            GatewayError::Reset { cluster, reason } => write!(
+            GatewayError::Reset { cluster, .. } => write!(
                 f,
-                "upstream in cluster {cluster:?} reset the request before responding: {reason}"
+                "upstream in cluster {cluster:?} reset the request before responding"
             ),
             GatewayError::Timeout { cluster, after } => write!(
                 f,

@@ -204,7 +204,7 @@ fn answer(err: GatewayError, mut record: Record) -> Response<Body> {
     let response = err.render(record.protocol.is_grpc());
     record.status = response.status().as_u16();
     record.grpc_status = record.protocol.is_grpc().then(|| err.grpc_status());
-    record.error = Some(err.to_string());
+    record.error = Some(err.detail());
     let (mut parts, body) = response.into_parts();
     parts
         .headers

@@ -182,9 +182,7 @@ fn live(current: &Mutex<Option<http2::SendRequest<Body>>>) -> Option<http2::Send
     }
 }
 
-fn take_idle(
-    idle: &IdleList,
-) -> Option<http1::SendRequest<Body>> {
+fn take_idle(idle: &IdleList) -> Option<http1::SendRequest<Body>> {
     let mut idle = idle.lock().ok()?;
     while let Some((sender, since)) = idle.pop() {
         if sender.is_ready() && since.elapsed() < IDLE_TIMEOUT {
@@ -195,10 +193,7 @@ fn take_idle(
 }
 
 /// Puts the connection back once the response body has been read to the end.
-fn recycle(
-    idle: IdleList,
-    mut sender: http1::SendRequest<Body>,
-) {
+fn recycle(idle: IdleList, mut sender: http1::SendRequest<Body>) {
     tokio::spawn(async move {
         if sender.ready().await.is_ok()
             && let Ok(mut idle) = idle.lock()

@@ -69,6 +69,58 @@ impl Drop for TempDir {
     }
 }
 
+/// A directory laid out the way Kubernetes projects a Secret or ConfigMap volume: each file is
+/// a symlink through `..data`, and an update swaps the `..data` symlink to a new timestamped
+/// directory in one rename, so the files the gateway was given never change themselves.
+pub struct ProjectedVolume {
+    dir: PathBuf,
+    generation: u32,
+}
+
+impl ProjectedVolume {
+    /// Creates the volume at `dir/name` with its first set of files.
+    pub fn new(dir: &TempDir, name: &str, files: &[(&str, &str)]) -> ProjectedVolume {
+        let dir = dir.path().join(name);
+        std::fs::create_dir_all(&dir).expect("create volume dir");
+        let mut volume = ProjectedVolume { dir, generation: 0 };
+        volume.publish(files);
+        for (file, _) in files {
+            std::os::unix::fs::symlink(format!("..data/{file}"), volume.dir.join(file))
+                .expect("file symlink");
+        }
+        volume
+    }
+
+    /// The path to hand to the gateway for `file`.
+    pub fn path(&self, file: &str) -> PathBuf {
+        self.dir.join(file)
+    }
+
+    /// Publishes a new version of every file at once, as the kubelet does.
+    pub fn publish(&mut self, files: &[(&str, &str)]) {
+        self.generation += 1;
+        let version = format!(
+            "..2025_01_01_00_00_{:02}.{}",
+            self.generation,
+            std::process::id()
+        );
+        let version_dir = self.dir.join(&version);
+        std::fs::create_dir_all(&version_dir).expect("create version dir");
+        for (file, contents) in files {
+            std::fs::write(version_dir.join(file), contents).expect("write volume file");
+        }
+        let staging = self.dir.join("..data_tmp");
+        let _ = std::fs::remove_file(&staging);
+        std::os::unix::fs::symlink(&version, &staging).expect("staging symlink");
+        let data = self.dir.join("..data");
+        let previous = std::fs::read_link(&data).ok();
+        std::fs::rename(&staging, &data).expect("swap ..data");
+        if let Some(previous) = previous {
+            let _ = std::fs::remove_dir_all(self.dir.join(previous));
+        }
+    }
+}
+
 /// Replaces each `@key@` in a config template; keeps YAML braces readable in tests.
 pub fn fill(template: &str, values: &[(&str, String)]) -> String {
     let mut out = template.to_string();
