@@ -218,7 +218,7 @@ impl TestService for TestServiceImpl {
 /// The HTTP layer around the tonic service: delay, backend name and metadata echo, which the
 /// generated service cannot do by itself (it has no hook for trailers of a successful call).
 #[derive(Clone)]
-struct Frontend {
+pub(crate) struct Frontend {
     name: http::HeaderValue,
     inner: TestServiceServer<TestServiceImpl>,
 }
@@ -329,7 +329,7 @@ fn invalid_input(error: impl std::error::Error + Send + Sync + 'static) -> io::E
 }
 
 impl Frontend {
-    fn new(name: &str) -> io::Result<Frontend> {
+    pub(crate) fn new(name: &str) -> io::Result<Frontend> {
         Ok(Frontend {
             name: http::HeaderValue::from_str(name).map_err(invalid_input)?,
             inner: TestServiceImpl::new(name).into_server(),

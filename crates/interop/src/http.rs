@@ -61,7 +61,7 @@ pub fn serve_http_on(listener: TcpListener, name: &str) -> io::Result<(SocketAdd
 }
 
 /// Builds the echo answer for one request.
-async fn answer(
+pub(crate) async fn answer(
     request: Request<Incoming>,
     name: &str,
     peer: &str,

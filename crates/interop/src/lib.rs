@@ -13,6 +13,9 @@ use tokio::task::JoinHandle;
 
 pub mod grpc;
 pub mod http;
+mod mixed;
+
+pub use mixed::serve_mixed_on;
 
 /// Re-exported so callers can encode the generated messages without their own `prost` dependency.
 pub use prost;
