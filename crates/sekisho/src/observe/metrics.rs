@@ -1,9 +1,11 @@
 //! Prometheus metrics: names and labels in one place so dashboards can rely on them.
 
-use std::sync::OnceLock;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use metrics::{counter, gauge, histogram};
+use metrics::{Counter, Histogram, counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -46,46 +48,81 @@ pub fn render() -> String {
 }
 
 /// The labels of one finished request.
-pub struct RequestLabels<'a> {
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct RequestLabels {
     /// Listener name.
-    pub listener: &'a str,
-    /// Route name, empty when none matched.
-    pub route: &'a str,
-    /// Cluster name, empty when none was chosen.
-    pub cluster: &'a str,
-    /// HTTP status sent to the client.
-    pub status: u16,
+    pub listener: Arc<str>,
+    /// Route name, `None` when none matched.
+    pub route: Option<Arc<str>>,
+    /// Cluster name, `None` when none was chosen.
+    pub cluster: Option<Arc<str>>,
+    /// HTTP status class sent to the client: 2 for 2xx and so on.
+    pub status_class: u8,
     /// gRPC status sent to the client, `None` for plain HTTP.
     pub grpc_status: Option<u16>,
 }
 
+impl RequestLabels {
+    /// The status class of an HTTP status.
+    pub fn class_of(status: u16) -> u8 {
+        (status / 100).clamp(1, 5) as u8
+    }
+}
+
+/// Series handles kept per thread, so a request does not build label strings and look
+/// its series up in the registry: a handful of distinct label sets serve all traffic.
+struct Series {
+    requests: Counter,
+    duration: Histogram,
+}
+
+/// A thread's cache is dropped whole past this many label sets (routes renamed by reloads).
+const MAX_CACHED_SERIES: usize = 4096;
+
+thread_local! {
+    static SERIES: RefCell<HashMap<RequestLabels, Series>> = RefCell::new(HashMap::new());
+}
+
 /// Counts a finished request and records its duration.
-pub fn request_finished(labels: &RequestLabels<'_>, duration: Duration) {
-    let class = match labels.status {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
-    };
+pub fn request_finished(labels: RequestLabels, duration: Duration) {
+    SERIES.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if cache.len() >= MAX_CACHED_SERIES {
+            cache.clear();
+        }
+        let series = match cache.get(&labels) {
+            Some(series) => series,
+            None => {
+                let series = register(&labels);
+                cache.entry(labels).or_insert(series)
+            }
+        };
+        series.requests.increment(1);
+        series.duration.record(duration.as_secs_f64());
+    });
+}
+
+fn register(labels: &RequestLabels) -> Series {
+    let route = labels.route.as_deref().unwrap_or_default().to_owned();
+    let cluster = labels.cluster.as_deref().unwrap_or_default().to_owned();
     let grpc = labels
         .grpc_status
         .map_or_else(String::new, |s| s.to_string());
-    counter!(
-        "sekisho_requests_total",
-        "listener" => labels.listener.to_owned(),
-        "route" => labels.route.to_owned(),
-        "cluster" => labels.cluster.to_owned(),
-        "status_class" => class,
-        "grpc_status" => grpc,
-    )
-    .increment(1);
-    histogram!(
-        "sekisho_request_duration_seconds",
-        "route" => labels.route.to_owned(),
-        "cluster" => labels.cluster.to_owned(),
-    )
-    .record(duration.as_secs_f64());
+    Series {
+        requests: counter!(
+            "sekisho_requests_total",
+            "listener" => labels.listener.to_string(),
+            "route" => route.clone(),
+            "cluster" => cluster.clone(),
+            "status_class" => format!("{}xx", labels.status_class),
+            "grpc_status" => grpc,
+        ),
+        duration: histogram!(
+            "sekisho_request_duration_seconds",
+            "route" => route,
+            "cluster" => cluster,
+        ),
+    }
 }
 
 /// A connection to an upstream endpoint could not be made.

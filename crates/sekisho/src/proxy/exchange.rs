@@ -10,13 +10,14 @@ use std::task::{Context, Poll, ready};
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
+use http::uri::{self, PathAndQuery};
 use http::{HeaderMap, HeaderValue, Method};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 
 use super::error::{grpc_code, percent_encode};
-use crate::body::{Body, BoxError};
+use crate::body::BoxError;
 use crate::observe::access_log::{AccessLog, Entry, timestamp};
 use crate::observe::metrics;
 use crate::upstream::InFlight;
@@ -64,6 +65,39 @@ impl Protocol {
     }
 }
 
+/// The host a client asked for, kept as the request carried it.
+#[derive(Clone, Debug)]
+pub enum Authority {
+    /// `:authority` (HTTP/2) or an absolute-form request target.
+    Uri(uri::Authority),
+    /// The `Host` header (HTTP/1.1).
+    Host(HeaderValue),
+    /// Neither.
+    Missing,
+}
+
+impl Authority {
+    /// Takes the authority from a request head.
+    pub fn of(parts: &http::request::Parts) -> Self {
+        if let Some(authority) = parts.uri.authority() {
+            Authority::Uri(authority.clone())
+        } else if let Some(host) = parts.headers.get(http::header::HOST) {
+            Authority::Host(host.clone())
+        } else {
+            Authority::Missing
+        }
+    }
+
+    /// As text; empty when missing or not text.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Authority::Uri(authority) => authority.as_str(),
+            Authority::Host(host) => host.to_str().unwrap_or_default(),
+            Authority::Missing => "",
+        }
+    }
+}
+
 /// Everything known about one request so far.
 pub struct Record {
     /// Where the entry goes; `None` when access logging is off.
@@ -85,9 +119,9 @@ pub struct Record {
     /// Request method.
     pub method: Method,
     /// Requested host.
-    pub authority: String,
-    /// Requested path.
-    pub path: String,
+    pub authority: Authority,
+    /// Requested path and query (only the path is logged: queries may carry secrets).
+    pub path: Option<PathAndQuery>,
     /// The matched route.
     pub route: Option<Arc<str>>,
     /// The chosen cluster.
@@ -111,18 +145,18 @@ impl Record {
     fn finish(self) {
         let duration = self.started.elapsed();
         let upstream = self.in_flight.as_ref().map(|f| f.endpoint().addr);
-        let route = self.route.as_deref();
-        let cluster = self.cluster.as_deref();
         metrics::request_finished(
-            &metrics::RequestLabels {
-                listener: &self.listener,
-                route: route.unwrap_or(""),
-                cluster: cluster.unwrap_or(""),
-                status: self.status,
+            metrics::RequestLabels {
+                listener: self.listener.clone(),
+                route: self.route.clone(),
+                cluster: self.cluster.clone(),
+                status_class: metrics::RequestLabels::class_of(self.status),
                 grpc_status: self.grpc_status,
             },
             duration,
         );
+        let route = self.route.as_deref();
+        let cluster = self.cluster.as_deref();
         if let Some(log) = &self.log {
             log.write(&Entry {
                 time: timestamp(self.arrived),
@@ -132,8 +166,8 @@ impl Record {
                 http: self.http,
                 protocol: self.protocol.as_str(),
                 method: self.method.as_str(),
-                authority: &self.authority,
-                path: &self.path,
+                authority: self.authority.as_str(),
+                path: self.path.as_ref().map_or("", PathAndQuery::path),
                 route,
                 cluster,
                 upstream,
@@ -157,14 +191,20 @@ pin_project! {
     /// The response body on its way to the client: counts bytes, notes the gRPC status in
     /// the trailers, ends the call when the caller's deadline passes, and finishes the
     /// record at the end.
-    pub struct Observed {
+    pub struct Observed<B>
+    where
+        B: HttpBody,
+    {
         #[pin]
-        inner: Body,
+        inner: B,
         record: Option<Record>,
         deadline: Option<Pin<Box<Sleep>>>,
     }
 
-    impl PinnedDrop for Observed {
+    impl<B> PinnedDrop for Observed<B>
+    where
+        B: HttpBody,
+    {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             if let Some(mut record) = this.record.take() {
@@ -177,9 +217,9 @@ pin_project! {
     }
 }
 
-impl Observed {
+impl<B: HttpBody> Observed<B> {
     /// Wraps `inner`; `deadline` ends a gRPC call with DEADLINE_EXCEEDED when it passes.
-    pub fn new(inner: Body, record: Record, deadline: Option<Pin<Box<Sleep>>>) -> Self {
+    pub fn new(inner: B, record: Record, deadline: Option<Pin<Box<Sleep>>>) -> Self {
         Observed {
             inner,
             record: Some(record),
@@ -188,7 +228,11 @@ impl Observed {
     }
 }
 
-impl HttpBody for Observed {
+impl<B> HttpBody for Observed<B>
+where
+    B: HttpBody<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
     type Data = Bytes;
     type Error = BoxError;
 
@@ -205,7 +249,7 @@ impl HttpBody for Observed {
         {
             return Poll::Ready(deadline_passed(this.record));
         }
-        let frame = ready!(this.inner.as_mut().poll_frame(cx));
+        let frame = ready!(this.inner.as_mut().poll_frame(cx)).map(|f| f.map_err(Into::into));
         let Some(record) = this.record.as_mut() else {
             return Poll::Ready(None);
         };

@@ -10,8 +10,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use std::borrow::Cow;
+
 use http::header::{self, HeaderValue};
 use http::request::Parts;
+use http::uri::{self, PathAndQuery, Scheme};
 use http::{Request, Response, Uri, Version};
 use hyper::body::Incoming;
 
@@ -21,7 +24,7 @@ use crate::route::{RequestFacts, Route};
 use crate::state::State;
 use crate::upstream::{Cluster, SendError};
 pub use error::GatewayError;
-use exchange::{Counted, Observed, Protocol, Record, grpc_status_of};
+use exchange::{Authority, Counted, Observed, Protocol, Record, grpc_status_of};
 
 /// What every request on one client connection shares.
 pub struct Downstream {
@@ -46,7 +49,7 @@ pub async fn handle(
 
     // Classify and record.
     let protocol = Protocol::of(&parts.headers);
-    let authority = authority(&parts).to_owned();
+    let authority = Authority::of(&parts);
     let mut record = Record {
         log: snapshot.access_log.clone(),
         started,
@@ -62,7 +65,7 @@ pub async fn handle(
         protocol,
         method: parts.method.clone(),
         authority,
-        path: parts.uri.path().to_owned(),
+        path: parts.uri.path_and_query().cloned(),
         route: None,
         cluster: None,
         in_flight: None,
@@ -74,7 +77,7 @@ pub async fn handle(
     };
 
     // Match a route.
-    let host = host_of(&record.authority);
+    let host = host_of(record.authority.as_str());
     let facts = RequestFacts {
         host: &host,
         path: parts.uri.path(),
@@ -143,7 +146,7 @@ pub async fn handle(
     record.grpc_status = grpc_status_of(&parts.headers);
     let remaining = deadline.map(|d| d.saturating_sub(started.elapsed()));
     let timer = remaining.map(|d| Box::pin(tokio::time::sleep(d)));
-    let body = Observed::new(body::boxed(incoming), record, timer);
+    let body = Observed::new(incoming, record, timer);
     Ok(Response::from_parts(parts, body::boxed(body)))
 }
 
@@ -161,40 +164,46 @@ fn prepare(
     headers.insert(headers::X_REQUEST_ID.clone(), record.request_id.clone());
     route.request_headers.apply(headers);
 
-    let path = route.rewrite_path(parts.uri.path());
-    let path_and_query = match parts.uri.query() {
-        Some(query) => format!("{path}?{query}"),
-        None => path.into_owned(),
+    let path_and_query = match (&route.rewrite, parts.uri.path_and_query()) {
+        (Some(_), Some(pq)) => {
+            let path = route.rewrite_path(pq.path());
+            let rewritten = match pq.query() {
+                Some(query) => format!("{path}?{query}"),
+                None => path.into_owned(),
+            };
+            PathAndQuery::try_from(rewritten).ok()
+        }
+        (_, pq) => pq.cloned(),
     };
-    let uri = match cluster.protocol {
+    let path_and_query = path_and_query.unwrap_or_else(|| PathAndQuery::from_static("/"));
+    let mut uri = uri::Parts::default();
+    uri.path_and_query = Some(path_and_query);
+    match cluster.protocol {
         Upstream::Http1 => {
             parts.version = Version::HTTP_11;
-            if let Ok(host) = HeaderValue::from_str(&record.authority) {
+            if let Authority::Uri(authority) = &record.authority
+                && let Ok(host) = HeaderValue::from_str(authority.as_str())
+            {
                 parts.headers.insert(header::HOST, host);
             }
-            Uri::builder().path_and_query(path_and_query).build()
         }
         Upstream::H2c | Upstream::H2 => {
             parts.version = Version::HTTP_2;
             parts.headers.remove(header::HOST);
-            let scheme = if cluster.protocol == Upstream::H2 {
-                "https"
+            uri.scheme = Some(if cluster.protocol == Upstream::H2 {
+                Scheme::HTTPS
             } else {
-                "http"
-            };
-            let authority = if record.authority.is_empty() {
-                "localhost"
-            } else {
-                &record.authority
-            };
-            Uri::builder()
-                .scheme(scheme)
-                .authority(authority)
-                .path_and_query(path_and_query)
-                .build()
+                Scheme::HTTP
+            });
+            uri.authority = Some(match &record.authority {
+                Authority::Uri(authority) => authority.clone(),
+                Authority::Host(host) => uri::Authority::try_from(host.as_bytes())
+                    .unwrap_or_else(|_| uri::Authority::from_static("localhost")),
+                Authority::Missing => uri::Authority::from_static("localhost"),
+            });
         }
-    };
-    if let Ok(uri) = uri {
+    }
+    if let Ok(uri) = Uri::from_parts(uri) {
         parts.uri = uri;
     }
 }
@@ -212,29 +221,18 @@ fn answer(err: GatewayError, mut record: Record) -> Response<Body> {
     Response::from_parts(parts, body::boxed(Observed::new(body, record, None)))
 }
 
-/// The host the client asked for: `:authority` on HTTP/2, `Host` on HTTP/1.1.
-fn authority(parts: &Parts) -> &str {
-    parts
-        .uri
-        .authority()
-        .map(|a| a.as_str())
-        .or_else(|| {
-            parts
-                .headers
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-        })
-        .unwrap_or_default()
-}
-
 /// The host without port, lower case, for matching.
-fn host_of(authority: &str) -> String {
+fn host_of(authority: &str) -> Cow<'_, str> {
     let host = if authority.starts_with('[') {
         authority.split_inclusive(']').next().unwrap_or(authority)
     } else {
         authority.rsplit_once(':').map_or(authority, |(h, _)| h)
     };
-    host.to_ascii_lowercase()
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    }
 }
 
 /// `/package.Service/Method` split into service and method.
