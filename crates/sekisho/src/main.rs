@@ -27,6 +27,10 @@ enum Command {
         /// The gateway config (YAML).
         #[arg(long, short)]
         config: PathBuf,
+        /// Worker threads; default: the CPUs this process may run on. With 1, the gateway
+        /// runs on a single-threaded runtime, which is cheaper per request.
+        #[arg(long)]
+        workers: Option<usize>,
     },
     /// Check a config without serving it: exit 0 if good, 1 with every problem if not.
     Validate {
@@ -65,8 +69,8 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Run { config } => {
-            let runtime = match tokio::runtime::Runtime::new() {
+        Command::Run { config, workers } => {
+            let runtime = match runtime(workers) {
                 Ok(runtime) => runtime,
                 Err(e) => {
                     eprintln!("cannot start the runtime: {e}");
@@ -75,6 +79,25 @@ fn main() -> ExitCode {
             };
             runtime.block_on(run(config))
         }
+    }
+}
+
+/// The async runtime: one thread per CPU the process may use, or a single-threaded
+/// runtime when that is one (a container limited to one CPU, or `taskset` to one core).
+fn runtime(workers: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
+    let workers = workers
+        .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
+        .unwrap_or(1)
+        .max(1);
+    if workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .build()
     }
 }
 

@@ -11,9 +11,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulConnection;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -131,17 +132,19 @@ async fn connection(
         tls: settings.tls.is_some(),
     });
     match &settings.tls {
-        None => serve(stream, builder(&settings), downstream, closing).await,
+        None => {
+            if let Some(wire) = sniff(&stream).await {
+                serve(stream, wire, &settings, downstream, closing).await;
+            }
+        }
         Some(acceptor) => {
             match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                 Ok(Ok(tls)) => {
-                    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-                    let builder = if h2 {
-                        builder(&settings).http2_only()
-                    } else {
-                        builder(&settings).http1_only()
+                    let wire = match tls.get_ref().1.alpn_protocol() {
+                        Some(b"h2") => Wire::Http2,
+                        _ => Wire::Http1,
                     };
-                    serve(tls, builder, downstream, closing).await;
+                    serve(tls, wire, &settings, downstream, closing).await;
                 }
                 Ok(Err(e)) => {
                     metrics::tls_handshake_error(&name);
@@ -157,38 +160,89 @@ async fn connection(
     metrics::downstream_connection_closed(&name);
 }
 
-fn builder(settings: &ListenerSettings) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    let h1 = &settings.http1;
-    let mut http1 = builder.http1();
-    http1
-        .timer(TokioTimer::new())
-        .keep_alive(true)
-        .max_buf_size(h1.max_header_bytes.max(8192));
-    if let Some(timeout) = &h1.header_read_timeout {
-        http1.header_read_timeout(timeout.get().0);
-    }
-    let h2 = &settings.http2;
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(h2.max_concurrent_streams)
-        .initial_stream_window_size(h2.initial_stream_window_size)
-        .initial_connection_window_size(h2.initial_connection_window_size)
-        .max_header_list_size(h2.max_header_list_size);
-    builder
+/// The HTTP version a connection speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Wire {
+    Http1,
+    Http2,
 }
 
+/// What an HTTP/2 client with prior knowledge sends first (RFC 9113 3.4).
+const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Tells HTTP/1.1 from HTTP/2 on a clear-text connection by its first bytes, without
+/// consuming them. `None` when the client closes or stays silent.
+async fn sniff(stream: &TcpStream) -> Option<Wire> {
+    let deadline = tokio::time::Instant::now() + HANDSHAKE_TIMEOUT;
+    let mut seen = [0u8; PREFACE.len()];
+    loop {
+        let n = tokio::time::timeout_at(deadline, stream.peek(&mut seen))
+            .await
+            .ok()?
+            .ok()?;
+        if n == 0 {
+            return None;
+        }
+        if seen[..n] != PREFACE[..n] {
+            return Some(Wire::Http1);
+        }
+        if n == PREFACE.len() {
+            return Some(Wire::Http2);
+        }
+        // Part of the preface so far: peek returns at once while nothing new arrives, so
+        // wait a little before looking again.
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Serves HTTP on `io` until the client leaves or, after `closing`, the exchanges in
+/// flight finish. Each protocol gets its own hyper connection type, so an HTTP/1.1
+/// connection carries no HTTP/2 state (and the reverse).
 async fn serve<IO>(
     io: IO,
-    builder: auto::Builder<TokioExecutor>,
+    wire: Wire,
+    settings: &ListenerSettings,
     downstream: Arc<Downstream>,
-    mut closing: watch::Receiver<bool>,
+    closing: watch::Receiver<bool>,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = service_fn(move |req| proxy::handle(downstream.clone(), req));
-    let conn = builder.serve_connection(TokioIo::new(io), service);
+    let io = TokioIo::new(io);
+    match wire {
+        Wire::Http1 => {
+            let h1 = &settings.http1;
+            let mut builder = http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .keep_alive(true)
+                .max_buf_size(h1.max_header_bytes.max(8192));
+            if let Some(timeout) = &h1.header_read_timeout {
+                builder.header_read_timeout(timeout.get().0);
+            }
+            drive(builder.serve_connection(io, service), closing).await;
+        }
+        Wire::Http2 => {
+            let h2 = &settings.http2;
+            let mut builder = http2::Builder::new(TokioExecutor::new());
+            builder
+                .timer(TokioTimer::new())
+                .max_concurrent_streams(h2.max_concurrent_streams)
+                .initial_stream_window_size(h2.initial_stream_window_size)
+                .initial_connection_window_size(h2.initial_connection_window_size)
+                .max_header_list_size(h2.max_header_list_size);
+            drive(builder.serve_connection(io, service), closing).await;
+        }
+    }
+}
+
+/// Runs a connection; once `closing` is set, asks it to finish gracefully (GOAWAY on
+/// HTTP/2, close after the current response on HTTP/1.1) and waits for that.
+async fn drive<C>(conn: C, mut closing: watch::Receiver<bool>)
+where
+    C: GracefulConnection,
+    C::Error: std::fmt::Display,
+{
     tokio::pin!(conn);
     let result = tokio::select! {
         result = conn.as_mut() => result,
