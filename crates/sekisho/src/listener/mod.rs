@@ -207,7 +207,9 @@ async fn serve<IO>(
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = service_fn(move |req| proxy::handle(downstream.clone(), req));
+    // Boxed: hyper spawns a task per HTTP/2 stream and moves the future in and out of it;
+    // a pointer is cheaper to move than the whole request path's state.
+    let service = service_fn(move |req| Box::pin(proxy::handle(downstream.clone(), req)));
     let io = TokioIo::new(io);
     match wire {
         Wire::Http1 => {

@@ -136,11 +136,11 @@ pub async fn handle(
 
     // Stream the response back.
     let (mut parts, incoming) = response.into_parts();
-    headers::strip_hop_by_hop(&mut parts.headers);
+    if parts.version != Version::HTTP_2 {
+        // HTTP/2 forbids connection-specific headers; the h2 codec already rejects them.
+        headers::strip_hop_by_hop(&mut parts.headers);
+    }
     route.response_headers.apply(&mut parts.headers);
-    parts
-        .headers
-        .insert(headers::X_REQUEST_ID.clone(), record.request_id.clone());
     parts.version = Version::default();
     record.status = parts.status.as_u16();
     record.grpc_status = grpc_status_of(&parts.headers);
@@ -159,9 +159,15 @@ fn prepare(
     record: &Record,
 ) {
     let headers = &mut parts.headers;
-    headers::strip_hop_by_hop(headers);
+    if parts.version != Version::HTTP_2 {
+        // HTTP/2 forbids connection-specific headers; the h2 codec already rejects them.
+        headers::strip_hop_by_hop(headers);
+    }
     headers::set_forwarded(headers, downstream.client.ip(), downstream.tls);
-    headers.insert(headers::X_REQUEST_ID.clone(), record.request_id.clone());
+    // Never indexed by HPACK: a fresh value per request would only churn the table.
+    let mut request_id = record.request_id.clone();
+    request_id.set_sensitive(true);
+    headers.insert(headers::X_REQUEST_ID.clone(), request_id);
     route.request_headers.apply(headers);
 
     let path_and_query = match (&route.rewrite, parts.uri.path_and_query()) {
