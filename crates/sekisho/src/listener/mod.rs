@@ -25,6 +25,10 @@ use crate::proxy::{self, Downstream};
 use crate::snapshot::ListenerSettings;
 use crate::state::State;
 
+/// Largest HTTP/2 frame a client may send: bigger than the 16 KiB default so a large
+/// gRPC message crosses in fewer frames; memory stays bounded by the flow-control windows.
+const MAX_FRAME_SIZE: u32 = 64 * 1024;
+
 /// A client has this long to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -232,7 +236,8 @@ async fn serve<IO>(
                 .max_concurrent_streams(h2.max_concurrent_streams)
                 .initial_stream_window_size(h2.initial_stream_window_size)
                 .initial_connection_window_size(h2.initial_connection_window_size)
-                .max_header_list_size(h2.max_header_list_size);
+                .max_header_list_size(h2.max_header_list_size)
+                .max_frame_size(MAX_FRAME_SIZE);
             drive(builder.serve_connection(io, service), closing).await;
         }
     }

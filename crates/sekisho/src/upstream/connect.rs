@@ -113,6 +113,7 @@ impl Connector {
             .timer(TokioTimer::new())
             .initial_stream_window_size(1024 * 1024)
             .initial_connection_window_size(4 * 1024 * 1024)
+            .max_frame_size(64 * 1024)
             .keep_alive_interval(Duration::from_secs(30))
             .keep_alive_timeout(Duration::from_secs(10))
             .handshake(TokioIo::new(io))
