@@ -7,10 +7,6 @@ use clap::{Parser, Subcommand};
 use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::EnvFilter;
 
-/// mimalloc: the request path allocates many small, short-lived buffers, which glibc's
-/// allocator serves measurably slower (see bench/README.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// An edge gateway for gRPC platforms.
 #[derive(Parser)]
