@@ -7,7 +7,6 @@ use clap::{Parser, Subcommand};
 use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::EnvFilter;
 
-
 /// An edge gateway for gRPC platforms.
 #[derive(Parser)]
 #[command(name = "sekisho", version, about)]
