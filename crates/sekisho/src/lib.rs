@@ -70,6 +70,8 @@ pub struct Gateway {
 struct Inner {
     state: Arc<State>,
     listeners: Mutex<HashMap<String, listener::Running>>,
+    /// Bound addresses by listener name, readable while a reload holds `listeners`.
+    bound: std::sync::RwLock<HashMap<String, SocketAddr>>,
     watch: std::sync::Mutex<Option<FileWatch>>,
 }
 
@@ -112,6 +114,7 @@ impl Gateway {
 
         let inner = Arc::new(Inner {
             state,
+            bound: std::sync::RwLock::new(bound_addresses(&listeners)),
             listeners: Mutex::new(listeners),
             watch: std::sync::Mutex::new(None),
         });
@@ -142,12 +145,7 @@ impl Gateway {
 
     /// The address a listener is bound to (configs in tests use port 0).
     pub fn listener_addr(&self, name: &str) -> Option<SocketAddr> {
-        self.inner
-            .listeners
-            .try_lock()
-            .ok()?
-            .get(name)
-            .map(|l| l.local_addr)
+        self.inner.bound.read().ok()?.get(name).copied()
     }
 
     /// The admin listener's address.
@@ -248,6 +246,9 @@ impl Inner {
                 retired.push(old);
             }
         }
+        if let Ok(mut bound) = self.bound.write() {
+            *bound = bound_addresses(&listeners);
+        }
         drop(listeners);
         for old in retired {
             tokio::spawn(old.stop(drain));
@@ -266,6 +267,13 @@ impl Inner {
             watch.set_files(files);
         }
     }
+}
+
+fn bound_addresses(listeners: &HashMap<String, listener::Running>) -> HashMap<String, SocketAddr> {
+    listeners
+        .iter()
+        .map(|(name, l)| (name.clone(), l.local_addr))
+        .collect()
 }
 
 async fn start_listener(

@@ -2,7 +2,6 @@
 //! snapshot off the request path and swaps it in; requests in flight finish on theirs.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,14 +12,14 @@ use crate::config::model::{Http1, Http2};
 use crate::config::{Config, ConfigError, Problem};
 use crate::listener::tls;
 use crate::observe::access_log::AccessLog;
-use crate::proxy::DEFAULT_DRAIN;
 use crate::route::{Route, RouteTable};
 use crate::upstream::Cluster;
 
+/// How long a drain may take when the config does not say.
+const DEFAULT_DRAIN: Duration = Duration::from_secs(30);
+
 /// A listener's settings that apply per connection.
 pub struct ListenerSettings {
-    /// Where it listens.
-    pub address: SocketAddr,
     /// TLS termination, if any; picked up by the next handshake after a reload.
     pub tls: Option<TlsAcceptor>,
     /// HTTP/2 limits.
@@ -97,7 +96,6 @@ impl Snapshot {
                 }
             };
             let settings = ListenerSettings {
-                address: *spec.address.get(),
                 tls,
                 http2: spec.http2.clone(),
                 http1: spec.http1.clone(),

@@ -24,14 +24,6 @@ pub struct Text {
 }
 
 impl Text {
-    /// A literal value that never came from a secret reference.
-    pub fn literal(value: impl Into<String>) -> Self {
-        Text {
-            value: value.into(),
-            secret: false,
-        }
-    }
-
     /// Expands the secret references in `raw`.
     pub fn expand(raw: &str) -> Result<Self, String> {
         let mut value = String::with_capacity(raw.len());
@@ -126,23 +118,6 @@ impl<T> Parsed<T> {
     /// The parsed value.
     pub fn get(&self) -> &T {
         &self.value
-    }
-
-    /// The value as written in the file.
-    pub fn text(&self) -> &Text {
-        &self.text
-    }
-}
-
-impl<T: FromStr> Parsed<T>
-where
-    T::Err: fmt::Display,
-{
-    /// Parses a literal; for defaults written in code.
-    pub fn literal(raw: &str) -> Result<Self, String> {
-        let text = Text::literal(raw);
-        let value = raw.parse().map_err(|e: T::Err| e.to_string())?;
-        Ok(Parsed { text, value })
     }
 }
 

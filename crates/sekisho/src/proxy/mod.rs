@@ -8,7 +8,7 @@ mod headers;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use std::borrow::Cow;
 
@@ -247,9 +247,6 @@ fn grpc_call(path: &str) -> Option<(&str, &str)> {
     (!service.is_empty() && !method.is_empty() && !method.contains('/'))
         .then_some((service, method))
 }
-
-/// How long a drain may take when the config does not say.
-pub const DEFAULT_DRAIN: Duration = Duration::from_secs(30);
 
 #[cfg(test)]
 mod tests {
