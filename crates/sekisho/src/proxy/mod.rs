@@ -3,7 +3,10 @@
 
 pub mod error;
 mod exchange;
+mod forward;
 mod headers;
+pub mod mirror;
+mod replay;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -22,7 +25,7 @@ use crate::body::{self, Body};
 use crate::config::model::Protocol as Upstream;
 use crate::route::{RequestFacts, Route};
 use crate::state::State;
-use crate::upstream::{Cluster, SendError};
+use crate::upstream::Cluster;
 pub use error::GatewayError;
 use exchange::{Authority, Counted, Observed, Protocol, Record, grpc_status_of};
 
@@ -69,6 +72,9 @@ pub async fn handle(
         route: None,
         cluster: None,
         in_flight: None,
+        admitted: None,
+        attempts: 0,
+        upstream_failed: false,
         status: 0,
         grpc_status: None,
         bytes_in: Arc::default(),
@@ -97,41 +103,67 @@ pub async fn handle(
     };
     record.cluster = Some(cluster.name.clone());
 
-    // Prepare the upstream request.
-    let deadline = headers::grpc_timeout(&parts.headers).filter(|_| protocol.is_grpc());
-    prepare(&mut parts, route, cluster, &downstream, &record);
-    let body = body::boxed(Counted::new(incoming, record.bytes_in.clone()));
-    let upstream_req = Request::from_parts(parts, body);
+    // Hold a place among the cluster's requests in flight.
+    match cluster.admit() {
+        Ok(slot) => record.admitted = Some(slot),
+        Err(limit) => {
+            let cluster = cluster.name.clone();
+            return Ok(answer(GatewayError::Overloaded { cluster, limit }, record));
+        }
+    }
 
-    // Send it to an endpoint, within the route's timeout and the caller's deadline.
-    let Some(in_flight) = cluster.pick() else {
-        let err = GatewayError::NoEndpoint {
-            cluster: cluster.name.clone(),
-        };
-        return Ok(answer(err, record));
-    };
+    // Prepare the upstream request, and its copy for a shadow cluster.
+    let deadline = headers::grpc_timeout(&parts.headers).filter(|_| protocol.is_grpc());
     let wait = [route.timeout, deadline].into_iter().flatten().min();
-    let endpoint = in_flight.endpoint().clone();
-    record.in_flight = Some(in_flight);
-    let sent = cluster.send(&endpoint, &host, upstream_req);
-    let result = match wait {
-        Some(limit) => tokio::time::timeout(limit, sent).await.map_err(|_| limit),
-        None => Ok(sent.await),
-    };
-    let response = match result {
-        Ok(Ok(response)) => response,
-        Ok(Err(SendError::Connect(reason))) => {
-            let cluster = cluster.name.clone();
-            return Ok(answer(GatewayError::Connect { cluster, reason }, record));
+    let mut body = body::boxed(Counted::new(incoming, record.bytes_in.clone()));
+    if let Some(mirror) = route.mirror.as_ref().filter(|m| m.sample()) {
+        let mut shadow = copy_head(&parts);
+        let authority = shadow_authority(&record.authority);
+        prepare(
+            &mut shadow,
+            route,
+            &mirror.cluster,
+            &downstream,
+            &record.request_id,
+            &authority,
+        );
+        let (original, copy) = mirror::split(body);
+        body = original;
+        let req = Request::from_parts(shadow, copy);
+        mirror::send(
+            mirror.cluster.clone(),
+            host_of(authority.as_str()).into_owned(),
+            req,
+            wait,
+        );
+    }
+    prepare(
+        &mut parts,
+        route,
+        cluster,
+        &downstream,
+        &record.request_id,
+        &record.authority,
+    );
+
+    // Send it, within the route's timeout and the caller's deadline, retrying as the
+    // route says.
+    let sent = forward::forward(
+        cluster,
+        route.retry.as_ref(),
+        &host,
+        parts,
+        body,
+        wait,
+        &mut record.attempts,
+    )
+    .await;
+    let response = match sent {
+        Ok(sent) => {
+            record.in_flight = Some(sent.in_flight);
+            sent.response
         }
-        Ok(Err(SendError::Reset(reason))) => {
-            let cluster = cluster.name.clone();
-            return Ok(answer(GatewayError::Reset { cluster, reason }, record));
-        }
-        Err(after) => {
-            let cluster = cluster.name.clone();
-            return Ok(answer(GatewayError::Timeout { cluster, after }, record));
-        }
+        Err(err) => return Ok(answer(err, record)),
     };
 
     // Stream the response back.
@@ -156,7 +188,8 @@ fn prepare(
     route: &Route,
     cluster: &Cluster,
     downstream: &Downstream,
-    record: &Record,
+    request_id: &HeaderValue,
+    authority: &Authority,
 ) {
     let headers = &mut parts.headers;
     if parts.version != Version::HTTP_2 {
@@ -165,7 +198,7 @@ fn prepare(
     }
     headers::set_forwarded(headers, downstream.client.ip(), downstream.tls);
     // Never indexed by HPACK: a fresh value per request would only churn the table.
-    let mut request_id = record.request_id.clone();
+    let mut request_id = request_id.clone();
     request_id.set_sensitive(true);
     headers.insert(headers::X_REQUEST_ID.clone(), request_id);
     route.request_headers.apply(headers);
@@ -187,7 +220,7 @@ fn prepare(
     match cluster.protocol {
         Upstream::Http1 => {
             parts.version = Version::HTTP_11;
-            if let Authority::Uri(authority) = &record.authority
+            if let Authority::Uri(authority) = authority
                 && let Ok(host) = HeaderValue::from_str(authority.as_str())
             {
                 parts.headers.insert(header::HOST, host);
@@ -201,7 +234,7 @@ fn prepare(
             } else {
                 Scheme::HTTP
             });
-            uri.authority = Some(match &record.authority {
+            uri.authority = Some(match authority {
                 Authority::Uri(authority) => authority.clone(),
                 Authority::Host(host) => uri::Authority::try_from(host.as_bytes())
                     .unwrap_or_else(|_| uri::Authority::from_static("localhost")),
@@ -212,6 +245,28 @@ fn prepare(
     if let Ok(uri) = Uri::from_parts(uri) {
         parts.uri = uri;
     }
+}
+
+/// A copy of the client's request head, for a mirrored request.
+fn copy_head(parts: &Parts) -> Parts {
+    let (mut copy, ()) = Request::new(()).into_parts();
+    copy.method = parts.method.clone();
+    copy.uri = parts.uri.clone();
+    copy.version = parts.version;
+    copy.headers = parts.headers.clone();
+    copy
+}
+
+/// The host a mirrored request names: the original's with `-shadow` added, so the
+/// shadow's logs tell copies from real traffic.
+fn shadow_authority(authority: &Authority) -> Authority {
+    let text = authority.as_str();
+    let (host, port) = match text.rfind(':') {
+        Some(i) if !text[i..].contains(']') => text.split_at(i),
+        _ => (text, ""),
+    };
+    HeaderValue::from_str(&format!("{host}-shadow{port}"))
+        .map_or(Authority::Missing, Authority::Host)
 }
 
 /// The gateway's own answer, recorded like any response.

@@ -11,7 +11,9 @@ use rand::Rng;
 pub use matcher::{Matcher, RequestFacts};
 
 use crate::config::model;
+use crate::proxy::mirror::MirrorPolicy;
 use crate::upstream::Cluster;
+use crate::upstream::retry::RetryPolicy;
 
 /// Default bound on waiting for an upstream's response headers.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -30,6 +32,10 @@ pub struct Route {
     pub response_headers: HeaderEdits,
     /// Bound on waiting for the upstream's response headers; `None` waits forever.
     pub timeout: Option<Duration>,
+    /// Which failed attempts are tried again.
+    pub retry: Option<RetryPolicy>,
+    /// Copies of requests for a shadow cluster.
+    pub mirror: Option<MirrorPolicy>,
 }
 
 enum Target {
@@ -114,6 +120,14 @@ impl Route {
             request_headers: HeaderEdits::compile(&spec.request_headers)?,
             response_headers: HeaderEdits::compile(&spec.response_headers)?,
             timeout,
+            retry: spec.retry.as_ref().map(RetryPolicy::from_config),
+            mirror: match &spec.mirror {
+                Some(m) => Some(MirrorPolicy {
+                    cluster: find(&m.cluster.value)?,
+                    ratio: m.percent / 100.0,
+                }),
+                None => None,
+            },
         })
     }
 
