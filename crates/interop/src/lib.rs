@@ -38,6 +38,7 @@ pub const DELAY_HEADER: &str = "x-delay-ms";
 pub struct ServerHandle {
     addr: SocketAddr,
     task: Option<JoinHandle<()>>,
+    health: Option<tonic_health::server::HealthReporter>,
 }
 
 impl ServerHandle {
@@ -55,11 +56,30 @@ impl ServerHandle {
         }
     }
 
+    /// Sets what the backend's `grpc.health.v1.Health` answers for the whole server
+    /// (SERVING or NOT_SERVING); HTTP backends have no health service and ignore it.
+    pub async fn set_serving(&self, serving: bool) {
+        if let Some(health) = &self.health {
+            let status = if serving {
+                tonic_health::ServingStatus::Serving
+            } else {
+                tonic_health::ServingStatus::NotServing
+            };
+            health.set_service_status("", status).await;
+        }
+    }
+
     fn new(addr: SocketAddr, task: JoinHandle<()>) -> Self {
         ServerHandle {
             addr,
             task: Some(task),
+            health: None,
         }
+    }
+
+    fn with_health(mut self, health: tonic_health::server::HealthReporter) -> Self {
+        self.health = Some(health);
+        self
     }
 }
 

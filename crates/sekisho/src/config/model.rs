@@ -562,23 +562,24 @@ impl Default for Limits {
     }
 }
 
-/// Retries in flight may be at most `percent` of the requests in flight (or
-/// `min_retries`, whichever is more), so retries cannot multiply an outage.
+/// Retries over the last ten seconds may be at most `percent` of the requests (or
+/// `min_retries_per_second`, whichever is more), so retries cannot multiply an outage.
+/// Retries after a failed connect are not counted: that request reached no backend.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RetryBudget {
     #[serde(default = "RetryBudget::default_percent")]
     pub percent: f64,
     #[serde(default = "RetryBudget::default_min")]
-    pub min_retries: usize,
+    pub min_retries_per_second: u64,
 }
 
 impl RetryBudget {
     fn default_percent() -> f64 {
         20.0
     }
-    fn default_min() -> usize {
-        3
+    fn default_min() -> u64 {
+        10
     }
 }
 
@@ -586,7 +587,7 @@ impl Default for RetryBudget {
     fn default() -> Self {
         RetryBudget {
             percent: Self::default_percent(),
-            min_retries: Self::default_min(),
+            min_retries_per_second: Self::default_min(),
         }
     }
 }

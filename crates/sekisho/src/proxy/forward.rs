@@ -154,7 +154,9 @@ pub async fn forward(
             Err(failure) => failure.kind().filter(|kind| policy.retries(*kind)),
         };
         let slot = match failed {
-            Some(_) if *attempts < policy.attempts && replay.can_replay() => cluster.retry().ok(),
+            Some(failed) if *attempts < policy.attempts && replay.can_replay() => {
+                cluster.retry(failed != Failed::Connect).ok()
+            }
             _ => None,
         };
         let Some(slot) = slot else {

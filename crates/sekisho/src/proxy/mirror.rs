@@ -169,4 +169,9 @@ impl HttpBody for Copy {
             None => Poll::Ready(Some(Err("mirrored copy abandoned".into()))),
         }
     }
+
+    /// Ends with the last copied frame, not with an extra empty one.
+    fn is_end_stream(&self) -> bool {
+        self.complete.load(Ordering::Acquire) && self.receiver.is_empty()
+    }
 }

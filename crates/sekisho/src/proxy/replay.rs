@@ -150,6 +150,22 @@ impl HttpBody for Reader {
         }
     }
 
+    /// True as soon as nothing is left, so the last data frame carries END_STREAM: an
+    /// empty DATA frame per request would look like a flood to HTTP/2 servers that count
+    /// small frames.
+    fn is_end_stream(&self) -> bool {
+        if self.done {
+            return true;
+        }
+        let Ok(tape) = self.tape.lock() else {
+            return false;
+        };
+        tape.reader == self.reader
+            && self.position >= tape.kept.len()
+            && tape.trailers.is_none()
+            && tape.source.as_ref().is_none_or(|s| s.is_end_stream())
+    }
+
     fn size_hint(&self) -> SizeHint {
         match self.tape.lock() {
             Ok(tape) if self.position == 0 && !self.done => tape.hint,

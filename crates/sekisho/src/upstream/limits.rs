@@ -4,7 +4,8 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use crate::config::model;
 
@@ -51,11 +52,15 @@ pub struct Limits {
     pub max_pending: usize,
     pub max_requests: usize,
     pub max_retries: usize,
-    /// Retries in flight may be this share of the requests in flight...
+    /// Retries over the last [`WINDOW`] may be this share of the requests...
     pub budget_ratio: f64,
-    /// ...or this many, whichever is more.
-    pub budget_min: usize,
+    /// ...or this many per second, whichever is more.
+    pub budget_min_per_second: u64,
 }
+
+/// How far back the retry budget looks.
+pub const WINDOW: Duration = Duration::from_secs(10);
+const SLOTS: usize = 10;
 
 impl Limits {
     /// From a cluster's config.
@@ -66,7 +71,7 @@ impl Limits {
             max_requests: limits.max_requests,
             max_retries: limits.max_retries,
             budget_ratio: budget.percent / 100.0,
-            budget_min: budget.min_retries,
+            budget_min_per_second: budget.min_retries_per_second,
         }
     }
 }
@@ -79,6 +84,75 @@ pub struct Counters {
     pending: AtomicUsize,
     retries: AtomicUsize,
     connections: AtomicUsize,
+    budget: Budget,
+}
+
+/// Requests and retries per second over the last [`WINDOW`], in a ring of one-second
+/// slots. A burst of retries (the requests in flight on a backend that just died) draws on
+/// what the last seconds of traffic saved up; a lasting storm is held to the ratio.
+#[derive(Debug)]
+struct Budget {
+    started: Instant,
+    slots: [Slot1s; SLOTS],
+}
+
+#[derive(Debug, Default)]
+struct Slot1s {
+    second: AtomicU64,
+    requests: AtomicU64,
+    retries: AtomicU64,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Budget {
+            started: Instant::now(),
+            slots: Default::default(),
+        }
+    }
+}
+
+impl Budget {
+    /// The slot for now, emptied first if it holds an older second.
+    fn current(&self) -> (u64, &Slot1s) {
+        let second = self.started.elapsed().as_secs() + 1;
+        let slot = &self.slots[(second % SLOTS as u64) as usize];
+        let held = slot.second.load(Ordering::Relaxed);
+        if held != second
+            && slot
+                .second
+                .compare_exchange(held, second, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            slot.requests.store(0, Ordering::Relaxed);
+            slot.retries.store(0, Ordering::Relaxed);
+        }
+        (second, slot)
+    }
+
+    fn deposit(&self) {
+        self.current().1.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Takes one retry from the budget if there is room.
+    fn withdraw(&self, limits: &Limits) -> bool {
+        let (now, slot) = self.current();
+        let (mut requests, mut retries) = (0u64, 0u64);
+        for s in &self.slots {
+            let second = s.second.load(Ordering::Relaxed);
+            if second + (SLOTS as u64) > now && second <= now {
+                requests += s.requests.load(Ordering::Relaxed);
+                retries += s.retries.load(Ordering::Relaxed);
+            }
+        }
+        let allowed = ((requests as f64 * limits.budget_ratio) as u64)
+            .max(limits.budget_min_per_second * WINDOW.as_secs());
+        if retries >= allowed {
+            return false;
+        }
+        slot.retries.fetch_add(1, Ordering::Relaxed);
+        true
+    }
 }
 
 /// The counter a [`Slot`] holds a place in.
@@ -110,10 +184,13 @@ impl Counters {
         })
     }
 
-    /// A place among the requests in flight.
+    /// A place among the requests in flight; the request also adds to the retry budget.
     pub fn admit(self: &Arc<Self>, limits: &Limits) -> Result<Slot, Overload> {
-        self.take(Kind::Requests, limits.max_requests)
-            .ok_or(Overload::Requests)
+        let slot = self
+            .take(Kind::Requests, limits.max_requests)
+            .ok_or(Overload::Requests)?;
+        self.budget.deposit();
+        Ok(slot)
     }
 
     /// A place among the requests waiting for a connection.
@@ -122,12 +199,17 @@ impl Counters {
             .ok_or(Overload::Pending)
     }
 
-    /// A place among the retries in flight: within `max_retries` and the budget.
-    pub fn retry(self: &Arc<Self>, limits: &Limits) -> Result<Slot, Overload> {
-        let requests = self.requests.load(Ordering::Relaxed);
-        let budget = ((requests as f64 * limits.budget_ratio) as usize).max(limits.budget_min);
-        self.take(Kind::Retries, limits.max_retries.min(budget))
-            .ok_or(Overload::Retries)
+    /// A place among the retries in flight: within `max_retries`, and within the budget
+    /// when `budgeted`. A retry after a failed connect is not budgeted: that request never
+    /// reached a backend, so sending it elsewhere adds no load.
+    pub fn retry(self: &Arc<Self>, limits: &Limits, budgeted: bool) -> Result<Slot, Overload> {
+        let slot = self
+            .take(Kind::Retries, limits.max_retries)
+            .ok_or(Overload::Retries)?;
+        if budgeted && !self.budget.withdraw(limits) {
+            return Err(Overload::Retries);
+        }
+        Ok(slot)
     }
 
     /// Counts a connection about to be opened, if the limit allows one more.
@@ -174,14 +256,14 @@ impl Drop for Slot {
 mod tests {
     use super::*;
 
-    fn limits(requests: usize, retries: usize, ratio: f64, min: usize) -> Limits {
+    fn limits(requests: usize, retries: usize, ratio: f64, min: u64) -> Limits {
         Limits {
             max_connections: 1,
             max_pending: 1,
             max_requests: requests,
             max_retries: retries,
             budget_ratio: ratio,
-            budget_min: min,
+            budget_min_per_second: min,
         }
     }
 
@@ -199,20 +281,36 @@ mod tests {
     #[test]
     fn retries_stay_within_the_budget() {
         let counters = Arc::new(Counters::default());
-        let limits = limits(1000, 1000, 0.2, 2);
-        let _requests: Vec<_> = (0..50)
-            .map(|_| counters.admit(&limits).expect("admit"))
-            .collect();
-        // 20% of 50 requests in flight: 10 retries, the 11th is refused.
+        let budget = limits(1000, 1000, 0.2, 0);
+        for _ in 0..50 {
+            drop(counters.admit(&budget).expect("admit"));
+        }
+        // 20% of 50 requests: 10 retries, the 11th is refused.
         let retries: Vec<_> = (0..10)
-            .map(|_| counters.retry(&limits).expect("retry"))
+            .map(|_| counters.retry(&budget, true).expect("retry"))
             .collect();
-        assert_eq!(counters.retry(&limits).err(), Some(Overload::Retries));
+        assert_eq!(counters.retry(&budget, true).err(), Some(Overload::Retries));
+        assert!(
+            counters.retry(&budget, false).is_ok(),
+            "connect failures are not budgeted"
+        );
         drop(retries);
-        // With nothing in flight the floor of 2 still allows retries.
+        // Finished retries still count: the budget is per window, not per moment.
+        assert!(counters.retry(&budget, true).is_err());
+
+        // With no traffic the per-second floor still allows some.
         let idle = Arc::new(Counters::default());
-        let _r1 = idle.retry(&limits).expect("first");
-        let _r2 = idle.retry(&limits).expect("second");
-        assert!(idle.retry(&limits).is_err());
+        let floor = limits(1000, 1000, 0.2, 1);
+        let taken = (0..20).filter(|_| idle.retry(&floor, true).is_ok()).count();
+        assert_eq!(taken, 10, "1 per second over a 10 s window");
+    }
+
+    #[test]
+    fn max_retries_caps_retries_in_flight() {
+        let counters = Arc::new(Counters::default());
+        let capped = limits(1000, 2, 1.0, 100);
+        let _a = counters.retry(&capped, true).expect("first");
+        let _b = counters.retry(&capped, false).expect("second");
+        assert!(counters.retry(&capped, false).is_err());
     }
 }

@@ -231,11 +231,11 @@ impl Cluster {
             .inspect_err(|limit| metrics::overflow(&self.name, limit.as_str()))
     }
 
-    /// A place among the cluster's retries in flight, within its budget.
-    pub fn retry(&self) -> Result<Slot, Overload> {
+    /// A place among the cluster's retries in flight, within its budget when `budgeted`.
+    pub fn retry(&self, budgeted: bool) -> Result<Slot, Overload> {
         self.shared
             .counters
-            .retry(&self.limits)
+            .retry(&self.limits, budgeted)
             .inspect_err(|limit| metrics::overflow(&self.name, limit.as_str()))
     }
 
@@ -249,12 +249,20 @@ impl Cluster {
     pub fn pick(self: &Arc<Self>, avoid: &[SocketAddr]) -> Option<InFlight> {
         let set = self.shared.rotation.load();
         let mut endpoint = set.pick(self.balance, &self.shared.turn)?;
-        if !avoid.is_empty() {
-            for _ in 0..set.endpoints.len() * 2 {
-                if !avoid.contains(&endpoint.addr) {
-                    break;
-                }
-                endpoint = set.pick(self.balance, &self.shared.turn)?;
+        if avoid.contains(&endpoint.addr) {
+            // Walk on from the balancer's choice to the next endpoint not tried yet; asking
+            // the balancer again could land on the same one while other requests pick too.
+            let len = set.endpoints.len();
+            let start = set
+                .endpoints
+                .iter()
+                .position(|e| e.addr == endpoint.addr)
+                .unwrap_or(0);
+            if let Some(other) = (1..len)
+                .map(|step| &set.endpoints[(start + step) % len])
+                .find(|e| !avoid.contains(&e.addr))
+            {
+                endpoint = other;
             }
         }
         endpoint.begin();

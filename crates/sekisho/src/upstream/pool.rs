@@ -133,7 +133,7 @@ impl Pool {
                     Err(mut e) => match e.take_message() {
                         // Not sent: the keep-alive connection had closed; try the next one.
                         Some(unsent) => req = unsent,
-                        None => return Err(SendError::Reset(e.into_error().to_string())),
+                        None => return Err(self.reset(&e.into_error())),
                     },
                 }
             }
@@ -153,10 +153,7 @@ impl Pool {
             }
         };
         drop(waiting);
-        let response = sender
-            .send_request(req)
-            .await
-            .map_err(|e| SendError::Reset(e.to_string()))?;
+        let response = sender.send_request(req).await.map_err(|e| self.reset(&e))?;
         recycle(Arc::downgrade(idle), sender);
         Ok(response)
     }
@@ -189,7 +186,7 @@ impl Pool {
                 Ok(response) => return Ok(response),
                 Err(mut e) => match e.take_message() {
                     Some(unsent) => req = unsent,
-                    None => return Err(SendError::Reset(e.into_error().to_string())),
+                    None => return Err(self.reset(&e.into_error())),
                 },
             }
         }
@@ -214,10 +211,7 @@ impl Pool {
                 }
             }
         };
-        sender
-            .send_request(req)
-            .await
-            .map_err(|e| SendError::Reset(e.to_string()))
+        sender.send_request(req).await.map_err(|e| self.reset(&e))
     }
 
     fn wait(&self, limits: &Limits) -> Result<super::limits::Slot, SendError> {
@@ -238,6 +232,10 @@ impl Pool {
             counters.connection_closed();
             metrics::upstream_connection_closed(&cluster);
         }
+    }
+
+    fn reset(&self, error: &(dyn std::error::Error + 'static)) -> SendError {
+        SendError::Reset(format!("{}: {}", self.addr, chain(error)))
     }
 
     fn connect_failed(&self, reason: String) -> SendError {
@@ -283,4 +281,17 @@ fn recycle(idle: Weak<Idle>, mut sender: http1::SendRequest<Body>) {
             idle.returned.notify_one();
         }
     });
+}
+
+/// An error with its causes, for the log: hyper's own message alone ("connection error")
+/// rarely says what happened.
+fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
