@@ -1,0 +1,239 @@
+//! The request side: an HTTP body (JSON, or raw bytes for `google.api.HttpBody`) becomes the
+//! encoded request message, with the URL's fields merged over it.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use prost::Message as _;
+use prost_reflect::{DeserializeOptions, DynamicMessage, Kind, MessageDescriptor, Value};
+use serde_json::{Map, Value as Json};
+
+use crate::call::Call;
+use crate::json_stream::JsonSplitter;
+use crate::rules::BodyRule;
+use crate::status::Status;
+use crate::values::{clear_path, field_named, is_wrapper};
+
+const HTTP_BODY: &str = "google.api.HttpBody";
+const FIELD_MASK: &str = "google.protobuf.FieldMask";
+
+impl Call {
+    /// The encoded (unframed) request message for a unary or server-streaming call, from the
+    /// whole HTTP body. An empty body is an empty message.
+    pub fn request(&self, content_type: Option<&str>, body: &[u8]) -> Result<Bytes, Status> {
+        if self.raw_body().is_some() {
+            return self.raw_message(content_type, body);
+        }
+        let json = if body.iter().all(u8::is_ascii_whitespace) {
+            None
+        } else {
+            Some(serde_json::from_slice::<Json>(body).map_err(|e| {
+                Status::invalid_argument(format!("the request body is not valid JSON: {e}"))
+            })?)
+        };
+        self.json_message(json, "the request body")
+    }
+
+    /// A decoder for a client-streaming body: NDJSON or one JSON array of messages, or, for an
+    /// `HttpBody` request, one message per chunk of raw bytes.
+    pub fn request_stream(&self, content_type: Option<&str>) -> RequestStream {
+        RequestStream {
+            call: self.clone(),
+            content_type: content_type.map(str::to_owned),
+            splitter: JsonSplitter::default(),
+            count: 0,
+        }
+    }
+
+    /// When the body binding is an `HttpBody`, where it goes: the request itself (`None`) or
+    /// one of its fields.
+    fn raw_body(&self) -> Option<Option<prost_reflect::FieldDescriptor>> {
+        match &self.binding.body {
+            BodyRule::Whole if self.input().full_name() == HTTP_BODY => Some(None),
+            BodyRule::Field(field) => match field.kind() {
+                Kind::Message(m) if m.full_name() == HTTP_BODY && !field.is_list() => {
+                    Some(Some(field.clone()))
+                }
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    fn raw_message(&self, content_type: Option<&str>, body: &[u8]) -> Result<Bytes, Status> {
+        let Some(target) = self.raw_body() else {
+            return Err(Status::invalid_argument(
+                "this method does not take raw bytes",
+            ));
+        };
+        let mut message = DynamicMessage::new(self.input());
+        let mut http_body = match &target {
+            None => message.clone(),
+            Some(field) => match field.kind() {
+                Kind::Message(desc) => DynamicMessage::new(desc),
+                _ => {
+                    return Err(Status::invalid_argument(
+                        "the body field is not an HttpBody",
+                    ));
+                }
+            },
+        };
+        http_body.set_field_by_name(
+            "content_type",
+            Value::String(content_type.unwrap_or_default().to_owned()),
+        );
+        http_body.set_field_by_name("data", Value::Bytes(Bytes::copy_from_slice(body)));
+        match target {
+            None => message = http_body,
+            Some(field) => message.set_field(&field, Value::Message(http_body)),
+        }
+        Ok(self.finish_message(message))
+    }
+
+    fn json_message(&self, json: Option<Json>, origin: &str) -> Result<Bytes, Status> {
+        let input = self.input();
+        let mut message = match (&self.binding.body, json.clone()) {
+            (BodyRule::None, _) | (_, None) => DynamicMessage::new(input.clone()),
+            (BodyRule::Whole, Some(json)) => from_json(input.clone(), json, origin)?,
+            (BodyRule::Field(field), Some(json)) => {
+                let mut wrapper = Map::new();
+                wrapper.insert(field.name().to_owned(), json);
+                from_json(input.clone(), Json::Object(wrapper), origin)?
+            }
+        };
+        for variable in &self.binding.variables {
+            clear_path(&mut message, &variable.fields);
+        }
+        self.fill_update_mask(&mut message, json.as_ref());
+        Ok(self.finish_message(message))
+    }
+
+    /// A PATCH whose request has an `update_mask` the client left out gets one listing the
+    /// fields present in the body, so that partial updates touch only what was sent.
+    fn fill_update_mask(&self, message: &mut DynamicMessage, json: Option<&Json>) {
+        if self.binding.http_method != http::Method::PATCH || self.query_set_mask {
+            return;
+        }
+        let Some(mask_field) = self.input().get_field_by_name("update_mask") else {
+            return;
+        };
+        let Kind::Message(mask_type) = mask_field.kind() else {
+            return;
+        };
+        if mask_type.full_name() != FIELD_MASK || message.has_field(&mask_field) {
+            return;
+        }
+        let Some(Json::Object(object)) = json else {
+            return;
+        };
+        let described = match &self.binding.body {
+            BodyRule::Whole => self.input(),
+            BodyRule::Field(field) => match field.kind() {
+                Kind::Message(desc) => desc,
+                _ => return,
+            },
+            BodyRule::None => return,
+        };
+        let mut paths = Vec::new();
+        mask_paths(&described, object, "", &mut paths);
+        paths.retain(|p| p != "update_mask");
+        let mut mask = DynamicMessage::new(mask_type);
+        mask.set_field_by_name(
+            "paths",
+            Value::List(paths.into_iter().map(Value::String).collect()),
+        );
+        message.set_field(&mask_field, Value::Message(mask));
+    }
+
+    fn finish_message(&self, message: DynamicMessage) -> Bytes {
+        let mut out = BytesMut::with_capacity(message.encoded_len() + self.bound.len());
+        // Encoding into a BytesMut grows it as needed, so this cannot fail.
+        let _ = message.encode(&mut out);
+        out.put_slice(&self.bound);
+        out.freeze()
+    }
+}
+
+fn from_json(desc: MessageDescriptor, json: Json, origin: &str) -> Result<DynamicMessage, Status> {
+    let mut track = serde_path_to_error::Track::new();
+    let deserializer = serde_path_to_error::Deserializer::new(json, &mut track);
+    DynamicMessage::deserialize_with_options(desc, deserializer, &DeserializeOptions::new())
+        .map_err(|e| {
+            let path = track.path().to_string();
+            let at = if path == "." {
+                String::new()
+            } else {
+                format!(" at `{path}`")
+            };
+            Status::invalid_argument(format!("{origin}{at}: {e}"))
+        })
+}
+
+fn mask_paths(
+    desc: &MessageDescriptor,
+    object: &Map<String, Json>,
+    prefix: &str,
+    out: &mut Vec<String>,
+) {
+    for (key, value) in object {
+        let Some(field) = field_named(desc, key) else {
+            continue;
+        };
+        let path = format!("{prefix}{}", field.name());
+        match (field.kind(), value) {
+            (Kind::Message(nested), Json::Object(inner))
+                if !field.is_list()
+                    && !field.is_map()
+                    && !nested.full_name().starts_with("google.protobuf.")
+                    && !is_wrapper(nested.full_name())
+                    && !inner.is_empty() =>
+            {
+                mask_paths(&nested, inner, &format!("{path}."), out);
+            }
+            _ => out.push(path),
+        }
+    }
+}
+
+/// The body of a client-streaming call, turned into request messages as bytes arrive.
+#[derive(Debug)]
+pub struct RequestStream {
+    call: Call,
+    content_type: Option<String>,
+    splitter: JsonSplitter,
+    count: usize,
+}
+
+impl RequestStream {
+    /// Feeds a chunk of the HTTP body; returns the encoded messages it completed.
+    pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<Bytes>, Status> {
+        if self.call.raw_body().is_some() {
+            if chunk.is_empty() {
+                return Ok(Vec::new());
+            }
+            return Ok(vec![
+                self.call.raw_message(self.content_type.as_deref(), chunk)?,
+            ]);
+        }
+        let values = self.splitter.push(chunk)?;
+        self.encode(values)
+    }
+
+    /// Call at the end of the body: fails if it stopped inside a message or an open array.
+    pub fn finish(&mut self) -> Result<Vec<Bytes>, Status> {
+        if self.call.raw_body().is_some() {
+            return Ok(Vec::new());
+        }
+        let values = self.splitter.finish()?;
+        self.encode(values)
+    }
+
+    fn encode(&mut self, values: Vec<Json>) -> Result<Vec<Bytes>, Status> {
+        values
+            .into_iter()
+            .map(|value| {
+                self.count += 1;
+                let origin = format!("message {} of the request stream", self.count);
+                self.call.json_message(Some(value), &origin)
+            })
+            .collect()
+    }
+}
