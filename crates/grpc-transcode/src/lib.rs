@@ -90,6 +90,8 @@ pub struct Options {
     pub print: PrintOptions,
     /// Send server streams as one JSON array instead of newline-delimited JSON.
     pub stream_as_array: bool,
+    /// Which request headers the gateway passes to the backend as metadata.
+    pub headers: HeaderRules,
 }
 
 /// Output choices of the proto3 JSON mapping that clients differ on.
@@ -168,6 +170,7 @@ pub(crate) struct Settings {
     pub print: SerializeOptions,
     pub ignore_unknown_query: bool,
     pub stream_as_array: bool,
+    pub headers: HeaderRules,
 }
 
 impl Settings {
@@ -210,6 +213,7 @@ impl Transcoder {
                 print,
                 ignore_unknown_query: options.ignore_unknown_query,
                 stream_as_array: options.stream_as_array,
+                headers: options.headers.clone(),
             }),
             rules,
             print_options: options.print,
@@ -236,6 +240,11 @@ impl Transcoder {
     /// The JSON error response for a status, with details rendered through this descriptor set.
     pub fn error_reply(&self, status: &Status) -> Reply {
         self.settings.error_reply(status)
+    }
+
+    /// The route's header rules: which request headers become metadata.
+    pub fn headers(&self) -> &HeaderRules {
+        &self.settings.headers
     }
 
     /// The descriptors the rules were loaded from.

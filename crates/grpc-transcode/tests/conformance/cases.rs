@@ -2,7 +2,7 @@
 //! names; response bodies in the route's JSON style (lowerCamelCase unless a case says so).
 
 use crate::{Backend, CASE, Case, Proto};
-use grpc_transcode::Options;
+use grpc_transcode::{HeaderRules, Options};
 
 pub fn all() -> Vec<Case> {
     [
@@ -15,6 +15,7 @@ pub fn all() -> Vec<Case> {
         streaming(),
         http_body(),
         update_mask(),
+        headers(),
     ]
     .into_iter()
     .flatten()
@@ -871,6 +872,21 @@ fn http_body() -> Vec<Case> {
             ..CASE
         },
         Case {
+            name: "http body: a streamed upload sends each body chunk as a message",
+            request: "POST /v1/archive:append",
+            content_type: Some("text/plain"),
+            body: "hello world!",
+            grpc: "/testing.bookstore.Bookstore/AppendArchive",
+            sent: &[
+                r#"{"content_type": "text/plain", "data": "aGVsbG8="}"#,
+                r#"{"content_type": "text/plain", "data": "IHdvcmw="}"#,
+                r#"{"content_type": "text/plain", "data": "ZCE="}"#,
+            ],
+            backend: ok!(r#"{"path": "archive.txt", "size": "12"}"#),
+            response: r#"{"path": "archive.txt", "size": "12"}"#,
+            ..CASE
+        },
+        Case {
             name: "http body: a streamed download is the concatenated data",
             request: "GET /v1/shelves/1:export",
             grpc: "/testing.bookstore.Bookstore/ExportShelf",
@@ -885,6 +901,46 @@ fn http_body() -> Vec<Case> {
             },
             response_type: "text/csv",
             response: "a,b\n1,2",
+            ..CASE
+        },
+    ]
+}
+
+/// Request headers passed as metadata, response metadata passed back as headers.
+fn headers() -> Vec<Case> {
+    const GET_SHELF: &str = "/testing.bookstore.Bookstore/GetShelf";
+    vec![
+        Case {
+            name: "headers: authorization and x-request-id pass by default, others stay",
+            request: "GET /v1/shelves/1",
+            headers: &[
+                ("authorization", "Bearer t0k"),
+                ("cookie", "session=1"),
+                ("x-request-id", "req-1"),
+                ("grpc-timeout", "1S"),
+            ],
+            grpc: GET_SHELF,
+            sent: &[r#"{"shelf": "1"}"#],
+            metadata: &[("authorization", "Bearer t0k"), ("x-request-id", "req-1")],
+            backend: ok!(r#"{"id": "1"}"#),
+            backend_metadata: &[
+                ("x-served-by", "shelf-3"),
+                ("content-type", "application/grpc"),
+            ],
+            response_headers: &[("grpc-metadata-x-served-by", "shelf-3")],
+            response: r#"{"id": "1"}"#,
+            ..CASE
+        },
+        Case {
+            name: "headers: a route's own allow list replaces the default",
+            configure: |o| o.headers = HeaderRules::new(["X-Tenant"]).unwrap(),
+            request: "GET /v1/shelves/1",
+            headers: &[("authorization", "Bearer t0k"), ("x-tenant", "acme")],
+            grpc: GET_SHELF,
+            sent: &[r#"{"shelf": "1"}"#],
+            metadata: &[("x-tenant", "acme")],
+            backend: ok!(r#"{"id": "1"}"#),
+            response: r#"{"id": "1"}"#,
             ..CASE
         },
     ]

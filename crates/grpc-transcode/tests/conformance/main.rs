@@ -32,7 +32,7 @@ mod cases;
 use base64::Engine as _;
 use bytes::Bytes;
 use grpc_transcode::prost_reflect::{DynamicMessage, SerializeOptions};
-use grpc_transcode::{Call, FrameDecoder, Options, Reply, Status, Transcoder, frame};
+use grpc_transcode::{Call, FrameDecoder, HeaderRules, Options, Reply, Status, Transcoder, frame};
 use prost::Message as _;
 use serde_json::Value;
 
@@ -70,15 +70,23 @@ pub struct Case {
     pub configure: fn(&mut Options),
     pub request: &'static str,
     pub content_type: Option<&'static str>,
+    /// Request headers besides `content-type`.
+    pub headers: &'static [(&'static str, &'static str)],
     pub body: &'static str,
     /// The gRPC method the request resolves to; empty when no rule matches or the URL is refused.
     pub grpc: &'static str,
     /// Expected request messages, as proto3 JSON with `.proto` field names.
     pub sent: &'static [&'static str],
+    /// Expected metadata sent to the backend, from the request headers.
+    pub metadata: &'static [(&'static str, &'static str)],
     pub backend: Backend,
+    /// Response metadata (headers) from the backend.
+    pub backend_metadata: &'static [(&'static str, &'static str)],
     pub status: u16,
     /// Expected `content-type`; empty for "no route".
     pub response_type: &'static str,
+    /// Expected response headers besides `content-type`.
+    pub response_headers: &'static [(&'static str, &'static str)],
     /// Expected body: JSON compared as JSON, NDJSON line by line, anything else byte for byte.
     pub response: &'static str,
 }
@@ -91,12 +99,16 @@ pub const CASE: Case = Case {
     configure: defaults,
     request: "GET /",
     content_type: None,
+    headers: &[],
     body: "",
     grpc: "",
     sent: &[],
+    metadata: &[],
     backend: Backend::NotCalled,
+    backend_metadata: &[],
     status: 200,
     response_type: "application/json",
+    response_headers: &[],
     response: "",
 };
 
@@ -161,8 +173,41 @@ fn run(case: &Case) -> Result<(), String> {
             Value::Array(sent_json)
         ));
     }
+    let metadata: Vec<(&str, &str)> = case
+        .headers
+        .iter()
+        .filter(|(name, _)| {
+            transcoder
+                .headers()
+                .forwards(&http::HeaderName::from_static(name))
+        })
+        .copied()
+        .collect();
+    if metadata != case.metadata {
+        return Err(format!(
+            "metadata: expected {:?}, got {metadata:?}",
+            case.metadata
+        ));
+    }
     if let Some(status) = refused {
         return check_reply(case, transcoder.error_reply(&status));
+    }
+    let response_headers: Vec<(String, &str)> = case
+        .backend_metadata
+        .iter()
+        .filter_map(|(key, value)| {
+            HeaderRules::response_header(key).map(|h| (h.to_string(), *value))
+        })
+        .collect();
+    let expected_headers: Vec<(String, &str)> = case
+        .response_headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), *v))
+        .collect();
+    if response_headers != expected_headers {
+        return Err(format!(
+            "response headers: expected {expected_headers:?}, got {response_headers:?}"
+        ));
     }
     let (messages, status) = backend_answer(case, &call)?;
     let reply = if call.server_streaming() {
