@@ -36,11 +36,17 @@
 //!     trailers.get("grpc-status-details-bin").map(|v| v.as_bytes()),
 //! );
 //! if call.server_streaming() {
-//!     let mut encoder = call.stream_encoder(); // send encoder.content_type() with 200
+//!     // Send 200 and encoder.content_type() with the first chunk; if the call fails before
+//!     // any message, send transcoder.error_reply(&status) instead.
+//!     let mut encoder = call.stream_encoder();
+//!     let mut outcome = status;
 //!     for message in &backend_messages {
-//!         let _chunk = encoder.message(message)?; // send each chunk as it comes
+//!         match encoder.message(message) {
+//!             Ok(_chunk) => {} // send it as it comes
+//!             Err(error) => { outcome = error; break; } // and cancel the backend call
+//!         }
 //!     }
-//!     let _last = encoder.finish(&status); // `]` or a final {"error": ...}
+//!     let _last = encoder.finish(&outcome); // `]` or a final {"error": ...}
 //! } else {
 //!     let reply = call.unary_reply(backend_messages.first().map(|m| &m[..]), &status);
 //!     let _ = (reply.status, reply.content_type, reply.body);
@@ -50,6 +56,7 @@
 //! # Ok(()) }
 //! ```
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod call;
 mod descriptors;
@@ -74,6 +81,7 @@ use prost_reflect::{DescriptorPool, SerializeOptions};
 pub use call::Call;
 pub use framing::{FrameDecoder, frame};
 pub use metadata::HeaderRules;
+/// The reflection library the descriptors and messages come from, for callers that inspect them.
 pub use prost_reflect;
 pub use request::RequestStream;
 pub use response::{Reply, StreamEncoder};

@@ -16,8 +16,11 @@ const OCTETS: &str = "application/octet-stream";
 /// A complete HTTP response: what the gateway sends for a unary call or an error.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reply {
+    /// The HTTP status.
     pub status: StatusCode,
+    /// The `content-type` header.
     pub content_type: String,
+    /// The whole body.
     pub body: Bytes,
 }
 

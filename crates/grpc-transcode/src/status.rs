@@ -14,22 +14,39 @@ use serde_json::{Map, Value, json};
 /// The gRPC status codes, numbered as on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Code {
+    /// Success.
     Ok = 0,
+    /// The caller cancelled.
     Cancelled = 1,
+    /// An error with no better code, or a broken response.
     Unknown = 2,
+    /// The request is wrong whatever the system state.
     InvalidArgument = 3,
+    /// The deadline passed before the call finished.
     DeadlineExceeded = 4,
+    /// The entity does not exist.
     NotFound = 5,
+    /// The entity to create exists.
     AlreadyExists = 6,
+    /// The caller is known but not allowed.
     PermissionDenied = 7,
+    /// A quota or limit ran out.
     ResourceExhausted = 8,
+    /// The system is not in a state where the call can run.
     FailedPrecondition = 9,
+    /// A conflict, such as a concurrent change.
     Aborted = 10,
+    /// A value past the valid range.
     OutOfRange = 11,
+    /// The method is not implemented.
     Unimplemented = 12,
+    /// An invariant broke.
     Internal = 13,
+    /// Try again later.
     Unavailable = 14,
+    /// Unrecoverable loss or corruption.
     DataLoss = 15,
+    /// The caller has no valid credentials.
     Unauthenticated = 16,
 }
 

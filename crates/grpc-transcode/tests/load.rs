@@ -161,6 +161,16 @@ fn a_set_without_rules_or_with_unknown_services_is_refused() {
         "the service `t.Missing` is not in the descriptor set"
     );
 
+    let options = Options {
+        services: Some(vec!["t.S".into()]),
+        ..Options::default()
+    };
+    let error = Transcoder::new(&set, &options).unwrap_err().to_string();
+    assert_eq!(
+        error,
+        "test.proto: the service `t.S` has no method with a google.api.http rule"
+    );
+
     let error = Transcoder::new(b"not a descriptor set", &Options::default())
         .unwrap_err()
         .to_string();
