@@ -18,8 +18,9 @@ enum Mode {
 }
 
 /// Incremental scanner: tracks strings and nesting depth to find where each object ends.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct JsonSplitter {
+    max_message: usize,
     buffer: Vec<u8>,
     scanned: usize,
     start: Option<usize>,
@@ -31,6 +32,20 @@ pub(crate) struct JsonSplitter {
 }
 
 impl JsonSplitter {
+    pub fn new(max_message: usize) -> JsonSplitter {
+        JsonSplitter {
+            max_message,
+            buffer: Vec::new(),
+            scanned: 0,
+            start: None,
+            depth: 0,
+            in_string: false,
+            escaped: false,
+            mode: Mode::Unknown,
+            consumed: 0,
+        }
+    }
+
     pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<Value>, Status> {
         self.buffer.extend_from_slice(chunk);
         let mut out = Vec::new();
@@ -62,6 +77,12 @@ impl JsonSplitter {
         self.consumed += keep_from;
         self.start = self.start.map(|_| 0);
         self.scanned = i - keep_from;
+        if self.start.is_some() && self.buffer.len() > self.max_message {
+            return Err(Status::invalid_argument(format!(
+                "a message of the request stream exceeds the limit of {} bytes",
+                self.max_message
+            )));
+        }
         Ok(out)
     }
 
@@ -136,7 +157,7 @@ mod tests {
     use super::*;
 
     fn split_bytewise(body: &str) -> Result<Vec<Value>, Status> {
-        let mut splitter = JsonSplitter::default();
+        let mut splitter = JsonSplitter::new(1024);
         let mut out = Vec::new();
         for byte in body.as_bytes() {
             out.extend(splitter.push(&[*byte])?);
@@ -165,5 +186,18 @@ mod tests {
         assert!(split_bytewise("[{} {}]").is_err());
         assert!(split_bytewise("{} 5").is_err());
         assert!(split_bytewise("[] {}").is_err());
+    }
+
+    #[test]
+    fn a_message_over_the_limit_is_refused_before_it_ends() {
+        let mut splitter = JsonSplitter::new(16);
+        assert_eq!(splitter.push(b"{\"a\": 1}\n").unwrap().len(), 1);
+        let error = splitter
+            .push(b"{\"text\": \"far too long for it\"")
+            .unwrap_err();
+        assert_eq!(
+            error.message,
+            "a message of the request stream exceeds the limit of 16 bytes"
+        );
     }
 }

@@ -88,7 +88,7 @@ pub use response::{Reply, StreamEncoder};
 pub use status::{Code, Detail, Status};
 
 /// Per-route settings of the transcoder.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Options {
     /// Full names of the services this route exposes; `None` exposes every service with rules.
     pub services: Option<Vec<String>>,
@@ -100,6 +100,22 @@ pub struct Options {
     pub stream_as_array: bool,
     /// Which request headers the gateway passes to the backend as metadata.
     pub headers: HeaderRules,
+    /// The largest single JSON message accepted in a client stream, so that a body that never
+    /// closes its object cannot grow the buffer without bound. 4 MiB, gRPC's usual limit.
+    pub max_stream_message_bytes: usize,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            services: None,
+            ignore_unknown_query: false,
+            print: PrintOptions::default(),
+            stream_as_array: false,
+            headers: HeaderRules::default(),
+            max_stream_message_bytes: 4 << 20,
+        }
+    }
 }
 
 /// Output choices of the proto3 JSON mapping that clients differ on.
@@ -179,6 +195,7 @@ pub(crate) struct Settings {
     pub ignore_unknown_query: bool,
     pub stream_as_array: bool,
     pub headers: HeaderRules,
+    pub max_stream_message_bytes: usize,
 }
 
 impl Settings {
@@ -222,6 +239,7 @@ impl Transcoder {
                 ignore_unknown_query: options.ignore_unknown_query,
                 stream_as_array: options.stream_as_array,
                 headers: options.headers.clone(),
+                max_stream_message_bytes: options.max_stream_message_bytes,
             }),
             rules,
             print_options: options.print,
@@ -260,3 +278,13 @@ impl Transcoder {
         &self.settings.pool
     }
 }
+
+// The gateway shares the transcoder between connections and keeps calls across awaits on a
+// multi-threaded runtime; this fails to compile if any of them stops being thread-safe.
+const _: () = {
+    const fn thread_safe<T: Send + Sync>() {}
+    thread_safe::<Transcoder>();
+    thread_safe::<Call>();
+    thread_safe::<RequestStream>();
+    thread_safe::<StreamEncoder>();
+};

@@ -3,7 +3,9 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use prost::Message as _;
-use prost_reflect::{DeserializeOptions, DynamicMessage, Kind, MessageDescriptor, Value};
+use prost_reflect::{
+    DeserializeOptions, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, Value,
+};
 use serde_json::{Map, Value as Json};
 
 use crate::call::Call;
@@ -38,14 +40,14 @@ impl Call {
         RequestStream {
             call: self.clone(),
             content_type: content_type.map(str::to_owned),
-            splitter: JsonSplitter::default(),
+            splitter: JsonSplitter::new(self.settings.max_stream_message_bytes),
             count: 0,
         }
     }
 
     /// When the body binding is an `HttpBody`, where it goes: the request itself (`None`) or
     /// one of its fields.
-    fn raw_body(&self) -> Option<Option<prost_reflect::FieldDescriptor>> {
+    fn raw_body(&self) -> Option<Option<FieldDescriptor>> {
         match &self.binding.body {
             BodyRule::Whole if self.input().full_name() == HTTP_BODY => Some(None),
             BodyRule::Field(field) => match field.kind() {
@@ -89,58 +91,67 @@ impl Call {
     }
 
     fn json_message(&self, json: Option<Json>, origin: &str) -> Result<Bytes, Status> {
+        let implied_mask = self.implied_update_mask(json.as_ref());
         let input = self.input();
-        let mut message = match (&self.binding.body, json.clone()) {
-            (BodyRule::None, _) | (_, None) => DynamicMessage::new(input.clone()),
-            (BodyRule::Whole, Some(json)) => from_json(input.clone(), json, origin)?,
+        let mut message = match (&self.binding.body, json) {
+            (BodyRule::None, _) | (_, None) => DynamicMessage::new(input),
+            (BodyRule::Whole, Some(json)) => from_json(input, json, origin)?,
             (BodyRule::Field(field), Some(json)) => {
                 let mut wrapper = Map::new();
                 wrapper.insert(field.name().to_owned(), json);
-                from_json(input.clone(), Json::Object(wrapper), origin)?
+                from_json(input, Json::Object(wrapper), origin)?
             }
         };
         for variable in &self.binding.variables {
             clear_path(&mut message, &variable.fields);
         }
-        self.fill_update_mask(&mut message, json.as_ref());
+        if let Some((field, mask)) = implied_mask
+            && !message.has_field(&field)
+        {
+            message.set_field(&field, Value::Message(mask));
+        }
         Ok(self.finish_message(message))
     }
 
     /// A PATCH whose request has an `update_mask` the client left out gets one listing the
     /// fields present in the body, so that partial updates touch only what was sent.
-    fn fill_update_mask(&self, message: &mut DynamicMessage, json: Option<&Json>) {
+    fn implied_update_mask(
+        &self,
+        json: Option<&Json>,
+    ) -> Option<(FieldDescriptor, DynamicMessage)> {
         if self.binding.http_method != http::Method::PATCH || self.query_set_mask {
-            return;
+            return None;
         }
-        let Some(mask_field) = self.input().get_field_by_name("update_mask") else {
-            return;
-        };
+        let mask_field = self.input().get_field_by_name("update_mask")?;
         let Kind::Message(mask_type) = mask_field.kind() else {
-            return;
+            return None;
         };
-        if mask_type.full_name() != FIELD_MASK || message.has_field(&mask_field) {
-            return;
+        if mask_type.full_name() != FIELD_MASK || mask_field.is_list() {
+            return None;
         }
         let Some(Json::Object(object)) = json else {
-            return;
+            return None;
         };
         let described = match &self.binding.body {
             BodyRule::Whole => self.input(),
             BodyRule::Field(field) => match field.kind() {
                 Kind::Message(desc) => desc,
-                _ => return,
+                _ => return None,
             },
-            BodyRule::None => return,
+            BodyRule::None => return None,
         };
         let mut paths = Vec::new();
         mask_paths(&described, object, "", &mut paths);
         paths.retain(|p| p != "update_mask");
+        if paths.is_empty() {
+            return None;
+        }
         let mut mask = DynamicMessage::new(mask_type);
         mask.set_field_by_name(
             "paths",
             Value::List(paths.into_iter().map(Value::String).collect()),
         );
-        message.set_field(&mask_field, Value::Message(mask));
+        Some((mask_field, mask))
     }
 
     fn finish_message(&self, message: DynamicMessage) -> Bytes {

@@ -976,6 +976,16 @@ fn update_mask() -> Vec<Case> {
             ..CASE
         },
         Case {
+            name: "patch: an empty JSON object gives no mask",
+            request: "PATCH /v1/shelves/1/books/2",
+            body: "{}",
+            grpc: UPDATE,
+            sent: &[r#"{"book": {"name": "shelves/1/books/2"}}"#],
+            backend: ok!("{}"),
+            response: "{}",
+            ..CASE
+        },
+        Case {
             name: "patch: an empty body gives no mask",
             request: "PATCH /v1/shelves/1/books/2",
             grpc: UPDATE,
