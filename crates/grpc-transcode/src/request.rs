@@ -16,6 +16,7 @@ use crate::values::{clear_path, field_named, is_wrapper};
 
 const HTTP_BODY: &str = "google.api.HttpBody";
 const FIELD_MASK: &str = "google.protobuf.FieldMask";
+const BODY: &str = "the request body";
 
 impl Call {
     /// The encoded (unframed) request message for a unary or server-streaming call, from the
@@ -24,14 +25,16 @@ impl Call {
         if self.raw_body().is_some() {
             return self.raw_message(content_type, body);
         }
-        let json = if body.iter().all(u8::is_ascii_whitespace) {
-            None
-        } else {
-            Some(serde_json::from_slice::<Json>(body).map_err(|e| {
-                Status::invalid_argument(format!("the request body is not valid JSON: {e}"))
-            })?)
-        };
-        self.json_message(json, "the request body")
+        if matches!(self.binding.body, BodyRule::None) || body.iter().all(u8::is_ascii_whitespace) {
+            return self.json_message(None, BODY);
+        }
+        if let Some((target, field)) = self.direct_target() {
+            return self.direct_message(target, field, body);
+        }
+        let json = serde_json::from_slice::<Json>(body).map_err(|e| {
+            Status::invalid_argument(format!("the request body is not valid JSON: {e}"))
+        })?;
+        self.json_message(Some(json), BODY)
     }
 
     /// A decoder for a client-streaming body: NDJSON or one JSON array of messages, or, for an
@@ -90,6 +93,56 @@ impl Call {
         Ok(self.finish_message(message))
     }
 
+    /// A body that can be decoded straight from its bytes, without building a JSON tree first:
+    /// one whose target is a message, on a call with no `update_mask` to infer.
+    fn direct_target(&self) -> Option<(MessageDescriptor, Option<FieldDescriptor>)> {
+        if self.update_mask_field().is_some() {
+            return None;
+        }
+        match &self.binding.body {
+            BodyRule::Whole => Some((self.input(), None)),
+            BodyRule::Field(field) if !field.is_list() && !field.is_map() => match field.kind() {
+                Kind::Message(desc) => Some((desc, Some(field.clone()))),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    fn direct_message(
+        &self,
+        target: MessageDescriptor,
+        field: Option<FieldDescriptor>,
+        body: &[u8],
+    ) -> Result<Bytes, Status> {
+        let mut json = serde_json::Deserializer::from_slice(body);
+        let mut track = serde_path_to_error::Track::new();
+        let tracked = serde_path_to_error::Deserializer::new(&mut json, &mut track);
+        let decoded =
+            DynamicMessage::deserialize_with_options(target, tracked, &DeserializeOptions::new())
+                .and_then(|message| json.end().map(|()| message));
+        let prefix = field.as_ref().map(|f| f.name());
+        let inner = decoded.map_err(|e| {
+            if e.is_data() {
+                body_error(BODY, prefix, &track.path().to_string(), &e)
+            } else {
+                Status::invalid_argument(format!("the request body is not valid JSON: {e}"))
+            }
+        })?;
+        let mut message = match field {
+            None => inner,
+            Some(field) => {
+                let mut outer = DynamicMessage::new(self.input());
+                outer.set_field(&field, Value::Message(inner));
+                outer
+            }
+        };
+        for variable in &self.binding.variables {
+            clear_path(&mut message, &variable.fields);
+        }
+        Ok(self.finish_message(message))
+    }
+
     fn json_message(&self, json: Option<Json>, origin: &str) -> Result<Bytes, Status> {
         let implied_mask = self.implied_update_mask(json.as_ref());
         let input = self.input();
@@ -119,16 +172,7 @@ impl Call {
         &self,
         json: Option<&Json>,
     ) -> Option<(FieldDescriptor, DynamicMessage)> {
-        if self.binding.http_method != http::Method::PATCH || self.query_set_mask {
-            return None;
-        }
-        let mask_field = self.input().get_field_by_name("update_mask")?;
-        let Kind::Message(mask_type) = mask_field.kind() else {
-            return None;
-        };
-        if mask_type.full_name() != FIELD_MASK || mask_field.is_list() {
-            return None;
-        }
+        let (mask_field, mask_type) = self.update_mask_field()?;
         let Some(Json::Object(object)) = json else {
             return None;
         };
@@ -154,6 +198,21 @@ impl Call {
         Some((mask_field, mask))
     }
 
+    /// The `update_mask` field to fill on this call, if the call is a PATCH that has one and
+    /// the query did not already set it.
+    fn update_mask_field(&self) -> Option<(FieldDescriptor, MessageDescriptor)> {
+        if self.binding.http_method != http::Method::PATCH || self.query_set_mask {
+            return None;
+        }
+        let field = self.input().get_field_by_name("update_mask")?;
+        match field.kind() {
+            Kind::Message(mask) if mask.full_name() == FIELD_MASK && !field.is_list() => {
+                Some((field, mask))
+            }
+            _ => None,
+        }
+    }
+
     fn finish_message(&self, message: DynamicMessage) -> Bytes {
         let mut out = BytesMut::with_capacity(message.encoded_len() + self.bound.len());
         // Encoding into a BytesMut grows it as needed, so this cannot fail.
@@ -167,15 +226,28 @@ fn from_json(desc: MessageDescriptor, json: Json, origin: &str) -> Result<Dynami
     let mut track = serde_path_to_error::Track::new();
     let deserializer = serde_path_to_error::Deserializer::new(json, &mut track);
     DynamicMessage::deserialize_with_options(desc, deserializer, &DeserializeOptions::new())
-        .map_err(|e| {
-            let path = track.path().to_string();
-            let at = if path == "." {
-                String::new()
-            } else {
-                format!(" at `{path}`")
-            };
-            Status::invalid_argument(format!("{origin}{at}: {e}"))
-        })
+        .map_err(|e| body_error(origin, None, &track.path().to_string(), &e))
+}
+
+/// A 400 naming where in the body the problem is (`.` is the top level).
+fn body_error(
+    origin: &str,
+    prefix: Option<&str>,
+    path: &str,
+    error: &dyn std::fmt::Display,
+) -> Status {
+    let path = match (prefix, path) {
+        (None, ".") => String::new(),
+        (Some(prefix), ".") => prefix.to_owned(),
+        (None, path) => path.to_owned(),
+        (Some(prefix), path) => format!("{prefix}.{path}"),
+    };
+    let at = if path.is_empty() {
+        String::new()
+    } else {
+        format!(" at `{path}`")
+    };
+    Status::invalid_argument(format!("{origin}{at}: {error}"))
 }
 
 fn mask_paths(

@@ -329,9 +329,9 @@ fn bodies() -> Vec<Case> {
             ..CASE
         },
         Case {
-            name: "body: a rule without body ignores one",
+            name: "body: a rule without body ignores one, JSON or not",
             request: "DELETE /v1/shelves/3?force=true",
-            body: r#"{"ignored": true}"#,
+            body: "not even JSON",
             grpc: "/testing.bookstore.Bookstore/DeleteShelf",
             sent: &[r#"{"shelf": "3", "force": true}"#],
             backend: ok!("{}"),
@@ -529,7 +529,7 @@ fn json() -> Vec<Case> {
             body: r#"{"title": "A", "pages": "many"}"#,
             grpc: CREATE,
             status: 400,
-            response: r#"{"code": 3, "message": "the request body at `book.pages`: invalid digit found in string", "details": []}"#,
+            response: r#"{"code": 3, "message": "the request body at `book.pages`: invalid digit found in string at line 1 column 30", "details": []}"#,
             ..CASE
         },
         Case {
@@ -538,7 +538,25 @@ fn json() -> Vec<Case> {
             body: r#"{"title": "A", "colour": "red"}"#,
             grpc: CREATE,
             status: 400,
-            response: r#"{"code": 3, "message": "the request body at `book`: unrecognized field name 'colour'", "details": []}"#,
+            response: r#"{"code": 3, "message": "the request body at `book`: unrecognized field name 'colour' at line 1 column 23", "details": []}"#,
+            ..CASE
+        },
+        Case {
+            name: "json: an unknown top-level field with body *",
+            request: "POST /v1/shelves/1/books:search",
+            body: r#"{"colour": "red"}"#,
+            grpc: "/testing.bookstore.Bookstore/SearchBooks",
+            status: 400,
+            response: r#"{"code": 3, "message": "the request body: unrecognized field name 'colour' at line 1 column 9", "details": []}"#,
+            ..CASE
+        },
+        Case {
+            name: "json: text after the JSON value is refused",
+            request: "POST /v1/shelves/1/books:search",
+            body: r#"{"query": "x"} {}"#,
+            grpc: "/testing.bookstore.Bookstore/SearchBooks",
+            status: 400,
+            response: r#"{"code": 3, "message": "the request body is not valid JSON: trailing characters at line 1 column 16", "details": []}"#,
             ..CASE
         },
         Case {
