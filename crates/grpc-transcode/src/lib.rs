@@ -246,10 +246,12 @@ impl Transcoder {
         })
     }
 
-    /// Finds the rule for a request. `Ok(None)` means no rule matches (the gateway answers 404
-    /// or tries other routes); `Err` means a rule matched but the URL is unusable, such as a
-    /// path variable that is not a number or an unknown query parameter (answer with
-    /// [`Transcoder::error_reply`]).
+    /// Finds the rule for a request. `path` is the request path as sent, still
+    /// percent-encoded (`uri.path()`), and `query` the query string without `?` (`uri.query()`).
+    ///
+    /// `Ok(None)` means no rule matches (the gateway answers 404 or tries other routes); `Err`
+    /// means a rule matched but the URL is unusable, such as a path variable that is not a
+    /// number or an unknown query parameter (answer with [`Transcoder::error_reply`]).
     pub fn resolve(
         &self,
         method: &Method,

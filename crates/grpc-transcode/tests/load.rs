@@ -45,12 +45,21 @@ fn rules_survive_the_protoc_binary_path() {
     // and read from disk as the gateway reads a configured descriptor file.
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/bookstore.binpb");
     let bytes = std::fs::read(path).unwrap();
-    let transcoder = Transcoder::new(&bytes, &Options::default()).unwrap();
-    let call = transcoder
+    let from_protoc = Transcoder::new(&bytes, &Options::default()).unwrap();
+    let call = from_protoc
         .resolve(&http::Method::POST, "/v1/shelves/1/books/2:move", None)
         .unwrap()
         .unwrap();
     assert_eq!(call.grpc_path(), "/testing.bookstore.Bookstore/MoveBook");
+
+    // Both paths must yield the same rules; if this fails after editing bookstore.proto,
+    // regenerate the file with the command above.
+    let from_protox = Transcoder::new(common::bookstore(), &Options::default()).unwrap();
+    assert_eq!(
+        from_protoc.openapi("t", "1"),
+        from_protox.openapi("t", "1"),
+        "{path} is out of date"
+    );
 }
 
 #[test]

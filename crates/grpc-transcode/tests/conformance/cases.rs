@@ -684,6 +684,16 @@ fn errors() -> Vec<Case> {
             ..CASE
         },
         Case {
+            name: "error: a response that does not decode is INTERNAL",
+            request: "GET /v1/shelves/1",
+            grpc: GET_SHELF,
+            sent: &[r#"{"shelf": "1"}"#],
+            backend: Backend::Garbage,
+            status: 500,
+            response: r#"{"code": 13, "message": "the backend's response does not decode as `testing.bookstore.Shelf`: failed to decode Protobuf message: invalid varint", "details": []}"#,
+            ..CASE
+        },
+        Case {
             name: "error: OK without a response message is an error",
             request: "GET /v1/shelves/1",
             grpc: GET_SHELF,

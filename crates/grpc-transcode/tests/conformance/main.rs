@@ -60,6 +60,8 @@ pub enum Backend {
     },
     /// Trailers without `grpc-status`.
     NoStatus,
+    /// One frame that is not a valid message, then OK.
+    Garbage,
     /// The call is never made.
     NotCalled,
 }
@@ -282,6 +284,10 @@ fn backend_answer(case: &Case, call: &Call) -> Result<(Vec<Bytes>, Status), Stri
             return Err("the call was made but the case says it must not be".into());
         }
         Backend::NoStatus => (None, None, None),
+        Backend::Garbage => {
+            wire.extend_from_slice(&frame(&[0xff, 0xff, 0xff]));
+            (Some("0".into()), None, None)
+        }
         Backend::Reply {
             messages,
             code,
