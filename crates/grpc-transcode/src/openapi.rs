@@ -179,19 +179,13 @@ impl Document {
     }
 
     fn request_body(&mut self, binding: &Binding) -> Option<Value> {
+        if binding.raw_body.is_some() {
+            return Some(raw_content());
+        }
         let schema = match &binding.body {
             BodyRule::None => return None,
-            BodyRule::Whole => {
-                let input = binding.method.input();
-                if input.full_name() == HTTP_BODY {
-                    return Some(raw_content());
-                }
-                self.message_schema(&input)
-            }
-            BodyRule::Field(field) => match field.kind() {
-                Kind::Message(m) if m.full_name() == HTTP_BODY => return Some(raw_content()),
-                _ => self.field_schema(field),
-            },
+            BodyRule::Whole => self.message_schema(&binding.method.input()),
+            BodyRule::Field(field) => self.field_schema(field),
         };
         let content = if binding.method.is_client_streaming() {
             json!({

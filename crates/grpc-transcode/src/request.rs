@@ -10,11 +10,10 @@ use serde_json::{Map, Value as Json};
 
 use crate::call::Call;
 use crate::json_stream::JsonSplitter;
-use crate::rules::BodyRule;
+use crate::rules::{BodyRule, RawBody};
 use crate::status::Status;
 use crate::values::{clear_path, field_named, is_wrapper};
 
-const HTTP_BODY: &str = "google.api.HttpBody";
 const FIELD_MASK: &str = "google.protobuf.FieldMask";
 const BODY: &str = "the request body";
 
@@ -22,8 +21,8 @@ impl Call {
     /// The encoded (unframed) request message for a unary or server-streaming call, from the
     /// whole HTTP body. An empty body is an empty message.
     pub fn request(&self, content_type: Option<&str>, body: &[u8]) -> Result<Bytes, Status> {
-        if self.raw_body().is_some() {
-            return self.raw_message(content_type, body);
+        if let Some(target) = &self.binding.raw_body {
+            return Ok(self.raw_message(target, content_type, body));
         }
         if matches!(self.binding.body, BodyRule::None) || body.iter().all(u8::is_ascii_whitespace) {
             return self.json_message(None, BODY);
@@ -48,49 +47,27 @@ impl Call {
         }
     }
 
-    /// When the body binding is an `HttpBody`, where it goes: the request itself (`None`) or
-    /// one of its fields.
-    fn raw_body(&self) -> Option<Option<FieldDescriptor>> {
-        match &self.binding.body {
-            BodyRule::Whole if self.input().full_name() == HTTP_BODY => Some(None),
-            BodyRule::Field(field) => match field.kind() {
-                Kind::Message(m) if m.full_name() == HTTP_BODY && !field.is_list() => {
-                    Some(Some(field.clone()))
-                }
-                _ => None,
-            },
-            _ => None,
-        }
-    }
-
-    fn raw_message(&self, content_type: Option<&str>, body: &[u8]) -> Result<Bytes, Status> {
-        let Some(target) = self.raw_body() else {
-            return Err(Status::invalid_argument(
-                "this method does not take raw bytes",
-            ));
+    /// The request message for a raw (`HttpBody`) body: the bytes and their content type.
+    fn raw_message(&self, target: &RawBody, content_type: Option<&str>, body: &[u8]) -> Bytes {
+        let http_body_type = match target {
+            RawBody::Request => self.input(),
+            RawBody::Field(_, desc) => desc.clone(),
         };
-        let mut message = DynamicMessage::new(self.input());
-        let mut http_body = match &target {
-            None => message.clone(),
-            Some(field) => match field.kind() {
-                Kind::Message(desc) => DynamicMessage::new(desc),
-                _ => {
-                    return Err(Status::invalid_argument(
-                        "the body field is not an HttpBody",
-                    ));
-                }
-            },
-        };
+        let mut http_body = DynamicMessage::new(http_body_type);
         http_body.set_field_by_name(
             "content_type",
             Value::String(content_type.unwrap_or_default().to_owned()),
         );
         http_body.set_field_by_name("data", Value::Bytes(Bytes::copy_from_slice(body)));
-        match target {
-            None => message = http_body,
-            Some(field) => message.set_field(&field, Value::Message(http_body)),
-        }
-        Ok(self.finish_message(message))
+        let message = match target {
+            RawBody::Request => http_body,
+            RawBody::Field(field, _) => {
+                let mut message = DynamicMessage::new(self.input());
+                message.set_field(field, Value::Message(http_body));
+                message
+            }
+        };
+        self.finish_message(message)
     }
 
     /// A body that can be decoded straight from its bytes, without building a JSON tree first:
@@ -288,13 +265,12 @@ pub struct RequestStream {
 impl RequestStream {
     /// Feeds a chunk of the HTTP body; returns the encoded messages it completed.
     pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<Bytes>, Status> {
-        if self.call.raw_body().is_some() {
+        if let Some(target) = &self.call.binding.raw_body {
             if chunk.is_empty() {
                 return Ok(Vec::new());
             }
-            return Ok(vec![
-                self.call.raw_message(self.content_type.as_deref(), chunk)?,
-            ]);
+            let content_type = self.content_type.as_deref();
+            return Ok(vec![self.call.raw_message(target, content_type, chunk)]);
         }
         let values = self.splitter.push(chunk)?;
         self.encode(values)
@@ -302,7 +278,7 @@ impl RequestStream {
 
     /// Call at the end of the body: fails if it stopped inside a message or an open array.
     pub fn finish(&mut self) -> Result<Vec<Bytes>, Status> {
-        if self.call.raw_body().is_some() {
+        if self.call.binding.raw_body.is_some() {
             return Ok(Vec::new());
         }
         let values = self.splitter.finish()?;

@@ -24,6 +24,32 @@ pub(crate) enum BodyRule {
     Field(FieldDescriptor),
 }
 
+/// Where raw body bytes go when the body binding is a `google.api.HttpBody`.
+#[derive(Debug, Clone)]
+pub(crate) enum RawBody {
+    /// The request message is the `HttpBody`.
+    Request,
+    /// A top-level field of this `HttpBody` type.
+    Field(FieldDescriptor, MessageDescriptor),
+}
+
+const HTTP_BODY: &str = "google.api.HttpBody";
+
+impl RawBody {
+    fn of(input: &MessageDescriptor, body: &BodyRule) -> Option<RawBody> {
+        match body {
+            BodyRule::Whole if input.full_name() == HTTP_BODY => Some(RawBody::Request),
+            BodyRule::Field(field) if !field.is_list() => match field.kind() {
+                Kind::Message(m) if m.full_name() == HTTP_BODY => {
+                    Some(RawBody::Field(field.clone(), m))
+                }
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
+
 /// A path variable resolved to the fields it sets.
 #[derive(Debug, Clone)]
 pub(crate) struct BoundVariable {
@@ -44,6 +70,8 @@ pub(crate) struct Binding {
     pub template: Template,
     pub variables: Vec<BoundVariable>,
     pub body: BodyRule,
+    /// Set when the body is taken as raw bytes (derived from `body` at load time).
+    pub raw_body: Option<RawBody>,
     pub response_body: Option<FieldDescriptor>,
 }
 
@@ -171,6 +199,7 @@ fn add_rule(
         pattern,
         template,
         variables,
+        raw_body: RawBody::of(&input, &body),
         body,
         response_body,
     }));

@@ -23,22 +23,23 @@ fn every_binding_is_an_operation() {
     let operations: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
     // 20 rules plus 2 additional bindings.
     assert_eq!(operations, 22);
-    assert_eq!(
-        paths["/v1/{name}:move"]["post"]["operationId"],
-        "Bookstore_MoveBook"
-    );
-    assert_eq!(
-        paths["/v1/books/{name}"]["get"]["operationId"],
-        "Bookstore_GetBook_1"
-    );
-    assert_eq!(
-        paths["/v1/shelves/{shelf}/books:search"]["query"]["operationId"],
-        "Bookstore_SearchBooks"
-    );
-    assert_eq!(
-        paths["/v1/shelves/{shelf}/books:search"]["post"]["operationId"],
-        "Bookstore_SearchBooks_1"
-    );
+    for (path, method, id) in [
+        ("/v1/{name}:move", "post", "Bookstore_MoveBook"),
+        ("/v1/books/{name}", "get", "Bookstore_GetBook_1"),
+        (
+            "/v1/shelves/{shelf}/books:search",
+            "query",
+            "Bookstore_SearchBooks",
+        ),
+        (
+            "/v1/shelves/{shelf}/books:search",
+            "post",
+            "Bookstore_SearchBooks_1",
+        ),
+        ("/v1/{book.name}", "patch", "Bookstore_UpdateBook"),
+    ] {
+        assert_eq!(paths[path][method]["operationId"], id, "{method} {path}");
+    }
     assert_eq!(
         paths["/v1/archive/{path}"]["get"]["parameters"][0]["description"],
         "Matches `**`."
