@@ -3,7 +3,7 @@
 
 use bytes::{Bytes, BytesMut};
 use http::StatusCode;
-use prost_reflect::{DynamicMessage, Kind, Value};
+use prost_reflect::{DynamicMessage, Value};
 use serde_json::json;
 
 use crate::call::Call;
@@ -60,7 +60,7 @@ impl Call {
 
     /// An encoder for a server-streaming response.
     pub fn stream_encoder(&self) -> StreamEncoder {
-        let raw = self.renders_raw();
+        let raw = self.binding.raw_response;
         let content_type = if raw {
             OCTETS
         } else if self.settings.stream_as_array {
@@ -73,16 +73,6 @@ impl Call {
             content_type: content_type.into(),
             raw,
             sent: 0,
-        }
-    }
-
-    fn renders_raw(&self) -> bool {
-        let output = self.output();
-        match &self.binding.response_body {
-            Some(field) => {
-                matches!(field.kind(), Kind::Message(m) if m.full_name() == "google.api.HttpBody")
-            }
-            None => output.full_name() == "google.api.HttpBody",
         }
     }
 
@@ -104,7 +94,7 @@ impl Call {
                 _ => return self.render_field(&message, field),
             },
         };
-        if self.renders_raw() {
+        if self.binding.raw_response {
             return Ok(raw_body(&message));
         }
         let mut out = serde_json::Serializer::new(Vec::with_capacity(encoded.len() * 2));

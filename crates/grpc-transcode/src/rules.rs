@@ -73,6 +73,8 @@ pub(crate) struct Binding {
     /// Set when the body is taken as raw bytes (derived from `body` at load time).
     pub raw_body: Option<RawBody>,
     pub response_body: Option<FieldDescriptor>,
+    /// Set when the response (or its `response_body` field) is an `HttpBody` sent as raw bytes.
+    pub raw_response: bool,
 }
 
 impl Binding {
@@ -201,6 +203,13 @@ fn add_rule(
         variables,
         raw_body: RawBody::of(&input, &body),
         body,
+        raw_response: match &response_body {
+            Some(field) => {
+                matches!(field.kind(), Kind::Message(m) if m.full_name() == HTTP_BODY)
+                    && !field.is_list()
+            }
+            None => method.output().full_name() == HTTP_BODY,
+        },
         response_body,
     }));
     if let Some(extra) = rule.get_field_by_name("additional_bindings")
