@@ -68,7 +68,8 @@ fn well_known(desc: &MessageDescriptor, text: &str) -> Result<DynamicMessage, St
         return Ok(message);
     }
     match name {
-        "google.protobuf.Timestamp" | "google.protobuf.Duration" | "google.protobuf.FieldMask" => {
+        "google.protobuf.FieldMask" => field_mask(desc, text),
+        "google.protobuf.Timestamp" | "google.protobuf.Duration" => {
             let json = serde_json::Value::String(text.to_owned());
             DynamicMessage::deserialize(desc.clone(), json)
                 .map_err(|e| format!("`{text}` is not a valid {name}: {e}"))
@@ -77,6 +78,33 @@ fn well_known(desc: &MessageDescriptor, text: &str) -> Result<DynamicMessage, St
             "`{name}` is a message; set its fields one by one (`field.subfield=value`)"
         )),
     }
+}
+
+/// A comma-separated list of field paths, in lowerCamel (the JSON form) or `.proto` names, as
+/// clients write both in URLs.
+fn field_mask(desc: &MessageDescriptor, text: &str) -> Result<DynamicMessage, String> {
+    let mut paths = Vec::new();
+    for path in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        if !path
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        {
+            return Err(format!("`{path}` is not a field path"));
+        }
+        let mut snake = String::with_capacity(path.len() + 4);
+        for c in path.chars() {
+            if c.is_ascii_uppercase() {
+                snake.push('_');
+                snake.push(c.to_ascii_lowercase());
+            } else {
+                snake.push(c);
+            }
+        }
+        paths.push(Value::String(snake));
+    }
+    let mut mask = DynamicMessage::new(desc.clone());
+    mask.set_field_by_name("paths", Value::List(paths));
+    Ok(mask)
 }
 
 /// `google.protobuf.*Value`: a scalar that can be absent.

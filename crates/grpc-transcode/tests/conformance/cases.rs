@@ -407,6 +407,15 @@ fn queries() -> Vec<Case> {
             ..CASE
         },
         Case {
+            name: "query: a FieldMask may use .proto names too",
+            request: "GET /v1/shelves/1/books?read_mask=title,author.display_name",
+            grpc: LIST,
+            sent: &[r#"{"shelf": "1", "read_mask": "title,author.displayName"}"#],
+            backend: EMPTY,
+            response: "{}",
+            ..CASE
+        },
+        Case {
             name: "query: lowerCamel names are accepted",
             request: "GET /v1/shelves/1/books?pageSize=5&includeDrafts=true",
             grpc: LIST,
