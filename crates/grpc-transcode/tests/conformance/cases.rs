@@ -156,6 +156,22 @@ fn paths() -> Vec<Case> {
             ..CASE
         },
         Case {
+            name: "path: percent-encoded UTF-8 decodes",
+            request: "GET /v1/books/%E6%9C%AC",
+            grpc: "/testing.bookstore.Bookstore/GetBook",
+            sent: &[r#"{"name": "\u672c"}"#],
+            backend: ok!("{}"),
+            response: "{}",
+            ..CASE
+        },
+        Case {
+            name: "path: an escape that is not UTF-8 is a 400",
+            request: "GET /v1/books/%FF",
+            status: 400,
+            response: r#"{"code": 3, "message": "path variable `name`: `%FF` is not valid percent-encoded UTF-8", "details": []}"#,
+            ..CASE
+        },
+        Case {
             name: "path: %2F does not split a segment when matching",
             request: "GET /v1/shelves/1%2F2",
             status: 400,
@@ -440,6 +456,15 @@ fn queries() -> Vec<Case> {
             request: "GET /v1/shelves/1/books?filter.author=Herman+Melville%26Co",
             grpc: LIST,
             sent: &[r#"{"shelf": "1", "filter": {"author": "Herman Melville&Co"}}"#],
+            backend: EMPTY,
+            response: "{}",
+            ..CASE
+        },
+        Case {
+            name: "query: a repeated key for a singular field keeps the last value",
+            request: "GET /v1/shelves/1/books?page_size=1&page_size=2",
+            grpc: LIST,
+            sent: &[r#"{"shelf": "1", "page_size": 2}"#],
             backend: EMPTY,
             response: "{}",
             ..CASE
