@@ -47,6 +47,7 @@
 //!         }
 //!     }
 //!     let _last = encoder.finish(&outcome); // `]` or a final {"error": ...}
+//!     let _trailers = outcome.to_trailers(); // for clients that sent `te: trailers`
 //! } else {
 //!     let reply = call.unary_reply(backend_messages.first().map(|m| &m[..]), &status);
 //!     let _ = (reply.status, reply.content_type, reply.body);

@@ -182,7 +182,7 @@ impl StreamEncoder {
 
     /// The last chunk, once the backend's final status is known. An error after messages were
     /// sent becomes a final `{"error": {...}}` element, as the HTTP status is long gone; the
-    /// gateway should also send the status in HTTP trailers when the client accepts them.
+    /// gateway also sends [`Status::to_trailers`] as HTTP trailers when the client accepts them.
     pub fn finish(&mut self, status: &Status) -> Bytes {
         let array = self.call.settings.stream_as_array;
         let mut out = BytesMut::new();

@@ -5,11 +5,14 @@ use std::fmt;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use http::StatusCode;
-use percent_encoding::percent_decode_str;
+use http::{HeaderMap, HeaderValue, StatusCode};
+use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
 use prost::Message as _;
 use prost_reflect::{DescriptorPool, DynamicMessage};
 use serde_json::{Map, Value, json};
+
+/// What gRPC escapes in `grpc-message`: everything outside printable ASCII, and `%` itself.
+const MESSAGE_ESCAPES: &AsciiSet = &CONTROLS.add(b'%');
 
 /// The gRPC status codes, numbered as on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -214,6 +217,30 @@ impl Status {
         })
     }
 
+    /// The status as gRPC trailers (`grpc-status`, percent-encoded `grpc-message`, and
+    /// `grpc-status-details-bin` when there are details), for ending a streamed response to a
+    /// client that reads trailers.
+    pub fn to_trailers(&self) -> HeaderMap {
+        let mut trailers = HeaderMap::new();
+        trailers.insert("grpc-status", HeaderValue::from(self.code as i32));
+        let message = utf8_percent_encode(&self.message, MESSAGE_ESCAPES).to_string();
+        if let Ok(value) = HeaderValue::from_str(&message) {
+            trailers.insert("grpc-message", value);
+        }
+        if !self.details.is_empty() {
+            let wire = WireStatus {
+                code: self.code as i32,
+                message: self.message.clone(),
+                details: self.details.clone(),
+            };
+            let b64 = base64::engine::general_purpose::STANDARD_NO_PAD.encode(wire.encode_to_vec());
+            if let Ok(value) = HeaderValue::from_str(&b64) {
+                trailers.insert("grpc-status-details-bin", value);
+            }
+        }
+        trailers
+    }
+
     /// [`Status::to_json`] as bytes, ready to be an HTTP body.
     pub fn to_json_bytes(&self, pool: Option<&DescriptorPool>) -> Bytes {
         Bytes::from(self.to_json(pool).to_string())
@@ -274,6 +301,32 @@ mod tests {
         let status = Status::from_trailers(Some(b"5"), Some(b"no shelf %E6%9C%AC 7%25"), None);
         assert_eq!(status.code, Code::NotFound);
         assert_eq!(status.message, "no shelf \u{672c} 7%");
+    }
+
+    #[test]
+    fn trailers_round_trip() {
+        let status = Status {
+            code: Code::FailedPrecondition,
+            message: "shelf \u{672c} is 100% full\n".into(),
+            details: vec![Detail {
+                type_url: "type.googleapis.com/x.Y".into(),
+                value: vec![8, 1],
+            }],
+        };
+        let trailers = status.to_trailers();
+        assert_eq!(trailers["grpc-status"], "9");
+        assert_eq!(
+            trailers["grpc-message"],
+            "shelf %E6%9C%AC is 100%25 full%0A"
+        );
+        let back = Status::from_trailers(
+            trailers.get("grpc-status").map(|v| v.as_bytes()),
+            trailers.get("grpc-message").map(|v| v.as_bytes()),
+            trailers
+                .get("grpc-status-details-bin")
+                .map(|v| v.as_bytes()),
+        );
+        assert_eq!(back, status);
     }
 
     #[test]
