@@ -171,6 +171,107 @@ mod tests {
         assert_eq!(r.find(&Method::GET, "/v1/a/y").unwrap().id, 1);
     }
 
+    /// Whether one template matches a path, checked the slow obvious way.
+    fn matches(template: &Template, segments: &[&str], verb: Option<&str>) -> bool {
+        if template.verb.as_deref() != verb {
+            return false;
+        }
+        let mut rest = segments;
+        for segment in &template.segments {
+            match segment {
+                Segment::Multi => return true,
+                Segment::Literal(text) => match rest.split_first() {
+                    Some((first, tail)) if first == text => rest = tail,
+                    _ => return false,
+                },
+                Segment::Single => match rest.split_first() {
+                    Some((first, tail)) if !first.is_empty() => rest = tail,
+                    _ => return false,
+                },
+            }
+        }
+        rest.is_empty()
+    }
+
+    #[test]
+    fn finds_a_template_exactly_when_one_matches() {
+        // Random templates and paths over a tiny alphabet, so that overlaps are frequent.
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for _ in 0..200 {
+            let mut router = Router::default();
+            let mut templates = Vec::new();
+            for _ in 0..6 {
+                let len = 1 + next(3);
+                let mut text = String::new();
+                for i in 0..len {
+                    text.push('/');
+                    text.push_str(match next(4) {
+                        0 => "a",
+                        1 => "b",
+                        2 => "*",
+                        _ if i + 1 == len => "**",
+                        _ => "*",
+                    });
+                }
+                if next(3) == 0 {
+                    text.push_str(":v");
+                }
+                let template = Template::parse(&text).unwrap();
+                if router
+                    .insert(&Method::GET, &template, templates.len())
+                    .is_ok()
+                {
+                    templates.push(template);
+                }
+            }
+            for _ in 0..20 {
+                let len = next(5);
+                let mut path = String::new();
+                for _ in 0..len {
+                    path.push('/');
+                    path.push_str(["a", "b", "c", ""][next(4) as usize]);
+                }
+                if path.is_empty() {
+                    path.push('/');
+                }
+                if next(3) == 0 {
+                    path.push_str(":v");
+                }
+                let found = router.find(&Method::GET, &path);
+                let segments: Vec<&str> = path[1..].split('/').collect();
+                let (head, verb) = match segments.last().and_then(|s| s.rsplit_once(':')) {
+                    Some((head, verb)) => {
+                        let mut cut = segments.clone();
+                        let last = cut.len() - 1;
+                        cut[last] = head;
+                        (Some(cut), Some(verb))
+                    }
+                    None => (None, None),
+                };
+                let any = templates.iter().any(|t| {
+                    matches(t, &segments, None)
+                        || head.as_ref().is_some_and(|h| matches(t, h, verb))
+                });
+                match found {
+                    Some(m) => {
+                        let t = &templates[m.id];
+                        assert!(
+                            matches(t, &m.segments, t.verb.as_deref()),
+                            "{path} does not match the template found"
+                        );
+                    }
+                    None => assert!(!any, "{path} matches a template but none was found"),
+                }
+            }
+        }
+    }
+
     #[test]
     fn identical_shapes_clash() {
         let mut r = Router::default();
