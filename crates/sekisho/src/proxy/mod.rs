@@ -21,6 +21,7 @@ use http::uri::{self, PathAndQuery, Scheme};
 use http::{Request, Response, Uri, Version};
 use hyper::body::Incoming;
 
+use crate::adapt::transcode::Plan;
 use crate::body::{self, Body};
 use crate::config::model::Protocol as Upstream;
 use crate::route::{RequestFacts, Route};
@@ -112,10 +113,29 @@ pub async fn handle(
         }
     }
 
-    // Prepare the upstream request, and its copy for a shadow cluster.
     let deadline = headers::grpc_timeout(&parts.headers).filter(|_| protocol.is_grpc());
     let wait = [route.timeout, deadline].into_iter().flatten().min();
     let mut body = body::boxed(Counted::new(incoming, record.bytes_in.clone()));
+
+    // A REST caller of a transcoding route: translate the request into a gRPC call.
+    let mut transcoded = None;
+    if protocol == Protocol::Http
+        && let Some(transcoding) = &route.transcode
+    {
+        record.protocol = Protocol::Rest;
+        let call = match transcoding.plan(&parts) {
+            None => return Ok(answer(GatewayError::NoRoute, record)),
+            Some(Plan::Answer(response, code)) => return Ok(own(response, Some(code), record)),
+            Some(Plan::Call(call)) => call,
+        };
+        body = match transcoding.request(&call, &mut parts, body).await {
+            Ok(body) => body,
+            Err(response) => return Ok(own(response, None, record)),
+        };
+        transcoded = Some((transcoding, call));
+    }
+
+    // Prepare the upstream request, and its copy for a shadow cluster.
     if let Some(mirror) = route.mirror.as_ref().filter(|m| m.sample()) {
         let mut shadow = copy_head(&parts);
         let authority = shadow_authority(&record.authority);
@@ -165,6 +185,19 @@ pub async fn handle(
         }
         Err(err) => return Ok(answer(err, record)),
     };
+
+    // A transcoded call's gRPC answer goes back as JSON.
+    if let Some((transcoding, call)) = transcoded {
+        let (response, code) = transcoding.response(&call, response).await;
+        let (mut parts, body) = response.into_parts();
+        route.response_headers.apply(&mut parts.headers);
+        record.status = parts.status.as_u16();
+        record.grpc_status = Some(code);
+        return Ok(Response::from_parts(
+            parts,
+            body::boxed(Observed::new(body, record, None)),
+        ));
+    }
 
     // Stream the response back.
     let (mut parts, incoming) = response.into_parts();
@@ -272,9 +305,15 @@ fn shadow_authority(authority: &Authority) -> Authority {
 /// The gateway's own answer, recorded like any response.
 fn answer(err: GatewayError, mut record: Record) -> Response<Body> {
     let response = err.render(record.protocol.is_grpc());
-    record.status = response.status().as_u16();
-    record.grpc_status = record.protocol.is_grpc().then(|| err.grpc_status());
+    let grpc_status = (record.protocol != Protocol::Http).then(|| err.grpc_status());
     record.error = Some(err.detail());
+    own(response, grpc_status, record)
+}
+
+/// A response the gateway made itself, recorded like any response.
+fn own(response: Response<Body>, grpc_status: Option<u16>, mut record: Record) -> Response<Body> {
+    record.status = response.status().as_u16();
+    record.grpc_status = grpc_status;
     let (mut parts, body) = response.into_parts();
     parts
         .headers
