@@ -253,10 +253,16 @@ fn prepare(
     match cluster.protocol {
         Upstream::Http1 => {
             parts.version = Version::HTTP_11;
-            if let Authority::Uri(authority) = authority
-                && let Ok(host) = HeaderValue::from_str(authority.as_str())
-            {
-                parts.headers.insert(header::HOST, host);
+            match authority {
+                Authority::Uri(authority) => {
+                    if let Ok(host) = HeaderValue::from_str(authority.as_str()) {
+                        parts.headers.insert(header::HOST, host);
+                    }
+                }
+                Authority::Host(host) => {
+                    parts.headers.insert(header::HOST, host.clone());
+                }
+                Authority::Missing => {}
             }
         }
         Upstream::H2c | Upstream::H2 => {
