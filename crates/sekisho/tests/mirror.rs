@@ -46,7 +46,12 @@ async fn shadow(gate: Arc<Semaphore>) -> (SocketAddr, Arc<Mutex<Vec<Seen>>>) {
                             .unwrap_or_default()
                             .to_owned();
                         let path = req.uri().path().to_owned();
-                        let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                        let body = req
+                            .into_body()
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
                         record.lock().expect("record").push(Seen {
                             host,
                             path,
@@ -138,7 +143,8 @@ clusters:
     let metrics = async {
         loop {
             let text = http1_get(gw.admin(), "/metrics", &[]).await.text();
-            if text.contains(r#"sekisho_mirror_requests_total{cluster="shadow",result="sent"} 10"#) {
+            if text.contains(r#"sekisho_mirror_requests_total{cluster="shadow",result="sent"} 10"#)
+            {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;

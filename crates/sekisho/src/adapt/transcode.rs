@@ -255,6 +255,7 @@ impl Transcoding {
             }
         };
         let status = status_of(collected.trailers().unwrap_or(head));
+        let trailing = collected.trailers().map(metadata_headers);
         let bytes = collected.to_bytes();
         let mut decoder = FrameDecoder::new(self.max_body);
         decoder.push(&bytes);
@@ -263,7 +264,12 @@ impl Transcoding {
             Err(problem) => (None, problem),
         };
         let code = code_of(&status);
-        (reply(call.unary_reply(message.as_deref(), &status)), code)
+        let mut response = reply(call.unary_reply(message.as_deref(), &status));
+        if let Some(trailing) = trailing {
+            // Trailing metadata too: a REST answer has no trailers to carry it.
+            response.headers_mut().extend(trailing);
+        }
+        (response, code)
     }
 
     async fn stream(
