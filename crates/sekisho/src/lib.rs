@@ -13,6 +13,7 @@ pub mod cert;
 pub mod config;
 pub mod listener;
 pub mod observe;
+pub mod policy;
 pub mod proxy;
 pub mod route;
 pub mod snapshot;
@@ -97,6 +98,7 @@ impl Gateway {
         let resolver = options.resolver;
         let snapshot = Snapshot::compile(config, &path, None, Some(&log), &resolver)?;
         resolve_new_dns(&snapshot).await;
+        snapshot.jwt_providers.start().await;
         activate(&snapshot);
         let admin_address = snapshot.config.admin.as_ref().map(|a| *a.address.get());
         let state = Arc::new(State::new(snapshot, path.clone(), log));
@@ -217,6 +219,7 @@ impl Inner {
             &self.resolver,
         )?;
         resolve_new_dns(&snapshot).await;
+        snapshot.jwt_providers.start().await;
 
         // Bind new listeners before the swap, so a port in use rejects the whole config.
         let mut listeners = self.listeners.lock().await;

@@ -12,6 +12,7 @@ use crate::config::model::{Http1, Http2};
 use crate::config::{Config, ConfigError, Problem};
 use crate::listener::tls;
 use crate::observe::access_log::AccessLog;
+use crate::policy::jwt::Providers;
 use crate::route::{Route, RouteTable};
 use crate::upstream::Cluster;
 use crate::upstream::discovery::Resolve;
@@ -45,6 +46,8 @@ pub struct Snapshot {
     pub access_log: Option<AccessLog>,
     /// Files the config names (certificates, CAs): a change to one reloads.
     pub files: Vec<PathBuf>,
+    /// JWT issuers by name, with their keys.
+    pub jwt_providers: Providers,
 }
 
 impl Snapshot {
@@ -125,11 +128,19 @@ impl Snapshot {
             }
         }
 
+        let jwt_providers = Providers::compile(
+            &config.jwt_providers,
+            previous.map(|p| &p.jwt_providers),
+            &mut files,
+            &mut problems,
+        );
+
         let by_name: HashMap<&str, &Arc<Cluster>> =
             clusters.iter().map(|c| (&*c.name, c)).collect();
         let mut routes = Vec::new();
         for (i, spec) in config.routes.iter().enumerate() {
-            match Route::compile(spec, |name| by_name.get(name).map(|c| (*c).clone())) {
+            let cluster = |name: &str| by_name.get(name).map(|c| (*c).clone());
+            match Route::compile(spec, cluster, &jwt_providers) {
                 Ok(route) => {
                     if let Some(transcoding) = &route.transcode {
                         files.extend(transcoding.files().iter().cloned());
@@ -160,6 +171,7 @@ impl Snapshot {
             drain_timeout,
             access_log,
             files,
+            jwt_providers,
         })
     }
 }

@@ -3,6 +3,7 @@
 //! `sekisho validate` needs no runtime.
 
 mod error;
+pub mod jwt;
 pub mod model;
 pub mod text;
 mod validate;

@@ -36,6 +36,9 @@ pub struct Config {
     /// The per-request JSON log on stdout.
     #[serde(default)]
     pub access_log: AccessLog,
+    /// Issuers of JSON Web Tokens that routes may require.
+    #[serde(default)]
+    pub jwt_providers: Vec<super::jwt::JwtProvider>,
 }
 
 /// The admin listener.
@@ -205,6 +208,9 @@ pub struct Route {
     /// Serve REST/JSON callers by translating to the cluster's gRPC methods.
     #[serde(default)]
     pub transcode: Option<Transcode>,
+    /// Require a valid JSON Web Token from a provider.
+    #[serde(default)]
+    pub jwt: Option<super::jwt::RouteJwt>,
 }
 
 /// REST/JSON to gRPC by the `google.api.http` rules of a descriptor set.

@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use http::header::{HeaderName, HeaderValue};
 
 use super::Problem;
+use super::jwt;
 use super::model::{Cluster, Config, Listener, RetryOn, Route, Target};
 
 /// Every problem in the file, in file order; empty when the config is good.
@@ -27,9 +28,13 @@ pub fn check(config: &Config) -> Vec<Problem> {
     for (i, cluster) in config.clusters.iter().enumerate() {
         check_cluster(i, cluster, &mut clusters, &mut problems);
     }
+    let providers = jwt::check_providers(&config.jwt_providers, &mut problems);
     let mut routes = HashSet::new();
     for (i, route) in config.routes.iter().enumerate() {
         check_route(i, route, &clusters, &mut routes, &mut problems);
+        if let Some(rule) = &route.jwt {
+            jwt::check_route(&format!("routes[{i}].jwt"), rule, &providers, &mut problems);
+        }
     }
     problems.sort_by_key(|p| (p.line, p.column));
     problems

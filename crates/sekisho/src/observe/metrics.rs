@@ -198,6 +198,20 @@ pub fn retry(cluster: &str) {
     counter!("sekisho_upstream_retries_total", "cluster" => cluster.to_owned()).increment(1);
 }
 
+/// A route's JWT check let a request through (`allowed`) or refused it (`missing`,
+/// `invalid`, `forbidden`).
+pub fn jwt_decision(provider: &str, result: &'static str) {
+    counter!("sekisho_jwt_decisions_total", "provider" => provider.to_owned(), "result" => result)
+        .increment(1);
+}
+
+/// A fetch of a provider's JWKS URL finished.
+pub fn jwks_fetch(provider: &str, ok: bool) {
+    let result = if ok { "ok" } else { "failed" };
+    counter!("sekisho_jwks_fetches_total", "provider" => provider.to_owned(), "result" => result)
+        .increment(1);
+}
+
 /// A mirrored copy of a request was sent, skipped or failed.
 pub fn mirror(cluster: &str, result: &'static str) {
     counter!("sekisho_mirror_requests_total", "cluster" => cluster.to_owned(), "result" => result)

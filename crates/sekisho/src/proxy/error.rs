@@ -29,6 +29,14 @@ pub enum GatewayError {
     Timeout { cluster: Arc<str>, after: Duration },
     /// A cluster limit (circuit breaker) refused the request.
     Overloaded { cluster: Arc<str>, limit: Overload },
+    /// The route needs a token from `realm` (a JWT provider) and got none, or a bad one.
+    Unauthenticated {
+        realm: Arc<str>,
+        reason: String,
+        token_given: bool,
+    },
+    /// The token is good but its claims do not meet the route's requirements.
+    Forbidden { realm: Arc<str>, reason: String },
 }
 
 /// gRPC status codes the gateway produces.
@@ -39,6 +47,10 @@ pub mod grpc_code {
     pub const UNIMPLEMENTED: u16 = 12;
     /// A limit was reached.
     pub const RESOURCE_EXHAUSTED: u16 = 8;
+    /// The caller may not do this.
+    pub const PERMISSION_DENIED: u16 = 7;
+    /// The caller did not prove who it is.
+    pub const UNAUTHENTICATED: u16 = 16;
     /// Try again later.
     pub const UNAVAILABLE: u16 = 14;
 }
@@ -53,6 +65,8 @@ impl GatewayError {
             | GatewayError::Reset { .. } => grpc_code::UNAVAILABLE,
             GatewayError::Timeout { .. } => grpc_code::DEADLINE_EXCEEDED,
             GatewayError::Overloaded { .. } => grpc_code::RESOURCE_EXHAUSTED,
+            GatewayError::Unauthenticated { .. } => grpc_code::UNAUTHENTICATED,
+            GatewayError::Forbidden { .. } => grpc_code::PERMISSION_DENIED,
         }
     }
 
@@ -65,6 +79,8 @@ impl GatewayError {
             | GatewayError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::Reset { .. } => StatusCode::BAD_GATEWAY,
             GatewayError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            GatewayError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+            GatewayError::Forbidden { .. } => StatusCode::FORBIDDEN,
         }
     }
 
@@ -88,7 +104,30 @@ impl GatewayError {
                 .headers_mut()
                 .insert("x-sekisho-overloaded", HeaderValue::from_static("true"));
         }
+        if !grpc && let Some(challenge) = self.bearer_challenge() {
+            response
+                .headers_mut()
+                .insert(http::header::WWW_AUTHENTICATE, challenge);
+        }
         response
+    }
+
+    /// The RFC 6750 challenge of a refused JWT: the realm, and an error code when a token
+    /// was sent (none for a missing token, as the RFC asks).
+    fn bearer_challenge(&self) -> Option<HeaderValue> {
+        let (realm, error) = match self {
+            GatewayError::Unauthenticated {
+                realm, token_given, ..
+            } => (realm, token_given.then_some("invalid_token")),
+            GatewayError::Forbidden { realm, .. } => (realm, Some("insufficient_scope")),
+            _ => return None,
+        };
+        let realm = realm.replace(['"', '\\'], "");
+        let challenge = match error {
+            Some(error) => format!("Bearer realm=\"{realm}\", error=\"{error}\""),
+            None => format!("Bearer realm=\"{realm}\""),
+        };
+        HeaderValue::from_str(&challenge).ok()
     }
 
     fn render_body(&self, grpc: bool) -> Response<Body> {
@@ -139,6 +178,10 @@ impl fmt::Display for GatewayError {
             GatewayError::Overloaded { cluster, limit } => {
                 write!(f, "cluster {cluster:?} is overloaded: {limit}")
             }
+            GatewayError::Unauthenticated { reason, .. } => {
+                write!(f, "unauthenticated: {reason}")
+            }
+            GatewayError::Forbidden { reason, .. } => write!(f, "permission denied: {reason}"),
         }
     }
 }

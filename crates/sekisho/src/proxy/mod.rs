@@ -104,6 +104,13 @@ pub async fn handle(
     };
     record.cluster = Some(cluster.name.clone());
 
+    // The route's token check: refused requests never take a place upstream.
+    if let Some(jwt) = &route.jwt
+        && let Err(denial) = jwt.check(&mut parts).await
+    {
+        return Ok(answer(denial.into(), record));
+    }
+
     // Hold a place among the cluster's requests in flight.
     match cluster.admit() {
         Ok(slot) => record.admitted = Some(slot),

@@ -12,6 +12,7 @@ pub use matcher::{Matcher, RequestFacts};
 
 use crate::adapt::transcode::Transcoding;
 use crate::config::model;
+use crate::policy::jwt::{Providers, RouteJwt};
 use crate::proxy::mirror::MirrorPolicy;
 use crate::upstream::Cluster;
 use crate::upstream::retry::RetryPolicy;
@@ -39,6 +40,8 @@ pub struct Route {
     pub mirror: Option<MirrorPolicy>,
     /// REST/JSON callers translated to gRPC.
     pub transcode: Option<Transcoding>,
+    /// The token a request must carry.
+    pub jwt: Option<RouteJwt>,
 }
 
 enum Target {
@@ -87,10 +90,12 @@ impl HeaderEdits {
 }
 
 impl Route {
-    /// Compiles a route; `cluster` looks up clusters by name.
+    /// Compiles a route; `cluster` looks up clusters by name, `providers` are the JWT
+    /// providers a route's `jwt` may name.
     pub fn compile(
         spec: &model::Route,
         cluster: impl Fn(&str) -> Option<Arc<Cluster>>,
+        providers: &Providers,
     ) -> Result<Self, String> {
         let find = |name: &str| cluster(name).ok_or_else(|| format!("unknown cluster {name:?}"));
         let target = match &spec.to.value {
@@ -136,6 +141,10 @@ impl Route {
             }
             None => None,
         };
+        let jwt = match &spec.jwt {
+            Some(rule) => Some(RouteJwt::compile(rule, providers)?),
+            None => None,
+        };
         Ok(Route {
             name: Arc::from(&*spec.name.value),
             matcher: Matcher::compile(m)?,
@@ -145,6 +154,7 @@ impl Route {
             response_headers: HeaderEdits::compile(&spec.response_headers)?,
             timeout,
             transcode,
+            jwt,
             retry: spec.retry.as_ref().map(RetryPolicy::from_config),
             mirror: match &spec.mirror {
                 Some(m) => Some(MirrorPolicy {
