@@ -46,7 +46,7 @@ def new_key(alg: str):
 
 
 def jwk(private, kid: str, alg: str) -> dict:
-    algorithm = jwt.get_algorithm_by_name(alg)
+    algorithm = jwt.algorithms.get_default_algorithms()[alg]
     key = json.loads(algorithm.to_jwk(private.public_key()))
     key.update({"kid": kid, "alg": alg, "use": "sig"})
     return key
