@@ -234,6 +234,16 @@ async fn every_algorithm_verifies_from_a_jwks_file() {
         );
     }
 
+    // Each algorithm's signature covers the claims: the same signature over other claims
+    // is refused.
+    let other_claims = minted.case("role_user").split('.').nth(1).expect("payload");
+    for alg in ALGORITHMS {
+        let mut parts: Vec<&str> = minted.valid(alg).split('.').collect();
+        parts[1] = other_claims;
+        let response = bearer(s.edge, "/app", &parts.join(".")).await;
+        assert_unauthenticated(&response, alg, "signature does not verify");
+    }
+
     // Without strip_token the upstream sees the token.
     let headers = echoed(&bearer(s.edge, "/kept/x", minted.valid("RS256")).await);
     assert_eq!(
@@ -581,4 +591,27 @@ clusters: [{ name: c, endpoints: [{ address: "127.0.0.1:1" }] }]
     };
     assert!(err.contains("jwt_providers[0]"), "{err}");
     assert!(err.contains("https"), "{err}");
+}
+
+#[tokio::test]
+async fn a_changed_jwks_file_is_picked_up() {
+    let Some(minted) = mint() else { return };
+    let jwks = minted.dir.write(
+        "watched-jwks.json",
+        &read(&minted.dir.path().join("jwks.json")),
+    );
+    let keys = format!("{{ jwks_file: \"{}\" }}", jwks.display());
+    let s = setup(&keys).await;
+    let response = bearer(s.edge, "/app", minted.case("rotated")).await;
+    assert_unauthenticated(&response, "rotated before the file changed", "`kid`");
+
+    minted.dir.write(
+        "watched-jwks.json",
+        &read(&minted.dir.path().join("jwks-rotated.json")),
+    );
+    eventually(Duration::from_secs(10), "the rotated key", || async {
+        let response = bearer(s.edge, "/app", minted.case("rotated")).await;
+        (response.status == StatusCode::OK).then_some(())
+    })
+    .await;
 }

@@ -151,7 +151,9 @@ impl RemoteKeys {
             }
             Err(e) => {
                 let kept = self.current().map_or(0, |s| s.count());
-                tracing::warn!(provider = %self.provider, url = %self.spec.url, error = %e, kept_keys = kept, "JWKS fetch failed; the last good key set stays");
+                // The host only: a URL's path or query may hold a secret.
+                let host = self.spec.url.host().unwrap_or_default();
+                tracing::warn!(provider = %self.provider, host, error = %e, kept_keys = kept, "JWKS fetch failed; the last good key set stays");
                 metrics::jwks_fetch(&self.provider, false);
                 false
             }
