@@ -589,8 +589,26 @@ clusters: [{ name: c, endpoints: [{ address: "127.0.0.1:1" }] }]
         Ok(_) => panic!("clear-text JWKS URL accepted"),
         Err(e) => e.to_string(),
     };
-    assert!(err.contains("jwt_providers[0]"), "{err}");
-    assert!(err.contains("https"), "{err}");
+    assert!(
+        err.contains("jwt_providers[0].keys.jwks_url: use https"),
+        "{err}"
+    );
+
+    let missing = dir.path().join("missing.pem");
+    let yaml = yaml.replace(
+        "jwks_url: \"http://id.example.test/jwks\"",
+        &format!("pem: \"{}\"", missing.display()),
+    );
+    dir.write("gateway.yaml", &yaml);
+    let err = match sekisho::Gateway::start(&path).await {
+        Ok(_) => panic!("missing PEM file accepted"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("jwt_providers[0].keys.pem: cannot read"),
+        "{err}"
+    );
+    assert!(err.contains("missing.pem"), "{err}");
 }
 
 #[tokio::test]

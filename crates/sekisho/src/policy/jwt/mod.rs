@@ -103,28 +103,29 @@ pub struct Provider {
 }
 
 impl Provider {
+    /// Compiles a provider; an error names the `keys` field at fault and what is wrong.
     fn compile(
         spec: &JwtProvider,
         previous: Option<&Provider>,
         files: &mut Vec<PathBuf>,
-    ) -> Result<Provider, String> {
+    ) -> Result<Provider, (&'static str, String)> {
         let name: Arc<str> = Arc::from(&*spec.name.value);
         let keys = &spec.keys.value;
         let keys = if let Some(pem) = &keys.pem {
             let path = Path::new(&*pem.value);
             files.push(path.to_path_buf());
             let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("keys.pem: cannot read {}: {e}", path.display()))?;
+                .map_err(|e| ("pem", format!("cannot read {}: {e}", path.display())))?;
             Keys::Fixed(Arc::new(
-                KeySet::from_pem(&text).map_err(|e| format!("keys.pem {}: {e}", path.display()))?,
+                KeySet::from_pem(&text).map_err(|e| ("pem", format!("{}: {e}", path.display())))?,
             ))
         } else if let Some(file) = &keys.jwks_file {
             let path = Path::new(&*file.value);
             files.push(path.to_path_buf());
             let bytes = std::fs::read(path)
-                .map_err(|e| format!("keys.jwks_file: cannot read {}: {e}", path.display()))?;
+                .map_err(|e| ("jwks_file", format!("cannot read {}: {e}", path.display())))?;
             let (set, skipped) = KeySet::from_jwks(&bytes)
-                .map_err(|e| format!("keys.jwks_file {}: {e}", path.display()))?;
+                .map_err(|e| ("jwks_file", format!("{}: {e}", path.display())))?;
             for note in skipped {
                 tracing::warn!(provider = %name, "JWKS key passed over: {note}");
             }
@@ -137,13 +138,13 @@ impl Provider {
                     .as_ref()
                     .map_or(DEFAULT_FETCH_TIMEOUT, |d| d.get().0),
             )
-            .map_err(|e| format!("keys.jwks_url: {e}"))?;
+            .map_err(|e| ("jwks_url", e))?;
             match previous.map(|p| &p.keys) {
                 Some(Keys::Remote(old)) if old.spec == spec => Keys::Remote(old.clone()),
                 _ => Keys::Remote(RemoteKeys::new(name.clone(), spec)),
             }
         } else {
-            return Err("keys: give one of `pem`, `jwks_file` or `jwks_url`".into());
+            return Err(("", "give one of `pem`, `jwks_file` or `jwks_url`".into()));
         };
         let places = spec
             .from
@@ -261,7 +262,10 @@ impl Providers {
                 Ok(provider) => {
                     by_name.insert(name, Arc::new(provider));
                 }
-                Err(e) => problems.push(Problem::on(&spec.keys, format!("jwt_providers[{i}]"), e)),
+                Err((field, e)) => {
+                    let at = format!("jwt_providers[{i}].keys.{field}");
+                    problems.push(Problem::on(&spec.keys, at.trim_end_matches('.'), e));
+                }
             }
         }
         Providers { by_name }
