@@ -268,6 +268,7 @@ async fn bad_tokens_are_refused_with_the_reason() {
         ("tampered", "signature does not verify"),
         ("wrong_kid", "signature does not verify"),
         ("unknown_kid", "`kid`"),
+        ("kid_of_an_rsa_key", "no key of this provider verifies ES256"),
         ("expired", "expired"),
         ("not_yet_valid", "not valid yet"),
         ("wrong_audience", "audience"),

@@ -108,6 +108,7 @@ def main() -> None:
         "tampered": f"{header}.{forged_payload}.{signature}",
         "wrong_kid": sign("ES256", kid="es256-b"),
         "unknown_kid": sign("ES256", kid="nope"),
+        "kid_of_an_rsa_key": sign("ES256", kid="rs256"),
         "expired": sign("ES256", exp=now - 3600, iat=now - 7200),
         "within_leeway": sign("ES256", exp=now - 5),
         "not_yet_valid": sign("ES256", nbf=now + 3600),

@@ -201,20 +201,23 @@ impl Provider {
                 .current()
                 .ok_or("no keys yet: the JWKS could not be fetched")?,
         };
-        let verified = match verify_with(&set, &jws) {
-            Err(Unknown) => match &self.keys {
-                Keys::Remote(remote) if remote.refetch_for_unknown_kid(&set).await => {
-                    let fresh = remote.current().unwrap_or(set);
-                    verify_with(&fresh, &jws)
-                }
-                _ => Err(Unknown),
-            },
-            other => other,
-        };
-        match verified {
-            Ok(true) => {}
-            Ok(false) => return Err("token signature does not verify".into()),
-            Err(Unknown) => {
+        let mut outcome = check_signature(&set, &jws);
+        if let (Signature::UnknownKid, Keys::Remote(remote)) = (&outcome, &self.keys)
+            && remote.refetch_for_unknown_kid(&set).await
+            && let Some(fresh) = remote.current()
+        {
+            outcome = check_signature(&fresh, &jws);
+        }
+        match outcome {
+            Signature::Verified => {}
+            Signature::Bad => return Err("token signature does not verify".into()),
+            Signature::NoKey => {
+                return Err(format!(
+                    "no key of this provider verifies {} (for the token's `kid`)",
+                    jws.alg
+                ));
+            }
+            Signature::UnknownKid => {
                 return Err("token names a key (`kid`) this provider does not have".into());
             }
         }
@@ -224,18 +227,33 @@ impl Provider {
     }
 }
 
-/// The token named a `kid` that the key set lacks.
-struct Unknown;
+/// What the key set says about a token's signature.
+enum Signature {
+    /// A key that fits the token verifies it.
+    Verified,
+    /// Keys fit, none verifies.
+    Bad,
+    /// No key fits the token's algorithm (and `kid`).
+    NoKey,
+    /// The token names a `kid` the set lacks.
+    UnknownKid,
+}
 
-/// Whether a key of `set` that fits the token verifies its signature.
-fn verify_with(set: &KeySet, jws: &Jws<'_>) -> Result<bool, Unknown> {
+fn check_signature(set: &KeySet, jws: &Jws<'_>) -> Signature {
     match set.lookup(jws.kid.as_deref(), jws.alg) {
-        Lookup::Keys(keys) => Ok(keys.iter().any(|key| {
-            key.public
-                .verifies(jws.alg, jws.signing_input.as_bytes(), jws.signature)
-        })),
-        Lookup::NoKey => Ok(false),
-        Lookup::UnknownKid => Err(Unknown),
+        Lookup::Keys(keys) => {
+            let message = jws.signing_input.as_bytes();
+            if keys
+                .iter()
+                .any(|key| key.public.verifies(jws.alg, message, jws.signature))
+            {
+                Signature::Verified
+            } else {
+                Signature::Bad
+            }
+        }
+        Lookup::NoKey => Signature::NoKey,
+        Lookup::UnknownKid => Signature::UnknownKid,
     }
 }
 
