@@ -268,7 +268,10 @@ async fn bad_tokens_are_refused_with_the_reason() {
         ("tampered", "signature does not verify"),
         ("wrong_kid", "signature does not verify"),
         ("unknown_kid", "`kid`"),
-        ("kid_of_an_rsa_key", "no key of this provider verifies ES256"),
+        (
+            "kid_of_an_rsa_key",
+            "no key of this provider verifies ES256",
+        ),
         ("expired", "expired"),
         ("not_yet_valid", "not valid yet"),
         ("wrong_audience", "audience"),
@@ -417,9 +420,11 @@ async fn grpc_callers_get_unauthenticated_and_permission_denied() {
     assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
 }
 
-/// A JWKS server: serves whatever `body` holds (or 500 when it is empty) and counts hits.
+/// A JWKS server: serves whatever `body` holds (or 500 when it is empty) and counts hits;
+/// over TLS when given an acceptor.
 struct JwksServer {
     addr: SocketAddr,
+    tls: bool,
     body: Arc<Mutex<String>>,
     hits: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
@@ -427,6 +432,10 @@ struct JwksServer {
 
 impl JwksServer {
     async fn start(body: String) -> JwksServer {
+        Self::start_with(body, None).await
+    }
+
+    async fn start_with(body: String, tls: Option<tokio_rustls::TlsAcceptor>) -> JwksServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -434,9 +443,12 @@ impl JwksServer {
         let body = Arc::new(Mutex::new(body));
         let hits = Arc::new(AtomicUsize::new(0));
         let (shared, counter) = (body.clone(), hits.clone());
+        let acceptor = tls.clone();
         let task = tokio::spawn(async move {
+            let tls = acceptor;
             while let Ok((stream, _)) = listener.accept().await {
                 let (shared, counter) = (shared.clone(), counter.clone());
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |_request| {
                         counter.fetch_add(1, Ordering::SeqCst);
@@ -450,14 +462,24 @@ impl JwksServer {
                         *response.status_mut() = status;
                         async move { Ok::<_, Infallible>(response) }
                     });
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    let server = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    match tls {
+                        Some(tls) => {
+                            if let Ok(stream) = tls.accept(stream).await {
+                                let _ =
+                                    server.serve_connection(TokioIo::new(stream), service).await;
+                            }
+                        }
+                        None => {
+                            let _ = server.serve_connection(TokioIo::new(stream), service).await;
+                        }
+                    }
                 });
             }
         });
         JwksServer {
             addr,
+            tls: tls.is_some(),
             body,
             hits,
             task,
@@ -473,10 +495,12 @@ impl JwksServer {
     }
 
     fn keys(&self, refresh: &str) -> String {
-        format!(
-            "{{ jwks_url: \"http://{}/jwks\", refresh: {refresh}, timeout: 2s }}",
-            self.addr
-        )
+        let url = if self.tls {
+            format!("https://localhost:{}/jwks", self.addr.port())
+        } else {
+            format!("http://{}/jwks", self.addr)
+        };
+        format!("{{ jwks_url: \"{url}\", refresh: {refresh}, timeout: 2s }}")
     }
 }
 
@@ -633,4 +657,22 @@ async fn a_changed_jwks_file_is_picked_up() {
         (response.status == StatusCode::OK).then_some(())
     })
     .await;
+}
+
+#[tokio::test]
+async fn jwks_url_over_https_trusts_the_configured_ca() {
+    let Some(minted) = mint() else { return };
+    let cert = write_cert(&minted.dir, "jwks-server", &["localhost"]);
+    let key = sekisho::listener::tls::load_certified_key(&cert.cert, &cert.key).expect("key");
+    let resolver = sekisho::listener::tls::SniResolver::new(vec![key]).expect("resolver");
+    let config = sekisho::listener::tls::server_config(resolver).expect("server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let server =
+        JwksServer::start_with(read(&minted.dir.path().join("jwks.json")), Some(acceptor)).await;
+    let keys = server
+        .keys("1h")
+        .replace(" }", &format!(", ca: \"{}\" }}", cert.cert.display()));
+    let s = setup(&keys).await;
+    assert_eq!(server.hits(), 2, "each provider fetched over TLS");
+    echoed(&bearer(s.edge, "/app", minted.valid("ES512")).await);
 }

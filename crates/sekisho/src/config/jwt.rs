@@ -85,6 +85,10 @@ pub struct JwtKeys {
     /// Bound on one fetch of `jwks_url` (default 5s).
     #[serde(default)]
     pub timeout: Option<Parsed<Duration>>,
+    /// PEM bundle of CAs trusted for `jwks_url` instead of the system roots (a private
+    /// issuer); watched like certificates.
+    #[serde(default)]
+    pub ca: Option<Spanned<Text>>,
 }
 
 /// What a route asks of a request's token.
@@ -165,12 +169,14 @@ pub fn check_providers(providers: &[JwtProvider], problems: &mut Vec<Problem>) -
             ));
         }
         if keys.value.jwks_url.is_none()
-            && (keys.value.refresh.is_some() || keys.value.timeout.is_some())
+            && (keys.value.refresh.is_some()
+                || keys.value.timeout.is_some()
+                || keys.value.ca.is_some())
         {
             problems.push(Problem::on(
                 keys,
                 at("keys"),
-                "`refresh` and `timeout` apply to `jwks_url` only",
+                "`refresh`, `timeout` and `ca` apply to `jwks_url` only",
             ));
         }
         for (field, duration) in [

@@ -48,7 +48,7 @@ impl Connector {
     /// Builds the TLS client setup once, so each connection only does the handshake.
     pub fn new(key: ConnectorKey) -> Result<Self, String> {
         let tls = match key.protocol {
-            Protocol::H2 => Some(tls_connector(key.ca_pem.as_deref())?),
+            Protocol::H2 => Some(tls_connector(key.ca_pem.as_deref(), b"h2")?),
             Protocol::Http1 | Protocol::H2c => None,
         };
         Ok(Connector { key, tls })
@@ -127,7 +127,8 @@ impl Connector {
     }
 }
 
-fn tls_connector(ca_pem: Option<&[u8]>) -> Result<TlsConnector, String> {
+/// A TLS client trusting `ca_pem` (else the system's roots) that offers one ALPN protocol.
+pub(crate) fn tls_connector(ca_pem: Option<&[u8]>, alpn: &[u8]) -> Result<TlsConnector, String> {
     let mut roots = rustls::RootCertStore::empty();
     match ca_pem {
         Some(pem) => {
@@ -153,7 +154,7 @@ fn tls_connector(ca_pem: Option<&[u8]>) -> Result<TlsConnector, String> {
         .map_err(|e| e.to_string())?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec()];
+    config.alpn_protocols = vec![alpn.to_vec()];
     Ok(TlsConnector::from(Arc::new(config)))
 }
 

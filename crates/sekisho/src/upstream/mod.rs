@@ -23,6 +23,7 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 
 pub use balance::EndpointSet;
+pub(crate) use connect::tls_connector;
 pub use connect::{ConnectorKey, read_ca};
 pub use endpoint::{Endpoint, Live};
 pub use limits::{Limits, Overload, Slot};

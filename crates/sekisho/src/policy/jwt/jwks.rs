@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
@@ -12,14 +12,13 @@ use bytes::Bytes;
 use http::{Request, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper_util::rt::TokioIo;
-use rustls::ClientConfig;
-use rustls::crypto::aws_lc_rs;
 use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use super::keys::KeySet;
 use crate::observe::metrics;
+use crate::upstream::tls_connector;
 
 /// Largest JWKS document read.
 const MAX_JWKS_BYTES: usize = 1 << 20;
@@ -34,12 +33,19 @@ pub struct RemoteSpec {
     pub refresh: Duration,
     /// Bound on one fetch.
     pub timeout: Duration,
+    /// PEM of the CAs trusted instead of the system roots.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 impl RemoteSpec {
     /// Checks the URL: HTTPS, or plain HTTP to a loopback address (a key set fetched in
     /// clear text could be swapped by anyone on the path).
-    pub fn new(url: &str, refresh: Duration, timeout: Duration) -> Result<Self, String> {
+    pub fn new(
+        url: &str,
+        refresh: Duration,
+        timeout: Duration,
+        ca_pem: Option<Vec<u8>>,
+    ) -> Result<Self, String> {
         let url: Uri = url.parse().map_err(|e| format!("not a URL: {e}"))?;
         let host = url.host().ok_or("the URL has no host")?;
         match url.scheme_str() {
@@ -54,6 +60,7 @@ impl RemoteSpec {
             url,
             refresh,
             timeout,
+            ca_pem,
         })
     }
 }
@@ -68,6 +75,8 @@ pub struct RemoteKeys {
     /// How it is fetched.
     pub spec: RemoteSpec,
     provider: Arc<str>,
+    /// For https URLs.
+    tls: Option<TlsConnector>,
     set: ArcSwapOption<KeySet>,
     started: AtomicBool,
     /// When a token's unknown `kid` last caused a fetch.
@@ -75,15 +84,21 @@ pub struct RemoteKeys {
 }
 
 impl RemoteKeys {
-    /// A key set with nothing fetched yet; [`RemoteKeys::start`] brings it to life.
-    pub fn new(provider: Arc<str>, spec: RemoteSpec) -> Arc<Self> {
-        Arc::new(RemoteKeys {
+    /// A key set with nothing fetched yet; [`RemoteKeys::start`] brings it to life. Fails
+    /// when the CA bundle is unusable.
+    pub fn new(provider: Arc<str>, spec: RemoteSpec) -> Result<Arc<Self>, String> {
+        let tls = match spec.url.scheme_str() {
+            Some("https") => Some(tls_connector(spec.ca_pem.as_deref(), b"http/1.1")?),
+            _ => None,
+        };
+        Ok(Arc::new(RemoteKeys {
             spec,
             provider,
+            tls,
             set: ArcSwapOption::empty(),
             started: AtomicBool::new(false),
             kid_fetch: tokio::sync::Mutex::new(None),
-        })
+        }))
     }
 
     /// The last good set, if any fetch succeeded yet.
@@ -133,7 +148,8 @@ impl RemoteKeys {
 
     /// One fetch; on failure the last good set stays. True when a new set came in.
     async fn refresh(&self) -> bool {
-        let fetched = tokio::time::timeout(self.spec.timeout, fetch(&self.spec.url)).await;
+        let fetch = fetch(&self.spec.url, self.tls.as_ref());
+        let fetched = tokio::time::timeout(self.spec.timeout, fetch).await;
         let result = match fetched {
             Ok(Ok(body)) => KeySet::from_jwks(&body),
             Ok(Err(e)) => Err(e),
@@ -161,11 +177,12 @@ impl RemoteKeys {
     }
 }
 
-/// GETs `url` over HTTP/1.1 (TLS for https) and returns the body of a 200 answer.
-async fn fetch(url: &Uri) -> Result<Bytes, String> {
+/// GETs `url` over HTTP/1.1 (through `tls` for https) and returns the body of a 200 answer.
+async fn fetch(url: &Uri, tls: Option<&TlsConnector>) -> Result<Bytes, String> {
     let host = url.host().ok_or("no host")?;
-    let tls = url.scheme_str() == Some("https");
-    let port = url.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    let port = url
+        .port_u16()
+        .unwrap_or(if tls.is_some() { 443 } else { 80 });
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     let tcp = TcpStream::connect((bare, port))
         .await
@@ -175,10 +192,10 @@ async fn fetch(url: &Uri) -> Result<Bytes, String> {
         .header(header::ACCEPT, "application/jwk-set+json, application/json")
         .body(Empty::<Bytes>::new())
         .map_err(|e| e.to_string())?;
-    let response = if tls {
+    let response = if let Some(tls) = tls {
         let name =
             ServerName::try_from(bare.to_owned()).map_err(|e| format!("bad host name: {e}"))?;
-        let stream = TlsConnector::from(client_config()?)
+        let stream = tls
             .connect(name, tcp)
             .await
             .map_err(|e| format!("TLS handshake with {host}: {e}"))?;
@@ -213,30 +230,6 @@ where
         .map_err(|e| format!("request: {e}"))
 }
 
-/// The TLS client for JWKS URLs: the system's trusted roots, HTTP/1.1.
-fn client_config() -> Result<Arc<ClientConfig>, String> {
-    static CONFIG: OnceLock<Result<Arc<ClientConfig>, String>> = OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            let mut roots = rustls::RootCertStore::empty();
-            for cert in rustls_native_certs::load_native_certs().certs {
-                let _ = roots.add(cert);
-            }
-            if roots.is_empty() {
-                return Err("no trusted CA certificates on this system".into());
-            }
-            let mut config =
-                ClientConfig::builder_with_provider(Arc::new(aws_lc_rs::default_provider()))
-                    .with_safe_default_protocol_versions()
-                    .map_err(|e| e.to_string())?
-                    .with_root_certificates(roots)
-                    .with_no_client_auth();
-            config.alpn_protocols = vec![b"http/1.1".to_vec()];
-            Ok(Arc::new(config))
-        })
-        .clone()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,10 +237,11 @@ mod tests {
     #[test]
     fn clear_text_only_to_loopback() {
         let d = Duration::from_secs(1);
-        assert!(RemoteSpec::new("http://127.0.0.1:8080/jwks", d, d).is_ok());
-        assert!(RemoteSpec::new("http://[::1]/jwks", d, d).is_ok());
-        assert!(RemoteSpec::new("https://id.example.com/jwks", d, d).is_ok());
-        let err = RemoteSpec::new("http://id.example.com/jwks", d, d).expect_err("clear text");
+        assert!(RemoteSpec::new("http://127.0.0.1:8080/jwks", d, d, None).is_ok());
+        assert!(RemoteSpec::new("http://[::1]/jwks", d, d, None).is_ok());
+        assert!(RemoteSpec::new("https://id.example.com/jwks", d, d, None).is_ok());
+        let err =
+            RemoteSpec::new("http://id.example.com/jwks", d, d, None).expect_err("clear text");
         assert!(err.contains("https"), "{err}");
     }
 }

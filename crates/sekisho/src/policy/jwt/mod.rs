@@ -131,17 +131,28 @@ impl Provider {
             }
             Keys::Fixed(Arc::new(set))
         } else if let Some(url) = &keys.jwks_url {
+            let ca_pem = match &keys.ca {
+                Some(ca) => {
+                    let path = Path::new(&*ca.value);
+                    files.push(path.to_path_buf());
+                    let pem = std::fs::read(path)
+                        .map_err(|e| ("ca", format!("cannot read {}: {e}", path.display())))?;
+                    Some(pem)
+                }
+                None => None,
+            };
             let spec = RemoteSpec::new(
                 &url.value,
                 keys.refresh.as_ref().map_or(DEFAULT_REFRESH, |d| d.get().0),
                 keys.timeout
                     .as_ref()
                     .map_or(DEFAULT_FETCH_TIMEOUT, |d| d.get().0),
+                ca_pem,
             )
             .map_err(|e| ("jwks_url", e))?;
             match previous.map(|p| &p.keys) {
                 Some(Keys::Remote(old)) if old.spec == spec => Keys::Remote(old.clone()),
-                _ => Keys::Remote(RemoteKeys::new(name.clone(), spec)),
+                _ => Keys::Remote(RemoteKeys::new(name.clone(), spec).map_err(|e| ("ca", e))?),
             }
         } else {
             return Err(("", "give one of `pem`, `jwks_file` or `jwks_url`".into()));
