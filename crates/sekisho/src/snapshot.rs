@@ -13,6 +13,7 @@ use crate::config::{Config, ConfigError, Problem};
 use crate::listener::proxy_protocol::ProxyProtocol;
 use crate::listener::tls;
 use crate::observe::access_log::AccessLog;
+use crate::observe::trace::Tracing;
 use crate::policy::cidr::CidrSet;
 use crate::policy::client_ip::ClientIp;
 use crate::policy::ip_acl::IpAcl;
@@ -57,6 +58,8 @@ pub struct Snapshot {
     pub access_log: Option<AccessLog>,
     /// Files the config names (certificates, CAs): a change to one reloads.
     pub files: Vec<PathBuf>,
+    /// The tracer, when tracing is on (and a runtime is there to export).
+    pub tracing: Option<Arc<Tracing>>,
 }
 
 impl Snapshot {
@@ -213,6 +216,28 @@ impl Snapshot {
             .as_ref()
             .map_or(DEFAULT_DRAIN, |d| d.get().0);
         let access_log = config.access_log.enabled.then(|| log.cloned()).flatten();
+        // Kept across reloads that leave its settings alone; `validate` has no runtime and
+        // only checks the settings.
+        let tracing = match &config.tracing {
+            Some(spec) if tokio::runtime::Handle::try_current().is_ok() => {
+                match previous
+                    .and_then(|p| p.tracing.clone())
+                    .filter(|t| t.built_from(spec))
+                {
+                    Some(kept) => Some(kept),
+                    None => Some(Arc::new(Tracing::start(spec).map_err(|e| ConfigError {
+                        file: file.to_owned(),
+                        problems: vec![Problem {
+                            line: 0,
+                            column: 0,
+                            field: "tracing".into(),
+                            message: e,
+                        }],
+                    })?)),
+                }
+            }
+            _ => None,
+        };
         Ok(Snapshot {
             config,
             listeners,
@@ -221,6 +246,7 @@ impl Snapshot {
             drain_timeout,
             access_log,
             files,
+            tracing,
         })
     }
 }

@@ -36,6 +36,44 @@ pub struct Config {
     /// The per-request JSON log on stdout.
     #[serde(default)]
     pub access_log: AccessLog,
+    /// Distributed tracing; off when absent.
+    #[serde(default)]
+    pub tracing: Option<Tracing>,
+}
+
+/// Spans exported over OTLP/gRPC.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tracing {
+    /// The collector, e.g. `http://otel-collector:4317`.
+    pub otlp_endpoint: Text,
+    /// Share of new traces recorded, 0 to 1; a caller's sampled trace is always continued.
+    #[serde(default = "Tracing::default_sampling")]
+    pub sampling: f64,
+    /// Also accept B3 headers (`b3`, `x-b3-*`) from callers.
+    #[serde(default)]
+    pub b3: bool,
+    /// `service.name` of the gateway's spans.
+    #[serde(default = "Tracing::default_service")]
+    pub service_name: Text,
+    /// Bound on one export.
+    #[serde(default)]
+    pub timeout: Option<Parsed<Duration>>,
+    /// Finished spans waiting for export; more are dropped (and counted).
+    #[serde(default = "Tracing::default_queue")]
+    pub max_queue: usize,
+}
+
+impl Tracing {
+    fn default_sampling() -> f64 {
+        1.0
+    }
+    fn default_service() -> Text {
+        Text::plain("sekisho")
+    }
+    fn default_queue() -> usize {
+        4096
+    }
 }
 
 /// The admin listener.

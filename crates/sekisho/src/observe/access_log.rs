@@ -50,6 +50,12 @@ pub struct Entry<'a> {
     pub bytes_out: u64,
     /// Attempts sent upstream; more than one when retried, 0 when none was sent.
     pub attempts: u32,
+    /// The trace this request belongs to, when tracing is on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<&'a str>,
+    /// The gateway's server span for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub span_id: Option<&'a str>,
     /// From the request's arrival to the end of the response, in milliseconds.
     pub duration_ms: f64,
     /// Why the gateway answered itself or the response ended early, if it did.

@@ -209,3 +209,8 @@ pub fn proxy_protocol_refused(listener: &str, reason: &'static str) {
     counter!("sekisho_proxy_protocol_refused_total", "listener" => listener.to_owned(), "reason" => reason)
         .increment(1);
 }
+
+/// Spans exported, failed to export, or dropped because the export queue was full.
+pub fn trace_spans(result: &'static str, n: usize) {
+    counter!("sekisho_trace_spans_total", "result" => result).increment(n as u64);
+}

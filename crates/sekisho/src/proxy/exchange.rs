@@ -20,7 +20,9 @@ use super::error::{grpc_code, percent_encode};
 use crate::body::BoxError;
 use crate::observe::access_log::{AccessLog, Entry, timestamp};
 use crate::observe::metrics;
+use crate::observe::trace::Trace;
 use crate::upstream::{InFlight, Outcome, Slot};
+use opentelemetry::KeyValue;
 
 /// What kind of client sent the request; decides how errors are rendered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -149,6 +151,8 @@ pub struct Record {
     pub bytes_out: u64,
     /// Why the gateway answered or the response ended early.
     pub error: Option<String>,
+    /// The request's trace, when tracing is on.
+    pub trace: Option<Trace>,
 }
 
 impl Record {
@@ -174,6 +178,28 @@ impl Record {
             },
             duration,
         );
+        let ids = self.trace.as_ref().and_then(Trace::ids);
+        if let Some(mut trace) = self.trace {
+            trace.set(
+                [
+                    self.route
+                        .as_deref()
+                        .map(|r| KeyValue::new("sekisho.route", r.to_owned())),
+                    self.cluster
+                        .as_deref()
+                        .map(|c| KeyValue::new("sekisho.cluster", c.to_owned())),
+                    upstream.map(|u| KeyValue::new("network.peer.address", u.to_string())),
+                    Some(KeyValue::new("client.address", self.client.to_string())),
+                    Some(KeyValue::new(
+                        "sekisho.request_id",
+                        self.request_id.to_str().unwrap_or_default().to_owned(),
+                    )),
+                ]
+                .into_iter()
+                .flatten(),
+            );
+            trace.finish(self.status, self.grpc_status, self.error.as_deref());
+        }
         let route = self.route.as_deref();
         let cluster = self.cluster.as_deref();
         if let Some(log) = &self.log {
@@ -196,6 +222,8 @@ impl Record {
                 bytes_in: self.bytes_in.load(Ordering::Relaxed),
                 bytes_out: self.bytes_out,
                 attempts: self.attempts,
+                trace_id: ids.as_ref().map(|(t, _)| t.as_str()),
+                span_id: ids.as_ref().map(|(_, s)| s.as_str()),
                 duration_ms: duration.as_secs_f64() * 1000.0,
                 error: self.error.as_deref(),
             });

@@ -30,6 +30,7 @@ use crate::upstream::Cluster;
 pub use error::GatewayError;
 use exchange::{Authority, Counted, Observed, Protocol, Record, grpc_status_of};
 use headers::Forwarding;
+use opentelemetry::KeyValue;
 
 /// What every request on one client connection shares.
 pub struct Downstream {
@@ -92,7 +93,34 @@ pub async fn handle(
         bytes_in: Arc::default(),
         bytes_out: 0,
         error: None,
+        trace: None,
     };
+    if let Some(tracing) = &snapshot.tracing {
+        let name = match protocol {
+            Protocol::Grpc | Protocol::GrpcWeb => {
+                parts.uri.path().trim_start_matches('/').to_owned()
+            }
+            _ => parts.method.as_str().to_owned(),
+        };
+        let mut trace = tracing.server_span(name, &parts.headers);
+        trace.set([
+            KeyValue::new("http.request.method", parts.method.as_str().to_owned()),
+            KeyValue::new("url.path", parts.uri.path().to_owned()),
+            KeyValue::new("sekisho.listener", downstream.listener.to_string()),
+        ]);
+        if let Some((service, method)) = protocol
+            .is_grpc()
+            .then(|| grpc_call(parts.uri.path()))
+            .flatten()
+        {
+            trace.set([
+                KeyValue::new("rpc.system", "grpc"),
+                KeyValue::new("rpc.service", service.to_owned()),
+                KeyValue::new("rpc.method", method.to_owned()),
+            ]);
+        }
+        record.trace = Some(trace);
+    }
 
     // The listener's own limits and allow list.
     if let Some(listener) = listener {
@@ -217,12 +245,15 @@ pub async fn handle(
     // Send it, within the route's timeout and the caller's deadline, retrying as the
     // route says.
     let sent = forward::forward(
-        cluster,
-        route.retry.as_ref(),
-        &host,
+        forward::Route {
+            cluster,
+            retry: route.retry.as_ref(),
+            host: &host,
+            limit: wait,
+        },
         parts,
         body,
-        wait,
+        record.trace.as_ref(),
         &mut record.attempts,
     )
     .await;
@@ -358,6 +389,20 @@ fn shadow_authority(authority: &Authority) -> Authority {
 
 /// The gateway's own answer, recorded like any response.
 fn answer(err: GatewayError, mut record: Record) -> Response<Body> {
+    if let Some(trace) = &mut record.trace {
+        let policy = match &err {
+            GatewayError::IpRefused { .. } => Some("ip_acl"),
+            GatewayError::RateLimited { .. } => Some("rate_limit"),
+            GatewayError::Overloaded { .. } => Some("limits"),
+            GatewayError::BodyTooLarge { .. } | GatewayError::UriTooLong { .. } => {
+                Some("request_limits")
+            }
+            _ => None,
+        };
+        if let Some(policy) = policy {
+            trace.decision(policy, err.detail());
+        }
+    }
     let response = err.render(record.protocol.is_grpc());
     let grpc_status = (record.protocol != Protocol::Http).then(|| err.grpc_status());
     record.error = Some(err.detail());
