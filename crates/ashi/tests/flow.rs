@@ -83,14 +83,26 @@ async fn whole_flow(backend: Backend) {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
-    assert!(err.message().starts_with("scan_object_keys[1]:"), "{}", err.message());
+    assert!(
+        err.message().starts_with("scan_object_keys[1]:"),
+        "{}",
+        err.message()
+    );
 
     // So is an implausible foot.
     let mut bad = register(&user, vec![key1.clone()], 1_700_000_000);
     bad.right = Some(foot(90.0, 250.0));
-    let err = server.measurements.register_measurement(bad).await.unwrap_err();
+    let err = server
+        .measurements
+        .register_measurement(bad)
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
-    assert!(err.message().starts_with("right.length_mm:"), "{}", err.message());
+    assert!(
+        err.message().starts_with("right.length_mm:"),
+        "{}",
+        err.message()
+    );
 
     // Another user's upload cannot be claimed.
     let err = server
@@ -123,7 +135,11 @@ async fn whole_flow(backend: Backend) {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
-    assert!(err.message().contains("already belongs"), "{}", err.message());
+    assert!(
+        err.message().contains("already belongs"),
+        "{}",
+        err.message()
+    );
 
     // Newest first, one per page.
     let page1 = server
@@ -151,7 +167,10 @@ async fn whole_flow(backend: Backend) {
         .into_inner();
     assert_eq!(page2.measurements.len(), 1);
     assert_eq!(page2.measurements[0].measurement_id, older.measurement_id);
-    assert!(page2.next_page_token.is_empty(), "only two measurements exist");
+    assert!(
+        page2.next_page_token.is_empty(),
+        "only two measurements exist"
+    );
 
     // Get returns what was stored.
     let got = server
@@ -233,7 +252,11 @@ async fn whole_flow(backend: Backend) {
     assert_eq!(best.ball_girth.unwrap().fit, Fit::Good as i32);
     assert_eq!(r.confidence, 1.0);
     assert_eq!(r.alternatives.len(), 2);
-    assert!(r.reasons.iter().any(|s| s.contains("toe allowance +13.5 mm is good")));
+    assert!(
+        r.reasons
+            .iter()
+            .any(|s| s.contains("toe allowance +13.5 mm is good"))
+    );
 
     let many = server
         .sizing
@@ -244,7 +267,11 @@ async fn whole_flow(backend: Backend) {
         .await
         .unwrap()
         .into_inner();
-    let ids: Vec<&str> = many.recommendations.iter().map(|r| r.shoe_id.as_str()).collect();
+    let ids: Vec<&str> = many
+        .recommendations
+        .iter()
+        .map(|r| r.shoe_id.as_str())
+        .collect();
     assert_eq!(ids, ["tsubaki-oxford", "michi-walker-3e"]);
     let err = server
         .sizing
@@ -255,7 +282,11 @@ async fn whole_flow(backend: Backend) {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
-    assert!(err.message().starts_with("shoe_ids[1]:"), "{}", err.message());
+    assert!(
+        err.message().starts_with("shoe_ids[1]:"),
+        "{}",
+        err.message()
+    );
 
     // Delete: the scan goes with the measurement; deleting again is fine.
     let del = server
@@ -370,7 +401,11 @@ async fn tampered_and_expired_urls_are_refused(backend: Backend) {
     .await;
     assert_eq!(status, 403, "another content type must be refused");
     let last = url.chars().last().unwrap();
-    let flipped = format!("{}{}", &url[..url.len() - 1], if last == '0' { '1' } else { '0' });
+    let flipped = format!(
+        "{}{}",
+        &url[..url.len() - 1],
+        if last == '0' { '1' } else { '0' }
+    );
     let (status, _) = common::http("PUT", &flipped, &ok, &body).await;
     assert_eq!(status, 403, "a changed signature must be refused");
     assert!(!objects.exists(&up.object_key).await.unwrap());
@@ -391,7 +426,11 @@ async fn tampered_and_expired_urls_are_refused(backend: Backend) {
         })
         .await
         .unwrap_err();
-    assert!(err.message().starts_with("content_length:"), "{}", err.message());
+    assert!(
+        err.message().starts_with("content_length:"),
+        "{}",
+        err.message()
+    );
     server.stop().await;
 }
 

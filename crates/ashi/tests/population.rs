@@ -35,7 +35,11 @@ fn subjects() -> Vec<Subject> {
             let v: Vec<&str> = line.split(',').collect();
             let num = |i: usize| v[i].parse::<f64>().unwrap();
             Subject {
-                table: if v[sex] == "M" { Table::Men } else { Table::Women },
+                table: if v[sex] == "M" {
+                    Table::Men
+                } else {
+                    Table::Women
+                },
                 // The survey has no toe, instep or arch data; the rules under test use only
                 // length, breadth and girth.
                 foot: Foot {

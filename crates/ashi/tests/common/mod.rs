@@ -81,7 +81,11 @@ pub fn external(test: &str) -> Option<External> {
                 missing.join(", ")
             );
         }
-        eprintln!(
+        // Written to the process's stderr rather than with eprintln!, which the test harness
+        // would capture and hide for a passing test.
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
             "SKIPPED {test}: needs PostgreSQL and S3 ({} not set; .ci/run sets them)",
             missing.join(", ")
         );
@@ -147,8 +151,7 @@ pub async fn start(config: ashi::Config, temp_dir: Option<PathBuf>) -> Running {
 
 /// The object store a server uses, opened separately, to look behind the API.
 pub fn objects(config: &ashi::Config) -> ashi::objects::Objects {
-    ashi::objects::Objects::open(&config.objects, "http://127.0.0.1:1", b"unused".to_vec())
-        .unwrap()
+    ashi::objects::Objects::open(&config.objects, "http://127.0.0.1:1", b"unused".to_vec()).unwrap()
 }
 
 /// Sends one HTTP/1.1 request over a fresh connection; returns the status and body.
