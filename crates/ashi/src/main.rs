@@ -8,7 +8,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 /// The foot-measurement platform: scans, measurements, JIS S 5037 sizing and shoe
-/// recommendations over gRPC. Every flag can also be set by the environment variable shown.
+/// recommendations over gRPC. Every setting of `ashi serve` is a flag and an `ASHI_*`
+/// environment variable (see `ashi serve --help`); `ASHI_LOG` sets the log filter (default
+/// `info`).
 #[derive(Parser)]
 #[command(name = "ashi", version)]
 struct Cli {
@@ -35,7 +37,7 @@ struct ServeArgs {
     data_dir: PathBuf,
     /// Database URL; `postgres://user:pass@host/db` for PostgreSQL. Default: SQLite in the
     /// data directory.
-    #[arg(long, env = "ASHI_DATABASE_URL")]
+    #[arg(long, env = "ASHI_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
     /// Base URL clients reach the HTTP listener at, for local signed URLs. Default:
     /// http://<http-listen>.

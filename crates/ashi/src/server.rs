@@ -84,8 +84,10 @@ pub async fn serve(
     });
 
     let http_task = tokio::spawn(serve_http(http, app.clone(), stop_rx.clone()));
-    let grpc_result = serve_grpc(grpc, app, stop_rx).await;
+    let grpc_result = serve_grpc(grpc, app.clone(), stop_rx).await;
     let http_result = http_task.await.map_err(std::io::Error::other)?;
+    app.store.close().await;
+    tracing::info!("ashi stopped");
     grpc_result?;
     http_result?;
     Ok(())

@@ -75,6 +75,18 @@ async fn whole_flow(backend: Backend) {
     let key2 = upload(&mut server, &user, &scan[..100]).await;
     assert!(objects.exists(&key1).await.unwrap());
 
+    // A signed GET URL downloads the scan as uploaded; a tampered one is refused.
+    let get_url = objects.presign_get(&key1, Duration::from_secs(60));
+    let (status, text) = common::http("GET", &get_url, &[], b"").await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(text.as_bytes(), scan.as_slice());
+    let other_key = get_url.replace(&key1, &key2);
+    let (status, _) = common::http("GET", &other_key, &[], b"").await;
+    assert_eq!(
+        status, 403,
+        "a URL signed for one scan must not open another"
+    );
+
     // A scan that was never uploaded is refused, naming the field.
     let missing = format!("scans/{user}/never-uploaded.ply");
     let err = server

@@ -54,6 +54,13 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Closes every connection, waiting for queries in flight.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
 /// True when `e` is a unique-constraint violation.
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())

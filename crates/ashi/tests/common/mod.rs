@@ -128,6 +128,10 @@ pub async fn start(config: ashi::Config, temp_dir: Option<PathBuf>) -> Running {
     let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let grpc_url = format!("http://{}", grpc.local_addr().unwrap());
+    // Fix the URL base and signing key so that `objects()` signs URLs this server accepts.
+    let mut config = config;
+    config.public_url = Some(format!("http://{}", http.local_addr().unwrap()));
+    config.signing_key = Some(unique("key").into_bytes());
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(ashi::serve(config.clone(), grpc, http, async {
         let _ = stopped.await;
@@ -149,9 +153,15 @@ pub async fn start(config: ashi::Config, temp_dir: Option<PathBuf>) -> Running {
     }
 }
 
-/// The object store a server uses, opened separately, to look behind the API.
+/// The object store a started server uses, opened separately (with the server's URL base and
+/// signing key), to look behind the API.
 pub fn objects(config: &ashi::Config) -> ashi::objects::Objects {
-    ashi::objects::Objects::open(&config.objects, "http://127.0.0.1:1", b"unused".to_vec()).unwrap()
+    ashi::objects::Objects::open(
+        &config.objects,
+        config.public_url.as_deref().unwrap(),
+        config.signing_key.clone().unwrap(),
+    )
+    .unwrap()
 }
 
 /// Sends one HTTP/1.1 request over a fresh connection; returns the status and body.
