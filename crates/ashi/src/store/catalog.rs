@@ -46,16 +46,13 @@ impl Store {
         .bind(i64::from(page_size) + 1)
         .fetch_all(&self.pool)
         .await?;
-        let more = rows.len() > page_size as usize;
         let mut items = Vec::with_capacity(rows.len());
-        for row in rows.iter().take(page_size as usize) {
+        for row in &rows {
             items.push(self.complete_shoe(row).await?);
         }
-        let next_token = match (more, items.last()) {
-            (true, Some(last)) => last.shoe_id.clone(),
-            _ => String::new(),
-        };
-        Ok(super::Page { items, next_token })
+        Ok(super::Page::from_fetched(items, page_size, |last| {
+            last.shoe_id.clone()
+        }))
     }
 
     async fn complete_shoe(&self, row: &AnyRow) -> Result<Shoe, Error> {

@@ -29,6 +29,24 @@ pub struct Page<T> {
     pub next_token: String,
 }
 
+impl<T> Page<T> {
+    /// Builds a page from what a query with `LIMIT page_size + 1` returned: an extra item only
+    /// tells that more follow, and the token continues after the last item kept.
+    pub(super) fn from_fetched(
+        mut items: Vec<T>,
+        page_size: u32,
+        token_after: impl Fn(&T) -> String,
+    ) -> Self {
+        let more = items.len() > page_size as usize;
+        items.truncate(page_size as usize);
+        let next_token = match (more, items.last()) {
+            (true, Some(last)) => token_after(last),
+            _ => String::new(),
+        };
+        Page { items, next_token }
+    }
+}
+
 /// The columns of a foot, in the order [`insert_foot`] binds them.
 macro_rules! foot_columns {
     () => {
@@ -137,16 +155,13 @@ impl Store {
         .bind(i64::from(page_size) + 1)
         .fetch_all(&self.pool)
         .await?;
-        let more = rows.len() > page_size as usize;
         let mut items = Vec::with_capacity(rows.len());
-        for row in rows.iter().take(page_size as usize) {
+        for row in &rows {
             items.push(self.complete(row).await?);
         }
-        let next_token = match (more, items.last()) {
-            (true, Some(last)) => format!("{}~{}", last.measured_at_ms, last.measurement_id),
-            _ => String::new(),
-        };
-        Ok(Page { items, next_token })
+        Ok(Page::from_fetched(items, page_size, |last| {
+            format!("{}~{}", last.measured_at_ms, last.measurement_id)
+        }))
     }
 
     /// The scan object keys of a measurement, for deleting them before the rows.

@@ -164,6 +164,17 @@ pub fn objects(config: &ashi::Config) -> ashi::objects::Objects {
     .unwrap()
 }
 
+/// Asserts that a call failed with `code` and a message starting with `prefix` (the field or
+/// thing that was wrong).
+pub fn assert_status(err: &tonic::Status, code: tonic::Code, prefix: &str) {
+    assert_eq!(err.code(), code, "{}", err.message());
+    assert!(
+        err.message().starts_with(prefix),
+        "message {:?} should start with {prefix:?}",
+        err.message()
+    );
+}
+
 /// Sends one HTTP/1.1 request over a fresh connection; returns the status and body.
 pub async fn http(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String) {
     let uri: http::Uri = url.parse().unwrap();
