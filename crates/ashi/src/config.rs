@@ -37,7 +37,7 @@ impl std::fmt::Debug for S3Config {
 }
 
 /// Settings of one ashi server.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Config {
     /// `sqlite://...` or `postgres://...`. SQLite files are created and every database is
     /// migrated on start.
@@ -57,6 +57,39 @@ pub struct Config {
     pub toe_tolerance_mm: f64,
     /// Load the demo shoe catalog on start (upserting its shoes).
     pub demo_catalog: bool,
+}
+
+impl std::fmt::Debug for Config {
+    /// Shows everything but secrets: the signing key, and a password in the database URL.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("database_url", &redact_password(&self.database_url))
+            .field("objects", &self.objects)
+            .field("public_url", &self.public_url)
+            .field(
+                "signing_key",
+                &self.signing_key.as_ref().map(|_| "<redacted>"),
+            )
+            .field("upload_expiry", &self.upload_expiry)
+            .field("max_upload_bytes", &self.max_upload_bytes)
+            .field("toe_tolerance_mm", &self.toe_tolerance_mm)
+            .field("demo_catalog", &self.demo_catalog)
+            .finish()
+    }
+}
+
+/// `postgres://user:secret@host/db` as `postgres://user:<redacted>@host/db`.
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:<redacted>@{host}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
 }
 
 /// Default upload URL lifetime: long enough for a phone on a slow link.
@@ -87,5 +120,28 @@ impl Default for Config {
     /// Everything under `.ashi/` in the working directory.
     fn default() -> Self {
         Config::local(".ashi")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let mut config = Config::local("/data");
+        config.database_url = "postgres://ashi:hunter2@db/ashi".into();
+        config.signing_key = Some(b"very-secret".to_vec());
+        let shown = format!("{config:?}");
+        assert!(
+            shown.contains("postgres://ashi:<redacted>@db/ashi"),
+            "{shown}"
+        );
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!shown.contains("118, 101, 114, 121"), "{shown}");
+        assert!(
+            shown.contains("signing_key: Some(\"<redacted>\")"),
+            "{shown}"
+        );
     }
 }

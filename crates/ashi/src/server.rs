@@ -77,15 +77,29 @@ pub async fn serve(
         toe_tolerance_mm: config.toe_tolerance_mm,
     });
 
+    // Either the caller's shutdown or one side failing stops both sides.
     let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    });
+    let stop_tx = Arc::new(stop_tx);
+    let forward = {
+        let stop_tx = stop_tx.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            stop_tx.send_replace(true);
+        })
+    };
 
-    let http_task = tokio::spawn(serve_http(http, app.clone(), stop_rx.clone()));
+    let http_task = {
+        let (app, stop_tx, stop_rx) = (app.clone(), stop_tx.clone(), stop_rx.clone());
+        tokio::spawn(async move {
+            let result = serve_http(http, app, stop_rx).await;
+            stop_tx.send_replace(true);
+            result
+        })
+    };
     let grpc_result = serve_grpc(grpc, app.clone(), stop_rx).await;
+    stop_tx.send_replace(true);
     let http_result = http_task.await.map_err(std::io::Error::other)?;
+    forward.abort();
     app.store.close().await;
     tracing::info!("ashi stopped");
     grpc_result?;
