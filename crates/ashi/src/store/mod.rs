@@ -47,6 +47,7 @@ impl Store {
         }
         let pool = AnyPoolOptions::new()
             .max_connections(8)
+            .acquire_timeout(std::time::Duration::from_secs(10))
             .connect(url)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
