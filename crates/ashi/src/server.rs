@@ -136,7 +136,20 @@ async fn serve_grpc(
         .add_service(CatalogServiceServer::new(Catalog(app)))
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::TcpListenerStream::new(listener),
-            stopped(stop),
+            async move {
+                stopped(stop).await;
+                // Health watchers (the gateway's checks) see the drain before the listener
+                // closes.
+                health
+                    .set_not_serving::<MeasurementServiceServer<Measurements>>()
+                    .await;
+                health
+                    .set_not_serving::<SizingServiceServer<Sizing>>()
+                    .await;
+                health
+                    .set_not_serving::<CatalogServiceServer<Catalog>>()
+                    .await;
+            },
         )
         .await?;
     Ok(())

@@ -251,3 +251,29 @@ fn descriptor_set_keeps_http_rules() {
         assert!(raw.contains(path), "{path} missing from the descriptor set");
     }
 }
+
+#[tokio::test]
+async fn health_turns_not_serving_when_shutdown_begins() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+
+    let (config, dir) = common::config(&Backend::SqliteLocal);
+    let mut server = common::start(config, dir).await;
+    let mut health = HealthClient::new(server.channel.clone());
+    let mut watch = health
+        .watch(tonic_health::pb::HealthCheckRequest {
+            service: "ashi.v1.SizingService".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = watch.message().await.unwrap().unwrap();
+    assert_eq!(first.status, ServingStatus::Serving as i32);
+    server.begin_stop();
+    let next = watch.message().await.unwrap().unwrap();
+    assert_eq!(next.status, ServingStatus::NotServing as i32);
+    // The server finishes once its last stream is gone.
+    drop(watch);
+    drop(health);
+    server.stop().await;
+}

@@ -27,11 +27,16 @@ pub struct Running {
 }
 
 impl Running {
-    /// Stops the server, checks that it stopped cleanly, and removes its temporary files.
-    pub async fn stop(mut self) {
+    /// Asks the server to shut down, without waiting for it.
+    pub fn begin_stop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+    }
+
+    /// Stops the server, checks that it stopped cleanly, and removes its temporary files.
+    pub async fn stop(mut self) {
+        self.begin_stop();
         (&mut self.task).await.unwrap().unwrap();
         if let Some(dir) = self.temp_dir.take() {
             let _ = std::fs::remove_dir_all(dir);
