@@ -108,25 +108,27 @@ impl ServeArgs {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
+/// Installs the SIGINT and SIGTERM handlers now, before anything is served, so that a signal
+/// arriving at any moment after start is a graceful shutdown; the returned future completes on
+/// the first of them.
+#[cfg(unix)]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
         tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    })
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
 
 #[tokio::main]
@@ -148,7 +150,8 @@ async fn main() -> ExitCode {
     let result = async {
         let grpc = bind(grpc_addr).await?;
         let http = bind(http_addr).await?;
-        ashi::serve(config, grpc, http, shutdown_signal())
+        let shutdown = shutdown_signal().map_err(|e| format!("signal handlers: {e}"))?;
+        ashi::serve(config, grpc, http, shutdown)
             .await
             .map_err(|e| e.to_string())
     }
