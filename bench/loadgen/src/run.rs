@@ -226,7 +226,7 @@ async fn load(setup: &Arc<Setup>, args: &RunArgs, watch: &Watch) -> Result<Value
             (Mode::GrpcStream, Some(connections)) => {
                 workers.spawn(worker(crate::grpc::Stream::new(connections, index), plan));
             }
-            (Mode::H1Get, _) => {
+            (Mode::H1Get | Mode::RestUnary, _) => {
                 workers.spawn(worker(crate::h1::Get::new(setup.clone()), plan));
             }
             (Mode::TlsHandshake, _) => {
@@ -335,7 +335,7 @@ async fn one_request(setup: &Arc<Setup>) -> Result<(), String> {
             };
             outcome.map(drop)
         }
-        Mode::H1Get => crate::h1::Get::new(setup.clone()).call().await.map(drop),
+        Mode::H1Get | Mode::RestUnary => crate::h1::Get::new(setup.clone()).call().await.map(drop),
         Mode::TlsHandshake => crate::tls::Handshake::new(setup.clone())
             .call()
             .await

@@ -8,7 +8,8 @@
 //! - `x-delay-ms: N` delays the response headers by N milliseconds;
 //! - streaming responses follow their `ResponseParameters` (size, interval_us);
 //! - response payloads repeat the request payload's bytes (zeros when it is empty), so a caller
-//!   can check that the bytes survived the trip; messages up to [`MAX_MESSAGE_SIZE`] are accepted.
+//!   can check that the bytes survived the trip; messages up to [`MAX_MESSAGE_SIZE`] are accepted;
+//! - `grpc.health.v1.Health` is served (tonic-health), switched with [`ServerHandle::set_serving`].
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -29,6 +30,8 @@ use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::codegen::Service;
 use tonic::{Request, Response, Status, Streaming};
+use tonic_health::pb::health_server::HealthServer;
+use tonic_health::server::{HealthReporter, HealthService};
 
 use crate::pb::test_service_server::{TestService, TestServiceServer};
 use crate::pb::{
@@ -221,6 +224,8 @@ impl TestService for TestServiceImpl {
 pub(crate) struct Frontend {
     name: http::HeaderValue,
     inner: TestServiceServer<TestServiceImpl>,
+    health: HealthServer<HealthService>,
+    pub(crate) reporter: HealthReporter,
 }
 
 impl hyper::service::Service<http::Request<Incoming>> for Frontend {
@@ -229,6 +234,10 @@ impl hyper::service::Service<http::Request<Incoming>> for Frontend {
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
 
     fn call(&self, request: http::Request<Incoming>) -> Self::Future {
+        if request.uri().path().starts_with("/grpc.health.v1.Health/") {
+            let mut health = self.health.clone();
+            return Box::pin(async move { health.call(request).await });
+        }
         let mut inner = self.inner.clone();
         let name = self.name.clone();
         Box::pin(async move {
@@ -282,10 +291,11 @@ pub async fn serve_grpc(name: &str) -> io::Result<(SocketAddr, ServerHandle)> {
 pub fn serve_grpc_on(listener: TcpListener, name: &str) -> io::Result<(SocketAddr, ServerHandle)> {
     let addr = listener.local_addr()?;
     let frontend = Frontend::new(name)?;
+    let reporter = frontend.reporter.clone();
     let task = tokio::spawn(accept_loop(listener, move |stream| {
         serve_h2(TokioIo::new(stream), frontend.clone())
     }));
-    Ok((addr, ServerHandle::new(addr, task)))
+    Ok((addr, ServerHandle::new(addr, task).with_health(reporter)))
 }
 
 /// Binds `127.0.0.1:0` and serves `TestService` as `name` over TLS (ALPN `h2`) with the given
@@ -312,6 +322,7 @@ pub async fn serve_grpc_tls(
     let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
     let addr = listener.local_addr()?;
     let frontend = Frontend::new(name)?;
+    let reporter = frontend.reporter.clone();
     let task = tokio::spawn(accept_loop(listener, move |stream| {
         let acceptor = acceptor.clone();
         let frontend = frontend.clone();
@@ -321,7 +332,7 @@ pub async fn serve_grpc_tls(
             }
         }
     }));
-    Ok((addr, ServerHandle::new(addr, task)))
+    Ok((addr, ServerHandle::new(addr, task).with_health(reporter)))
 }
 
 fn invalid_input(error: impl std::error::Error + Send + Sync + 'static) -> io::Error {
@@ -330,9 +341,13 @@ fn invalid_input(error: impl std::error::Error + Send + Sync + 'static) -> io::E
 
 impl Frontend {
     pub(crate) fn new(name: &str) -> io::Result<Frontend> {
+        let reporter = HealthReporter::new();
+        let health = HealthServer::new(HealthService::from_health_reporter(reporter.clone()));
         Ok(Frontend {
             name: http::HeaderValue::from_str(name).map_err(invalid_input)?,
             inner: TestServiceImpl::new(name).into_server(),
+            health,
+            reporter,
         })
     }
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
+pub mod bookstore;
 pub mod grpc;
 pub mod http;
 mod mixed;
@@ -26,6 +27,26 @@ pub mod pb {
     tonic::include_proto!("grpc.testing");
 }
 
+/// Code generated from `proto/testing/bookstore.proto` (package `testing.bookstore`).
+#[allow(clippy::all, missing_docs)]
+pub mod testing {
+    /// `testing.bookstore`.
+    pub mod bookstore {
+        tonic::include_proto!("testing.bookstore");
+    }
+}
+pub use testing::bookstore as pb_bookstore;
+
+/// `google.api` messages the bookstore refers to (`HttpBody`), at the path the generated code
+/// expects.
+#[allow(clippy::all, missing_docs)]
+pub mod google {
+    /// `google.api`.
+    pub mod api {
+        tonic::include_proto!("google.api");
+    }
+}
+
 /// Response header naming the backend that answered; used to count a weighted split.
 pub const BACKEND_HEADER: &str = "x-backend";
 
@@ -38,6 +59,7 @@ pub const DELAY_HEADER: &str = "x-delay-ms";
 pub struct ServerHandle {
     addr: SocketAddr,
     task: Option<JoinHandle<()>>,
+    health: Option<tonic_health::server::HealthReporter>,
 }
 
 impl ServerHandle {
@@ -55,11 +77,30 @@ impl ServerHandle {
         }
     }
 
+    /// Sets what the backend's `grpc.health.v1.Health` answers for the whole server
+    /// (SERVING or NOT_SERVING); HTTP backends have no health service and ignore it.
+    pub async fn set_serving(&self, serving: bool) {
+        if let Some(health) = &self.health {
+            let status = if serving {
+                tonic_health::ServingStatus::Serving
+            } else {
+                tonic_health::ServingStatus::NotServing
+            };
+            health.set_service_status("", status).await;
+        }
+    }
+
     fn new(addr: SocketAddr, task: JoinHandle<()>) -> Self {
         ServerHandle {
             addr,
             task: Some(task),
+            health: None,
         }
+    }
+
+    fn with_health(mut self, health: tonic_health::server::HealthReporter) -> Self {
+        self.health = Some(health);
+        self
     }
 }
 

@@ -6,6 +6,7 @@
 //! atomically on reload.
 #![forbid(unsafe_code)]
 
+pub mod adapt;
 pub mod admin;
 pub mod body;
 pub mod cert;
@@ -32,6 +33,7 @@ use observe::access_log::AccessLog;
 use observe::metrics;
 use snapshot::Snapshot;
 use state::State;
+use upstream::discovery::{Resolve, SystemResolver};
 
 /// Why the gateway could not start or take a new config.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +71,7 @@ pub struct Gateway {
 
 struct Inner {
     state: Arc<State>,
+    resolver: Arc<dyn Resolve>,
     listeners: Mutex<HashMap<String, listener::Running>>,
     /// Bound addresses by listener name, readable while a reload holds `listeners`.
     bound: std::sync::RwLock<HashMap<String, SocketAddr>>,
@@ -79,12 +82,22 @@ impl Gateway {
     /// Loads, validates and serves the config file: binds the listeners and the admin
     /// listener and starts watching the config and the files it names.
     pub async fn start(config_path: impl AsRef<Path>) -> Result<Gateway, Error> {
+        Self::start_with(config_path, Options::default()).await
+    }
+
+    /// [`Gateway::start`] with non-default parts.
+    pub async fn start_with(
+        config_path: impl AsRef<Path>,
+        options: Options,
+    ) -> Result<Gateway, Error> {
         metrics::install();
         let path = config_path.as_ref().to_path_buf();
         let config = config::load(&path)?;
         let log = AccessLog::start();
-        let snapshot = Snapshot::compile(config, &path, None, Some(&log))?;
+        let resolver = options.resolver;
+        let snapshot = Snapshot::compile(config, &path, None, Some(&log), &resolver)?;
         resolve_new_dns(&snapshot).await;
+        activate(&snapshot);
         let admin_address = snapshot.config.admin.as_ref().map(|a| *a.address.get());
         let state = Arc::new(State::new(snapshot, path.clone(), log));
 
@@ -114,6 +127,7 @@ impl Gateway {
 
         let inner = Arc::new(Inner {
             state,
+            resolver,
             bound: std::sync::RwLock::new(bound_addresses(&listeners)),
             listeners: Mutex::new(listeners),
             watch: std::sync::Mutex::new(None),
@@ -195,7 +209,13 @@ impl Inner {
         let path = state.config_path.clone();
         let config = config::load(&path)?;
         let current = state.snapshot();
-        let snapshot = Snapshot::compile(config, &path, Some(&current), Some(&state.access_log))?;
+        let snapshot = Snapshot::compile(
+            config,
+            &path,
+            Some(&current),
+            Some(&state.access_log),
+            &self.resolver,
+        )?;
         resolve_new_dns(&snapshot).await;
 
         // Bind new listeners before the swap, so a port in use rejects the whole config.
@@ -230,6 +250,7 @@ impl Inner {
             .map(|l| l.name.value.to_string())
             .collect();
         state.swap(snapshot);
+        activate(&state.snapshot());
         let mut retired = Vec::new();
         for (name, running) in started {
             if let Some(old) = listeners.insert(name, running) {
@@ -290,13 +311,34 @@ async fn start_listener(
     listener::spawn(socket, Arc::from(name), address, state.clone()).map_err(bind_error)
 }
 
-/// Resolves DNS endpoints of clusters that have none yet, and starts their refresh tasks.
+/// Resolves DNS endpoints of clusters that have none yet, so a new config starts with
+/// addresses to send to.
 async fn resolve_new_dns(snapshot: &Snapshot) {
     for cluster in snapshot.clusters.iter().filter(|c| c.uses_dns()) {
         if cluster.endpoints().is_empty() {
             let _ = tokio::time::timeout(FIRST_RESOLVE, cluster.refresh_dns()).await;
         }
-        upstream::discovery::spawn_refresh(cluster, cluster.dns_refresh);
+    }
+}
+
+/// Puts the clusters of a snapshot now in force into service.
+fn activate(snapshot: &Snapshot) {
+    for cluster in &snapshot.clusters {
+        cluster.activate();
+    }
+}
+
+/// Parts of a gateway that embedders and tests may replace.
+pub struct Options {
+    /// Resolves the `dns` endpoints of clusters.
+    pub resolver: Arc<dyn Resolve>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            resolver: Arc::new(SystemResolver),
+        }
     }
 }
 

@@ -97,8 +97,10 @@ fn runtime(workers: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
 }
 
 fn validate(path: &std::path::Path) -> ExitCode {
+    let resolver: std::sync::Arc<dyn sekisho::upstream::discovery::Resolve> =
+        std::sync::Arc::new(sekisho::upstream::discovery::SystemResolver);
     let checked = sekisho::config::load(path).and_then(|config| {
-        sekisho::snapshot::Snapshot::compile(config, path, None, None).map(|_| ())
+        sekisho::snapshot::Snapshot::compile(config, path, None, None, &resolver).map(|_| ())
     });
     match checked {
         Ok(()) => {

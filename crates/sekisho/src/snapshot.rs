@@ -14,6 +14,7 @@ use crate::listener::tls;
 use crate::observe::access_log::AccessLog;
 use crate::route::{Route, RouteTable};
 use crate::upstream::Cluster;
+use crate::upstream::discovery::Resolve;
 
 /// How long a drain may take when the config does not say.
 const DEFAULT_DRAIN: Duration = Duration::from_secs(30);
@@ -54,6 +55,7 @@ impl Snapshot {
         file: &Path,
         previous: Option<&Snapshot>,
         log: Option<&AccessLog>,
+        resolver: &Arc<dyn Resolve>,
     ) -> Result<Snapshot, ConfigError> {
         let mut problems = Vec::new();
         let mut files = Vec::new();
@@ -114,7 +116,7 @@ impl Snapshot {
                 files.push(path.to_path_buf());
             }
             let prior = old.get(&*spec.name.value).map(|c| c.as_ref());
-            match Cluster::build(spec, ca_file, prior) {
+            match Cluster::build(spec, ca_file, prior, resolver) {
                 Ok(cluster) => clusters.push(Arc::new(cluster)),
                 Err(e) => {
                     let at = ca.unwrap_or(&spec.name);
@@ -128,7 +130,12 @@ impl Snapshot {
         let mut routes = Vec::new();
         for (i, spec) in config.routes.iter().enumerate() {
             match Route::compile(spec, |name| by_name.get(name).map(|c| (*c).clone())) {
-                Ok(route) => routes.push(route),
+                Ok(route) => {
+                    if let Some(transcoding) = &route.transcode {
+                        files.extend(transcoding.files().iter().cloned());
+                    }
+                    routes.push(route)
+                }
                 Err(e) => problems.push(Problem::on(&spec.to, format!("routes[{i}]"), e)),
             }
         }

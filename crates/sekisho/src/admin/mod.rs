@@ -4,6 +4,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use http::header::{CONTENT_TYPE, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
@@ -71,27 +72,48 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
 
 fn clusters(state: &State) -> serde_json::Value {
     let snapshot = state.snapshot();
+    let now = Instant::now();
     let clusters: Vec<_> = snapshot
         .clusters
         .iter()
         .map(|cluster| {
             let set = cluster.endpoints();
+            let rotation = cluster.rotation();
             let endpoints: Vec<_> = set
                 .endpoints
                 .iter()
                 .map(|e| {
+                    let live = &e.live;
+                    let ejected_for = live
+                        .outlier
+                        .ejected_until()
+                        .and_then(|until| until.checked_duration_since(now))
+                        .map(|left| left.as_millis() as u64);
+                    let state = if !live.health.is_healthy() {
+                        "unhealthy"
+                    } else if ejected_for.is_some() {
+                        "ejected"
+                    } else {
+                        "healthy"
+                    };
                     json!({
                         "address": e.addr.to_string(),
                         "weight": e.weight,
                         "dns": e.origin.as_deref(),
+                        "state": state,
+                        "in_rotation": rotation.endpoints.iter().any(|r| r.addr == e.addr),
                         "active_requests": e.active(),
-                        "state": "healthy",
+                        "consecutive_failures": live.outlier.failures(),
+                        "ejected_for_ms": ejected_for,
                     })
                 })
                 .collect();
             json!({
                 "name": &*cluster.name,
                 "protocol": cluster.protocol.as_str(),
+                "health_check": cluster.health.is_some(),
+                "outlier_detection": cluster.outlier.is_some(),
+                "connections": cluster.connections(),
                 "endpoints": endpoints,
             })
         })

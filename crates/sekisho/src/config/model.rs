@@ -196,6 +196,137 @@ pub struct Route {
     /// How long to wait for the upstream's response headers (default 15s; 0 turns it off).
     #[serde(default)]
     pub timeout: Option<Parsed<Duration>>,
+    /// Retry failed attempts on other endpoints.
+    #[serde(default)]
+    pub retry: Option<Retry>,
+    /// Copy a share of the requests to a shadow cluster.
+    #[serde(default)]
+    pub mirror: Option<Mirror>,
+    /// Serve REST/JSON callers by translating to the cluster's gRPC methods.
+    #[serde(default)]
+    pub transcode: Option<Transcode>,
+}
+
+/// REST/JSON to gRPC by the `google.api.http` rules of a descriptor set.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Transcode {
+    /// A binary FileDescriptorSet (`protoc --include_imports -o`).
+    #[serde(default)]
+    pub descriptors: Option<Spanned<Text>>,
+    /// `.proto` files compiled at start-up instead, so no protoc is needed.
+    #[serde(default)]
+    pub protos: Vec<Spanned<Text>>,
+    /// Where imports of `protos` are looked up.
+    #[serde(default)]
+    pub includes: Vec<Text>,
+    /// Services exposed; every service with rules when empty.
+    #[serde(default)]
+    pub services: Vec<Text>,
+    /// Skip query parameters that name no field instead of answering 400.
+    #[serde(default)]
+    pub ignore_unknown_query: bool,
+    /// Write fields holding their default value.
+    #[serde(default)]
+    pub emit_defaults: bool,
+    /// Write `.proto` field names instead of lowerCamelCase.
+    #[serde(default)]
+    pub original_names: bool,
+    /// Write enums as numbers.
+    #[serde(default)]
+    pub enums_as_ints: bool,
+    /// Server streams as one JSON array instead of newline-delimited JSON.
+    #[serde(default)]
+    pub stream_as_array: bool,
+    /// Request headers passed to the backend as metadata.
+    #[serde(default = "Transcode::default_headers")]
+    pub headers: Vec<Text>,
+    /// Largest request or unary response body, in bytes.
+    #[serde(default = "Transcode::default_max_body")]
+    pub max_body_bytes: usize,
+    /// Path at which the route serves the OpenAPI document of what it exposes.
+    #[serde(default)]
+    pub openapi: Option<Text>,
+}
+
+impl Transcode {
+    fn default_headers() -> Vec<Text> {
+        vec![Text::plain("authorization"), Text::plain("x-request-id")]
+    }
+    fn default_max_body() -> usize {
+        4 << 20
+    }
+}
+
+/// When and how a route retries a failed attempt.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retry {
+    /// Which failures are retried.
+    pub on: Vec<RetryOn>,
+    /// Upstream HTTP statuses retried when `on` lists `retriable_status_codes`.
+    #[serde(default)]
+    pub retriable_status_codes: Vec<u16>,
+    /// Attempts in all, the first one included.
+    #[serde(default = "Retry::default_attempts")]
+    pub attempts: u32,
+    /// Bound on each attempt; the route's `timeout` still bounds them all.
+    #[serde(default)]
+    pub per_try_timeout: Option<Parsed<Duration>>,
+    /// First backoff before a retry; each later one doubles, with full jitter.
+    #[serde(default)]
+    pub backoff: Option<Parsed<Duration>>,
+    /// Longest backoff.
+    #[serde(default)]
+    pub max_backoff: Option<Parsed<Duration>>,
+    /// Request body bytes kept for a retry; a longer body is not retried once streamed.
+    #[serde(default = "Retry::default_buffer")]
+    pub buffer_bytes: usize,
+}
+
+impl Retry {
+    fn default_attempts() -> u32 {
+        2
+    }
+    fn default_buffer() -> usize {
+        64 * 1024
+    }
+}
+
+/// A kind of failed attempt a route may retry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RetryOn {
+    /// No connection could be opened (the request never left).
+    ConnectFailure,
+    /// The connection broke, or the attempt timed out, before a response.
+    Reset,
+    /// gRPC status UNAVAILABLE in a trailers-only response.
+    Unavailable,
+    /// Any 5xx from the upstream, and connect failures, resets and attempt timeouts.
+    #[serde(rename = "5xx")]
+    ServerError,
+    /// 502, 503 and 504 from the upstream, and connect failures, resets and attempt timeouts.
+    GatewayError,
+    /// The statuses listed in `retriable_status_codes`.
+    RetriableStatusCodes,
+}
+
+/// A copy of a share of a route's requests, sent to another cluster and never waited for.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mirror {
+    /// The shadow cluster.
+    pub cluster: Spanned<Text>,
+    /// Share of requests copied, 0 to 100.
+    #[serde(default = "Mirror::default_percent")]
+    pub percent: f64,
+}
+
+impl Mirror {
+    fn default_percent() -> f64 {
+        100.0
+    }
 }
 
 /// Conditions a request must meet to take a route.
@@ -323,6 +454,196 @@ pub struct Cluster {
     /// TLS to the endpoints; used with `protocol: h2`.
     #[serde(default)]
     pub tls: Option<UpstreamTls>,
+    /// Active health checking.
+    #[serde(default)]
+    pub health: Option<HealthCheck>,
+    /// Passive health: ejecting endpoints that fail requests.
+    #[serde(default)]
+    pub outlier: Option<Outlier>,
+    /// Bounds on what the cluster may be asked for at once.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Retries allowed on top of the requests in flight.
+    #[serde(default)]
+    pub retry_budget: RetryBudget,
+}
+
+/// How and how often each endpoint is probed.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheck {
+    /// `grpc.health.v1.Health/Check`.
+    #[serde(default)]
+    pub grpc: Option<GrpcHealthCheck>,
+    /// An HTTP GET whose status must fall in a range.
+    #[serde(default)]
+    pub http: Option<HttpHealthCheck>,
+    /// A TCP connect.
+    #[serde(default)]
+    pub tcp: Option<TcpHealthCheck>,
+    /// Time between probes of one endpoint.
+    #[serde(default)]
+    pub interval: Option<Parsed<Duration>>,
+    /// Bound on one probe.
+    #[serde(default)]
+    pub timeout: Option<Parsed<Duration>>,
+    /// Up to this much random delay is added to each interval, so probes spread out.
+    #[serde(default)]
+    pub jitter: Option<Parsed<Duration>>,
+    /// Consecutive failed probes that take a healthy endpoint out of rotation.
+    #[serde(default = "HealthCheck::default_unhealthy")]
+    pub unhealthy: u32,
+    /// Consecutive passed probes that bring an unhealthy endpoint back.
+    #[serde(default = "HealthCheck::default_healthy")]
+    pub healthy: u32,
+}
+
+impl HealthCheck {
+    fn default_unhealthy() -> u32 {
+        3
+    }
+    fn default_healthy() -> u32 {
+        2
+    }
+}
+
+/// The gRPC health protocol; `service` empty asks about the server as a whole.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcHealthCheck {
+    #[serde(default)]
+    pub service: Option<Text>,
+    /// `:authority` of the probe; the endpoint's host by default.
+    #[serde(default)]
+    pub authority: Option<Text>,
+}
+
+/// An HTTP probe.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpHealthCheck {
+    pub path: Spanned<Text>,
+    /// Inclusive range of passing statuses, `[200, 399]` by default.
+    #[serde(default = "HttpHealthCheck::default_expect")]
+    pub expect: [u16; 2],
+    /// `Host` of the probe; the endpoint's host by default.
+    #[serde(default)]
+    pub host: Option<Text>,
+}
+
+impl HttpHealthCheck {
+    fn default_expect() -> [u16; 2] {
+        [200, 399]
+    }
+}
+
+/// A TCP connect probe: the port accepts.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcpHealthCheck {}
+
+/// When an endpoint that fails requests is taken out of rotation, and for how long.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Outlier {
+    /// Consecutive failed requests (5xx, gRPC UNAVAILABLE, connect failures, resets,
+    /// timeouts) that eject an endpoint.
+    #[serde(default = "Outlier::default_failures")]
+    pub consecutive_failures: u32,
+    /// First ejection's length; the n-th ejection in a row lasts n times as long.
+    #[serde(default)]
+    pub base_ejection: Option<Parsed<Duration>>,
+    /// Longest ejection.
+    #[serde(default)]
+    pub max_ejection: Option<Parsed<Duration>>,
+    /// Most of the cluster that may be ejected at once, in percent; one endpoint always
+    /// stays.
+    #[serde(default = "Outlier::default_percent")]
+    pub max_ejected_percent: u32,
+}
+
+impl Outlier {
+    fn default_failures() -> u32 {
+        5
+    }
+    fn default_percent() -> u32 {
+        50
+    }
+}
+
+/// Circuit breakers: over a limit the gateway answers 503 / RESOURCE_EXHAUSTED at once
+/// instead of queueing without bound.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Open connections to all endpoints together.
+    #[serde(default = "Limits::default_connections")]
+    pub max_connections: usize,
+    /// Requests waiting for a connection.
+    #[serde(default = "Limits::default_pending")]
+    pub max_pending: usize,
+    /// Requests in flight.
+    #[serde(default = "Limits::default_requests")]
+    pub max_requests: usize,
+    /// Retries in flight.
+    #[serde(default = "Limits::default_retries")]
+    pub max_retries: usize,
+}
+
+impl Limits {
+    fn default_connections() -> usize {
+        4096
+    }
+    fn default_pending() -> usize {
+        1024
+    }
+    fn default_requests() -> usize {
+        16384
+    }
+    fn default_retries() -> usize {
+        256
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: Self::default_connections(),
+            max_pending: Self::default_pending(),
+            max_requests: Self::default_requests(),
+            max_retries: Self::default_retries(),
+        }
+    }
+}
+
+/// Retries over the last ten seconds may be at most `percent` of the requests (or
+/// `min_retries_per_second`, whichever is more), so retries cannot multiply an outage.
+/// Retries after a failed connect are not counted: that request reached no backend.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryBudget {
+    #[serde(default = "RetryBudget::default_percent")]
+    pub percent: f64,
+    #[serde(default = "RetryBudget::default_min")]
+    pub min_retries_per_second: u64,
+}
+
+impl RetryBudget {
+    fn default_percent() -> f64 {
+        20.0
+    }
+    fn default_min() -> u64 {
+        10
+    }
+}
+
+impl Default for RetryBudget {
+    fn default() -> Self {
+        RetryBudget {
+            percent: Self::default_percent(),
+            min_retries_per_second: Self::default_min(),
+        }
+    }
 }
 
 /// Wire protocol to the upstream.

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use http::header::{HeaderName, HeaderValue};
 
 use super::Problem;
-use super::model::{Cluster, Config, Listener, Route, Target};
+use super::model::{Cluster, Config, Listener, RetryOn, Route, Target};
 
 /// Every problem in the file, in file order; empty when the config is good.
 pub fn check(config: &Config) -> Vec<Problem> {
@@ -125,6 +125,90 @@ fn check_cluster(
             "upstream TLS needs `protocol: h2`",
         ));
     }
+    let at = |field: &str| format!("clusters[{i}].{field}");
+    if let Some(health) = &cluster.health {
+        let kinds = [
+            health.grpc.is_some(),
+            health.http.is_some(),
+            health.tcp.is_some(),
+        ];
+        if kinds.iter().filter(|k| **k).count() != 1 {
+            problems.push(Problem::on(
+                name,
+                at("health"),
+                "give exactly one of `grpc`, `http` or `tcp`",
+            ));
+        }
+        if health.grpc.is_some() && cluster.protocol == super::model::Protocol::Http1 {
+            problems.push(Problem::on(
+                name,
+                at("health.grpc"),
+                "gRPC health checks need `protocol: h2c` or `h2`",
+            ));
+        }
+        if let Some(http) = &health.http {
+            if !http.path.value.starts_with('/') {
+                problems.push(Problem::on(
+                    &http.path,
+                    at("health.http.path"),
+                    "must start with '/'",
+                ));
+            }
+            let [low, high] = http.expect;
+            if !(100..=599).contains(&low) || !(low..=599).contains(&high) {
+                problems.push(Problem::on(
+                    &http.path,
+                    at("health.http.expect"),
+                    "expected [lowest, highest] statuses between 100 and 599",
+                ));
+            }
+        }
+        if health.unhealthy == 0 || health.healthy == 0 {
+            problems.push(Problem::on(
+                name,
+                at("health"),
+                "`unhealthy` and `healthy` thresholds must be at least 1",
+            ));
+        }
+        if health
+            .interval
+            .as_ref()
+            .is_some_and(|d| d.get().0.is_zero())
+        {
+            problems.push(Problem::on(name, at("health.interval"), "must not be 0"));
+        }
+    }
+    if let Some(outlier) = &cluster.outlier {
+        if outlier.consecutive_failures == 0 {
+            problems.push(Problem::on(
+                name,
+                at("outlier.consecutive_failures"),
+                "must be at least 1",
+            ));
+        }
+        if outlier.max_ejected_percent > 100 {
+            problems.push(Problem::on(
+                name,
+                at("outlier.max_ejected_percent"),
+                "must be between 0 and 100",
+            ));
+        }
+    }
+    let limits = &cluster.limits;
+    if limits.max_connections == 0 || limits.max_requests == 0 {
+        problems.push(Problem::on(
+            name,
+            at("limits"),
+            "`max_connections` and `max_requests` must be at least 1",
+        ));
+    }
+    if !(0.0..=100.0).contains(&cluster.retry_budget.percent) {
+        problems.push(Problem::on(
+            name,
+            at("retry_budget.percent"),
+            "must be between 0 and 100",
+        ));
+    }
 }
 
 fn check_route(
@@ -238,6 +322,82 @@ fn check_route(
                 &rewrite.path_prefix,
                 at("rewrite.path_prefix"),
                 "must start with '/'",
+            ));
+        }
+    }
+    if let Some(retry) = &route.retry {
+        if !(1..=10).contains(&retry.attempts) {
+            problems.push(Problem::on(
+                name,
+                at("retry.attempts"),
+                "must be between 1 and 10 (the first attempt included)",
+            ));
+        }
+        if retry.on.is_empty() {
+            problems.push(Problem::on(
+                name,
+                at("retry.on"),
+                "list at least one condition",
+            ));
+        }
+        let wants_codes = retry.on.contains(&RetryOn::RetriableStatusCodes);
+        if wants_codes == retry.retriable_status_codes.is_empty() {
+            problems.push(Problem::on(
+                name,
+                at("retry.retriable_status_codes"),
+                "give `retriable_status_codes` exactly when `on` lists `retriable_status_codes`",
+            ));
+        }
+        if let Some(code) = retry
+            .retriable_status_codes
+            .iter()
+            .find(|c| !(100..=599).contains(*c))
+        {
+            problems.push(Problem::on(
+                name,
+                at("retry.retriable_status_codes"),
+                format!("not an HTTP status: {code}"),
+            ));
+        }
+    }
+    if let Some(transcode) = &route.transcode {
+        if transcode.descriptors.is_some() != transcode.protos.is_empty() {
+            problems.push(Problem::on(
+                name,
+                at("transcode"),
+                "give either `descriptors` (a FileDescriptorSet) or `protos` (.proto files)",
+            ));
+        }
+        if route.rewrite.is_some() {
+            problems.push(Problem::on(
+                name,
+                at("rewrite"),
+                "a transcoding route sends to the gRPC method's path; a rewrite cannot apply",
+            ));
+        }
+        if let Some(path) = &transcode.openapi
+            && !path.starts_with('/')
+        {
+            problems.push(Problem::on(
+                name,
+                at("transcode.openapi"),
+                "must start with '/'",
+            ));
+        }
+    }
+    if let Some(mirror) = &route.mirror {
+        if !clusters.contains(&*mirror.cluster.value) {
+            problems.push(Problem::on(
+                &mirror.cluster,
+                at("mirror.cluster"),
+                format!("unknown cluster {:?}", &*mirror.cluster.value),
+            ));
+        }
+        if !(0.0..=100.0).contains(&mirror.percent) {
+            problems.push(Problem::on(
+                &mirror.cluster,
+                at("mirror.percent"),
+                "must be between 0 and 100",
             ));
         }
     }

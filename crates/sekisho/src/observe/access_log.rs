@@ -46,6 +46,8 @@ pub struct Entry<'a> {
     pub bytes_in: u64,
     /// Response body bytes sent to the client.
     pub bytes_out: u64,
+    /// Attempts sent upstream; more than one when retried, 0 when none was sent.
+    pub attempts: u32,
     /// From the request's arrival to the end of the response, in milliseconds.
     pub duration_ms: f64,
     /// Why the gateway answered itself or the response ended early, if it did.

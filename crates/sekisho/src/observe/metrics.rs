@@ -162,3 +162,44 @@ pub fn config_reload(ok: bool) {
     let result = if ok { "ok" } else { "failed" };
     counter!("sekisho_config_reloads_total", "result" => result).increment(1);
 }
+
+/// A health probe of an upstream endpoint finished.
+pub fn health_check(cluster: &str, passed: bool) {
+    let result = if passed { "pass" } else { "fail" };
+    counter!("sekisho_upstream_health_checks_total", "cluster" => cluster.to_owned(), "result" => result)
+        .increment(1);
+}
+
+/// How many of a cluster's endpoints are in each state, after any change.
+pub fn endpoint_states(cluster: &str, healthy: usize, unhealthy: usize, ejected: usize) {
+    for (state, n) in [
+        ("healthy", healthy),
+        ("unhealthy", unhealthy),
+        ("ejected", ejected),
+    ] {
+        gauge!("sekisho_upstream_endpoints", "cluster" => cluster.to_owned(), "state" => state)
+            .set(n as f64);
+    }
+}
+
+/// Passive health checking took an endpoint out of rotation.
+pub fn outlier_ejection(cluster: &str) {
+    counter!("sekisho_upstream_ejections_total", "cluster" => cluster.to_owned()).increment(1);
+}
+
+/// A request was refused because a cluster limit was reached.
+pub fn overflow(cluster: &str, limit: &'static str) {
+    counter!("sekisho_upstream_overflow_total", "cluster" => cluster.to_owned(), "limit" => limit)
+        .increment(1);
+}
+
+/// A failed attempt was retried.
+pub fn retry(cluster: &str) {
+    counter!("sekisho_upstream_retries_total", "cluster" => cluster.to_owned()).increment(1);
+}
+
+/// A mirrored copy of a request was sent, skipped or failed.
+pub fn mirror(cluster: &str, result: &'static str) {
+    counter!("sekisho_mirror_requests_total", "cluster" => cluster.to_owned(), "result" => result)
+        .increment(1);
+}

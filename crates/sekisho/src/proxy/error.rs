@@ -12,6 +12,7 @@ use http::header::{CONTENT_TYPE, HeaderValue};
 use http::{Response, StatusCode};
 
 use crate::body::{self, Body};
+use crate::upstream::Overload;
 
 /// A request the gateway could not pass on.
 #[derive(Debug)]
@@ -26,6 +27,8 @@ pub enum GatewayError {
     Reset { cluster: Arc<str>, reason: String },
     /// The upstream did not answer in time (route timeout or the caller's deadline).
     Timeout { cluster: Arc<str>, after: Duration },
+    /// A cluster limit (circuit breaker) refused the request.
+    Overloaded { cluster: Arc<str>, limit: Overload },
 }
 
 /// gRPC status codes the gateway produces.
@@ -34,6 +37,8 @@ pub mod grpc_code {
     pub const DEADLINE_EXCEEDED: u16 = 4;
     /// No such method here.
     pub const UNIMPLEMENTED: u16 = 12;
+    /// A limit was reached.
+    pub const RESOURCE_EXHAUSTED: u16 = 8;
     /// Try again later.
     pub const UNAVAILABLE: u16 = 14;
 }
@@ -47,6 +52,7 @@ impl GatewayError {
             | GatewayError::Connect { .. }
             | GatewayError::Reset { .. } => grpc_code::UNAVAILABLE,
             GatewayError::Timeout { .. } => grpc_code::DEADLINE_EXCEEDED,
+            GatewayError::Overloaded { .. } => grpc_code::RESOURCE_EXHAUSTED,
         }
     }
 
@@ -54,9 +60,9 @@ impl GatewayError {
     pub fn http_status(&self) -> StatusCode {
         match self {
             GatewayError::NoRoute => StatusCode::NOT_FOUND,
-            GatewayError::NoEndpoint { .. } | GatewayError::Connect { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            GatewayError::NoEndpoint { .. }
+            | GatewayError::Connect { .. }
+            | GatewayError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::Reset { .. } => StatusCode::BAD_GATEWAY,
             GatewayError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
         }
@@ -75,6 +81,17 @@ impl GatewayError {
     /// The response for a caller that speaks gRPC (`grpc`) or not. It names the cluster
     /// but not upstream addresses, which are the operator's business.
     pub fn render(&self, grpc: bool) -> Response<Body> {
+        let mut response = self.render_body(grpc);
+        if matches!(self, GatewayError::Overloaded { .. }) {
+            // Lets clients and load balancers tell shedding from a failing backend.
+            response
+                .headers_mut()
+                .insert("x-sekisho-overloaded", HeaderValue::from_static("true"));
+        }
+        response
+    }
+
+    fn render_body(&self, grpc: bool) -> Response<Body> {
         let message = self.to_string();
         if grpc {
             let mut response = Response::new(body::empty());
@@ -119,6 +136,9 @@ impl fmt::Display for GatewayError {
                 "upstream in cluster {cluster:?} did not respond within {}",
                 humantime::format_duration(*after)
             ),
+            GatewayError::Overloaded { cluster, limit } => {
+                write!(f, "cluster {cluster:?} is overloaded: {limit}")
+            }
         }
     }
 }

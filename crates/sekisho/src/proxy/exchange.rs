@@ -20,7 +20,7 @@ use super::error::{grpc_code, percent_encode};
 use crate::body::BoxError;
 use crate::observe::access_log::{AccessLog, Entry, timestamp};
 use crate::observe::metrics;
-use crate::upstream::InFlight;
+use crate::upstream::{InFlight, Outcome, Slot};
 
 /// What kind of client sent the request; decides how errors are rendered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,6 +29,8 @@ pub enum Protocol {
     Grpc,
     /// `application/grpc-web*`.
     GrpcWeb,
+    /// REST/JSON translated to gRPC by the route.
+    Rest,
     /// Anything else.
     Http,
 }
@@ -53,13 +55,14 @@ impl Protocol {
 
     /// Whether the caller reads gRPC status codes.
     pub fn is_grpc(self) -> bool {
-        !matches!(self, Protocol::Http)
+        matches!(self, Protocol::Grpc | Protocol::GrpcWeb)
     }
 
     fn as_str(self) -> &'static str {
         match self {
             Protocol::Grpc => "grpc",
             Protocol::GrpcWeb => "grpc-web",
+            Protocol::Rest => "rest",
             Protocol::Http => "http",
         }
     }
@@ -128,6 +131,12 @@ pub struct Record {
     pub cluster: Option<Arc<str>>,
     /// The endpoint in use; held so the balancer counts the request until it ends.
     pub in_flight: Option<InFlight>,
+    /// The request's place among the cluster's requests in flight.
+    pub admitted: Option<Slot>,
+    /// Attempts made upstream (more than one when retried).
+    pub attempts: u32,
+    /// The upstream's response broke off.
+    pub upstream_failed: bool,
     /// Status sent to the client.
     pub status: u16,
     /// gRPC status sent to the client.
@@ -144,6 +153,14 @@ impl Record {
     /// Logs and counts the request.
     fn finish(self) {
         let duration = self.started.elapsed();
+        if let Some(in_flight) = &self.in_flight {
+            let outcome = if self.upstream_failed {
+                Outcome::Failure
+            } else {
+                Outcome::of_response(self.status, self.grpc_status)
+            };
+            in_flight.report(outcome);
+        }
         let upstream = self.in_flight.as_ref().map(|f| f.endpoint().addr);
         metrics::request_finished(
             metrics::RequestLabels {
@@ -175,6 +192,7 @@ impl Record {
                 grpc_status: self.grpc_status,
                 bytes_in: self.bytes_in.load(Ordering::Relaxed),
                 bytes_out: self.bytes_out,
+                attempts: self.attempts,
                 duration_ms: duration.as_secs_f64() * 1000.0,
                 error: self.error.as_deref(),
             });
@@ -263,6 +281,7 @@ where
             }
             Some(Err(e)) => {
                 record.error = Some(format!("upstream response failed: {e}"));
+                record.upstream_failed = true;
                 if let Some(record) = this.record.take() {
                     record.finish();
                 }

@@ -3,7 +3,10 @@
 
 pub mod error;
 mod exchange;
+mod forward;
 mod headers;
+pub mod mirror;
+mod replay;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -18,11 +21,12 @@ use http::uri::{self, PathAndQuery, Scheme};
 use http::{Request, Response, Uri, Version};
 use hyper::body::Incoming;
 
+use crate::adapt::transcode::Plan;
 use crate::body::{self, Body};
 use crate::config::model::Protocol as Upstream;
 use crate::route::{RequestFacts, Route};
 use crate::state::State;
-use crate::upstream::{Cluster, SendError};
+use crate::upstream::Cluster;
 pub use error::GatewayError;
 use exchange::{Authority, Counted, Observed, Protocol, Record, grpc_status_of};
 
@@ -69,6 +73,9 @@ pub async fn handle(
         route: None,
         cluster: None,
         in_flight: None,
+        admitted: None,
+        attempts: 0,
+        upstream_failed: false,
         status: 0,
         grpc_status: None,
         bytes_in: Arc::default(),
@@ -97,42 +104,100 @@ pub async fn handle(
     };
     record.cluster = Some(cluster.name.clone());
 
-    // Prepare the upstream request.
-    let deadline = headers::grpc_timeout(&parts.headers).filter(|_| protocol.is_grpc());
-    prepare(&mut parts, route, cluster, &downstream, &record);
-    let body = body::boxed(Counted::new(incoming, record.bytes_in.clone()));
-    let upstream_req = Request::from_parts(parts, body);
+    // Hold a place among the cluster's requests in flight.
+    match cluster.admit() {
+        Ok(slot) => record.admitted = Some(slot),
+        Err(limit) => {
+            let cluster = cluster.name.clone();
+            return Ok(answer(GatewayError::Overloaded { cluster, limit }, record));
+        }
+    }
 
-    // Send it to an endpoint, within the route's timeout and the caller's deadline.
-    let Some(in_flight) = cluster.pick() else {
-        let err = GatewayError::NoEndpoint {
-            cluster: cluster.name.clone(),
-        };
-        return Ok(answer(err, record));
-    };
+    let deadline = headers::grpc_timeout(&parts.headers).filter(|_| protocol.is_grpc());
     let wait = [route.timeout, deadline].into_iter().flatten().min();
-    let endpoint = in_flight.endpoint().clone();
-    record.in_flight = Some(in_flight);
-    let sent = cluster.send(&endpoint, &host, upstream_req);
-    let result = match wait {
-        Some(limit) => tokio::time::timeout(limit, sent).await.map_err(|_| limit),
-        None => Ok(sent.await),
+    let mut body = body::boxed(Counted::new(incoming, record.bytes_in.clone()));
+
+    // A REST caller of a transcoding route: translate the request into a gRPC call.
+    let mut transcoded = None;
+    if protocol == Protocol::Http
+        && let Some(transcoding) = &route.transcode
+    {
+        record.protocol = Protocol::Rest;
+        let call = match transcoding.plan(&parts) {
+            None => return Ok(answer(GatewayError::NoRoute, record)),
+            Some(Plan::Answer(response, code)) => return Ok(own(response, Some(code), record)),
+            Some(Plan::Call(call)) => call,
+        };
+        body = match transcoding.request(&call, &mut parts, body).await {
+            Ok(body) => body,
+            Err(response) => return Ok(own(response, None, record)),
+        };
+        transcoded = Some((transcoding, call));
+    }
+
+    // Prepare the upstream request, and its copy for a shadow cluster.
+    if let Some(mirror) = route.mirror.as_ref().filter(|m| m.sample()) {
+        let mut shadow = copy_head(&parts);
+        let authority = shadow_authority(&record.authority);
+        prepare(
+            &mut shadow,
+            route,
+            &mirror.cluster,
+            &downstream,
+            &record.request_id,
+            &authority,
+        );
+        let (original, copy) = mirror::split(body);
+        body = original;
+        let req = Request::from_parts(shadow, copy);
+        mirror::send(
+            mirror.cluster.clone(),
+            host_of(authority.as_str()).into_owned(),
+            req,
+            wait,
+        );
+    }
+    prepare(
+        &mut parts,
+        route,
+        cluster,
+        &downstream,
+        &record.request_id,
+        &record.authority,
+    );
+
+    // Send it, within the route's timeout and the caller's deadline, retrying as the
+    // route says.
+    let sent = forward::forward(
+        cluster,
+        route.retry.as_ref(),
+        &host,
+        parts,
+        body,
+        wait,
+        &mut record.attempts,
+    )
+    .await;
+    let response = match sent {
+        Ok(sent) => {
+            record.in_flight = Some(sent.in_flight);
+            sent.response
+        }
+        Err(err) => return Ok(answer(err, record)),
     };
-    let response = match result {
-        Ok(Ok(response)) => response,
-        Ok(Err(SendError::Connect(reason))) => {
-            let cluster = cluster.name.clone();
-            return Ok(answer(GatewayError::Connect { cluster, reason }, record));
-        }
-        Ok(Err(SendError::Reset(reason))) => {
-            let cluster = cluster.name.clone();
-            return Ok(answer(GatewayError::Reset { cluster, reason }, record));
-        }
-        Err(after) => {
-            let cluster = cluster.name.clone();
-            return Ok(answer(GatewayError::Timeout { cluster, after }, record));
-        }
-    };
+
+    // A transcoded call's gRPC answer goes back as JSON.
+    if let Some((transcoding, call)) = transcoded {
+        let (response, code) = transcoding.response(&call, response).await;
+        let (mut parts, body) = response.into_parts();
+        route.response_headers.apply(&mut parts.headers);
+        record.status = parts.status.as_u16();
+        record.grpc_status = Some(code);
+        return Ok(Response::from_parts(
+            parts,
+            body::boxed(Observed::new(body, record, None)),
+        ));
+    }
 
     // Stream the response back.
     let (mut parts, incoming) = response.into_parts();
@@ -156,7 +221,8 @@ fn prepare(
     route: &Route,
     cluster: &Cluster,
     downstream: &Downstream,
-    record: &Record,
+    request_id: &HeaderValue,
+    authority: &Authority,
 ) {
     let headers = &mut parts.headers;
     if parts.version != Version::HTTP_2 {
@@ -165,7 +231,7 @@ fn prepare(
     }
     headers::set_forwarded(headers, downstream.client.ip(), downstream.tls);
     // Never indexed by HPACK: a fresh value per request would only churn the table.
-    let mut request_id = record.request_id.clone();
+    let mut request_id = request_id.clone();
     request_id.set_sensitive(true);
     headers.insert(headers::X_REQUEST_ID.clone(), request_id);
     route.request_headers.apply(headers);
@@ -187,10 +253,16 @@ fn prepare(
     match cluster.protocol {
         Upstream::Http1 => {
             parts.version = Version::HTTP_11;
-            if let Authority::Uri(authority) = &record.authority
-                && let Ok(host) = HeaderValue::from_str(authority.as_str())
-            {
-                parts.headers.insert(header::HOST, host);
+            match authority {
+                Authority::Uri(authority) => {
+                    if let Ok(host) = HeaderValue::from_str(authority.as_str()) {
+                        parts.headers.insert(header::HOST, host);
+                    }
+                }
+                Authority::Host(host) => {
+                    parts.headers.insert(header::HOST, host.clone());
+                }
+                Authority::Missing => {}
             }
         }
         Upstream::H2c | Upstream::H2 => {
@@ -201,7 +273,7 @@ fn prepare(
             } else {
                 Scheme::HTTP
             });
-            uri.authority = Some(match &record.authority {
+            uri.authority = Some(match authority {
                 Authority::Uri(authority) => authority.clone(),
                 Authority::Host(host) => uri::Authority::try_from(host.as_bytes())
                     .unwrap_or_else(|_| uri::Authority::from_static("localhost")),
@@ -214,12 +286,40 @@ fn prepare(
     }
 }
 
+/// A copy of the client's request head, for a mirrored request.
+fn copy_head(parts: &Parts) -> Parts {
+    let (mut copy, ()) = Request::new(()).into_parts();
+    copy.method = parts.method.clone();
+    copy.uri = parts.uri.clone();
+    copy.version = parts.version;
+    copy.headers = parts.headers.clone();
+    copy
+}
+
+/// The host a mirrored request names: the original's with `-shadow` added, so the
+/// shadow's logs tell copies from real traffic.
+fn shadow_authority(authority: &Authority) -> Authority {
+    let text = authority.as_str();
+    let (host, port) = match text.rfind(':') {
+        Some(i) if !text[i..].contains(']') => text.split_at(i),
+        _ => (text, ""),
+    };
+    HeaderValue::from_str(&format!("{host}-shadow{port}"))
+        .map_or(Authority::Missing, Authority::Host)
+}
+
 /// The gateway's own answer, recorded like any response.
 fn answer(err: GatewayError, mut record: Record) -> Response<Body> {
     let response = err.render(record.protocol.is_grpc());
-    record.status = response.status().as_u16();
-    record.grpc_status = record.protocol.is_grpc().then(|| err.grpc_status());
+    let grpc_status = (record.protocol != Protocol::Http).then(|| err.grpc_status());
     record.error = Some(err.detail());
+    own(response, grpc_status, record)
+}
+
+/// A response the gateway made itself, recorded like any response.
+fn own(response: Response<Body>, grpc_status: Option<u16>, mut record: Record) -> Response<Body> {
+    record.status = response.status().as_u16();
+    record.grpc_status = grpc_status;
     let (mut parts, body) = response.into_parts();
     parts
         .headers

@@ -10,8 +10,11 @@ use rand::Rng;
 
 pub use matcher::{Matcher, RequestFacts};
 
+use crate::adapt::transcode::Transcoding;
 use crate::config::model;
+use crate::proxy::mirror::MirrorPolicy;
 use crate::upstream::Cluster;
+use crate::upstream::retry::RetryPolicy;
 
 /// Default bound on waiting for an upstream's response headers.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -30,6 +33,12 @@ pub struct Route {
     pub response_headers: HeaderEdits,
     /// Bound on waiting for the upstream's response headers; `None` waits forever.
     pub timeout: Option<Duration>,
+    /// Which failed attempts are tried again.
+    pub retry: Option<RetryPolicy>,
+    /// Copies of requests for a shadow cluster.
+    pub mirror: Option<MirrorPolicy>,
+    /// REST/JSON callers translated to gRPC.
+    pub transcode: Option<Transcoding>,
 }
 
 enum Target {
@@ -106,6 +115,27 @@ impl Route {
             Some(d) if d.get().0.is_zero() => None,
             Some(d) => Some(d.get().0),
         };
+        let transcode = match &spec.transcode {
+            Some(t) => {
+                let clusters: Vec<&Arc<Cluster>> = match &target {
+                    Target::One(c) => vec![c],
+                    Target::Weighted(list) => list.iter().map(|(c, _)| c).collect(),
+                };
+                if let Some(c) = clusters
+                    .iter()
+                    .find(|c| c.protocol == model::Protocol::Http1)
+                {
+                    return Err(format!(
+                        "transcoding sends gRPC: cluster {:?} must use `protocol: h2c` or `h2`",
+                        &*c.name
+                    ));
+                }
+                let compiled = Transcoding::compile(&spec.name.value, t)
+                    .map_err(|e| format!("transcode: {e}"))?;
+                Some(compiled)
+            }
+            None => None,
+        };
         Ok(Route {
             name: Arc::from(&*spec.name.value),
             matcher: Matcher::compile(m)?,
@@ -114,6 +144,15 @@ impl Route {
             request_headers: HeaderEdits::compile(&spec.request_headers)?,
             response_headers: HeaderEdits::compile(&spec.response_headers)?,
             timeout,
+            transcode,
+            retry: spec.retry.as_ref().map(RetryPolicy::from_config),
+            mirror: match &spec.mirror {
+                Some(m) => Some(MirrorPolicy {
+                    cluster: find(&m.cluster.value)?,
+                    ratio: m.percent / 100.0,
+                }),
+                None => None,
+            },
         })
     }
 

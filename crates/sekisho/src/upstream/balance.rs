@@ -128,6 +128,7 @@ fn gcd(a: u32, b: u32) -> u32 {
 mod tests {
     use super::*;
     use crate::config::model::Protocol;
+    use crate::upstream::endpoint::Live;
     use crate::upstream::pool::Pool;
 
     fn set(weights: &[u32]) -> EndpointSet {
@@ -136,8 +137,8 @@ mod tests {
             .enumerate()
             .map(|(i, w)| {
                 let addr = format!("127.0.0.1:{}", 1000 + i).parse().expect("addr");
-                let pool = Arc::new(Pool::new(addr, "c".into(), Protocol::H2c));
-                Arc::new(Endpoint::new(addr, *w, None, pool))
+                let pool = Pool::new(addr, "c".into(), Protocol::H2c, Arc::default());
+                Arc::new(Endpoint::new(addr, *w, None, Arc::new(Live::new(pool))))
             })
             .collect();
         EndpointSet::new(endpoints)

@@ -2,7 +2,10 @@
 //! on an interval (a Kubernetes headless Service lists one address per ready pod).
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -17,16 +20,29 @@ pub enum Source {
     Dns { name: Arc<str>, weight: u32 },
 }
 
-/// Resolves `name` (host:port) to its addresses.
-pub async fn resolve(name: &str) -> std::io::Result<Vec<SocketAddr>> {
-    let mut addrs: Vec<SocketAddr> = tokio::net::lookup_host(name).await?.collect();
-    addrs.sort();
-    addrs.dedup();
-    Ok(addrs)
+/// A future resolving a name to addresses.
+pub type Resolving<'a> = Pin<Box<dyn Future<Output = io::Result<Vec<SocketAddr>>> + Send + 'a>>;
+
+/// Turns `host:port` into addresses. The gateway uses the system's resolver; tests and
+/// embedders may answer from their own table.
+pub trait Resolve: Send + Sync + 'static {
+    /// Every address `name` (host:port) stands for now.
+    fn resolve<'a>(&'a self, name: &'a str) -> Resolving<'a>;
+}
+
+/// The operating system's resolver (`getaddrinfo`, so `/etc/hosts` applies).
+#[derive(Debug, Default)]
+pub struct SystemResolver;
+
+impl Resolve for SystemResolver {
+    fn resolve<'a>(&'a self, name: &'a str) -> Resolving<'a> {
+        Box::pin(async move { Ok(tokio::net::lookup_host(name).await?.collect()) })
+    }
 }
 
 /// Resolves every DNS source once; a name that fails keeps its previous addresses.
 pub async fn resolve_all(
+    resolver: &dyn Resolve,
     sources: &[Source],
     previous: &HashMap<Arc<str>, Vec<SocketAddr>>,
 ) -> HashMap<Arc<str>, Vec<SocketAddr>> {
@@ -35,7 +51,12 @@ pub async fn resolve_all(
         let Source::Dns { name, .. } = source else {
             continue;
         };
-        match resolve(name).await {
+        let answer = resolver.resolve(name).await.map(|mut addrs| {
+            addrs.sort();
+            addrs.dedup();
+            addrs
+        });
+        match answer {
             Ok(addrs) if !addrs.is_empty() => {
                 resolved.insert(name.clone(), addrs);
             }
@@ -51,13 +72,15 @@ pub async fn resolve_all(
 }
 
 /// Re-resolves the cluster's DNS names every `every` until the cluster is dropped (a
-/// reload that removes or rebuilds it).
-pub fn spawn_refresh(cluster: &Arc<Cluster>, every: Duration) {
+/// reload that removes or rebuilds it); `first_now` resolves once at the start too.
+pub fn spawn_refresh(cluster: &Arc<Cluster>, every: Duration, first_now: bool) {
     let weak: Weak<Cluster> = Arc::downgrade(cluster);
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(every);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        ticker.tick().await;
+        if !first_now {
+            ticker.tick().await;
+        }
         loop {
             ticker.tick().await;
             let Some(cluster) = weak.upgrade() else {

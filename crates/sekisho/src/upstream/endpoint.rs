@@ -3,8 +3,10 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
 
 use super::pool::Pool;
+use super::{health, outlier};
 
 /// An address traffic can go to.
 pub struct Endpoint {
@@ -14,48 +16,72 @@ pub struct Endpoint {
     pub weight: u32,
     /// The DNS name this address came from, `None` for a static address.
     pub origin: Option<Arc<str>>,
-    /// Requests now in flight; `least_request` prefers endpoints with fewer.
+    /// What outlives a change of weight or a reload: connections, load and health.
+    pub live: Arc<Live>,
+}
+
+/// An endpoint's connections, load and health; kept by the endpoint that replaces it when
+/// only its weight changes or the config reloads.
+pub struct Live {
+    /// Connections.
+    pub pool: Pool,
+    /// Requests in flight; `least_request` prefers endpoints with fewer.
     active: AtomicUsize,
-    /// Connections, shared with the endpoint this one replaced (a weight change keeps them).
-    pub pool: Arc<Pool>,
+    /// Active health checking's verdict.
+    pub health: health::State,
+    /// Passive health: failures in a row and ejections.
+    pub outlier: outlier::State,
+}
+
+impl Live {
+    /// State for a new endpoint: no connections, healthy, not ejected.
+    pub fn new(pool: Pool) -> Self {
+        Live {
+            pool,
+            active: AtomicUsize::new(0),
+            health: health::State::default(),
+            outlier: outlier::State::default(),
+        }
+    }
 }
 
 impl Endpoint {
-    /// An endpoint over an existing or new pool.
-    pub fn new(addr: SocketAddr, weight: u32, origin: Option<Arc<str>>, pool: Arc<Pool>) -> Self {
+    /// An endpoint over existing or new live state.
+    pub fn new(addr: SocketAddr, weight: u32, origin: Option<Arc<str>>, live: Arc<Live>) -> Self {
         Endpoint {
             addr,
             weight,
             origin,
-            active: AtomicUsize::new(0),
-            pool,
+            live,
         }
     }
 
     /// Requests in flight now.
     pub fn active(&self) -> usize {
-        self.active.load(Ordering::Relaxed)
+        self.live.active.load(Ordering::Relaxed)
     }
 
-    /// Counts a request until the guard drops.
-    pub fn begin(self: &Arc<Self>) -> InFlight {
-        self.active.fetch_add(1, Ordering::Relaxed);
-        InFlight(self.clone())
+    /// Whether the balancer may pick it: healthy and not ejected.
+    pub fn available(&self, now: Instant) -> bool {
+        self.live.health.is_healthy() && !self.live.outlier.is_ejected(now)
     }
-}
 
-/// A request in flight to an endpoint; holding it also keeps the endpoint's pool alive.
-pub struct InFlight(Arc<Endpoint>);
-
-impl InFlight {
-    /// The endpoint the request went to.
-    pub fn endpoint(&self) -> &Arc<Endpoint> {
-        &self.0
+    /// The host name probes and TLS use: the DNS name without its port, or the address.
+    pub fn host(&self) -> String {
+        match &self.origin {
+            Some(name) => name
+                .rsplit_once(':')
+                .map_or(&**name, |(host, _)| host)
+                .to_owned(),
+            None => self.addr.ip().to_string(),
+        }
     }
-}
 
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.active.fetch_sub(1, Ordering::Relaxed);
+    pub(super) fn begin(&self) {
+        self.live.active.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(super) fn end(&self) {
+        self.live.active.fetch_sub(1, Ordering::Relaxed);
     }
 }

@@ -1,18 +1,22 @@
-//! Upstream clusters: their endpoints, how one is picked, and the pooled connections a
-//! request is sent on.
+//! Upstream clusters: their endpoints, which of them are in rotation, how one is picked,
+//! and the pooled connections a request is sent on.
 
 mod balance;
 mod connect;
 pub mod discovery;
 mod endpoint;
+pub mod health;
+pub mod limits;
+pub mod outlier;
 mod pool;
+pub mod retry;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use http::{Request, Response};
@@ -20,21 +24,30 @@ use hyper::body::Incoming;
 
 pub use balance::EndpointSet;
 pub use connect::{ConnectorKey, read_ca};
-pub use endpoint::{Endpoint, InFlight};
+pub use endpoint::{Endpoint, Live};
+pub use limits::{Limits, Overload, Slot};
+pub use outlier::Outcome;
 pub use pool::SendError;
 
 use crate::body::Body;
 use crate::config::model::{self, Balance, Protocol};
+use crate::observe::metrics;
 use connect::Connector;
-use discovery::Source;
+use discovery::{Resolve, Source};
+use health::HealthCheck;
+use limits::Counters;
 use pool::Pool;
 
 /// Default bound on opening a connection.
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Default interval between DNS resolutions.
 const DEFAULT_DNS_REFRESH: Duration = Duration::from_secs(5);
+/// gRPC status UNAVAILABLE.
+pub const GRPC_UNAVAILABLE: u16 = 14;
 
-/// A named group of endpoints that routes send traffic to.
+/// A named group of endpoints that routes send traffic to, as one config generation
+/// describes it. What must outlive a reload (endpoints, rotation, counters) sits in
+/// [`Shared`] and carries over to the next generation of the same cluster.
 pub struct Cluster {
     /// As configured.
     pub name: Arc<str>,
@@ -44,20 +57,44 @@ pub struct Cluster {
     pub balance: Balance,
     /// How often DNS sources are resolved again.
     pub dns_refresh: Duration,
+    /// Active health checking, if on.
+    pub health: Option<HealthCheck>,
+    /// Passive health checking, if on.
+    pub outlier: Option<outlier::Policy>,
+    /// Circuit breakers and the retry budget.
+    pub limits: Limits,
     connector: Arc<Connector>,
     sources: Vec<Source>,
+    resolver: Arc<dyn Resolve>,
+    shared: Arc<Shared>,
+    /// Whether `shared` is new with this generation (nothing probed it yet).
+    fresh: bool,
+}
+
+/// A cluster's state across config generations.
+struct Shared {
+    name: Arc<str>,
+    /// Every endpoint, in rotation or not.
     endpoints: ArcSwap<EndpointSet>,
+    /// The endpoints the balancer picks from.
+    rotation: ArcSwap<EndpointSet>,
+    /// Serialises rotation rebuilds so the last one sees the latest health.
+    rebuilding: Mutex<()>,
     turn: AtomicUsize,
+    counters: Arc<Counters>,
+    /// The generation whose health checker runs; older checkers stop.
+    checker: AtomicU64,
 }
 
 impl Cluster {
     /// Builds a cluster from its config. With `previous` (the cluster of the same name in
-    /// the running config) connections and resolved addresses carry over when the way of
-    /// connecting is unchanged.
+    /// the running config) connections, health, load and resolved addresses carry over
+    /// when the way of connecting is unchanged.
     pub fn build(
         spec: &model::Cluster,
         ca_file: Option<&Path>,
         previous: Option<&Cluster>,
+        resolver: &Arc<dyn Resolve>,
     ) -> Result<Self, String> {
         let key = ConnectorKey {
             protocol: spec.protocol,
@@ -93,16 +130,23 @@ impl Cluster {
             })
             .collect();
         let name: Arc<str> = Arc::from(&*spec.name.value);
-        let carried = previous.map(|p| p.endpoints.load_full());
-        let resolved = carried.as_deref().map(dns_addresses).unwrap_or_default();
-        let set = assemble(
-            &name,
-            spec.protocol,
-            &sources,
-            &resolved,
-            carried.as_deref(),
-        );
-        Ok(Cluster {
+        let (shared, fresh) = match previous {
+            Some(p) => (p.shared.clone(), false),
+            None => (Arc::new(Shared::new(name.clone())), true),
+        };
+        let carried = shared.endpoints.load_full();
+        let resolved = dns_addresses(&carried);
+        if fresh {
+            // Nothing else sees a new cluster's state yet.
+            shared.set_endpoints(assemble(
+                &shared,
+                spec.protocol,
+                &sources,
+                &resolved,
+                &carried,
+            ));
+        }
+        let cluster = Cluster {
             name,
             protocol: spec.protocol,
             balance: spec.balance,
@@ -110,11 +154,39 @@ impl Cluster {
                 .dns_refresh
                 .as_ref()
                 .map_or(DEFAULT_DNS_REFRESH, |d| d.get().0),
+            health: spec.health.as_ref().and_then(HealthCheck::from_config),
+            outlier: spec.outlier.as_ref().map(outlier::Policy::from_config),
+            limits: Limits::from_config(&spec.limits, &spec.retry_budget),
             connector,
             sources,
-            endpoints: ArcSwap::from_pointee(set),
-            turn: AtomicUsize::new(0),
-        })
+            resolver: resolver.clone(),
+            shared,
+            fresh,
+        };
+        Ok(cluster)
+    }
+
+    /// Puts this generation's endpoints into service and starts its background work (DNS
+    /// refresh, health checks). Called once the config it belongs to is in force.
+    pub fn activate(self: &Arc<Self>) {
+        if !self.fresh {
+            // The previous generation's endpoints served until now; switch to this one's.
+            let carried = self.shared.endpoints.load_full();
+            let resolved = dns_addresses(&carried);
+            let set = assemble(
+                &self.shared,
+                self.protocol,
+                &self.sources,
+                &resolved,
+                &carried,
+            );
+            self.shared.set_endpoints(set);
+        }
+        if self.uses_dns() {
+            // A reloaded cluster may name new hosts: resolve at once.
+            discovery::spawn_refresh(self, self.dns_refresh, !self.fresh);
+        }
+        health::spawn(self, self.fresh);
     }
 
     /// Whether any endpoint comes from DNS (and needs a refresh task).
@@ -122,43 +194,238 @@ impl Cluster {
         self.sources.iter().any(|s| matches!(s, Source::Dns { .. }))
     }
 
-    /// Resolves the DNS sources now and swaps in the new endpoint set.
+    /// Resolves the DNS sources now and swaps in the new endpoint set. Removed endpoints
+    /// get no new requests; their connections close once the requests on them end.
     pub async fn refresh_dns(&self) {
-        let current = self.endpoints.load_full();
+        let current = self.shared.endpoints.load_full();
         let previous = dns_addresses(&current);
-        let resolved = discovery::resolve_all(&self.sources, &previous).await;
+        let resolved = discovery::resolve_all(&*self.resolver, &self.sources, &previous).await;
         if resolved != previous {
             let set = assemble(
-                &self.name,
+                &self.shared,
                 self.protocol,
                 &self.sources,
                 &resolved,
-                Some(&current),
+                &current,
             );
             tracing::info!(cluster = %self.name, endpoints = set.endpoints.len(), "DNS endpoints changed");
-            self.endpoints.store(Arc::new(set));
+            self.shared.set_endpoints(set);
         }
     }
 
-    /// The endpoints now in rotation.
+    /// Every endpoint, in rotation or not.
     pub fn endpoints(&self) -> Arc<EndpointSet> {
-        self.endpoints.load_full()
+        self.shared.endpoints.load_full()
     }
 
-    /// Picks an endpoint for one request and counts it as in flight.
-    pub fn pick(&self) -> Option<InFlight> {
-        let set = self.endpoints.load();
-        set.pick(self.balance, &self.turn).map(|e| e.begin())
+    /// The endpoints the balancer picks from now.
+    pub fn rotation(&self) -> Arc<EndpointSet> {
+        self.shared.rotation.load_full()
     }
 
-    /// Sends `req` to `endpoint` (one of this cluster's, from [`Cluster::pick`]).
+    /// A place among the cluster's requests in flight, or the limit that refused it.
+    pub fn admit(&self) -> Result<Slot, Overload> {
+        self.shared
+            .counters
+            .admit(&self.limits)
+            .inspect_err(|limit| metrics::overflow(&self.name, limit.as_str()))
+    }
+
+    /// A place among the cluster's retries in flight, within its budget when `budgeted`.
+    pub fn retry(&self, budgeted: bool) -> Result<Slot, Overload> {
+        self.shared
+            .counters
+            .retry(&self.limits, budgeted)
+            .inspect_err(|limit| metrics::overflow(&self.name, limit.as_str()))
+    }
+
+    /// Open connections to all endpoints.
+    pub fn connections(&self) -> usize {
+        self.shared.counters.connections()
+    }
+
+    /// Picks an endpoint for one attempt and counts it as in flight. Endpoints in `avoid`
+    /// (tried already) are passed over while others are left.
+    pub fn pick(self: &Arc<Self>, avoid: &[SocketAddr]) -> Option<InFlight> {
+        let set = self.shared.rotation.load();
+        let mut endpoint = set.pick(self.balance, &self.shared.turn)?;
+        if avoid.contains(&endpoint.addr) {
+            // Walk on from the balancer's choice to the next endpoint not tried yet; asking
+            // the balancer again could land on the same one while other requests pick too.
+            let len = set.endpoints.len();
+            let start = set
+                .endpoints
+                .iter()
+                .position(|e| e.addr == endpoint.addr)
+                .unwrap_or(0);
+            if let Some(other) = (1..len)
+                .map(|step| &set.endpoints[(start + step) % len])
+                .find(|e| !avoid.contains(&e.addr))
+            {
+                endpoint = other;
+            }
+        }
+        endpoint.begin();
+        Some(InFlight {
+            cluster: self.clone(),
+            endpoint: endpoint.clone(),
+        })
+    }
+
+    /// Sends `req` to `endpoint` (one of this cluster's).
     pub async fn send(
         &self,
         endpoint: &Endpoint,
         host: &str,
         req: Request<Body>,
     ) -> Result<Response<Incoming>, SendError> {
-        endpoint.pool.send(&self.connector, host, req).await
+        endpoint
+            .live
+            .pool
+            .send(&self.connector, &self.limits, host, req)
+            .await
+    }
+
+    /// Counts how a request to `endpoint` went; ejects it after too many failures.
+    pub fn report(&self, endpoint: &Endpoint, outcome: Outcome) {
+        let Some(policy) = &self.outlier else { return };
+        if endpoint
+            .live
+            .outlier
+            .count(outcome, policy.consecutive_failures)
+        {
+            self.shared.eject(endpoint, policy);
+        }
+    }
+}
+
+impl Shared {
+    fn new(name: Arc<str>) -> Self {
+        let empty = Arc::new(EndpointSet::new(Vec::new()));
+        Shared {
+            name,
+            endpoints: ArcSwap::new(empty.clone()),
+            rotation: ArcSwap::new(empty),
+            rebuilding: Mutex::new(()),
+            turn: AtomicUsize::new(0),
+            counters: Arc::default(),
+            checker: AtomicU64::new(0),
+        }
+    }
+
+    fn set_endpoints(&self, set: EndpointSet) {
+        self.endpoints.store(Arc::new(set));
+        self.refresh_rotation();
+    }
+
+    /// Rebuilds the rotation from the endpoints' health. With none available every
+    /// endpoint stays in rotation: a guess beats refusing everything.
+    fn refresh_rotation(&self) {
+        let _one_at_a_time = self.rebuilding.lock();
+        let now = Instant::now();
+        let all = self.endpoints.load_full();
+        let available: Vec<Arc<Endpoint>> = all
+            .endpoints
+            .iter()
+            .filter(|e| e.available(now))
+            .cloned()
+            .collect();
+        let rotation = if available.len() == all.endpoints.len() {
+            all.clone()
+        } else if available.is_empty() {
+            tracing::warn!(cluster = %self.name, "no endpoint is healthy; sending to all of them");
+            all.clone()
+        } else {
+            Arc::new(EndpointSet::new(available))
+        };
+        self.rotation.store(rotation);
+        self.publish_states_of(&all, now);
+    }
+
+    fn publish_states(&self) {
+        self.publish_states_of(&self.endpoints.load(), Instant::now());
+    }
+
+    fn publish_states_of(&self, all: &EndpointSet, now: Instant) {
+        let (mut healthy, mut unhealthy, mut ejected) = (0, 0, 0);
+        for endpoint in &all.endpoints {
+            if !endpoint.live.health.is_healthy() {
+                unhealthy += 1;
+            } else if endpoint.live.outlier.is_ejected(now) {
+                ejected += 1;
+            } else {
+                healthy += 1;
+            }
+        }
+        metrics::endpoint_states(&self.name, healthy, unhealthy, ejected);
+    }
+
+    /// Ejects `endpoint` if the cap allows, and schedules its return.
+    fn eject(self: &Arc<Self>, endpoint: &Endpoint, policy: &outlier::Policy) {
+        let now = Instant::now();
+        let all = self.endpoints.load_full();
+        if endpoint.live.outlier.is_ejected(now) {
+            return;
+        }
+        let ejected = all
+            .endpoints
+            .iter()
+            .filter(|e| e.live.outlier.is_ejected(now))
+            .count();
+        if !policy.may_eject(ejected, all.endpoints.len()) {
+            return;
+        }
+        let length = endpoint.live.outlier.eject(policy, now);
+        metrics::outlier_ejection(&self.name);
+        tracing::warn!(cluster = %self.name, endpoint = %endpoint.addr, ejected_for = ?length, "endpoint ejected after consecutive failures");
+        self.refresh_rotation();
+        let shared: Weak<Shared> = Arc::downgrade(self);
+        let live: Weak<Live> = Arc::downgrade(&endpoint.live);
+        tokio::spawn(async move {
+            tokio::time::sleep(length).await;
+            if let (Some(shared), Some(live)) = (shared.upgrade(), live.upgrade())
+                && live.outlier.release(Instant::now())
+            {
+                shared.refresh_rotation();
+            }
+        });
+    }
+
+    fn next_checker(&self) -> u64 {
+        self.checker.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    fn is_checker(&self, generation: u64) -> bool {
+        self.checker.load(Ordering::Relaxed) == generation
+    }
+}
+
+/// An attempt in flight to an endpoint: counted by the balancer until dropped.
+pub struct InFlight {
+    cluster: Arc<Cluster>,
+    endpoint: Arc<Endpoint>,
+}
+
+impl InFlight {
+    /// The endpoint the attempt went to.
+    pub fn endpoint(&self) -> &Arc<Endpoint> {
+        &self.endpoint
+    }
+
+    /// The cluster it belongs to.
+    pub fn cluster(&self) -> &Arc<Cluster> {
+        &self.cluster
+    }
+
+    /// Counts how the attempt went, for passive health checking.
+    pub fn report(&self, outcome: Outcome) {
+        self.cluster.report(&self.endpoint, outcome);
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.endpoint.end();
     }
 }
 
@@ -173,17 +440,17 @@ fn dns_addresses(set: &EndpointSet) -> HashMap<Arc<str>, Vec<SocketAddr>> {
     by_name
 }
 
-/// Builds the endpoint set from the sources, reusing the pools of `current` by address.
+/// Builds the endpoint set from the sources, reusing the live state of `current`'s
+/// endpoints by address.
 fn assemble(
-    cluster: &Arc<str>,
+    shared: &Shared,
     protocol: Protocol,
     sources: &[Source],
     resolved: &HashMap<Arc<str>, Vec<SocketAddr>>,
-    current: Option<&EndpointSet>,
+    current: &EndpointSet,
 ) -> EndpointSet {
-    let existing: HashMap<SocketAddr, &Arc<Endpoint>> = current
-        .map(|set| set.endpoints.iter().map(|e| (e.addr, e)).collect())
-        .unwrap_or_default();
+    let existing: HashMap<SocketAddr, &Arc<Endpoint>> =
+        current.endpoints.iter().map(|e| (e.addr, e)).collect();
     let mut endpoints: Vec<Arc<Endpoint>> = Vec::new();
     let mut add = |addr: SocketAddr, weight: u32, origin: Option<Arc<str>>| {
         if endpoints.iter().any(|e| e.addr == addr) {
@@ -191,10 +458,15 @@ fn assemble(
         }
         let endpoint = match existing.get(&addr) {
             Some(old) if old.weight == weight && old.origin == origin => (*old).clone(),
-            Some(old) => Arc::new(Endpoint::new(addr, weight, origin, old.pool.clone())),
+            Some(old) => Arc::new(Endpoint::new(addr, weight, origin, old.live.clone())),
             None => {
-                let pool = Arc::new(Pool::new(addr, cluster.clone(), protocol));
-                Arc::new(Endpoint::new(addr, weight, origin, pool))
+                let pool = Pool::new(addr, shared.name.clone(), protocol, shared.counters.clone());
+                Arc::new(Endpoint::new(
+                    addr,
+                    weight,
+                    origin,
+                    Arc::new(Live::new(pool)),
+                ))
             }
         };
         endpoints.push(endpoint);

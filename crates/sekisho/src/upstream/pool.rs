@@ -3,16 +3,22 @@
 //! HTTP/2 keeps one multiplexed connection and opens a new one only when it closes (one
 //! opener at a time, so a burst does not open a hundred). HTTP/1.1 keeps idle keep-alive
 //! connections; a connection goes back to the idle list once its response body is done.
+//! Opening counts against the cluster's `max_connections`; requests waiting for a
+//! connection count against `max_pending`. When the pool is dropped (its endpoint left the
+//! cluster) idle connections close at once and busy ones once their response is done.
 
+use std::fmt;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
+use tokio::sync::Notify;
 
 use super::connect::Connector;
+use super::limits::{Counters, Limits, Overload};
 use crate::body::Body;
 use crate::config::model::Protocol;
 use crate::observe::metrics;
@@ -29,20 +35,37 @@ pub enum SendError {
     Connect(String),
     /// The connection failed after the request was (maybe) sent.
     Reset(String),
+    /// A cluster limit refused the request before it was sent.
+    Overloaded(Overload),
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendError::Connect(reason) => write!(f, "connect failed: {reason}"),
+            SendError::Reset(reason) => write!(f, "connection failed: {reason}"),
+            SendError::Overloaded(limit) => write!(f, "{limit}"),
+        }
+    }
 }
 
 /// Connections to one endpoint.
 pub struct Pool {
     addr: SocketAddr,
     cluster: Arc<str>,
+    counters: Arc<Counters>,
     kind: Kind,
 }
 
 /// Idle HTTP/1.1 connections with the time each went idle, newest last.
-type IdleList = Arc<Mutex<Vec<(http1::SendRequest<Body>, Instant)>>>;
+struct Idle {
+    list: Mutex<Vec<(http1::SendRequest<Body>, Instant)>>,
+    /// Woken when a connection goes back to the list.
+    returned: Notify,
+}
 
 enum Kind {
-    Http1(IdleList),
+    Http1(Arc<Idle>),
     Http2 {
         current: Mutex<Option<http2::SendRequest<Body>>>,
         opening: tokio::sync::Mutex<()>,
@@ -51,9 +74,17 @@ enum Kind {
 
 impl Pool {
     /// An empty pool; connections are opened on first use.
-    pub fn new(addr: SocketAddr, cluster: Arc<str>, protocol: Protocol) -> Self {
+    pub fn new(
+        addr: SocketAddr,
+        cluster: Arc<str>,
+        protocol: Protocol,
+        counters: Arc<Counters>,
+    ) -> Self {
         let kind = match protocol {
-            Protocol::Http1 => Kind::Http1(Arc::default()),
+            Protocol::Http1 => Kind::Http1(Arc::new(Idle {
+                list: Mutex::new(Vec::new()),
+                returned: Notify::new(),
+            })),
             Protocol::H2c | Protocol::H2 => Kind::Http2 {
                 current: Mutex::new(None),
                 opening: tokio::sync::Mutex::new(()),
@@ -62,6 +93,7 @@ impl Pool {
         Pool {
             addr,
             cluster,
+            counters,
             kind,
         }
     }
@@ -70,13 +102,14 @@ impl Pool {
     pub async fn send(
         &self,
         connector: &Connector,
+        limits: &Limits,
         host: &str,
         req: Request<Body>,
     ) -> Result<Response<Incoming>, SendError> {
         match &self.kind {
-            Kind::Http1(idle) => self.send_http1(connector, idle, req).await,
+            Kind::Http1(idle) => self.send_http1(connector, limits, idle, req).await,
             Kind::Http2 { current, opening } => {
-                self.send_http2(connector, host, current, opening, req)
+                self.send_http2(connector, limits, host, current, opening, req)
                     .await
             }
         }
@@ -85,38 +118,63 @@ impl Pool {
     async fn send_http1(
         &self,
         connector: &Connector,
-        idle: &IdleList,
+        limits: &Limits,
+        idle: &Arc<Idle>,
         mut req: Request<Body>,
     ) -> Result<Response<Incoming>, SendError> {
-        while let Some(mut sender) = take_idle(idle) {
-            match sender.try_send_request(req).await {
-                Ok(response) => {
-                    recycle(idle.clone(), sender);
-                    return Ok(response);
+        let mut waiting = None;
+        let mut sender = loop {
+            while let Some(mut sender) = take_idle(idle) {
+                match sender.try_send_request(req).await {
+                    Ok(response) => {
+                        recycle(Arc::downgrade(idle), sender);
+                        return Ok(response);
+                    }
+                    Err(mut e) => match e.take_message() {
+                        // Not sent: the keep-alive connection had closed; try the next one.
+                        Some(unsent) => req = unsent,
+                        None => return Err(self.reset(&e.into_error())),
+                    },
                 }
-                Err(mut e) => match e.take_message() {
-                    // Not sent: the keep-alive connection had closed; try the next one.
-                    Some(unsent) => req = unsent,
-                    None => return Err(SendError::Reset(e.into_error().to_string())),
-                },
             }
-        }
-        let mut sender = connector
-            .http1(self.addr, self.on_close())
-            .await
-            .map_err(|e| self.connect_failed(e.0))?;
-        self.opened();
-        let response = sender
-            .send_request(req)
-            .await
-            .map_err(|e| SendError::Reset(e.to_string()))?;
-        recycle(idle.clone(), sender);
+            if waiting.is_none() {
+                waiting = Some(self.wait(limits)?);
+            }
+            if self.counters.open_connection(limits) {
+                break self.open_http1(connector).await?;
+            }
+            // At the connection limit: wait for a connection to come back.
+            let returned = idle.returned.notified();
+            if tokio::time::timeout(connector.key.connect_timeout, returned)
+                .await
+                .is_err()
+            {
+                return Err(self.overloaded(Overload::Connections));
+            }
+        };
+        drop(waiting);
+        let response = sender.send_request(req).await.map_err(|e| self.reset(&e))?;
+        recycle(Arc::downgrade(idle), sender);
         Ok(response)
+    }
+
+    async fn open_http1(
+        &self,
+        connector: &Connector,
+    ) -> Result<http1::SendRequest<Body>, SendError> {
+        match connector.http1(self.addr, self.on_close()).await {
+            Ok(sender) => {
+                metrics::upstream_connection_opened(&self.cluster);
+                Ok(sender)
+            }
+            Err(e) => Err(self.connect_failed(e.0)),
+        }
     }
 
     async fn send_http2(
         &self,
         connector: &Connector,
+        limits: &Limits,
         host: &str,
         current: &Mutex<Option<http2::SendRequest<Body>>>,
         opening: &tokio::sync::Mutex<()>,
@@ -128,20 +186,24 @@ impl Pool {
                 Ok(response) => return Ok(response),
                 Err(mut e) => match e.take_message() {
                     Some(unsent) => req = unsent,
-                    None => return Err(SendError::Reset(e.into_error().to_string())),
+                    None => return Err(self.reset(&e.into_error())),
                 },
             }
         }
         let mut sender = {
+            let _waiting = self.wait(limits)?;
             let _one_opener = opening.lock().await;
             match live(current) {
                 Some(sender) => sender,
                 None => {
-                    let sender = connector
-                        .http2(self.addr, host, self.on_close())
-                        .await
-                        .map_err(|e| self.connect_failed(e.0))?;
-                    self.opened();
+                    if !self.counters.open_connection(limits) {
+                        return Err(self.overloaded(Overload::Connections));
+                    }
+                    let sender = match connector.http2(self.addr, host, self.on_close()).await {
+                        Ok(sender) => sender,
+                        Err(e) => return Err(self.connect_failed(e.0)),
+                    };
+                    metrics::upstream_connection_opened(&self.cluster);
                     if let Ok(mut slot) = current.lock() {
                         *slot = Some(sender.clone());
                     }
@@ -149,22 +211,35 @@ impl Pool {
                 }
             }
         };
-        sender
-            .send_request(req)
-            .await
-            .map_err(|e| SendError::Reset(e.to_string()))
+        sender.send_request(req).await.map_err(|e| self.reset(&e))
     }
 
-    fn opened(&self) {
-        metrics::upstream_connection_opened(&self.cluster);
+    fn wait(&self, limits: &Limits) -> Result<super::limits::Slot, SendError> {
+        self.counters
+            .wait(limits)
+            .map_err(|limit| self.overloaded(limit))
+    }
+
+    fn overloaded(&self, limit: Overload) -> SendError {
+        metrics::overflow(&self.cluster, limit.as_str());
+        SendError::Overloaded(limit)
     }
 
     fn on_close(&self) -> impl FnOnce() + Send + 'static {
         let cluster = self.cluster.clone();
-        move || metrics::upstream_connection_closed(&cluster)
+        let counters = self.counters.clone();
+        move || {
+            counters.connection_closed();
+            metrics::upstream_connection_closed(&cluster);
+        }
+    }
+
+    fn reset(&self, error: &(dyn std::error::Error + 'static)) -> SendError {
+        SendError::Reset(format!("{}: {}", self.addr, chain(error)))
     }
 
     fn connect_failed(&self, reason: String) -> SendError {
+        self.counters.connection_closed();
         metrics::upstream_connect_error(&self.cluster);
         SendError::Connect(reason)
     }
@@ -182,9 +257,9 @@ fn live(current: &Mutex<Option<http2::SendRequest<Body>>>) -> Option<http2::Send
     }
 }
 
-fn take_idle(idle: &IdleList) -> Option<http1::SendRequest<Body>> {
-    let mut idle = idle.lock().ok()?;
-    while let Some((sender, since)) = idle.pop() {
+fn take_idle(idle: &Idle) -> Option<http1::SendRequest<Body>> {
+    let mut list = idle.list.lock().ok()?;
+    while let Some((sender, since)) = list.pop() {
         if sender.is_ready() && since.elapsed() < IDLE_TIMEOUT {
             return Some(sender);
         }
@@ -192,14 +267,31 @@ fn take_idle(idle: &IdleList) -> Option<http1::SendRequest<Body>> {
     None
 }
 
-/// Puts the connection back once the response body has been read to the end.
-fn recycle(idle: IdleList, mut sender: http1::SendRequest<Body>) {
+/// Puts the connection back once the response body has been read to the end, unless the
+/// pool is gone (its endpoint was removed): then the connection closes.
+fn recycle(idle: Weak<Idle>, mut sender: http1::SendRequest<Body>) {
     tokio::spawn(async move {
         if sender.ready().await.is_ok()
-            && let Ok(mut idle) = idle.lock()
-            && idle.len() < MAX_IDLE
+            && let Some(idle) = idle.upgrade()
+            && let Ok(mut list) = idle.list.lock()
+            && list.len() < MAX_IDLE
         {
-            idle.push((sender, Instant::now()));
+            list.push((sender, Instant::now()));
+            drop(list);
+            idle.returned.notify_one();
         }
     });
+}
+
+/// An error with its causes, for the log: hyper's own message alone ("connection error")
+/// rarely says what happened.
+fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

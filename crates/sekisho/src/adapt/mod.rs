@@ -1,0 +1,4 @@
+//! Adapters between what a client speaks and the gRPC its route's cluster speaks, one
+//! module per client protocol.
+
+pub mod transcode;

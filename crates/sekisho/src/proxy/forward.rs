@@ -1,0 +1,223 @@
+//! Sending a request upstream: one attempt, or, under a retry policy, attempts on
+//! different endpoints until one answers well or the policy, the retry budget or the time
+//! runs out.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::request::Parts;
+use http::{HeaderMap, Method, Request, Response, Uri, Version};
+use hyper::body::Incoming;
+
+use super::GatewayError;
+use super::exchange::grpc_status_of;
+use super::replay::Replay;
+use crate::body::Body;
+use crate::observe::metrics;
+use crate::upstream::retry::{Failed, RetryPolicy};
+use crate::upstream::{Cluster, InFlight, Outcome, SendError};
+
+/// The response that goes back to the client, and the attempt it came from.
+pub struct Sent {
+    /// Headers received; the body still streams.
+    pub response: Response<Incoming>,
+    /// Counted by the balancer until the response ends.
+    pub in_flight: InFlight,
+}
+
+/// A request head that can be sent more than once.
+pub struct Head {
+    method: Method,
+    uri: Uri,
+    version: Version,
+    headers: HeaderMap,
+}
+
+impl Head {
+    /// Keeps what a request needs to be built again.
+    pub fn of(parts: Parts) -> Self {
+        Head {
+            method: parts.method,
+            uri: parts.uri,
+            version: parts.version,
+            headers: parts.headers,
+        }
+    }
+
+    /// A request with this head and `body`.
+    pub fn request(&self, body: Body) -> Request<Body> {
+        let mut req = Request::new(body);
+        *req.method_mut() = self.method.clone();
+        *req.uri_mut() = self.uri.clone();
+        *req.version_mut() = self.version;
+        *req.headers_mut() = self.headers.clone();
+        req
+    }
+}
+
+/// Why one attempt got no response.
+enum Failure {
+    Send(SendError),
+    /// The attempt's time ran out; `last` when it was the whole request's time.
+    Timeout {
+        after: Duration,
+        last: bool,
+    },
+}
+
+impl Failure {
+    /// The kind of failure for the retry policy; `None` when no retry may help.
+    fn kind(&self) -> Option<Failed> {
+        match self {
+            Failure::Send(SendError::Connect(_)) => Some(Failed::Connect),
+            Failure::Send(SendError::Reset(_)) => Some(Failed::Reset),
+            Failure::Timeout { last: false, .. } => Some(Failed::Reset),
+            Failure::Send(SendError::Overloaded(_)) | Failure::Timeout { last: true, .. } => None,
+        }
+    }
+
+    /// Counts the failure against the endpoint and turns it into the client's answer.
+    fn settle(self, in_flight: &InFlight) -> GatewayError {
+        let cluster = in_flight.cluster().name.clone();
+        match self {
+            Failure::Send(SendError::Connect(reason)) => {
+                in_flight.report(Outcome::Failure);
+                GatewayError::Connect { cluster, reason }
+            }
+            Failure::Send(SendError::Reset(reason)) => {
+                in_flight.report(Outcome::Failure);
+                GatewayError::Reset { cluster, reason }
+            }
+            Failure::Send(SendError::Overloaded(limit)) => {
+                GatewayError::Overloaded { cluster, limit }
+            }
+            Failure::Timeout { after, .. } => {
+                in_flight.report(Outcome::Failure);
+                GatewayError::Timeout { cluster, after }
+            }
+        }
+    }
+}
+
+/// Sends the request to `cluster` within `limit`, retrying under `retry`. `attempts`
+/// counts the attempts made, for the log.
+pub async fn forward(
+    cluster: &Arc<Cluster>,
+    retry: Option<&RetryPolicy>,
+    host: &str,
+    parts: Parts,
+    body: Body,
+    limit: Option<Duration>,
+    attempts: &mut u32,
+) -> Result<Sent, GatewayError> {
+    let Some(policy) = retry.filter(|p| p.attempts > 1) else {
+        // The common case: one attempt, nothing kept for a second.
+        *attempts = 1;
+        let in_flight = pick(cluster, &[])?;
+        let req = Request::from_parts(parts, body);
+        return match attempt(cluster, &in_flight, host, req, limit, limit).await {
+            Ok(response) => Ok(Sent {
+                response,
+                in_flight,
+            }),
+            Err(failure) => Err(failure.settle(&in_flight)),
+        };
+    };
+
+    let started = Instant::now();
+    let head = Head::of(parts);
+    let replay = Replay::new(body, policy.buffer_bytes);
+    let mut tried: Vec<SocketAddr> = Vec::with_capacity(policy.attempts as usize);
+    let mut retrying = None;
+    loop {
+        *attempts += 1;
+        let in_flight = pick(cluster, &tried)?;
+        tried.push(in_flight.endpoint().addr);
+        let remaining = limit.map(|l| l.saturating_sub(started.elapsed()));
+        let per_try = [policy.per_try_timeout, remaining]
+            .into_iter()
+            .flatten()
+            .min();
+        let req = head.request(replay.body());
+        let result = attempt(cluster, &in_flight, host, req, per_try, remaining).await;
+        drop(retrying.take());
+
+        let failed = match &result {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let grpc_status = grpc_status_of(response.headers());
+                policy
+                    .retries_response(status, grpc_status)
+                    .then_some(Failed::Status(status, grpc_status))
+            }
+            Err(failure) => failure.kind().filter(|kind| policy.retries(*kind)),
+        };
+        let slot = match failed {
+            Some(failed) if *attempts < policy.attempts && replay.can_replay() => {
+                cluster.retry(failed != Failed::Connect).ok()
+            }
+            _ => None,
+        };
+        let Some(slot) = slot else {
+            return match result {
+                Ok(response) => Ok(Sent {
+                    response,
+                    in_flight,
+                }),
+                Err(failure) => Err(failure.settle(&in_flight)),
+            };
+        };
+        // This attempt is given up: count it against its endpoint and try another.
+        match result {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                in_flight.report(Outcome::of_response(
+                    status,
+                    grpc_status_of(response.headers()),
+                ));
+            }
+            Err(failure) => {
+                failure.settle(&in_flight);
+            }
+        }
+        drop(in_flight);
+        metrics::retry(&cluster.name);
+        let mut wait = policy.backoff(*attempts);
+        if let Some(limit) = limit {
+            wait = wait.min(limit.saturating_sub(started.elapsed()));
+        }
+        tokio::time::sleep(wait).await;
+        retrying = Some(slot);
+    }
+}
+
+fn pick(cluster: &Arc<Cluster>, avoid: &[SocketAddr]) -> Result<InFlight, GatewayError> {
+    cluster.pick(avoid).ok_or_else(|| GatewayError::NoEndpoint {
+        cluster: cluster.name.clone(),
+    })
+}
+
+/// One attempt within `bound`; `whole` is what is left of the request's own time, to tell
+/// an attempt's timeout from the request's.
+async fn attempt(
+    cluster: &Cluster,
+    in_flight: &InFlight,
+    host: &str,
+    req: Request<Body>,
+    bound: Option<Duration>,
+    whole: Option<Duration>,
+) -> Result<Response<Incoming>, Failure> {
+    let sent = cluster.send(in_flight.endpoint(), host, req);
+    let result = match bound {
+        Some(after) => match tokio::time::timeout(after, sent).await {
+            Ok(result) => result,
+            Err(_) => {
+                let last = whole.is_some_and(|w| w <= after);
+                return Err(Failure::Timeout { after, last });
+            }
+        },
+        None => sent.await,
+    };
+    result.map_err(Failure::Send)
+}
