@@ -10,8 +10,12 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::model::{Http1, Http2};
 use crate::config::{Config, ConfigError, Problem};
+use crate::listener::proxy_protocol::ProxyProtocol;
 use crate::listener::tls;
 use crate::observe::access_log::AccessLog;
+use crate::policy::cidr::CidrSet;
+use crate::policy::client_ip::ClientIp;
+use crate::policy::ip_acl::IpAcl;
 use crate::route::{Route, RouteTable};
 use crate::upstream::Cluster;
 use crate::upstream::discovery::Resolve;
@@ -27,6 +31,14 @@ pub struct ListenerSettings {
     pub http2: Http2,
     /// HTTP/1.1 limits.
     pub http1: Http1,
+    /// PROXY protocol, if the listener takes it.
+    pub proxy_protocol: Option<ProxyProtocol>,
+    /// How the client's address is derived.
+    pub client_ip: ClientIp,
+    /// Clients allowed on the listener.
+    pub ip_acl: Option<IpAcl>,
+    /// Longest request target accepted.
+    pub max_uri_bytes: usize,
 }
 
 /// The compiled config.
@@ -97,10 +109,55 @@ impl Snapshot {
                     }
                 }
             };
+            let at = |field: &str| format!("listeners[{i}].{field}");
+            let proxy_protocol = match &spec.proxy_protocol {
+                Some(pp) => match CidrSet::parse(pp.from.iter().map(|t| &**t)) {
+                    Ok(from) => Some(ProxyProtocol {
+                        from,
+                        required: pp.required,
+                    }),
+                    Err(e) => {
+                        problems.push(Problem::on(&spec.name, at("proxy_protocol.from"), e));
+                        None
+                    }
+                },
+                None => None,
+            };
+            let client_ip = match &spec.client_ip {
+                None => ClientIp::Peer,
+                Some(c) => match c.xff_trusted_hops {
+                    Some(hops) => ClientIp::Hops(hops),
+                    None => match CidrSet::parse(c.trusted_proxies.iter().map(|t| &**t)) {
+                        Ok(set) => ClientIp::TrustedProxies(set),
+                        Err(e) => {
+                            problems.push(Problem::on(
+                                &spec.name,
+                                at("client_ip.trusted_proxies"),
+                                e,
+                            ));
+                            ClientIp::Peer
+                        }
+                    },
+                },
+            };
+            let ip_acl = match &spec.ip_acl {
+                Some(acl) => match IpAcl::compile(acl, &mut files) {
+                    Ok(acl) => Some(acl),
+                    Err(e) => {
+                        problems.push(Problem::on(&spec.name, at("ip_acl"), e));
+                        None
+                    }
+                },
+                None => None,
+            };
             let settings = ListenerSettings {
                 tls,
                 http2: spec.http2.clone(),
                 http1: spec.http1.clone(),
+                proxy_protocol,
+                client_ip,
+                ip_acl,
+                max_uri_bytes: spec.max_uri_bytes,
             };
             listeners.insert(spec.name.value.to_string(), Arc::new(settings));
         }
@@ -129,7 +186,11 @@ impl Snapshot {
             clusters.iter().map(|c| (&*c.name, c)).collect();
         let mut routes = Vec::new();
         for (i, spec) in config.routes.iter().enumerate() {
-            match Route::compile(spec, |name| by_name.get(name).map(|c| (*c).clone())) {
+            match Route::compile(
+                spec,
+                |name| by_name.get(name).map(|c| (*c).clone()),
+                &mut files,
+            ) {
                 Ok(route) => {
                     if let Some(transcoding) = &route.transcode {
                         files.extend(transcoding.files().iter().cloned());

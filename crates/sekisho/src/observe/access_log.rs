@@ -2,7 +2,7 @@
 //! terminal or pipe never holds up a request.
 
 use std::io::Write;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::mpsc;
 use std::time::SystemTime;
 
@@ -18,8 +18,10 @@ pub struct Entry<'a> {
     pub time: String,
     /// The `x-request-id` sent upstream.
     pub request_id: &'a str,
-    /// The client's address.
-    pub client: SocketAddr,
+    /// The client's address, as the listener's `client_ip` policy derived it.
+    pub client: IpAddr,
+    /// The connection's peer (or the PROXY protocol source).
+    pub peer: SocketAddr,
     /// Listener name.
     pub listener: &'a str,
     /// `h1` or `h2`.

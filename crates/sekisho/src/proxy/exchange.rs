@@ -2,7 +2,7 @@
 //! body wrappers that fill it in. The record is logged and counted exactly once: when the
 //! response ends, fails, or the client goes away.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -111,8 +111,10 @@ pub struct Record {
     pub arrived: SystemTime,
     /// The `x-request-id`.
     pub request_id: HeaderValue,
-    /// The client's address.
-    pub client: SocketAddr,
+    /// The client's address, derived by the listener's policy.
+    pub client: IpAddr,
+    /// The connection's peer (or the PROXY protocol source).
+    pub peer: SocketAddr,
     /// Listener name.
     pub listener: Arc<str>,
     /// `h1` or `h2`.
@@ -179,6 +181,7 @@ impl Record {
                 time: timestamp(self.arrived),
                 request_id: self.request_id.to_str().unwrap_or_default(),
                 client: self.client,
+                peer: self.peer,
                 listener: &self.listener,
                 http: self.http,
                 protocol: self.protocol.as_str(),
@@ -328,35 +331,54 @@ fn deadline_passed(slot: &mut Option<Record>) -> Option<Result<Frame<Bytes>, Box
 }
 
 pin_project! {
-    /// The request body on its way upstream, counted for the log.
+    /// The request body on its way upstream, counted for the log and cut off past the
+    /// route's limit (for bodies that did not declare their length).
     pub struct Counted<B> {
         #[pin]
         inner: B,
         bytes: Arc<AtomicU64>,
+        limit: Option<u64>,
     }
 }
 
 impl<B> Counted<B> {
-    /// Counts into `bytes`.
-    pub fn new(inner: B, bytes: Arc<AtomicU64>) -> Self {
-        Counted { inner, bytes }
+    /// Counts into `bytes`; fails the body once more than `limit` bytes arrived.
+    pub fn new(inner: B, bytes: Arc<AtomicU64>, limit: Option<u64>) -> Self {
+        Counted {
+            inner,
+            bytes,
+            limit,
+        }
     }
 }
 
-impl<B: HttpBody<Data = Bytes>> HttpBody for Counted<B> {
+impl<B> HttpBody for Counted<B>
+where
+    B: HttpBody<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
     type Data = Bytes;
-    type Error = B::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.project();
-        let frame = ready!(this.inner.poll_frame(cx));
+        let frame = ready!(this.inner.poll_frame(cx)).map(|f| f.map_err(Into::into));
         if let Some(Ok(frame)) = &frame
             && let Some(data) = frame.data_ref()
         {
-            this.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+            let total =
+                this.bytes.fetch_add(data.len() as u64, Ordering::Relaxed) + data.len() as u64;
+            if let Some(limit) = *this.limit
+                && total > limit
+            {
+                return Poll::Ready(Some(Err(format!(
+                    "request body is longer than {limit} bytes"
+                )
+                .into())));
+            }
         }
         Poll::Ready(frame)
     }
