@@ -24,7 +24,7 @@ use serde_json::{Map, Value};
 pub use verify::Algorithm;
 
 use crate::config::Problem;
-use crate::config::jwt::{JwtProvider, RouteJwt as RouteSpec};
+use crate::config::jwt::{JwtKeys, JwtProvider, RouteJwt as RouteSpec};
 use crate::observe::metrics;
 use crate::proxy::GatewayError;
 use claims::{Registered, Requirement};
@@ -92,33 +92,24 @@ enum Keys {
     Remote(Arc<RemoteKeys>),
 }
 
-/// A compiled `jwt_providers` entry.
-pub struct Provider {
-    /// As configured.
-    pub name: Arc<str>,
-    algorithms: Vec<Algorithm>,
-    registered: Registered,
-    places: Vec<Place>,
-    keys: Keys,
-}
-
-impl Provider {
-    /// Compiles a provider; an error names the `keys` field at fault and what is wrong.
+impl Keys {
+    /// Reads the key files (adding them to `files`), or sets up fetching from a URL; a URL
+    /// fetched before (`previous`) with the same settings keeps its keys. An error names
+    /// the `keys` field at fault.
     fn compile(
-        spec: &JwtProvider,
-        previous: Option<&Provider>,
+        name: &Arc<str>,
+        keys: &JwtKeys,
+        previous: Option<&Keys>,
         files: &mut Vec<PathBuf>,
-    ) -> Result<Provider, (&'static str, String)> {
-        let name: Arc<str> = Arc::from(&*spec.name.value);
-        let keys = &spec.keys.value;
-        let keys = if let Some(pem) = &keys.pem {
+    ) -> Result<Keys, (&'static str, String)> {
+        if let Some(pem) = &keys.pem {
             let path = Path::new(&*pem.value);
             files.push(path.to_path_buf());
             let text = std::fs::read_to_string(path)
                 .map_err(|e| ("pem", format!("cannot read {}: {e}", path.display())))?;
-            Keys::Fixed(Arc::new(
-                KeySet::from_pem(&text).map_err(|e| ("pem", format!("{}: {e}", path.display())))?,
-            ))
+            let set =
+                KeySet::from_pem(&text).map_err(|e| ("pem", format!("{}: {e}", path.display())))?;
+            Ok(Keys::Fixed(Arc::new(set)))
         } else if let Some(file) = &keys.jwks_file {
             let path = Path::new(&*file.value);
             files.push(path.to_path_buf());
@@ -129,7 +120,7 @@ impl Provider {
             for note in skipped {
                 tracing::warn!(provider = %name, "JWKS key passed over: {note}");
             }
-            Keys::Fixed(Arc::new(set))
+            Ok(Keys::Fixed(Arc::new(set)))
         } else if let Some(url) = &keys.jwks_url {
             let ca_pem = match &keys.ca {
                 Some(ca) => {
@@ -150,13 +141,37 @@ impl Provider {
                 ca_pem,
             )
             .map_err(|e| ("jwks_url", e))?;
-            match previous.map(|p| &p.keys) {
-                Some(Keys::Remote(old)) if old.spec == spec => Keys::Remote(old.clone()),
-                _ => Keys::Remote(RemoteKeys::new(name.clone(), spec).map_err(|e| ("ca", e))?),
+            match previous {
+                Some(Keys::Remote(old)) if old.spec == spec => Ok(Keys::Remote(old.clone())),
+                _ => Ok(Keys::Remote(
+                    RemoteKeys::new(name.clone(), spec).map_err(|e| ("ca", e))?,
+                )),
             }
         } else {
-            return Err(("", "give one of `pem`, `jwks_file` or `jwks_url`".into()));
-        };
+            Err(("", "give one of `pem`, `jwks_file` or `jwks_url`".into()))
+        }
+    }
+}
+
+/// A compiled `jwt_providers` entry.
+pub struct Provider {
+    /// As configured.
+    pub name: Arc<str>,
+    algorithms: Vec<Algorithm>,
+    registered: Registered,
+    places: Vec<Place>,
+    keys: Keys,
+}
+
+impl Provider {
+    /// Compiles a provider; an error names the `keys` field at fault and what is wrong.
+    fn compile(
+        spec: &JwtProvider,
+        previous: Option<&Provider>,
+        files: &mut Vec<PathBuf>,
+    ) -> Result<Provider, (&'static str, String)> {
+        let name: Arc<str> = Arc::from(&*spec.name.value);
+        let keys = Keys::compile(&name, &spec.keys.value, previous.map(|p| &p.keys), files)?;
         let places = spec
             .from
             .iter()
