@@ -6,6 +6,7 @@
 //! atomically on reload.
 #![forbid(unsafe_code)]
 
+pub mod adapt;
 pub mod admin;
 pub mod body;
 pub mod cert;

@@ -1,6 +1,8 @@
 //! The request path, top to bottom: classify, match a route, prepare the upstream
 //! request, send it, and stream the response back while the exchange is recorded.
 
+mod browser;
+pub mod cors;
 pub mod error;
 mod exchange;
 mod forward;
@@ -21,11 +23,14 @@ use http::uri::{self, PathAndQuery, Scheme};
 use http::{Request, Response, Uri, Version};
 use hyper::body::Incoming;
 
+use crate::adapt::grpc_web;
 use crate::body::{self, Body};
 use crate::config::model::Protocol as Upstream;
 use crate::route::{RequestFacts, Route};
 use crate::state::State;
 use crate::upstream::Cluster;
+use browser::Browser;
+use cors::Preflight;
 pub use error::GatewayError;
 use exchange::{Authority, Counted, Observed, Protocol, Record, grpc_status_of};
 
@@ -52,6 +57,7 @@ pub async fn handle(
 
     // Classify and record.
     let protocol = Protocol::of(&parts.headers);
+    let preflight = Preflight::of(&parts.method, &parts.headers);
     let authority = Authority::of(&parts);
     let mut record = Record {
         log: snapshot.access_log.clone(),
@@ -82,15 +88,14 @@ pub async fn handle(
         error: None,
     };
 
-    // Match a route.
+    // Match a route (a preflight matches the route of the request it asks about).
     let host = host_of(record.authority.as_str());
     let facts = RequestFacts {
         host: &host,
         path: parts.uri.path(),
-        method: &parts.method,
+        method: preflight.as_ref().map_or(&parts.method, |p| &p.method),
         headers: &parts.headers,
-        grpc: protocol
-            .is_grpc()
+        grpc: (protocol.is_grpc() || preflight.is_some())
             .then(|| grpc_call(parts.uri.path()))
             .flatten(),
     };
@@ -98,8 +103,19 @@ pub async fn handle(
         return Ok(answer(GatewayError::NoRoute, record));
     };
     record.route = Some(route.name.clone());
+
+    // Browsers: a CORS preflight is answered here; other calls are fitted on the way.
+    if let Some(preflight) = preflight {
+        let response = cors::answer_preflight(route.cors.as_ref(), &preflight, &parts.headers);
+        if response.status() == http::StatusCode::FORBIDDEN {
+            record.error = Some("preflight from an origin the route's cors does not allow".into());
+        }
+        return Ok(respond(response, record));
+    }
+    let browser = Browser::of(route, protocol, &parts.headers);
+
     let Some(cluster) = route.cluster() else {
-        return Ok(answer(GatewayError::NoRoute, record));
+        return Ok(browser.response(answer(GatewayError::NoRoute, record)));
     };
     record.cluster = Some(cluster.name.clone());
 
@@ -108,7 +124,8 @@ pub async fn handle(
         Ok(slot) => record.admitted = Some(slot),
         Err(limit) => {
             let cluster = cluster.name.clone();
-            return Ok(answer(GatewayError::Overloaded { cluster, limit }, record));
+            let err = GatewayError::Overloaded { cluster, limit };
+            return Ok(browser.response(answer(err, record)));
         }
     }
 
@@ -116,6 +133,7 @@ pub async fn handle(
     let deadline = headers::grpc_timeout(&parts.headers).filter(|_| protocol.is_grpc());
     let wait = [route.timeout, deadline].into_iter().flatten().min();
     let mut body = body::boxed(Counted::new(incoming, record.bytes_in.clone()));
+    body = browser.request(&mut parts, body);
     if let Some(mirror) = route.mirror.as_ref().filter(|m| m.sample()) {
         let mut shadow = copy_head(&parts);
         let authority = shadow_authority(&record.authority);
@@ -163,7 +181,7 @@ pub async fn handle(
             record.in_flight = Some(sent.in_flight);
             sent.response
         }
-        Err(err) => return Ok(answer(err, record)),
+        Err(err) => return Ok(browser.response(answer(err, record))),
     };
 
     // Stream the response back.
@@ -179,7 +197,7 @@ pub async fn handle(
     let remaining = deadline.map(|d| d.saturating_sub(started.elapsed()));
     let timer = remaining.map(|d| Box::pin(tokio::time::sleep(d)));
     let body = Observed::new(incoming, record, timer);
-    Ok(Response::from_parts(parts, body::boxed(body)))
+    Ok(browser.response(Response::from_parts(parts, body::boxed(body))))
 }
 
 /// Turns the client's request head into the upstream's.
@@ -279,6 +297,16 @@ fn answer(err: GatewayError, mut record: Record) -> Response<Body> {
     parts
         .headers
         .insert(headers::X_REQUEST_ID.clone(), record.request_id.clone());
+    if record.protocol == Protocol::GrpcWeb {
+        grpc_web::answer_type(&mut parts.headers);
+    }
+    Response::from_parts(parts, body::boxed(Observed::new(body, record, None)))
+}
+
+/// A response the gateway made itself for a request it did not refuse, recorded like any.
+fn respond(response: Response<Body>, mut record: Record) -> Response<Body> {
+    record.status = response.status().as_u16();
+    let (parts, body) = response.into_parts();
     Response::from_parts(parts, body::boxed(Observed::new(body, record, None)))
 }
 

@@ -11,6 +11,7 @@ use rand::Rng;
 pub use matcher::{Matcher, RequestFacts};
 
 use crate::config::model;
+use crate::proxy::cors::Cors;
 use crate::proxy::mirror::MirrorPolicy;
 use crate::upstream::Cluster;
 use crate::upstream::retry::RetryPolicy;
@@ -36,12 +37,27 @@ pub struct Route {
     pub retry: Option<RetryPolicy>,
     /// Copies of requests for a shadow cluster.
     pub mirror: Option<MirrorPolicy>,
+    /// gRPC-Web requests are translated to gRPC (else passed through as they are).
+    pub grpc_web: bool,
+    /// Which other sites' pages may call the route; `None` allows none.
+    pub cors: Option<Cors>,
 }
 
 enum Target {
     One(Arc<Cluster>),
     /// Clusters with the running sum of weights up to and including each.
     Weighted(Vec<(Arc<Cluster>, u64)>),
+}
+
+impl Target {
+    /// Whether every cluster speaks HTTP/2, as gRPC needs.
+    fn speaks_http2(&self) -> bool {
+        let h2 = |c: &Cluster| c.protocol != model::Protocol::Http1;
+        match self {
+            Target::One(cluster) => h2(cluster),
+            Target::Weighted(list) => list.iter().all(|(cluster, _)| h2(cluster)),
+        }
+    }
 }
 
 /// Headers to set and to remove.
@@ -112,6 +128,10 @@ impl Route {
             Some(d) if d.get().0.is_zero() => None,
             Some(d) => Some(d.get().0),
         };
+        let grpc_web = spec
+            .grpc_web
+            .as_ref()
+            .map_or_else(|| target.speaks_http2(), |g| g.enabled);
         Ok(Route {
             name: Arc::from(&*spec.name.value),
             matcher: Matcher::compile(m)?,
@@ -128,6 +148,8 @@ impl Route {
                 }),
                 None => None,
             },
+            grpc_web,
+            cors: spec.cors.as_ref().map(Cors::compile).transpose()?,
         })
     }
 
