@@ -1,4 +1,5 @@
-//! Compiles `proto/grpc/testing/test.proto` with protox, so building needs no `protoc`.
+//! Compiles `proto/grpc/testing/test.proto` and `proto/testing/bookstore.proto` with protox,
+//! so building needs no `protoc`.
 
 use std::path::PathBuf;
 
@@ -11,6 +12,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        .compile_fds(fds)?;
+    let bookstore = proto_root.join("testing/bookstore.proto");
+    println!("cargo:rerun-if-changed={}", bookstore.display());
+    let fds = protox::compile([&bookstore], [&proto_root])?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .generate_default_stubs(true)
         .compile_fds(fds)?;
     Ok(())
 }

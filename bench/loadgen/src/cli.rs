@@ -38,6 +38,9 @@ pub enum Mode {
     GrpcWebUnary,
     /// HTTP/1.1 keep-alive GET of `--path`; one connection per worker.
     H1Get,
+    /// The `grpc-unary` call as REST: an HTTP/1.1 keep-alive POST of its JSON form to
+    /// `--path` (a route that transcodes to `UnaryCall`); one connection per worker.
+    RestUnary,
     /// A new TLS connection per request carrying one HTTP/1.1 GET.
     TlsHandshake,
     /// Open `--idle-connections`, one request each, then hold them idle for `--hold`.
@@ -52,6 +55,7 @@ impl Mode {
             Mode::GrpcStream => "grpc-stream",
             Mode::GrpcWebUnary => "grpc-web-unary",
             Mode::H1Get => "h1-get",
+            Mode::RestUnary => "rest-unary",
             Mode::TlsHandshake => "tls-handshake",
             Mode::Idle => "idle",
         }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Request, header};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1;
 use hyper::rt::{Read, Write};
 use hyper_util::rt::TokioIo;
@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use crate::run::{Op, Outcome};
 use crate::setup::Setup;
 
-pub type Sender = http1::SendRequest<Empty<Bytes>>;
+pub type Sender = http1::SendRequest<Full<Bytes>>;
 
 /// Starts HTTP/1.1 on an open stream; the handle ends when the connection closes.
 pub async fn handshake<T>(io: T) -> Result<(Sender, JoinHandle<()>), String>
@@ -34,14 +34,21 @@ pub async fn connect(setup: &Setup) -> Result<(Sender, JoinHandle<()>), String> 
     handshake(TokioIo::new(setup.connect_tcp().await?)).await
 }
 
-/// Sends one GET and reads the whole answer. `close` asks the server to close the
+/// Sends one GET (or, for `rest-unary`, one POST) and reads the whole answer. `close` asks the server to close the
 /// connection after it. HTTP statuses of 400 and above are errors (`http_503`).
 pub async fn get(setup: &Setup, sender: &mut Sender, close: bool) -> Result<(), String> {
     sender.ready().await.map_err(|_| "transport".to_owned())?;
-    let mut request = Request::get(setup.path.clone())
-        .header(header::HOST, setup.host.clone())
-        .body(Empty::new())
-        .map_err(|_| "request".to_owned())?;
+    let request = if setup.mode == crate::cli::Mode::RestUnary {
+        Request::post(setup.path.clone())
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Full::new(setup.rest_body.clone()))
+    } else {
+        Request::get(setup.path.clone()).body(Full::new(Bytes::new()))
+    };
+    let mut request = request.map_err(|_| "request".to_owned())?;
+    request
+        .headers_mut()
+        .insert(header::HOST, setup.host.clone());
     if close {
         request
             .headers_mut()

@@ -229,7 +229,7 @@ async fn load(setup: &Arc<Setup>, args: &RunArgs, watch: &Watch) -> Result<Value
             (Mode::GrpcWebUnary, _) => {
                 workers.spawn(worker(crate::grpc_web::Unary::new(setup.clone()), plan));
             }
-            (Mode::H1Get, _) => {
+            (Mode::H1Get | Mode::RestUnary, _) => {
                 workers.spawn(worker(crate::h1::Get::new(setup.clone()), plan));
             }
             (Mode::TlsHandshake, _) => {
@@ -342,7 +342,7 @@ async fn one_request(setup: &Arc<Setup>) -> Result<(), String> {
             .call()
             .await
             .map(drop),
-        Mode::H1Get => crate::h1::Get::new(setup.clone()).call().await.map(drop),
+        Mode::H1Get | Mode::RestUnary => crate::h1::Get::new(setup.clone()).call().await.map(drop),
         Mode::TlsHandshake => crate::tls::Handshake::new(setup.clone())
             .call()
             .await

@@ -1,6 +1,7 @@
 //! What every request of a run needs, resolved once before the clock starts: the address
 //! (no name lookups while measuring), the authority and path, and the TLS client.
 
+use bytes::Bytes;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +24,8 @@ pub struct Setup {
     /// Path (and query) of HTTP GETs.
     pub path: Uri,
     pub size: usize,
+    /// The JSON `SimpleRequest` of `rest-unary`: `size` payload bytes each way.
+    pub rest_body: Bytes,
     /// `size` as the protocol's `int32`.
     pub response_size: i32,
     pub stream_messages: usize,
@@ -87,6 +90,7 @@ impl Setup {
                 .parse()
                 .map_err(|e| format!("--path {:?}: {e}", args.path))?,
             size: args.size,
+            rest_body: rest_body(args.size),
             response_size,
             stream_messages: args.stream_messages,
             idle_proto: args.idle_proto,
@@ -103,4 +107,17 @@ impl Setup {
         let _ = stream.set_nodelay(true);
         Ok(stream)
     }
+}
+
+/// `{"responseSize": N, "payload": {"body": <N zero bytes in base64>}}`.
+fn rest_body(size: usize) -> Bytes {
+    let mut body = "A".repeat(size / 3 * 4);
+    body.push_str(match size % 3 {
+        1 => "AA==",
+        2 => "AAA=",
+        _ => "",
+    });
+    Bytes::from(format!(
+        r#"{{"responseSize":{size},"payload":{{"body":"{body}"}}}}"#
+    ))
 }

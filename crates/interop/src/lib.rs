@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
+pub mod bookstore;
 pub mod grpc;
 pub mod http;
 mod mixed;
@@ -24,6 +25,26 @@ pub use prost;
 #[allow(clippy::all, missing_docs)]
 pub mod pb {
     tonic::include_proto!("grpc.testing");
+}
+
+/// Code generated from `proto/testing/bookstore.proto` (package `testing.bookstore`).
+#[allow(clippy::all, missing_docs)]
+pub mod testing {
+    /// `testing.bookstore`.
+    pub mod bookstore {
+        tonic::include_proto!("testing.bookstore");
+    }
+}
+pub use testing::bookstore as pb_bookstore;
+
+/// `google.api` messages the bookstore refers to (`HttpBody`), at the path the generated code
+/// expects.
+#[allow(clippy::all, missing_docs)]
+pub mod google {
+    /// `google.api`.
+    pub mod api {
+        tonic::include_proto!("google.api");
+    }
 }
 
 /// Response header naming the backend that answered; used to count a weighted split.

@@ -130,7 +130,12 @@ impl Snapshot {
         let mut routes = Vec::new();
         for (i, spec) in config.routes.iter().enumerate() {
             match Route::compile(spec, |name| by_name.get(name).map(|c| (*c).clone())) {
-                Ok(route) => routes.push(route),
+                Ok(route) => {
+                    if let Some(transcoding) = &route.transcode {
+                        files.extend(transcoding.files().iter().cloned());
+                    }
+                    routes.push(route)
+                }
                 Err(e) => problems.push(Problem::on(&spec.to, format!("routes[{i}]"), e)),
             }
         }

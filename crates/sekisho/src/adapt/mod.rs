@@ -1,4 +1,5 @@
-//! Translation between what a client speaks and the gRPC its upstream speaks. Each protocol
-//! has its adapter in a module beside this one.
+//! Adapters between what a client speaks and the gRPC its route's cluster speaks, one
+//! module per client protocol.
 
 pub mod grpc_web;
+pub mod transcode;

@@ -202,6 +202,9 @@ pub struct Route {
     /// Copy a share of the requests to a shadow cluster.
     #[serde(default)]
     pub mirror: Option<Mirror>,
+    /// Serve REST/JSON callers by translating to the cluster's gRPC methods.
+    #[serde(default)]
+    pub transcode: Option<Transcode>,
     /// gRPC-Web from browsers, translated to gRPC; on by default when every cluster of the
     /// route speaks HTTP/2.
     #[serde(default)]
@@ -239,6 +242,57 @@ pub struct Cors {
     /// How long a browser may keep a preflight's answer.
     #[serde(default)]
     pub max_age: Option<Parsed<Duration>>,
+}
+
+/// REST/JSON to gRPC by the `google.api.http` rules of a descriptor set.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Transcode {
+    /// A binary FileDescriptorSet (`protoc --include_imports -o`).
+    #[serde(default)]
+    pub descriptors: Option<Spanned<Text>>,
+    /// `.proto` files compiled at start-up instead, so no protoc is needed.
+    #[serde(default)]
+    pub protos: Vec<Spanned<Text>>,
+    /// Where imports of `protos` are looked up.
+    #[serde(default)]
+    pub includes: Vec<Text>,
+    /// Services exposed; every service with rules when empty.
+    #[serde(default)]
+    pub services: Vec<Text>,
+    /// Skip query parameters that name no field instead of answering 400.
+    #[serde(default)]
+    pub ignore_unknown_query: bool,
+    /// Write fields holding their default value.
+    #[serde(default)]
+    pub emit_defaults: bool,
+    /// Write `.proto` field names instead of lowerCamelCase.
+    #[serde(default)]
+    pub original_names: bool,
+    /// Write enums as numbers.
+    #[serde(default)]
+    pub enums_as_ints: bool,
+    /// Server streams as one JSON array instead of newline-delimited JSON.
+    #[serde(default)]
+    pub stream_as_array: bool,
+    /// Request headers passed to the backend as metadata.
+    #[serde(default = "Transcode::default_headers")]
+    pub headers: Vec<Text>,
+    /// Largest request or unary response body, in bytes.
+    #[serde(default = "Transcode::default_max_body")]
+    pub max_body_bytes: usize,
+    /// Path at which the route serves the OpenAPI document of what it exposes.
+    #[serde(default)]
+    pub openapi: Option<Text>,
+}
+
+impl Transcode {
+    fn default_headers() -> Vec<Text> {
+        vec![Text::plain("authorization"), Text::plain("x-request-id")]
+    }
+    fn default_max_body() -> usize {
+        4 << 20
+    }
 }
 
 /// When and how a route retries a failed attempt.

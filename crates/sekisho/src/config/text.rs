@@ -50,6 +50,14 @@ impl Text {
         Ok(Text { value, secret })
     }
 
+    /// A plain value, for defaults written in code.
+    pub fn plain(value: &str) -> Self {
+        Text {
+            value: value.to_owned(),
+            secret: false,
+        }
+    }
+
     /// Whether any part of the value came from a secret reference.
     pub fn is_secret(&self) -> bool {
         self.secret

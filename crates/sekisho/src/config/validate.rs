@@ -366,6 +366,31 @@ fn check_route(
             ));
         }
     }
+    if let Some(transcode) = &route.transcode {
+        if transcode.descriptors.is_some() != transcode.protos.is_empty() {
+            problems.push(Problem::on(
+                name,
+                at("transcode"),
+                "give either `descriptors` (a FileDescriptorSet) or `protos` (.proto files)",
+            ));
+        }
+        if route.rewrite.is_some() {
+            problems.push(Problem::on(
+                name,
+                at("rewrite"),
+                "a transcoding route sends to the gRPC method's path; a rewrite cannot apply",
+            ));
+        }
+        if let Some(path) = &transcode.openapi
+            && !path.starts_with('/')
+        {
+            problems.push(Problem::on(
+                name,
+                at("transcode.openapi"),
+                "must start with '/'",
+            ));
+        }
+    }
     if let Some(mirror) = &route.mirror {
         if !clusters.contains(&*mirror.cluster.value) {
             problems.push(Problem::on(

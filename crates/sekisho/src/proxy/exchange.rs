@@ -29,6 +29,8 @@ pub enum Protocol {
     Grpc,
     /// `application/grpc-web*`.
     GrpcWeb,
+    /// REST/JSON translated to gRPC by the route.
+    Rest,
     /// Anything else.
     Http,
 }
@@ -53,13 +55,14 @@ impl Protocol {
 
     /// Whether the caller reads gRPC status codes.
     pub fn is_grpc(self) -> bool {
-        !matches!(self, Protocol::Http)
+        matches!(self, Protocol::Grpc | Protocol::GrpcWeb)
     }
 
     fn as_str(self) -> &'static str {
         match self {
             Protocol::Grpc => "grpc",
             Protocol::GrpcWeb => "grpc-web",
+            Protocol::Rest => "rest",
             Protocol::Http => "http",
         }
     }

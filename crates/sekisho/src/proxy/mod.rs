@@ -24,6 +24,7 @@ use http::{Request, Response, Uri, Version};
 use hyper::body::Incoming;
 
 use crate::adapt::grpc_web;
+use crate::adapt::transcode::Plan;
 use crate::body::{self, Body};
 use crate::config::model::Protocol as Upstream;
 use crate::route::{RequestFacts, Route};
@@ -110,7 +111,7 @@ pub async fn handle(
         if response.status() == http::StatusCode::FORBIDDEN {
             record.error = Some("preflight from an origin the route's cors does not allow".into());
         }
-        return Ok(respond(response, record));
+        return Ok(own(response, None, record));
     }
     let browser = Browser::of(route, protocol, &parts.headers);
 
@@ -129,11 +130,34 @@ pub async fn handle(
         }
     }
 
-    // Prepare the upstream request, and its copy for a shadow cluster.
     let deadline = headers::grpc_timeout(&parts.headers).filter(|_| protocol.is_grpc());
     let wait = [route.timeout, deadline].into_iter().flatten().min();
     let mut body = body::boxed(Counted::new(incoming, record.bytes_in.clone()));
+
+    // A REST caller of a transcoding route: translate the request into a gRPC call.
+    let mut transcoded = None;
+    if protocol == Protocol::Http
+        && let Some(transcoding) = &route.transcode
+    {
+        record.protocol = Protocol::Rest;
+        let call = match transcoding.plan(&parts) {
+            None => return Ok(browser.response(answer(GatewayError::NoRoute, record))),
+            Some(Plan::Answer(response, code)) => {
+                return Ok(browser.response(own(response, Some(code), record)));
+            }
+            Some(Plan::Call(call)) => call,
+        };
+        body = match transcoding.request(&call, &mut parts, body).await {
+            Ok(body) => body,
+            Err(response) => return Ok(browser.response(own(response, None, record))),
+        };
+        transcoded = Some((transcoding, call));
+    }
+
+    // A gRPC-Web caller: the same call in gRPC.
     body = browser.request(&mut parts, body);
+
+    // Prepare the upstream request, and its copy for a shadow cluster.
     if let Some(mirror) = route.mirror.as_ref().filter(|m| m.sample()) {
         let mut shadow = copy_head(&parts);
         let authority = shadow_authority(&record.authority);
@@ -183,6 +207,17 @@ pub async fn handle(
         }
         Err(err) => return Ok(browser.response(answer(err, record))),
     };
+
+    // A transcoded call's gRPC answer goes back as JSON.
+    if let Some((transcoding, call)) = transcoded {
+        let (response, code) = transcoding.response(&call, response).await;
+        let (mut parts, body) = response.into_parts();
+        route.response_headers.apply(&mut parts.headers);
+        record.status = parts.status.as_u16();
+        record.grpc_status = Some(code);
+        let body = body::boxed(Observed::new(body, record, None));
+        return Ok(browser.response(Response::from_parts(parts, body)));
+    }
 
     // Stream the response back.
     let (mut parts, incoming) = response.into_parts();
@@ -238,10 +273,16 @@ fn prepare(
     match cluster.protocol {
         Upstream::Http1 => {
             parts.version = Version::HTTP_11;
-            if let Authority::Uri(authority) = authority
-                && let Ok(host) = HeaderValue::from_str(authority.as_str())
-            {
-                parts.headers.insert(header::HOST, host);
+            match authority {
+                Authority::Uri(authority) => {
+                    if let Ok(host) = HeaderValue::from_str(authority.as_str()) {
+                        parts.headers.insert(header::HOST, host);
+                    }
+                }
+                Authority::Host(host) => {
+                    parts.headers.insert(header::HOST, host.clone());
+                }
+                Authority::Missing => {}
             }
         }
         Upstream::H2c | Upstream::H2 => {
@@ -289,24 +330,23 @@ fn shadow_authority(authority: &Authority) -> Authority {
 
 /// The gateway's own answer, recorded like any response.
 fn answer(err: GatewayError, mut record: Record) -> Response<Body> {
-    let response = err.render(record.protocol.is_grpc());
-    record.status = response.status().as_u16();
-    record.grpc_status = record.protocol.is_grpc().then(|| err.grpc_status());
+    let mut response = err.render(record.protocol.is_grpc());
+    if record.protocol == Protocol::GrpcWeb {
+        grpc_web::answer_type(response.headers_mut());
+    }
+    let grpc_status = (record.protocol != Protocol::Http).then(|| err.grpc_status());
     record.error = Some(err.detail());
+    own(response, grpc_status, record)
+}
+
+/// A response the gateway made itself, recorded like any response.
+fn own(response: Response<Body>, grpc_status: Option<u16>, mut record: Record) -> Response<Body> {
+    record.status = response.status().as_u16();
+    record.grpc_status = grpc_status;
     let (mut parts, body) = response.into_parts();
     parts
         .headers
         .insert(headers::X_REQUEST_ID.clone(), record.request_id.clone());
-    if record.protocol == Protocol::GrpcWeb {
-        grpc_web::answer_type(&mut parts.headers);
-    }
-    Response::from_parts(parts, body::boxed(Observed::new(body, record, None)))
-}
-
-/// A response the gateway made itself for a request it did not refuse, recorded like any.
-fn respond(response: Response<Body>, mut record: Record) -> Response<Body> {
-    record.status = response.status().as_u16();
-    let (parts, body) = response.into_parts();
     Response::from_parts(parts, body::boxed(Observed::new(body, record, None)))
 }
 

@@ -10,6 +10,7 @@ use rand::Rng;
 
 pub use matcher::{Matcher, RequestFacts};
 
+use crate::adapt::transcode::Transcoding;
 use crate::config::model;
 use crate::proxy::cors::Cors;
 use crate::proxy::mirror::MirrorPolicy;
@@ -37,6 +38,8 @@ pub struct Route {
     pub retry: Option<RetryPolicy>,
     /// Copies of requests for a shadow cluster.
     pub mirror: Option<MirrorPolicy>,
+    /// REST/JSON callers translated to gRPC.
+    pub transcode: Option<Transcoding>,
     /// gRPC-Web requests are translated to gRPC (else passed through as they are).
     pub grpc_web: bool,
     /// Which other sites' pages may call the route; `None` allows none.
@@ -132,6 +135,27 @@ impl Route {
             .grpc_web
             .as_ref()
             .map_or_else(|| target.speaks_http2(), |g| g.enabled);
+        let transcode = match &spec.transcode {
+            Some(t) => {
+                let clusters: Vec<&Arc<Cluster>> = match &target {
+                    Target::One(c) => vec![c],
+                    Target::Weighted(list) => list.iter().map(|(c, _)| c).collect(),
+                };
+                if let Some(c) = clusters
+                    .iter()
+                    .find(|c| c.protocol == model::Protocol::Http1)
+                {
+                    return Err(format!(
+                        "transcoding sends gRPC: cluster {:?} must use `protocol: h2c` or `h2`",
+                        &*c.name
+                    ));
+                }
+                let compiled = Transcoding::compile(&spec.name.value, t)
+                    .map_err(|e| format!("transcode: {e}"))?;
+                Some(compiled)
+            }
+            None => None,
+        };
         Ok(Route {
             name: Arc::from(&*spec.name.value),
             matcher: Matcher::compile(m)?,
@@ -140,6 +164,7 @@ impl Route {
             request_headers: HeaderEdits::compile(&spec.request_headers)?,
             response_headers: HeaderEdits::compile(&spec.response_headers)?,
             timeout,
+            transcode,
             retry: spec.retry.as_ref().map(RetryPolicy::from_config),
             mirror: match &spec.mirror {
                 Some(m) => Some(MirrorPolicy {

@@ -17,6 +17,7 @@ use super::endpoint::Endpoint;
 use super::{Cluster, GRPC_UNAVAILABLE};
 use crate::body;
 use crate::config::model::{self, Protocol};
+use crate::config::text::{self, Parsed};
 use crate::observe::metrics;
 
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
@@ -72,14 +73,11 @@ impl HealthCheck {
         } else {
             return None;
         };
-        let get =
-            |d: &Option<crate::config::text::Parsed<crate::config::text::Duration>>,
-             default: Duration| { d.as_ref().map_or(default, |d| d.get().0) };
         Some(HealthCheck {
             probe,
-            interval: get(&spec.interval, DEFAULT_INTERVAL),
-            timeout: get(&spec.timeout, DEFAULT_TIMEOUT),
-            jitter: get(&spec.jitter, Duration::ZERO),
+            interval: or(&spec.interval, DEFAULT_INTERVAL),
+            timeout: or(&spec.timeout, DEFAULT_TIMEOUT),
+            jitter: or(&spec.jitter, Duration::ZERO),
             unhealthy: spec.unhealthy,
             healthy: spec.healthy,
         })
@@ -284,6 +282,11 @@ async fn probe(cluster: &Cluster, endpoint: &Endpoint, check: &HealthCheck) -> R
             }
         }
     }
+}
+
+/// A configured duration, or `default`.
+fn or(value: &Option<Parsed<text::Duration>>, default: Duration) -> Duration {
+    value.as_ref().map_or(default, |d| d.get().0)
 }
 
 fn h2_request(
