@@ -13,6 +13,7 @@ pub mod cert;
 pub mod config;
 pub mod listener;
 pub mod observe;
+pub mod policy;
 pub mod proxy;
 pub mod route;
 pub mod snapshot;

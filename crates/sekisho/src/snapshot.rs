@@ -10,8 +10,13 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::model::{Http1, Http2};
 use crate::config::{Config, ConfigError, Problem};
+use crate::listener::proxy_protocol::ProxyProtocol;
 use crate::listener::tls;
 use crate::observe::access_log::AccessLog;
+use crate::observe::trace::Tracing;
+use crate::policy::cidr::CidrSet;
+use crate::policy::client_ip::ClientIp;
+use crate::policy::ip_acl::IpAcl;
 use crate::route::{Route, RouteTable};
 use crate::upstream::Cluster;
 use crate::upstream::discovery::Resolve;
@@ -27,6 +32,14 @@ pub struct ListenerSettings {
     pub http2: Http2,
     /// HTTP/1.1 limits.
     pub http1: Http1,
+    /// PROXY protocol, if the listener takes it.
+    pub proxy_protocol: Option<ProxyProtocol>,
+    /// How the client's address is derived.
+    pub client_ip: ClientIp,
+    /// Clients allowed on the listener.
+    pub ip_acl: Option<IpAcl>,
+    /// Longest request target accepted.
+    pub max_uri_bytes: usize,
 }
 
 /// The compiled config.
@@ -45,6 +58,8 @@ pub struct Snapshot {
     pub access_log: Option<AccessLog>,
     /// Files the config names (certificates, CAs): a change to one reloads.
     pub files: Vec<PathBuf>,
+    /// The tracer, when tracing is on (and a runtime is there to export).
+    pub tracing: Option<Arc<Tracing>>,
 }
 
 impl Snapshot {
@@ -97,10 +112,55 @@ impl Snapshot {
                     }
                 }
             };
+            let at = |field: &str| format!("listeners[{i}].{field}");
+            let proxy_protocol = match &spec.proxy_protocol {
+                Some(pp) => match CidrSet::parse(pp.from.iter().map(|t| &**t)) {
+                    Ok(from) => Some(ProxyProtocol {
+                        from,
+                        required: pp.required,
+                    }),
+                    Err(e) => {
+                        problems.push(Problem::on(&spec.name, at("proxy_protocol.from"), e));
+                        None
+                    }
+                },
+                None => None,
+            };
+            let client_ip = match &spec.client_ip {
+                None => ClientIp::Peer,
+                Some(c) => match c.xff_trusted_hops {
+                    Some(hops) => ClientIp::Hops(hops),
+                    None => match CidrSet::parse(c.trusted_proxies.iter().map(|t| &**t)) {
+                        Ok(set) => ClientIp::TrustedProxies(set),
+                        Err(e) => {
+                            problems.push(Problem::on(
+                                &spec.name,
+                                at("client_ip.trusted_proxies"),
+                                e,
+                            ));
+                            ClientIp::Peer
+                        }
+                    },
+                },
+            };
+            let ip_acl = match &spec.ip_acl {
+                Some(acl) => match IpAcl::compile(acl, &mut files) {
+                    Ok(acl) => Some(acl),
+                    Err(e) => {
+                        problems.push(Problem::on(&spec.name, at("ip_acl"), e));
+                        None
+                    }
+                },
+                None => None,
+            };
             let settings = ListenerSettings {
                 tls,
                 http2: spec.http2.clone(),
                 http1: spec.http1.clone(),
+                proxy_protocol,
+                client_ip,
+                ip_acl,
+                max_uri_bytes: spec.max_uri_bytes,
             };
             listeners.insert(spec.name.value.to_string(), Arc::new(settings));
         }
@@ -129,7 +189,11 @@ impl Snapshot {
             clusters.iter().map(|c| (&*c.name, c)).collect();
         let mut routes = Vec::new();
         for (i, spec) in config.routes.iter().enumerate() {
-            match Route::compile(spec, |name| by_name.get(name).map(|c| (*c).clone())) {
+            match Route::compile(
+                spec,
+                |name| by_name.get(name).map(|c| (*c).clone()),
+                &mut files,
+            ) {
                 Ok(route) => {
                     if let Some(transcoding) = &route.transcode {
                         files.extend(transcoding.files().iter().cloned());
@@ -152,6 +216,28 @@ impl Snapshot {
             .as_ref()
             .map_or(DEFAULT_DRAIN, |d| d.get().0);
         let access_log = config.access_log.enabled.then(|| log.cloned()).flatten();
+        // Kept across reloads that leave its settings alone; `validate` has no runtime and
+        // only checks the settings.
+        let tracing = match &config.tracing {
+            Some(spec) if tokio::runtime::Handle::try_current().is_ok() => {
+                match previous
+                    .and_then(|p| p.tracing.clone())
+                    .filter(|t| t.built_from(spec))
+                {
+                    Some(kept) => Some(kept),
+                    None => Some(Arc::new(Tracing::start(spec).map_err(|e| ConfigError {
+                        file: file.to_owned(),
+                        problems: vec![Problem {
+                            line: 0,
+                            column: 0,
+                            field: "tracing".into(),
+                            message: e,
+                        }],
+                    })?)),
+                }
+            }
+            _ => None,
+        };
         Ok(Snapshot {
             config,
             listeners,
@@ -160,6 +246,7 @@ impl Snapshot {
             drain_timeout,
             access_log,
             files,
+            tracing,
         })
     }
 }

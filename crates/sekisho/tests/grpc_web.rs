@@ -612,3 +612,56 @@ clusters:
         assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
     }
 }
+
+#[tokio::test]
+async fn route_policies_apply_to_grpc_web_as_to_grpc() {
+    let (grpc, _backend) = grpc_backend("web-backend").await;
+    let gw = start_gateway(&fill(
+        r#"
+access_log: { enabled: false }
+listeners:
+  - name: plain
+    address: 127.0.0.1:0
+routes:
+  - name: web
+    match: { grpc_service: grpc.testing.TestService }
+    to: backend
+    ip_acl: { deny: [127.0.0.1] }
+    cors: { allow_origins: ["@origin@"] }
+clusters:
+  - name: backend
+    protocol: h2c
+    endpoints: [{ address: "@grpc@" }]
+"#,
+        &[("grpc", grpc.to_string()), ("origin", ORIGIN.to_string())],
+    ))
+    .await;
+    let addr = gw.listener("plain");
+
+    let native = raw_grpc(addr, UNARY, &SimpleRequest::default(), &[]).await;
+    assert_eq!(native.grpc_status(), Some(7), "{native:?}");
+
+    for mode in [Mode::Binary, Mode::Text] {
+        let call = call(
+            Version::HTTP_11,
+            addr,
+            UNARY,
+            mode,
+            &SimpleRequest::default(),
+        )
+        .await;
+        assert_eq!(call.header("grpc-status"), Some("7"), "{call:?}");
+        assert_eq!(
+            call.header("x-backend"),
+            None,
+            "refused before the backend: {call:?}"
+        );
+        assert!(
+            call.header("content-type")
+                .is_some_and(|t| t.starts_with("application/grpc-web")),
+            "{call:?}"
+        );
+        // The page can read why it was refused.
+        assert_eq!(call.header("access-control-allow-origin"), Some(ORIGIN));
+    }
+}

@@ -36,6 +36,44 @@ pub struct Config {
     /// The per-request JSON log on stdout.
     #[serde(default)]
     pub access_log: AccessLog,
+    /// Distributed tracing; off when absent.
+    #[serde(default)]
+    pub tracing: Option<Tracing>,
+}
+
+/// Spans exported over OTLP/gRPC.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tracing {
+    /// The collector, e.g. `http://otel-collector:4317`.
+    pub otlp_endpoint: Text,
+    /// Share of new traces recorded, 0 to 1; a caller's sampled trace is always continued.
+    #[serde(default = "Tracing::default_sampling")]
+    pub sampling: f64,
+    /// Also accept B3 headers (`b3`, `x-b3-*`) from callers.
+    #[serde(default)]
+    pub b3: bool,
+    /// `service.name` of the gateway's spans.
+    #[serde(default = "Tracing::default_service")]
+    pub service_name: Text,
+    /// Bound on one export.
+    #[serde(default)]
+    pub timeout: Option<Parsed<Duration>>,
+    /// Finished spans waiting for export; more are dropped (and counted).
+    #[serde(default = "Tracing::default_queue")]
+    pub max_queue: usize,
+}
+
+impl Tracing {
+    fn default_sampling() -> f64 {
+        1.0
+    }
+    fn default_service() -> Text {
+        Text::plain("sekisho")
+    }
+    fn default_queue() -> usize {
+        4096
+    }
 }
 
 /// The admin listener.
@@ -82,6 +120,74 @@ pub struct Listener {
     /// HTTP/1.1 limits for client connections.
     #[serde(default)]
     pub http1: Http1,
+    /// Accept PROXY protocol headers (v1 and v2) from these peers.
+    #[serde(default)]
+    pub proxy_protocol: Option<ProxyProtocol>,
+    /// How the client's address is derived.
+    #[serde(default)]
+    pub client_ip: Option<ClientIp>,
+    /// Clients allowed on (or kept off) this listener.
+    #[serde(default)]
+    pub ip_acl: Option<IpAcl>,
+    /// Longest request target (path and query) accepted; longer gets 414.
+    #[serde(default = "Listener::default_max_uri")]
+    pub max_uri_bytes: usize,
+}
+
+impl Listener {
+    fn default_max_uri() -> usize {
+        8 * 1024
+    }
+}
+
+/// PROXY protocol on a listener.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyProtocol {
+    /// Peers (load balancers) allowed to send a header; CIDRs or addresses.
+    pub from: Vec<Text>,
+    /// Whether those peers must send one (connections from other peers never may).
+    #[serde(default = "yes")]
+    pub required: bool,
+}
+
+/// Which address is the client's.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientIp {
+    /// Proxies whose `X-Forwarded-For` entries are believed (CIDRs or addresses).
+    #[serde(default)]
+    pub trusted_proxies: Vec<Text>,
+    /// Or: this many proxies in front are trusted, whatever their address.
+    #[serde(default)]
+    pub xff_trusted_hops: Option<usize>,
+}
+
+/// An allow/deny list of client networks.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct IpAcl {
+    /// Only these networks may pass (when given).
+    #[serde(default)]
+    pub allow: Vec<Text>,
+    /// These never pass; deny wins over allow.
+    #[serde(default)]
+    pub deny: Vec<Text>,
+    /// Files of allowed networks, one per line (`#` comments); watched.
+    #[serde(default)]
+    pub allow_files: Vec<Text>,
+    /// Files of denied networks; watched.
+    #[serde(default)]
+    pub deny_files: Vec<Text>,
+    /// HTTP status for refused clients: 403, or 404 to hide the endpoint.
+    #[serde(default = "IpAcl::default_status")]
+    pub status: u16,
+}
+
+impl IpAcl {
+    fn default_status() -> u16 {
+        403
+    }
 }
 
 /// TLS termination settings.
@@ -205,6 +311,18 @@ pub struct Route {
     /// Serve REST/JSON callers by translating to the cluster's gRPC methods.
     #[serde(default)]
     pub transcode: Option<Transcode>,
+    /// Clients allowed on (or kept off) this route.
+    #[serde(default)]
+    pub ip_acl: Option<IpAcl>,
+    /// Requests per client (or per key) over time.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimit>,
+    /// Largest request body; a longer one gets 413.
+    #[serde(default)]
+    pub max_body_bytes: Option<u64>,
+    /// Bound on the whole exchange, the response body included (streams too).
+    #[serde(default)]
+    pub max_duration: Option<Parsed<Duration>>,
     /// gRPC-Web from browsers, translated to gRPC; on by default when every cluster of the
     /// route speaks HTTP/2.
     #[serde(default)]
@@ -242,6 +360,43 @@ pub struct Cors {
     /// How long a browser may keep a preflight's answer.
     #[serde(default)]
     pub max_age: Option<Parsed<Duration>>,
+}
+
+/// A token bucket per key.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Requests allowed per `per`, sustained.
+    pub requests: u32,
+    /// The period of `requests`.
+    #[serde(default)]
+    pub per: Option<Parsed<Duration>>,
+    /// Requests allowed at once above the rate (default: `requests`).
+    #[serde(default)]
+    pub burst: Option<u32>,
+    /// What a bucket belongs to.
+    #[serde(default)]
+    pub key: RateKey,
+    /// Most keys tracked at once; beyond it the least recently seen are forgotten.
+    #[serde(default = "RateLimit::default_max_keys")]
+    pub max_keys: usize,
+}
+
+impl RateLimit {
+    fn default_max_keys() -> usize {
+        100_000
+    }
+}
+
+/// The key of a rate limit.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum RateKey {
+    /// The derived client address.
+    #[default]
+    ClientIp,
+    /// A request header's value (requests without it share one bucket).
+    Header(Text),
 }
 
 /// REST/JSON to gRPC by the `google.api.http` rules of a descriptor set.

@@ -5,6 +5,7 @@
 //! connection reads its listener's settings from the current snapshot when it starts, so
 //! a reloaded certificate is served to the next handshake.
 
+pub mod proxy_protocol;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -118,7 +119,7 @@ async fn accept_loop(
 }
 
 async fn connection(
-    stream: TcpStream,
+    mut stream: TcpStream,
     peer: SocketAddr,
     name: Arc<str>,
     state: Arc<State>,
@@ -128,11 +129,23 @@ async fn connection(
         return;
     };
     let _ = stream.set_nodelay(true);
+    // A PROXY protocol header comes first, before TLS: it names the real client.
+    let mut client = peer;
+    if let Some(proxy) = &settings.proxy_protocol {
+        match proxy_protocol::accept(&mut stream, peer, proxy, HANDSHAKE_TIMEOUT).await {
+            Ok(source) => client = source.unwrap_or(peer),
+            Err(refused) => {
+                metrics::proxy_protocol_refused(&name, refused.as_str());
+                tracing::debug!(listener = %name, %peer, reason = %refused, "connection closed");
+                return;
+            }
+        }
+    }
     metrics::downstream_connection_opened(&name);
     let downstream = Arc::new(Downstream {
         state,
         listener: name.clone(),
-        client: peer,
+        client,
         tls: settings.tls.is_some(),
     });
     match &settings.tls {

@@ -2,7 +2,7 @@
 //! terminal or pipe never holds up a request.
 
 use std::io::Write;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::mpsc;
 use std::time::SystemTime;
 
@@ -18,8 +18,10 @@ pub struct Entry<'a> {
     pub time: String,
     /// The `x-request-id` sent upstream.
     pub request_id: &'a str,
-    /// The client's address.
-    pub client: SocketAddr,
+    /// The client's address, as the listener's `client_ip` policy derived it.
+    pub client: IpAddr,
+    /// The connection's peer (or the PROXY protocol source).
+    pub peer: SocketAddr,
     /// Listener name.
     pub listener: &'a str,
     /// `h1` or `h2`.
@@ -48,6 +50,12 @@ pub struct Entry<'a> {
     pub bytes_out: u64,
     /// Attempts sent upstream; more than one when retried, 0 when none was sent.
     pub attempts: u32,
+    /// The trace this request belongs to, when tracing is on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<&'a str>,
+    /// The gateway's server span for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub span_id: Option<&'a str>,
     /// From the request's arrival to the end of the response, in milliseconds.
     pub duration_ms: f64,
     /// Why the gateway answered itself or the response ended early, if it did.

@@ -206,3 +206,14 @@ pub fn mirror(cluster: &str, result: &'static str) {
     counter!("sekisho_mirror_requests_total", "cluster" => cluster.to_owned(), "result" => result)
         .increment(1);
 }
+
+/// A connection was closed because of its PROXY protocol header (or its absence).
+pub fn proxy_protocol_refused(listener: &str, reason: &'static str) {
+    counter!("sekisho_proxy_protocol_refused_total", "listener" => listener.to_owned(), "reason" => reason)
+        .increment(1);
+}
+
+/// Spans exported, failed to export, or dropped because the export queue was full.
+pub fn trace_spans(result: &'static str, n: usize) {
+    counter!("sekisho_trace_spans_total", "result" => result).increment(n as u64);
+}

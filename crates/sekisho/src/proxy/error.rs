@@ -5,6 +5,7 @@
 //! `google.rpc.Status` body, the shape REST clients of gRPC services already parse.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +30,14 @@ pub enum GatewayError {
     Timeout { cluster: Arc<str>, after: Duration },
     /// A cluster limit (circuit breaker) refused the request.
     Overloaded { cluster: Arc<str>, limit: Overload },
+    /// The client's address is not allowed; `status` is what HTTP callers are told.
+    IpRefused { client: IpAddr, status: StatusCode },
+    /// The client sent more requests than the route's rate limit allows.
+    RateLimited { retry_after: Duration },
+    /// The request body is longer than the route allows.
+    BodyTooLarge { limit: u64 },
+    /// The request target is longer than the listener allows.
+    UriTooLong { limit: usize },
 }
 
 /// gRPC status codes the gateway produces.
@@ -37,8 +46,12 @@ pub mod grpc_code {
     pub const DEADLINE_EXCEEDED: u16 = 4;
     /// No such method here.
     pub const UNIMPLEMENTED: u16 = 12;
+    /// The caller may not do this.
+    pub const PERMISSION_DENIED: u16 = 7;
     /// A limit was reached.
     pub const RESOURCE_EXHAUSTED: u16 = 8;
+    /// The request is malformed.
+    pub const INVALID_ARGUMENT: u16 = 3;
     /// Try again later.
     pub const UNAVAILABLE: u16 = 14;
 }
@@ -52,7 +65,15 @@ impl GatewayError {
             | GatewayError::Connect { .. }
             | GatewayError::Reset { .. } => grpc_code::UNAVAILABLE,
             GatewayError::Timeout { .. } => grpc_code::DEADLINE_EXCEEDED,
-            GatewayError::Overloaded { .. } => grpc_code::RESOURCE_EXHAUSTED,
+            GatewayError::Overloaded { .. } | GatewayError::RateLimited { .. } => {
+                grpc_code::RESOURCE_EXHAUSTED
+            }
+            GatewayError::IpRefused { status, .. } if *status == StatusCode::NOT_FOUND => {
+                grpc_code::UNIMPLEMENTED
+            }
+            GatewayError::IpRefused { .. } => grpc_code::PERMISSION_DENIED,
+            GatewayError::BodyTooLarge { .. } => grpc_code::RESOURCE_EXHAUSTED,
+            GatewayError::UriTooLong { .. } => grpc_code::INVALID_ARGUMENT,
         }
     }
 
@@ -65,6 +86,10 @@ impl GatewayError {
             | GatewayError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::Reset { .. } => StatusCode::BAD_GATEWAY,
             GatewayError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            GatewayError::IpRefused { status, .. } => *status,
+            GatewayError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            GatewayError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            GatewayError::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
         }
     }
 
@@ -82,11 +107,20 @@ impl GatewayError {
     /// but not upstream addresses, which are the operator's business.
     pub fn render(&self, grpc: bool) -> Response<Body> {
         let mut response = self.render_body(grpc);
-        if matches!(self, GatewayError::Overloaded { .. }) {
-            // Lets clients and load balancers tell shedding from a failing backend.
-            response
-                .headers_mut()
-                .insert("x-sekisho-overloaded", HeaderValue::from_static("true"));
+        match self {
+            GatewayError::Overloaded { .. } => {
+                // Lets clients and load balancers tell shedding from a failing backend.
+                response
+                    .headers_mut()
+                    .insert("x-sekisho-overloaded", HeaderValue::from_static("true"));
+            }
+            GatewayError::RateLimited { retry_after } => {
+                let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+                response
+                    .headers_mut()
+                    .insert(http::header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+            }
+            _ => {}
         }
         response
     }
@@ -138,6 +172,20 @@ impl fmt::Display for GatewayError {
             ),
             GatewayError::Overloaded { cluster, limit } => {
                 write!(f, "cluster {cluster:?} is overloaded: {limit}")
+            }
+            // A hidden endpoint answers as if it did not exist.
+            GatewayError::IpRefused { status, .. } if *status == StatusCode::NOT_FOUND => {
+                f.write_str("no route matches this request")
+            }
+            GatewayError::IpRefused { client, .. } => {
+                write!(f, "client address {client} is not allowed here")
+            }
+            GatewayError::RateLimited { .. } => f.write_str("rate limit exceeded; retry later"),
+            GatewayError::BodyTooLarge { limit } => {
+                write!(f, "request body is longer than {limit} bytes")
+            }
+            GatewayError::UriTooLong { limit } => {
+                write!(f, "request target is longer than {limit} bytes")
             }
         }
     }

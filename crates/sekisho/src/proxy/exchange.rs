@@ -2,7 +2,7 @@
 //! body wrappers that fill it in. The record is logged and counted exactly once: when the
 //! response ends, fails, or the client goes away.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,7 +20,9 @@ use super::error::{grpc_code, percent_encode};
 use crate::body::BoxError;
 use crate::observe::access_log::{AccessLog, Entry, timestamp};
 use crate::observe::metrics;
+use crate::observe::trace::Trace;
 use crate::upstream::{InFlight, Outcome, Slot};
+use opentelemetry::KeyValue;
 
 /// What kind of client sent the request; decides how errors are rendered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,8 +113,10 @@ pub struct Record {
     pub arrived: SystemTime,
     /// The `x-request-id`.
     pub request_id: HeaderValue,
-    /// The client's address.
-    pub client: SocketAddr,
+    /// The client's address, derived by the listener's policy.
+    pub client: IpAddr,
+    /// The connection's peer (or the PROXY protocol source).
+    pub peer: SocketAddr,
     /// Listener name.
     pub listener: Arc<str>,
     /// `h1` or `h2`.
@@ -147,6 +151,8 @@ pub struct Record {
     pub bytes_out: u64,
     /// Why the gateway answered or the response ended early.
     pub error: Option<String>,
+    /// The request's trace, when tracing is on.
+    pub trace: Option<Trace>,
 }
 
 impl Record {
@@ -173,6 +179,28 @@ impl Record {
             },
             duration,
         );
+        let ids = self.trace.as_ref().and_then(Trace::ids);
+        if let Some(mut trace) = self.trace {
+            trace.set(
+                [
+                    self.route
+                        .as_deref()
+                        .map(|r| KeyValue::new("sekisho.route", r.to_owned())),
+                    self.cluster
+                        .as_deref()
+                        .map(|c| KeyValue::new("sekisho.cluster", c.to_owned())),
+                    upstream.map(|u| KeyValue::new("network.peer.address", u.to_string())),
+                    Some(KeyValue::new("client.address", self.client.to_string())),
+                    Some(KeyValue::new(
+                        "sekisho.request_id",
+                        self.request_id.to_str().unwrap_or_default().to_owned(),
+                    )),
+                ]
+                .into_iter()
+                .flatten(),
+            );
+            trace.finish(self.status, self.grpc_status, self.error.as_deref());
+        }
         let route = self.route.as_deref();
         let cluster = self.cluster.as_deref();
         if let Some(log) = &self.log {
@@ -180,6 +208,7 @@ impl Record {
                 time: timestamp(self.arrived),
                 request_id: self.request_id.to_str().unwrap_or_default(),
                 client: self.client,
+                peer: self.peer,
                 listener: &self.listener,
                 http: self.http,
                 protocol: self.protocol.as_str(),
@@ -194,6 +223,8 @@ impl Record {
                 bytes_in: self.bytes_in.load(Ordering::Relaxed),
                 bytes_out: self.bytes_out,
                 attempts: self.attempts,
+                trace_id: ids.as_ref().map(|(t, _)| t.as_str()),
+                span_id: ids.as_ref().map(|(_, s)| s.as_str()),
                 duration_ms: duration.as_secs_f64() * 1000.0,
                 error: self.error.as_deref(),
             });
@@ -329,35 +360,54 @@ fn deadline_passed(slot: &mut Option<Record>) -> Option<Result<Frame<Bytes>, Box
 }
 
 pin_project! {
-    /// The request body on its way upstream, counted for the log.
+    /// The request body on its way upstream, counted for the log and cut off past the
+    /// route's limit (for bodies that did not declare their length).
     pub struct Counted<B> {
         #[pin]
         inner: B,
         bytes: Arc<AtomicU64>,
+        limit: Option<u64>,
     }
 }
 
 impl<B> Counted<B> {
-    /// Counts into `bytes`.
-    pub fn new(inner: B, bytes: Arc<AtomicU64>) -> Self {
-        Counted { inner, bytes }
+    /// Counts into `bytes`; fails the body once more than `limit` bytes arrived.
+    pub fn new(inner: B, bytes: Arc<AtomicU64>, limit: Option<u64>) -> Self {
+        Counted {
+            inner,
+            bytes,
+            limit,
+        }
     }
 }
 
-impl<B: HttpBody<Data = Bytes>> HttpBody for Counted<B> {
+impl<B> HttpBody for Counted<B>
+where
+    B: HttpBody<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
     type Data = Bytes;
-    type Error = B::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.project();
-        let frame = ready!(this.inner.poll_frame(cx));
+        let frame = ready!(this.inner.poll_frame(cx)).map(|f| f.map_err(Into::into));
         if let Some(Ok(frame)) = &frame
             && let Some(data) = frame.data_ref()
         {
-            this.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+            let total =
+                this.bytes.fetch_add(data.len() as u64, Ordering::Relaxed) + data.len() as u64;
+            if let Some(limit) = *this.limit
+                && total > limit
+            {
+                return Poll::Ready(Some(Err(format!(
+                    "request body is longer than {limit} bytes"
+                )
+                .into())));
+            }
         }
         Poll::Ready(frame)
     }

@@ -15,6 +15,7 @@ use super::exchange::grpc_status_of;
 use super::replay::Replay;
 use crate::body::Body;
 use crate::observe::metrics;
+use crate::observe::trace::{Attempt, Trace};
 use crate::upstream::retry::{Failed, RetryPolicy};
 use crate::upstream::{Cluster, InFlight, Outcome, SendError};
 
@@ -100,23 +101,42 @@ impl Failure {
     }
 }
 
-/// Sends the request to `cluster` within `limit`, retrying under `retry`. `attempts`
-/// counts the attempts made, for the log.
+/// Where and how a request goes.
+pub struct Route<'a> {
+    /// The cluster.
+    pub cluster: &'a Arc<Cluster>,
+    /// Its retry policy, if any.
+    pub retry: Option<&'a RetryPolicy>,
+    /// The host name for TLS to the upstream.
+    pub host: &'a str,
+    /// Bound on all attempts together.
+    pub limit: Option<Duration>,
+}
+
+/// Sends the request along `route`, retrying under its policy. `attempts` counts the
+/// attempts made, for the log; each gets a client span under `trace`.
 pub async fn forward(
-    cluster: &Arc<Cluster>,
-    retry: Option<&RetryPolicy>,
-    host: &str,
+    route: Route<'_>,
     parts: Parts,
     body: Body,
-    limit: Option<Duration>,
+    trace: Option<&Trace>,
     attempts: &mut u32,
 ) -> Result<Sent, GatewayError> {
+    let Route {
+        cluster,
+        retry,
+        host,
+        limit,
+    } = route;
     let Some(policy) = retry.filter(|p| p.attempts > 1) else {
         // The common case: one attempt, nothing kept for a second.
         *attempts = 1;
         let in_flight = pick(cluster, &[])?;
-        let req = Request::from_parts(parts, body);
-        return match attempt(cluster, &in_flight, host, req, limit, limit).await {
+        let mut req = Request::from_parts(parts, body);
+        let span = trace.map(|t| t.attempt(1, in_flight.endpoint().addr, req.headers_mut()));
+        let result = attempt(cluster, &in_flight, host, req, limit, limit).await;
+        end_attempt(span, &result);
+        return match result {
             Ok(response) => Ok(Sent {
                 response,
                 in_flight,
@@ -139,8 +159,11 @@ pub async fn forward(
             .into_iter()
             .flatten()
             .min();
-        let req = head.request(replay.body());
+        let mut req = head.request(replay.body());
+        let span =
+            trace.map(|t| t.attempt(*attempts, in_flight.endpoint().addr, req.headers_mut()));
         let result = attempt(cluster, &in_flight, host, req, per_try, remaining).await;
+        end_attempt(span, &result);
         drop(retrying.take());
 
         let failed = match &result {
@@ -190,6 +213,19 @@ pub async fn forward(
         tokio::time::sleep(wait).await;
         retrying = Some(slot);
     }
+}
+
+/// Ends an attempt's client span with what came of it.
+fn end_attempt(span: Option<Attempt>, result: &Result<Response<Incoming>, Failure>) {
+    let Some(span) = span else { return };
+    span.finish(match result {
+        Ok(response) => Ok((
+            response.status().as_u16(),
+            grpc_status_of(response.headers()),
+        )),
+        Err(Failure::Send(e)) => Err(e.to_string()),
+        Err(Failure::Timeout { after, .. }) => Err(format!("no answer within {after:?}")),
+    });
 }
 
 fn pick(cluster: &Arc<Cluster>, avoid: &[SocketAddr]) -> Result<InFlight, GatewayError> {

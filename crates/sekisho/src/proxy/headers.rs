@@ -10,6 +10,7 @@ use http::header::{self, HeaderName, HeaderValue};
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
@@ -47,16 +48,57 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// Appends the client to `x-forwarded-for` and sets `x-forwarded-proto`.
-pub fn set_forwarded(headers: &mut HeaderMap, client: IpAddr, tls: bool) {
-    let value = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(earlier) if !earlier.trim().is_empty() => format!("{earlier}, {client}"),
-        _ => client.to_string(),
+/// The `content-length` a request declares, if any and well-formed.
+pub fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Who sent a request, for the headers that tell the upstream.
+#[derive(Clone, Copy, Debug)]
+pub struct Forwarding {
+    /// The connection's peer (or the PROXY protocol source).
+    pub peer: IpAddr,
+    /// The client, as the listener's `client_ip` policy derived it.
+    pub client: IpAddr,
+    /// Whether the peer is a trusted proxy whose `x-forwarded-for` chain goes on.
+    pub keep_chain: bool,
+    /// Whether the client connection is TLS.
+    pub tls: bool,
+}
+
+/// Sets `x-forwarded-for` (the peer appended to a trusted chain, or the peer alone: a
+/// chain from anyone else could be forged), `x-real-ip` (the derived client) and
+/// `x-forwarded-proto`.
+pub fn set_forwarded(headers: &mut HeaderMap, forwarding: Forwarding) {
+    let peer = forwarding.peer;
+    let chain: Vec<&str> = if forwarding.keep_chain {
+        headers
+            .get_all(&X_FORWARDED_FOR)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter(|v| !v.trim().is_empty())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let value = if chain.is_empty() {
+        peer.to_string()
+    } else {
+        format!("{}, {peer}", chain.join(", "))
     };
     if let Ok(value) = HeaderValue::from_str(&value) {
         headers.insert(X_FORWARDED_FOR.clone(), value);
     }
-    let proto = if tls { "https" } else { "http" };
+    if let Ok(client) = HeaderValue::from_str(&forwarding.client.to_string()) {
+        headers.insert(X_REAL_IP.clone(), client);
+    }
+    let proto = if forwarding.tls { "https" } else { "http" };
     headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
 }
 
@@ -137,12 +179,27 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_for_appends_the_client() {
+    fn forwarded_for_extends_only_a_trusted_chain() {
+        let forwarding = |keep_chain| Forwarding {
+            peer: "10.1.2.3".parse().expect("ip"),
+            client: "203.0.113.9".parse().expect("ip"),
+            keep_chain,
+            tls: true,
+        };
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.9"));
-        set_forwarded(&mut h, "10.1.2.3".parse().expect("ip"), true);
+        set_forwarded(&mut h, forwarding(true));
         assert_eq!(h["x-forwarded-for"], "203.0.113.9, 10.1.2.3");
+        assert_eq!(h["x-real-ip"], "203.0.113.9");
         assert_eq!(h["x-forwarded-proto"], "https");
+
+        let mut forged = HeaderMap::new();
+        forged.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6"));
+        set_forwarded(&mut forged, forwarding(false));
+        assert_eq!(
+            forged["x-forwarded-for"], "10.1.2.3",
+            "an untrusted chain is replaced"
+        );
     }
 
     #[test]

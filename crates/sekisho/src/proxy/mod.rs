@@ -34,6 +34,8 @@ use browser::Browser;
 use cors::Preflight;
 pub use error::GatewayError;
 use exchange::{Authority, Counted, Observed, Protocol, Record, grpc_status_of};
+use headers::Forwarding;
+use opentelemetry::KeyValue;
 
 /// What every request on one client connection shares.
 pub struct Downstream {
@@ -41,7 +43,7 @@ pub struct Downstream {
     pub state: Arc<State>,
     /// Listener the connection arrived on.
     pub listener: Arc<str>,
-    /// The client's address.
+    /// The client's address: the peer, or the source a PROXY protocol header gave.
     pub client: SocketAddr,
     /// Whether the connection is TLS.
     pub tls: bool,
@@ -55,17 +57,27 @@ pub async fn handle(
     let started = Instant::now();
     let snapshot = downstream.state.snapshot();
     let (mut parts, incoming) = req.into_parts();
+    let listener = snapshot.listeners.get(&*downstream.listener);
 
-    // Classify and record.
+    // Classify, find the client, and record.
     let protocol = Protocol::of(&parts.headers);
     let preflight = Preflight::of(&parts.method, &parts.headers);
     let authority = Authority::of(&parts);
+    let peer = downstream.client.ip();
+    let client = listener.map_or(peer, |l| l.client_ip.derive(peer, &parts.headers));
+    let forwarding = Forwarding {
+        peer,
+        client,
+        keep_chain: listener.is_some_and(|l| l.client_ip.trusts(peer)),
+        tls: downstream.tls,
+    };
     let mut record = Record {
         log: snapshot.access_log.clone(),
         started,
         arrived: SystemTime::now(),
         request_id: headers::request_id(&parts.headers),
-        client: downstream.client,
+        client,
+        peer: downstream.client,
         listener: downstream.listener.clone(),
         http: if parts.version == Version::HTTP_2 {
             "h2"
@@ -87,7 +99,48 @@ pub async fn handle(
         bytes_in: Arc::default(),
         bytes_out: 0,
         error: None,
+        trace: None,
     };
+    if let Some(tracing) = &snapshot.tracing {
+        let name = match protocol {
+            Protocol::Grpc | Protocol::GrpcWeb => {
+                parts.uri.path().trim_start_matches('/').to_owned()
+            }
+            _ => parts.method.as_str().to_owned(),
+        };
+        let mut trace = tracing.server_span(name, &parts.headers);
+        trace.set([
+            KeyValue::new("http.request.method", parts.method.as_str().to_owned()),
+            KeyValue::new("url.path", parts.uri.path().to_owned()),
+            KeyValue::new("sekisho.listener", downstream.listener.to_string()),
+        ]);
+        if let Some((service, method)) = protocol
+            .is_grpc()
+            .then(|| grpc_call(parts.uri.path()))
+            .flatten()
+        {
+            trace.set([
+                KeyValue::new("rpc.system", "grpc"),
+                KeyValue::new("rpc.service", service.to_owned()),
+                KeyValue::new("rpc.method", method.to_owned()),
+            ]);
+        }
+        record.trace = Some(trace);
+    }
+
+    // The listener's own limits and allow list.
+    if let Some(listener) = listener {
+        if parts.uri.path_and_query().map_or(0, |pq| pq.as_str().len()) > listener.max_uri_bytes {
+            let limit = listener.max_uri_bytes;
+            return Ok(answer(GatewayError::UriTooLong { limit }, record));
+        }
+        if let Some(acl) = &listener.ip_acl
+            && !acl.allows(client)
+        {
+            let status = acl.status;
+            return Ok(answer(GatewayError::IpRefused { client, status }, record));
+        }
+    }
 
     // Match a route (a preflight matches the route of the request it asks about).
     let host = host_of(record.authority.as_str());
@@ -120,6 +173,27 @@ pub async fn handle(
     };
     record.cluster = Some(cluster.name.clone());
 
+    // The route's policies, in a fixed order.
+    if let Some(acl) = &route.ip_acl
+        && !acl.allows(client)
+    {
+        let status = acl.status;
+        let err = GatewayError::IpRefused { client, status };
+        return Ok(browser.response(answer(err, record)));
+    }
+    if let Some(limit) = &route.rate_limit
+        && let Err(retry_after) = limit.check(client, &parts.headers)
+    {
+        let err = GatewayError::RateLimited { retry_after };
+        return Ok(browser.response(answer(err, record)));
+    }
+    if let Some(limit) = route.max_body_bytes
+        && headers::content_length(&parts.headers).is_some_and(|length| length > limit)
+    {
+        let err = GatewayError::BodyTooLarge { limit };
+        return Ok(browser.response(answer(err, record)));
+    }
+
     // Hold a place among the cluster's requests in flight.
     match cluster.admit() {
         Ok(slot) => record.admitted = Some(slot),
@@ -130,9 +204,14 @@ pub async fn handle(
         }
     }
 
-    let deadline = headers::grpc_timeout(&parts.headers).filter(|_| protocol.is_grpc());
+    let grpc_deadline = headers::grpc_timeout(&parts.headers).filter(|_| protocol.is_grpc());
+    let deadline = [grpc_deadline, route.max_duration]
+        .into_iter()
+        .flatten()
+        .min();
     let wait = [route.timeout, deadline].into_iter().flatten().min();
-    let mut body = body::boxed(Counted::new(incoming, record.bytes_in.clone()));
+    let counted = Counted::new(incoming, record.bytes_in.clone(), route.max_body_bytes);
+    let mut body = body::boxed(counted);
 
     // A REST caller of a transcoding route: translate the request into a gRPC call.
     let mut transcoded = None;
@@ -165,7 +244,7 @@ pub async fn handle(
             &mut shadow,
             route,
             &mirror.cluster,
-            &downstream,
+            forwarding,
             &record.request_id,
             &authority,
         );
@@ -183,7 +262,7 @@ pub async fn handle(
         &mut parts,
         route,
         cluster,
-        &downstream,
+        forwarding,
         &record.request_id,
         &record.authority,
     );
@@ -191,12 +270,15 @@ pub async fn handle(
     // Send it, within the route's timeout and the caller's deadline, retrying as the
     // route says.
     let sent = forward::forward(
-        cluster,
-        route.retry.as_ref(),
-        &host,
+        forward::Route {
+            cluster,
+            retry: route.retry.as_ref(),
+            host: &host,
+            limit: wait,
+        },
         parts,
         body,
-        wait,
+        record.trace.as_ref(),
         &mut record.attempts,
     )
     .await;
@@ -240,7 +322,7 @@ fn prepare(
     parts: &mut Parts,
     route: &Route,
     cluster: &Cluster,
-    downstream: &Downstream,
+    forwarding: Forwarding,
     request_id: &HeaderValue,
     authority: &Authority,
 ) {
@@ -249,7 +331,7 @@ fn prepare(
         // HTTP/2 forbids connection-specific headers; the h2 codec already rejects them.
         headers::strip_hop_by_hop(headers);
     }
-    headers::set_forwarded(headers, downstream.client.ip(), downstream.tls);
+    headers::set_forwarded(headers, forwarding);
     // Never indexed by HPACK: a fresh value per request would only churn the table.
     let mut request_id = request_id.clone();
     request_id.set_sensitive(true);
@@ -330,6 +412,20 @@ fn shadow_authority(authority: &Authority) -> Authority {
 
 /// The gateway's own answer, recorded like any response.
 fn answer(err: GatewayError, mut record: Record) -> Response<Body> {
+    if let Some(trace) = &mut record.trace {
+        let policy = match &err {
+            GatewayError::IpRefused { .. } => Some("ip_acl"),
+            GatewayError::RateLimited { .. } => Some("rate_limit"),
+            GatewayError::Overloaded { .. } => Some("limits"),
+            GatewayError::BodyTooLarge { .. } | GatewayError::UriTooLong { .. } => {
+                Some("request_limits")
+            }
+            _ => None,
+        };
+        if let Some(policy) = policy {
+            trace.decision(policy, err.detail());
+        }
+    }
     let mut response = err.render(record.protocol.is_grpc());
     if record.protocol == Protocol::GrpcWeb {
         grpc_web::answer_type(response.headers_mut());

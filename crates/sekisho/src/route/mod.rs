@@ -12,6 +12,8 @@ pub use matcher::{Matcher, RequestFacts};
 
 use crate::adapt::transcode::Transcoding;
 use crate::config::model;
+use crate::policy::ip_acl::IpAcl;
+use crate::policy::rate_limit::RateLimit;
 use crate::proxy::cors::Cors;
 use crate::proxy::mirror::MirrorPolicy;
 use crate::upstream::Cluster;
@@ -44,6 +46,14 @@ pub struct Route {
     pub grpc_web: bool,
     /// Which other sites' pages may call the route; `None` allows none.
     pub cors: Option<Cors>,
+    /// Clients allowed on the route.
+    pub ip_acl: Option<IpAcl>,
+    /// Requests per key over time.
+    pub rate_limit: Option<RateLimit>,
+    /// Largest request body.
+    pub max_body_bytes: Option<u64>,
+    /// Bound on the whole exchange.
+    pub max_duration: Option<Duration>,
 }
 
 enum Target {
@@ -107,6 +117,7 @@ impl Route {
     pub fn compile(
         spec: &model::Route,
         cluster: impl Fn(&str) -> Option<Arc<Cluster>>,
+        files: &mut Vec<std::path::PathBuf>,
     ) -> Result<Self, String> {
         let find = |name: &str| cluster(name).ok_or_else(|| format!("unknown cluster {name:?}"));
         let target = match &spec.to.value {
@@ -165,6 +176,24 @@ impl Route {
             response_headers: HeaderEdits::compile(&spec.response_headers)?,
             timeout,
             transcode,
+            ip_acl: spec
+                .ip_acl
+                .as_ref()
+                .map(|acl| IpAcl::compile(acl, files))
+                .transpose()
+                .map_err(|e| format!("ip_acl: {e}"))?,
+            rate_limit: spec
+                .rate_limit
+                .as_ref()
+                .map(RateLimit::compile)
+                .transpose()
+                .map_err(|e| format!("rate_limit: {e}"))?,
+            max_body_bytes: spec.max_body_bytes,
+            max_duration: spec
+                .max_duration
+                .as_ref()
+                .map(|d| d.get().0)
+                .filter(|d| !d.is_zero()),
             retry: spec.retry.as_ref().map(RetryPolicy::from_config),
             mirror: match &spec.mirror {
                 Some(m) => Some(MirrorPolicy {
