@@ -33,6 +33,9 @@ pub enum Mode {
     GrpcUnary,
     /// gRPC `StreamingOutputCall`: `--stream-messages` responses of `--size` bytes per call.
     GrpcStream,
+    /// gRPC-Web `UnaryCall` (binary) with a `--size` byte payload each way, over HTTP/1.1
+    /// keep-alive; one connection per worker.
+    GrpcWebUnary,
     /// HTTP/1.1 keep-alive GET of `--path`; one connection per worker.
     H1Get,
     /// The `grpc-unary` call as REST: an HTTP/1.1 keep-alive POST of its JSON form to
@@ -50,6 +53,7 @@ impl Mode {
         match self {
             Mode::GrpcUnary => "grpc-unary",
             Mode::GrpcStream => "grpc-stream",
+            Mode::GrpcWebUnary => "grpc-web-unary",
             Mode::H1Get => "h1-get",
             Mode::RestUnary => "rest-unary",
             Mode::TlsHandshake => "tls-handshake",

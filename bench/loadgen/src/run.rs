@@ -226,6 +226,9 @@ async fn load(setup: &Arc<Setup>, args: &RunArgs, watch: &Watch) -> Result<Value
             (Mode::GrpcStream, Some(connections)) => {
                 workers.spawn(worker(crate::grpc::Stream::new(connections, index), plan));
             }
+            (Mode::GrpcWebUnary, _) => {
+                workers.spawn(worker(crate::grpc_web::Unary::new(setup.clone()), plan));
+            }
             (Mode::H1Get | Mode::RestUnary, _) => {
                 workers.spawn(worker(crate::h1::Get::new(setup.clone()), plan));
             }
@@ -335,6 +338,10 @@ async fn one_request(setup: &Arc<Setup>) -> Result<(), String> {
             };
             outcome.map(drop)
         }
+        Mode::GrpcWebUnary => crate::grpc_web::Unary::new(setup.clone())
+            .call()
+            .await
+            .map(drop),
         Mode::H1Get | Mode::RestUnary => crate::h1::Get::new(setup.clone()).call().await.map(drop),
         Mode::TlsHandshake => crate::tls::Handshake::new(setup.clone())
             .call()

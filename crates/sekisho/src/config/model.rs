@@ -329,6 +329,43 @@ pub struct Route {
     /// Bound on the whole exchange, the response body included (streams too).
     #[serde(default)]
     pub max_duration: Option<Parsed<Duration>>,
+    /// gRPC-Web from browsers, translated to gRPC; on by default when every cluster of the
+    /// route speaks HTTP/2.
+    #[serde(default)]
+    pub grpc_web: Option<GrpcWeb>,
+    /// Which other sites' pages may call this route from a browser.
+    #[serde(default)]
+    pub cors: Option<Cors>,
+}
+
+/// gRPC-Web translation on a route.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcWeb {
+    /// `false` passes gRPC-Web through untouched, for a backend that speaks it itself.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+/// Cross-origin resource sharing: the gateway answers preflights and marks responses so
+/// a browser lets a page from an allowed origin read them.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cors {
+    /// `https://app.example.com` (scheme, host and port, as a browser sends `Origin`), or
+    /// `*` alone for any origin.
+    pub allow_origins: Vec<Spanned<Text>>,
+    /// Request headers a page may send, besides the gRPC-Web ones (`content-type`,
+    /// `x-grpc-web`, `x-user-agent`, `grpc-timeout`).
+    #[serde(default)]
+    pub allow_headers: Vec<Spanned<Text>>,
+    /// Response headers a page may read, besides `grpc-status`, `grpc-message` and
+    /// `grpc-status-details-bin`.
+    #[serde(default)]
+    pub expose_headers: Vec<Spanned<Text>>,
+    /// How long a browser may keep a preflight's answer.
+    #[serde(default)]
+    pub max_age: Option<Parsed<Duration>>,
 }
 
 /// A token bucket per key.

@@ -1,13 +1,13 @@
 //! Checks that need the whole file: unique names, references between sections, and
 //! combinations of settings that cannot work together.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use http::header::{HeaderName, HeaderValue};
 
 use super::Problem;
 use super::jwt;
-use super::model::{Cluster, Config, Listener, RetryOn, Route, Target};
+use super::model::{Cluster, Config, Listener, Protocol, RetryOn, Route, Target};
 
 /// Every problem in the file, in file order; empty when the config is good.
 pub fn check(config: &Config) -> Vec<Problem> {
@@ -30,11 +30,17 @@ pub fn check(config: &Config) -> Vec<Problem> {
     }
     let providers = jwt::check_providers(&config.jwt_providers, &mut problems);
     let mut routes = HashSet::new();
+    let protocols: HashMap<&str, Protocol> = config
+        .clusters
+        .iter()
+        .map(|c| (&*c.name.value, c.protocol))
+        .collect();
     for (i, route) in config.routes.iter().enumerate() {
         check_route(i, route, &clusters, &mut routes, &mut problems);
         if let Some(rule) = &route.jwt {
             jwt::check_route(&format!("routes[{i}].jwt"), rule, &providers, &mut problems);
         }
+        check_browser_access(i, route, &protocols, &mut problems);
     }
     problems.sort_by_key(|p| (p.line, p.column));
     problems
@@ -433,6 +439,87 @@ fn check_route(
     }
 }
 
+/// The route's `grpc_web` and `cors` settings.
+fn check_browser_access(
+    i: usize,
+    route: &Route,
+    protocols: &HashMap<&str, Protocol>,
+    problems: &mut Vec<Problem>,
+) {
+    let at = |field: &str| format!("routes[{i}].{field}");
+    let clusters: Vec<&str> = match &route.to.value {
+        Target::Cluster(name) => vec![name.as_str()],
+        Target::Weighted(weights) => weights.keys().map(String::as_str).collect(),
+    };
+    if route.grpc_web.as_ref().is_some_and(|g| g.enabled)
+        && let Some(http1) = clusters
+            .iter()
+            .find(|c| protocols.get(*c) == Some(&Protocol::Http1))
+    {
+        problems.push(Problem::on(
+            &route.name,
+            at("grpc_web"),
+            format!(
+                "gRPC-Web is translated to gRPC, which needs HTTP/2: cluster {http1:?} has \
+                 `protocol: http1` (use h2c or h2, or `enabled: false` to pass gRPC-Web through)"
+            ),
+        ));
+    }
+    let Some(cors) = &route.cors else {
+        return;
+    };
+    if cors.allow_origins.is_empty() {
+        problems.push(Problem::on(
+            &route.name,
+            at("cors.allow_origins"),
+            "list at least one origin, or \"*\" for any",
+        ));
+    }
+    for (j, origin) in cors.allow_origins.iter().enumerate() {
+        let field = at(&format!("cors.allow_origins[{j}]"));
+        if &*origin.value == "*" {
+            if cors.allow_origins.len() > 1 {
+                problems.push(Problem::on(origin, field, "\"*\" must be the only origin"));
+            }
+        } else if !is_origin(&origin.value) {
+            problems.push(Problem::on(
+                origin,
+                field,
+                format!(
+                    "expected scheme://host[:port] as browsers send it, got {:?}",
+                    &*origin.value
+                ),
+            ));
+        }
+    }
+    for (list, names) in [
+        ("allow_headers", &cors.allow_headers),
+        ("expose_headers", &cors.expose_headers),
+    ] {
+        for (j, name) in names.iter().enumerate() {
+            if HeaderName::from_bytes(name.value.as_bytes()).is_err() {
+                problems.push(Problem::on(
+                    name,
+                    at(&format!("cors.{list}[{j}]")),
+                    format!("not a header name: {:?}", &*name.value),
+                ));
+            }
+        }
+    }
+}
+
+/// Whether `origin` is written as browsers send `Origin`: `scheme://host[:port]`.
+fn is_origin(origin: &str) -> bool {
+    let Ok(uri) = origin.parse::<http::Uri>() else {
+        return false;
+    };
+    matches!(uri.scheme_str(), Some("http" | "https"))
+        && uri.authority().is_some()
+        && !origin.ends_with('/')
+        && uri.path() == "/"
+        && uri.query().is_none()
+}
+
 /// Splits `host:port` (IPv6 hosts in brackets); `None` when the port is missing or bad.
 pub fn split_host_port(text: &str) -> Option<(&str, u16)> {
     let (host, port) = text.rsplit_once(':')?;
@@ -442,4 +529,19 @@ pub fn split_host_port(text: &str) -> Option<(&str, u16)> {
         .and_then(|h| h.strip_suffix(']'))
         .unwrap_or(host);
     (!host.is_empty()).then_some((host, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_are_scheme_host_and_port_only() {
+        assert!(is_origin("https://app.example.com"));
+        assert!(is_origin("http://127.0.0.1:8080"));
+        assert!(!is_origin("https://app.example.com/"));
+        assert!(!is_origin("https://app.example.com/page"));
+        assert!(!is_origin("app.example.com"));
+        assert!(!is_origin("ftp://app.example.com"));
+    }
 }

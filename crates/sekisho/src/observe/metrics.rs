@@ -56,6 +56,8 @@ pub struct RequestLabels {
     pub route: Option<Arc<str>>,
     /// Cluster name, `None` when none was chosen.
     pub cluster: Option<Arc<str>>,
+    /// What the client spoke: `grpc`, `grpc-web` or `http`.
+    pub protocol: &'static str,
     /// HTTP status class sent to the client: 2 for 2xx and so on.
     pub status_class: u8,
     /// gRPC status sent to the client, `None` for plain HTTP.
@@ -114,6 +116,7 @@ fn register(labels: &RequestLabels) -> Series {
             "listener" => labels.listener.to_string(),
             "route" => route.clone(),
             "cluster" => cluster.clone(),
+            "protocol" => labels.protocol,
             "status_class" => format!("{}xx", labels.status_class),
             "grpc_status" => grpc,
         ),

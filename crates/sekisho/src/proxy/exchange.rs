@@ -173,6 +173,7 @@ impl Record {
                 listener: self.listener.clone(),
                 route: self.route.clone(),
                 cluster: self.cluster.clone(),
+                protocol: self.protocol.as_str(),
                 status_class: metrics::RequestLabels::class_of(self.status),
                 grpc_status: self.grpc_status,
             },

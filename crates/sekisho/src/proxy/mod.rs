@@ -1,6 +1,8 @@
 //! The request path, top to bottom: classify, match a route, prepare the upstream
 //! request, send it, and stream the response back while the exchange is recorded.
 
+mod browser;
+pub mod cors;
 pub mod error;
 mod exchange;
 mod forward;
@@ -21,12 +23,15 @@ use http::uri::{self, PathAndQuery, Scheme};
 use http::{Request, Response, Uri, Version};
 use hyper::body::Incoming;
 
+use crate::adapt::grpc_web;
 use crate::adapt::transcode::Plan;
 use crate::body::{self, Body};
 use crate::config::model::Protocol as Upstream;
 use crate::route::{RequestFacts, Route};
 use crate::state::State;
 use crate::upstream::Cluster;
+use browser::Browser;
+use cors::Preflight;
 pub use error::GatewayError;
 use exchange::{Authority, Counted, Observed, Protocol, Record, grpc_status_of};
 use headers::Forwarding;
@@ -56,6 +61,7 @@ pub async fn handle(
 
     // Classify, find the client, and record.
     let protocol = Protocol::of(&parts.headers);
+    let preflight = Preflight::of(&parts.method, &parts.headers);
     let authority = Authority::of(&parts);
     let peer = downstream.client.ip();
     let client = listener.map_or(peer, |l| l.client_ip.derive(peer, &parts.headers));
@@ -136,15 +142,14 @@ pub async fn handle(
         }
     }
 
-    // Match a route.
+    // Match a route (a preflight matches the route of the request it asks about).
     let host = host_of(record.authority.as_str());
     let facts = RequestFacts {
         host: &host,
         path: parts.uri.path(),
-        method: &parts.method,
+        method: preflight.as_ref().map_or(&parts.method, |p| &p.method),
         headers: &parts.headers,
-        grpc: protocol
-            .is_grpc()
+        grpc: (protocol.is_grpc() || preflight.is_some())
             .then(|| grpc_call(parts.uri.path()))
             .flatten(),
     };
@@ -152,8 +157,19 @@ pub async fn handle(
         return Ok(answer(GatewayError::NoRoute, record));
     };
     record.route = Some(route.name.clone());
+
+    // Browsers: a CORS preflight is answered here; other calls are fitted on the way.
+    if let Some(preflight) = preflight {
+        let response = cors::answer_preflight(route.cors.as_ref(), &preflight, &parts.headers);
+        if response.status() == http::StatusCode::FORBIDDEN {
+            record.error = Some("preflight from an origin the route's cors does not allow".into());
+        }
+        return Ok(own(response, None, record));
+    }
+    let browser = Browser::of(route, protocol, &parts.headers);
+
     let Some(cluster) = route.cluster() else {
-        return Ok(answer(GatewayError::NoRoute, record));
+        return Ok(browser.response(answer(GatewayError::NoRoute, record)));
     };
     record.cluster = Some(cluster.name.clone());
 
@@ -162,7 +178,8 @@ pub async fn handle(
         && !acl.allows(client)
     {
         let status = acl.status;
-        return Ok(answer(GatewayError::IpRefused { client, status }, record));
+        let err = GatewayError::IpRefused { client, status };
+        return Ok(browser.response(answer(err, record)));
     }
     if let Some(jwt) = &route.jwt
         && let Err(denial) = jwt.check(&mut parts).await
@@ -172,12 +189,14 @@ pub async fn handle(
     if let Some(limit) = &route.rate_limit
         && let Err(retry_after) = limit.check(client, &parts.headers)
     {
-        return Ok(answer(GatewayError::RateLimited { retry_after }, record));
+        let err = GatewayError::RateLimited { retry_after };
+        return Ok(browser.response(answer(err, record)));
     }
     if let Some(limit) = route.max_body_bytes
         && headers::content_length(&parts.headers).is_some_and(|length| length > limit)
     {
-        return Ok(answer(GatewayError::BodyTooLarge { limit }, record));
+        let err = GatewayError::BodyTooLarge { limit };
+        return Ok(browser.response(answer(err, record)));
     }
 
     // Hold a place among the cluster's requests in flight.
@@ -185,7 +204,8 @@ pub async fn handle(
         Ok(slot) => record.admitted = Some(slot),
         Err(limit) => {
             let cluster = cluster.name.clone();
-            return Ok(answer(GatewayError::Overloaded { cluster, limit }, record));
+            let err = GatewayError::Overloaded { cluster, limit };
+            return Ok(browser.response(answer(err, record)));
         }
     }
 
@@ -205,16 +225,21 @@ pub async fn handle(
     {
         record.protocol = Protocol::Rest;
         let call = match transcoding.plan(&parts) {
-            None => return Ok(answer(GatewayError::NoRoute, record)),
-            Some(Plan::Answer(response, code)) => return Ok(own(response, Some(code), record)),
+            None => return Ok(browser.response(answer(GatewayError::NoRoute, record))),
+            Some(Plan::Answer(response, code)) => {
+                return Ok(browser.response(own(response, Some(code), record)));
+            }
             Some(Plan::Call(call)) => call,
         };
         body = match transcoding.request(&call, &mut parts, body).await {
             Ok(body) => body,
-            Err(response) => return Ok(own(response, None, record)),
+            Err(response) => return Ok(browser.response(own(response, None, record))),
         };
         transcoded = Some((transcoding, call));
     }
+
+    // A gRPC-Web caller: the same call in gRPC.
+    body = browser.request(&mut parts, body);
 
     // Prepare the upstream request, and its copy for a shadow cluster.
     if let Some(mirror) = route.mirror.as_ref().filter(|m| m.sample()) {
@@ -267,7 +292,7 @@ pub async fn handle(
             record.in_flight = Some(sent.in_flight);
             sent.response
         }
-        Err(err) => return Ok(answer(err, record)),
+        Err(err) => return Ok(browser.response(answer(err, record))),
     };
 
     // A transcoded call's gRPC answer goes back as JSON.
@@ -277,10 +302,8 @@ pub async fn handle(
         route.response_headers.apply(&mut parts.headers);
         record.status = parts.status.as_u16();
         record.grpc_status = Some(code);
-        return Ok(Response::from_parts(
-            parts,
-            body::boxed(Observed::new(body, record, None)),
-        ));
+        let body = body::boxed(Observed::new(body, record, None));
+        return Ok(browser.response(Response::from_parts(parts, body)));
     }
 
     // Stream the response back.
@@ -296,7 +319,7 @@ pub async fn handle(
     let remaining = deadline.map(|d| d.saturating_sub(started.elapsed()));
     let timer = remaining.map(|d| Box::pin(tokio::time::sleep(d)));
     let body = Observed::new(incoming, record, timer);
-    Ok(Response::from_parts(parts, body::boxed(body)))
+    Ok(browser.response(Response::from_parts(parts, body::boxed(body))))
 }
 
 /// Turns the client's request head into the upstream's.
@@ -408,7 +431,10 @@ fn answer(err: GatewayError, mut record: Record) -> Response<Body> {
             trace.decision(policy, err.detail());
         }
     }
-    let response = err.render(record.protocol.is_grpc());
+    let mut response = err.render(record.protocol.is_grpc());
+    if record.protocol == Protocol::GrpcWeb {
+        grpc_web::answer_type(response.headers_mut());
+    }
     let grpc_status = (record.protocol != Protocol::Http).then(|| err.grpc_status());
     record.error = Some(err.detail());
     own(response, grpc_status, record)

@@ -15,6 +15,7 @@ use crate::config::model;
 use crate::policy::ip_acl::IpAcl;
 use crate::policy::jwt::{Providers, RouteJwt};
 use crate::policy::rate_limit::RateLimit;
+use crate::proxy::cors::Cors;
 use crate::proxy::mirror::MirrorPolicy;
 use crate::upstream::Cluster;
 use crate::upstream::retry::RetryPolicy;
@@ -44,6 +45,10 @@ pub struct Route {
     pub transcode: Option<Transcoding>,
     /// The token a request must carry.
     pub jwt: Option<RouteJwt>,
+    /// gRPC-Web requests are translated to gRPC (else passed through as they are).
+    pub grpc_web: bool,
+    /// Which other sites' pages may call the route; `None` allows none.
+    pub cors: Option<Cors>,
     /// Clients allowed on the route.
     pub ip_acl: Option<IpAcl>,
     /// Requests per key over time.
@@ -58,6 +63,17 @@ enum Target {
     One(Arc<Cluster>),
     /// Clusters with the running sum of weights up to and including each.
     Weighted(Vec<(Arc<Cluster>, u64)>),
+}
+
+impl Target {
+    /// Whether every cluster speaks HTTP/2, as gRPC needs.
+    fn speaks_http2(&self) -> bool {
+        let h2 = |c: &Cluster| c.protocol != model::Protocol::Http1;
+        match self {
+            Target::One(cluster) => h2(cluster),
+            Target::Weighted(list) => list.iter().all(|(cluster, _)| h2(cluster)),
+        }
+    }
 }
 
 /// Headers to set and to remove.
@@ -131,6 +147,10 @@ impl Route {
             Some(d) if d.get().0.is_zero() => None,
             Some(d) => Some(d.get().0),
         };
+        let grpc_web = spec
+            .grpc_web
+            .as_ref()
+            .map_or_else(|| target.speaks_http2(), |g| g.enabled);
         let transcode = match &spec.transcode {
             Some(t) => {
                 let clusters: Vec<&Arc<Cluster>> = match &target {
@@ -192,6 +212,8 @@ impl Route {
                 }),
                 None => None,
             },
+            grpc_web,
+            cors: spec.cors.as_ref().map(Cors::compile).transpose()?,
         })
     }
 
