@@ -123,6 +123,11 @@ routes:
     match: { path_prefix: /narrow/ }
     jwt: { provider: es256-only }
     to: echo
+  - name: per-user
+    match: { path_prefix: /per-user/ }
+    jwt: { provider: app-users }
+    rate_limit: { requests: 1, per: 60s, key: { claim: sub } }
+    to: echo
   - name: kept
     match: { path_prefix: /kept/ }
     jwt: { provider: app-users }
@@ -342,6 +347,29 @@ async fn claim_requirements_answer_forbidden() {
         response.text().contains("\\\"role\\\""),
         "{}",
         response.text()
+    );
+}
+
+#[tokio::test]
+async fn rate_limits_can_be_per_user() {
+    let Some(minted) = mint() else { return };
+    let keys = format!("{{ jwks_file: \"{}\" }}", minted.path("jwks.json"));
+    let s = setup(&keys).await;
+    // One call a minute per `sub`, whatever the key or address the token came with.
+    assert_eq!(
+        bearer(s.edge, "/per-user/a", minted.valid("ES256"))
+            .await
+            .status,
+        200
+    );
+    let again = bearer(s.edge, "/per-user/a", minted.valid("RS256")).await;
+    assert_eq!(again.status, 429, "the same user with another token");
+    assert!(again.header("retry-after").is_some());
+    assert_eq!(
+        bearer(s.edge, "/per-user/a", minted.case("other_user"))
+            .await
+            .status,
+        200
     );
 }
 

@@ -403,6 +403,8 @@ pub enum RateKey {
     ClientIp,
     /// A request header's value (requests without it share one bucket).
     Header(Text),
+    /// A claim of the route's verified JWT, such as `sub` (the route needs `jwt`).
+    Claim(Text),
 }
 
 /// REST/JSON to gRPC by the `google.api.http` rules of a descriptor set.

@@ -371,6 +371,16 @@ fn check_route(
             ));
         }
     }
+    if let Some(limit) = &route.rate_limit
+        && matches!(limit.key, super::model::RateKey::Claim(_))
+        && route.jwt.is_none()
+    {
+        problems.push(Problem::on(
+            name,
+            at("rate_limit.key"),
+            "a rate limit keyed by a claim needs the route's `jwt`",
+        ));
+    }
     if let Some(transcode) = &route.transcode {
         if transcode.descriptors.is_some() != transcode.protos.is_empty() {
             problems.push(Problem::on(

@@ -1,4 +1,5 @@
-//! Rate limits per route: a token bucket (GCRA) per client address or per header value.
+//! Rate limits per route: a token bucket (GCRA) per client address, per header value or
+//! per claim of the verified JWT.
 //! Memory stays bounded: idle buckets are dropped as traffic flows, and past `max_keys`
 //! the table starts over rather than grow (a flood of distinct keys cannot exhaust
 //! memory; at worst it resets everyone's allowance).
@@ -14,6 +15,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use http::{HeaderMap, HeaderName};
 
 use crate::config::model;
+use crate::policy::jwt::Claims;
 
 /// How often (in requests) idle buckets are swept.
 const SWEEP_EVERY: u64 = 4096;
@@ -38,6 +40,7 @@ pub struct RateLimit {
 enum KeyFrom {
     ClientIp,
     Header(HeaderName),
+    Claim(String),
 }
 
 impl RateLimit {
@@ -59,6 +62,7 @@ impl RateLimit {
             .allow_burst(burst);
         let key = match &spec.key {
             model::RateKey::ClientIp => KeyFrom::ClientIp,
+            model::RateKey::Claim(name) => KeyFrom::Claim(name.to_string()),
             model::RateKey::Header(name) => KeyFrom::Header(
                 HeaderName::from_bytes(name.as_bytes())
                     .map_err(|_| format!("not a header name: {:?}", &**name))?,
@@ -73,13 +77,24 @@ impl RateLimit {
         })
     }
 
-    /// `Ok` when the request may go on; else how long until it would be allowed.
-    pub fn check(&self, client: IpAddr, headers: &HeaderMap) -> Result<(), Duration> {
+    /// `Ok` when the request may go on; else how long until it would be allowed. `claims`
+    /// are the route's verified JWT claims, if it checks tokens.
+    pub fn check(
+        &self,
+        client: IpAddr,
+        headers: &HeaderMap,
+        claims: Option<&Claims>,
+    ) -> Result<(), Duration> {
         let key = match &self.key {
             KeyFrom::ClientIp => Key::Ip(client),
             KeyFrom::Header(name) => headers
                 .get(name)
                 .map_or(Key::Missing, |v| Key::Value(v.as_bytes().to_vec())),
+            KeyFrom::Claim(name) => match claims.and_then(|c| c.get(name)) {
+                Some(serde_json::Value::String(text)) => Key::Value(text.as_bytes().to_vec()),
+                Some(other) => Key::Value(other.to_string().into_bytes()),
+                None => Key::Missing,
+            },
         };
         if self.seen.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
             self.sweep();

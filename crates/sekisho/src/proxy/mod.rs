@@ -181,13 +181,15 @@ pub async fn handle(
         let err = GatewayError::IpRefused { client, status };
         return Ok(browser.response(answer(err, record)));
     }
-    if let Some(jwt) = &route.jwt
-        && let Err(denial) = jwt.check(&mut parts).await
-    {
-        return Ok(answer(denial.into(), record));
+    let mut claims = None;
+    if let Some(jwt) = &route.jwt {
+        match jwt.check(&mut parts).await {
+            Ok(verified) => claims = Some(verified),
+            Err(denial) => return Ok(answer(denial.into(), record)),
+        }
     }
     if let Some(limit) = &route.rate_limit
-        && let Err(retry_after) = limit.check(client, &parts.headers)
+        && let Err(retry_after) = limit.check(client, &parts.headers, claims.as_ref())
     {
         let err = GatewayError::RateLimited { retry_after };
         return Ok(browser.response(answer(err, record)));
@@ -420,6 +422,7 @@ fn answer(err: GatewayError, mut record: Record) -> Response<Body> {
     if let Some(trace) = &mut record.trace {
         let policy = match &err {
             GatewayError::IpRefused { .. } => Some("ip_acl"),
+            GatewayError::Unauthenticated { .. } | GatewayError::Forbidden { .. } => Some("jwt"),
             GatewayError::RateLimited { .. } => Some("rate_limit"),
             GatewayError::Overloaded { .. } => Some("limits"),
             GatewayError::BodyTooLarge { .. } | GatewayError::UriTooLong { .. } => {

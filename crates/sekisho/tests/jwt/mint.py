@@ -119,6 +119,7 @@ def main() -> None:
         "hs256_with_public_key": confusion_token,
         "role_user": sign("ES256", role="user"),
         "role_list": sign("ES256", role=["user", "admin"]),
+        "other_user": sign("ES256", sub="user-7"),
         "rotated": sign("ES256", kid="es256-new", key=rotated),
     }
     json.dump({"valid": valid, "cases": cases}, sys.stdout)

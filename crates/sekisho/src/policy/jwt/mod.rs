@@ -283,6 +283,9 @@ fn check_signature(set: &KeySet, jws: &Jws<'_>) -> Signature {
     }
 }
 
+/// A verified token's claims, for the stages after authentication (rate limits by claim).
+pub type Claims = Map<String, Value>;
+
 /// The compiled providers of one snapshot, by name.
 #[derive(Default)]
 pub struct Providers {
@@ -374,17 +377,17 @@ impl RouteJwt {
     /// Lets the request through, with claims forwarded and the token stripped as the route
     /// says, or tells why not. Headers named for forwarded claims are always replaced, so
     /// a client cannot send its own.
-    pub async fn check(&self, parts: &mut Parts) -> Result<(), Denial> {
+    pub async fn check(&self, parts: &mut Parts) -> Result<Claims, Denial> {
         let result = self.decide(parts).await;
         let outcome = match &result {
-            Ok(()) => "allowed",
+            Ok(_) => "allowed",
             Err(denial) => denial.kind.as_str(),
         };
         metrics::jwt_decision(&self.provider.name, outcome);
         result
     }
 
-    async fn decide(&self, parts: &mut Parts) -> Result<(), Denial> {
+    async fn decide(&self, parts: &mut Parts) -> Result<Claims, Denial> {
         let provider = &self.provider;
         let deny = |kind, reason| Denial {
             realm: provider.name.clone(),
@@ -412,6 +415,6 @@ impl RouteJwt {
         if self.strip_token {
             place.strip(parts);
         }
-        Ok(())
+        Ok(claims)
     }
 }
