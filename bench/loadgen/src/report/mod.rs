@@ -476,7 +476,7 @@ fn idle_table(md: &mut String, scenario: &Scenario) {
     );
 }
 
-/// The goals of issue 3, checked where the scenarios they need were run.
+/// The benchmark goals, checked where the scenarios they need were run.
 fn goals(md: &mut String, scenarios: &[Scenario]) {
     let find = |name: &str| scenarios.iter().find(|s| s.name == name);
     let mut lines: Vec<(String, String, String, bool)> = Vec::new();
