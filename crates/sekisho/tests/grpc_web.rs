@@ -665,3 +665,58 @@ clusters:
         assert_eq!(call.header("access-control-allow-origin"), Some(ORIGIN));
     }
 }
+
+#[tokio::test]
+async fn a_page_without_a_token_reads_why_it_was_refused() {
+    let (grpc, _backend) = grpc_backend("web-backend").await;
+    let dir = TempDir::new("grpc-web-jwt");
+    // A public key only: no token can be minted here, and none is needed to be refused.
+    let jwks = dir.write(
+        "jwks.json",
+        r#"{"keys": [{"kty": "EC", "crv": "P-256", "x": "Z2NNd-lEMRPkZ-DPYdM-sPY7flBC3Ul-NVJg-7y0Tgk", "y": "KMZwYZBp2K8HovixDHdnL6jrRzSZYhxc1oRUS5163TU", "kid": "web", "alg": "ES256", "use": "sig"}]}"#,
+    );
+    let gw = start_gateway_in(
+        dir,
+        &fill(
+            r#"
+listeners:
+  - name: plain
+    address: 127.0.0.1:0
+jwt_providers:
+  - name: app-users
+    keys: { jwks_file: "@jwks@" }
+routes:
+  - name: web
+    match: { grpc_service: grpc.testing.TestService }
+    jwt: { provider: app-users }
+    cors: { allow_origins: ["@origin@"] }
+    to: backend
+clusters:
+  - name: backend
+    protocol: h2c
+    endpoints: [{ address: "@grpc@" }]
+"#,
+            &[
+                ("jwks", jwks.display().to_string()),
+                ("grpc", grpc.to_string()),
+                ("origin", ORIGIN.to_string()),
+            ],
+        ),
+    )
+    .await;
+    let call = call(
+        Version::HTTP_11,
+        gw.listener("plain"),
+        UNARY,
+        Mode::Binary,
+        &SimpleRequest::default(),
+    )
+    .await;
+    assert_eq!(call.header("grpc-status"), Some("16"), "{call:?}");
+    assert_eq!(
+        call.header("x-backend"),
+        None,
+        "refused before the backend: {call:?}"
+    );
+    assert_eq!(call.header("access-control-allow-origin"), Some(ORIGIN));
+}

@@ -185,7 +185,7 @@ pub async fn handle(
     if let Some(jwt) = &route.jwt {
         match jwt.check(&mut parts).await {
             Ok(verified) => claims = Some(verified),
-            Err(denial) => return Ok(answer(denial.into(), record)),
+            Err(denial) => return Ok(browser.response(answer(denial.into(), record))),
         }
     }
     if let Some(limit) = &route.rate_limit
