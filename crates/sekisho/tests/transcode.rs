@@ -311,4 +311,19 @@ clusters:
     };
     assert!(error.contains("gateway.yaml"), "{error}");
     assert!(error.contains("h2c"), "{error}");
+
+    // With a gRPC cluster, the missing .proto file is what is named.
+    dir.write(
+        "gateway.yaml",
+        &std::fs::read_to_string(&config).expect("config").replace(
+            "    endpoints: [{ address: \"127.0.0.1:9\" }]",
+            "    protocol: h2c\n    endpoints: [{ address: \"127.0.0.1:9\" }]",
+        ),
+    );
+    let error = match sekisho::Gateway::start(&config).await {
+        Ok(_) => panic!("a transcoding route without its descriptors must be refused"),
+        Err(e) => e.to_string(),
+    };
+    assert!(error.contains("routes[0]"), "{error}");
+    assert!(error.contains("missing.proto"), "{error}");
 }

@@ -22,8 +22,6 @@ use hyper::body::Incoming;
 
 use crate::body::{self, Body, BoxError};
 
-/// A boxed future, so the request path's own future stays provably `Send`.
-type BoxFuture<'a, T> = Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 use crate::config::model;
 
 /// A route's transcoder, compiled from its descriptors.
@@ -139,16 +137,7 @@ impl Transcoding {
     /// Turns the REST request into the gRPC request for `call`: the head becomes a POST to
     /// the method's path with the allowed headers as metadata, the body one framed message
     /// (read whole, up to the route's limit) or, for client streaming, a stream of them.
-    pub fn request<'a>(
-        &'a self,
-        call: &'a Call,
-        parts: &'a mut Parts,
-        incoming: Body,
-    ) -> BoxFuture<'a, Result<Body, Response<Body>>> {
-        Box::pin(self.request_inner(call, parts, incoming))
-    }
-
-    async fn request_inner(
+    pub async fn request(
         &self,
         call: &Call,
         parts: &mut Parts,
@@ -209,15 +198,7 @@ impl Transcoding {
 
     /// Turns the backend's gRPC answer into the REST answer, with the gRPC status it
     /// carried. Unary answers are read whole; server streams flow through as they come.
-    pub fn response<'a>(
-        &'a self,
-        call: &'a Call,
-        response: Response<Incoming>,
-    ) -> BoxFuture<'a, (Response<Body>, u16)> {
-        Box::pin(self.response_inner(call, response))
-    }
-
-    async fn response_inner(
+    pub async fn response(
         &self,
         call: &Call,
         response: Response<Incoming>,

@@ -41,33 +41,56 @@ pub struct Tracing {
     provider: SdkTracerProvider,
     tracer: SdkTracer,
     b3: bool,
-    /// The config it was built from, to keep it across reloads that do not change it.
-    spec: String,
+    /// The settings it was built from, to keep it across reloads that do not change them.
+    settings: Settings,
+}
+
+/// The values a tracer is built from. Compared by value, not by their printed form: a
+/// secret endpoint prints as `<redacted>` whatever it holds.
+#[derive(Debug, PartialEq)]
+struct Settings {
+    endpoint: String,
+    sampling: f64,
+    b3: bool,
+    service: String,
+    timeout: Duration,
+    max_queue: usize,
+}
+
+impl Settings {
+    fn of(spec: &model::Tracing) -> Self {
+        Settings {
+            endpoint: spec.otlp_endpoint.to_string(),
+            sampling: spec.sampling.clamp(0.0, 1.0),
+            b3: spec.b3,
+            service: spec.service_name.to_string(),
+            timeout: spec
+                .timeout
+                .as_ref()
+                .map_or(Duration::from_secs(3), |d| d.get().0),
+            max_queue: spec.max_queue.max(1),
+        }
+    }
 }
 
 impl Tracing {
     /// Starts the exporter task and the tracer. Needs a Tokio runtime.
     pub fn start(spec: &model::Tracing) -> Result<Self, String> {
-        let timeout = spec
-            .timeout
-            .as_ref()
-            .map_or(Duration::from_secs(3), |d| d.get().0);
+        let settings = Settings::of(spec);
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_tonic()
-            .with_endpoint(spec.otlp_endpoint.to_string())
-            .with_timeout(timeout)
+            .with_endpoint(settings.endpoint.clone())
+            .with_timeout(settings.timeout)
             .build()
             .map_err(|e| format!("OTLP exporter: {e}"))?;
-        let processor = Bounded::start(exporter, spec.max_queue.max(1));
-        let sampler = Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
-            spec.sampling.clamp(0.0, 1.0),
-        )));
+        let processor = Bounded::start(exporter, settings.max_queue);
+        let sampler = Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(settings.sampling)));
         let provider = SdkTracerProvider::builder()
             .with_span_processor(processor)
             .with_sampler(sampler)
             .with_resource(
                 Resource::builder()
-                    .with_service_name(spec.service_name.to_string())
+                    .with_service_name(settings.service.clone())
                     .build(),
             )
             .build();
@@ -75,14 +98,14 @@ impl Tracing {
         Ok(Tracing {
             provider,
             tracer,
-            b3: spec.b3,
-            spec: format!("{spec:?}"),
+            b3: settings.b3,
+            settings,
         })
     }
 
     /// Whether this tracer was built from `spec` (a reload may keep it).
     pub fn built_from(&self, spec: &model::Tracing) -> bool {
-        self.spec == format!("{spec:?}")
+        self.settings == Settings::of(spec)
     }
 
     /// Starts the server span of a request, continuing the caller's trace when it sent one.
