@@ -25,7 +25,18 @@ pub fn self_signed(names: &[&str]) -> Result<CertPair, Error> {
 
 /// Writes `DIR/HOST.crt` and `DIR/HOST.key` for `host`; returns the two paths.
 pub fn write_self_signed(host: &str, dir: &Path) -> Result<(PathBuf, PathBuf), Error> {
-    let pair = self_signed(&[host])?;
+    write_self_signed_for(host, &[host], dir)
+}
+
+/// Writes `DIR/STEM.crt` and `DIR/STEM.key`, one certificate valid for all of `names`;
+/// returns the two paths.
+pub fn write_self_signed_for(
+    stem: &str,
+    names: &[&str],
+    dir: &Path,
+) -> Result<(PathBuf, PathBuf), Error> {
+    let host = stem;
+    let pair = self_signed(names)?;
     std::fs::create_dir_all(dir).map_err(|e| Error::Io(format!("{}: {e}", dir.display())))?;
     let cert = dir.join(format!("{host}.crt"));
     let key = dir.join(format!("{host}.key"));
@@ -36,7 +47,7 @@ pub fn write_self_signed(host: &str, dir: &Path) -> Result<(PathBuf, PathBuf), E
 }
 
 /// Writes a private key readable by its owner only.
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()

@@ -18,6 +18,8 @@ pub mod proxy;
 pub mod route;
 pub mod snapshot;
 pub mod state;
+#[cfg(feature = "up")]
+pub mod up;
 pub mod upstream;
 
 use std::collections::HashMap;

@@ -17,6 +17,20 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the whole system on this machine: the gateway on https://localhost:8443 in front
+    /// of ashi (SQLite, local scans), a demo account and the browser page. Ctrl-C stops it.
+    #[cfg(feature = "up")]
+    Up {
+        /// Where the database, scans, keys, certificate and config are kept.
+        #[arg(long, default_value = ".sekisho")]
+        data: PathBuf,
+        /// The gateway's public (TLS) address.
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        listen: std::net::SocketAddr,
+        /// The gateway's admin address (metrics, clusters).
+        #[arg(long, default_value = "127.0.0.1:9901")]
+        admin: std::net::SocketAddr,
+    },
     /// Serve the config; reload it on change or SIGHUP; drain on SIGTERM or SIGINT.
     Run {
         /// The gateway config (YAML).
@@ -53,6 +67,22 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     match cli.command {
+        #[cfg(feature = "up")]
+        Command::Up {
+            data,
+            listen,
+            admin,
+        } => match runtime(None) {
+            Ok(runtime) => runtime.block_on(up(sekisho::up::Options {
+                data,
+                listen,
+                admin,
+            })),
+            Err(e) => {
+                eprintln!("cannot start the runtime: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Validate { config } => validate(&config),
         Command::Cert { host, out } => match sekisho::cert::write_self_signed(&host, &out) {
             Ok((cert, key)) => {
@@ -107,6 +137,41 @@ fn validate(path: &std::path::Path) -> ExitCode {
             println!("{}: ok", path.display());
             ExitCode::SUCCESS
         }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the whole system until SIGINT or SIGTERM.
+#[cfg(feature = "up")]
+async fn up(options: sekisho::up::Options) -> ExitCode {
+    let (mut term, mut int) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(t), Ok(i)) => (t, i),
+        _ => {
+            eprintln!("cannot install signal handlers");
+            return ExitCode::FAILURE;
+        }
+    };
+    let system = match sekisho::up::System::start(options).await {
+        Ok(system) => system,
+        Err(e) => {
+            eprintln!("cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("{}", system.banner);
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    eprintln!("stopping: draining the gateway, then ashi");
+    match system.stop().await {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("{e}");
             ExitCode::FAILURE
