@@ -117,30 +117,23 @@ impl System {
 
         // The gateway binds its port before ashi hands out upload URLs that name it.
         let config_path = data.join("gateway.yaml");
-        let write_config = |listen: SocketAddr| {
-            let text = gateway_config::render(&gateway_config::Layout {
-                listen,
-                admin: options.admin,
-                cert: &cert,
-                key: &key,
-                jwks: identity.jwks_path(),
-                descriptors: &descriptors,
-                ashi_grpc: ashi_grpc_addr,
-                ashi_http: ashi_http_addr,
-                site: site_addr,
-                partners: &["127.0.0.0/8", "::1/128"],
-            });
-            std::fs::write(&config_path, text).map_err(|e| Error::io(&config_path, e))
-        };
-        write_config(options.listen)?;
+        let text = gateway_config::render(&gateway_config::Layout {
+            listen: options.listen,
+            admin: options.admin,
+            cert: &cert,
+            key: &key,
+            jwks: identity.jwks_path(),
+            descriptors: &descriptors,
+            ashi_grpc: ashi_grpc_addr,
+            ashi_http: ashi_http_addr,
+            site: site_addr,
+            partners: &["127.0.0.0/8", "::1/128"],
+        });
+        std::fs::write(&config_path, text).map_err(|e| Error::io(&config_path, e))?;
         let gateway = Gateway::start(&config_path).await?;
         let listen = gateway
             .listener_addr("public")
             .ok_or_else(|| Error::Setup("the gateway has no public listener".into()))?;
-        if listen != options.listen {
-            // Port 0 was asked for: record the port it got, so the file tells the truth.
-            write_config(listen)?;
-        }
         let url = format!("https://localhost:{}", listen.port());
 
         let mut config = ashi::Config::local(data.join("ashi"));

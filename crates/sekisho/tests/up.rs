@@ -1,0 +1,400 @@
+//! `sekisho up`, as a new user meets it: the real binary started on a fresh data directory,
+//! the commands it prints followed, Ctrl-C to stop it. A partner calls REST from an allowed
+//! address, an app calls gRPC over TLS with the printed token, and a real browser signs in
+//! on the page and asks for a shoe size over gRPC-Web.
+//!
+//! The browser test needs Chromium and the Node packages of `tests/browser` (`npm ci`);
+//! without them it prints why and passes, unless `SEKISHO_REQUIRE_BROWSER=1` (CI sets it).
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ashi::pb::measurement_service_client::MeasurementServiceClient;
+use ashi::pb::sizing_service_client::SizingServiceClient;
+use ashi::pb::{ListMeasurementsRequest, MeasurementRef, RecommendSizeRequest};
+use support::*;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+
+const REQUIRE_BROWSER: &str = "SEKISHO_REQUIRE_BROWSER";
+
+/// A running `sekisho up` and what its banner told.
+struct Up {
+    child: Child,
+    port: u16,
+    cert: PathBuf,
+    token: String,
+    measurement_id: String,
+    shoe_id: String,
+    /// Lines printed after the banner (the access log).
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Up {
+    async fn start(data: &Path) -> Up {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sekisho"))
+            .args([
+                "up",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin",
+                "127.0.0.1:0",
+                "--data",
+            ])
+            .arg(data)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start sekisho up");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let mut banner = String::new();
+        let read_banner = async {
+            while let Some(line) = lines.next_line().await.expect("read stdout") {
+                banner.push_str(&line);
+                banner.push('\n');
+                if line.contains("Ctrl-C stops everything") {
+                    return;
+                }
+            }
+            panic!("sekisho up ended before printing its banner:\n{banner}");
+        };
+        tokio::time::timeout(Duration::from_secs(60), read_banner)
+            .await
+            .expect("banner within a minute");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = log.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let after = |marker: &str| -> String {
+            let start = banner
+                .find(marker)
+                .unwrap_or_else(|| panic!("banner lacks {marker:?}:\n{banner}"))
+                + marker.len();
+            banner[start..]
+                .split(|c: char| c.is_whitespace() || c == '"' || c == ',')
+                .next()
+                .unwrap()
+                .to_owned()
+        };
+        let url = after("gRPC-Web on ");
+        let port = url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {url}"));
+        Up {
+            child,
+            port,
+            cert: PathBuf::from(after("the certificate is self-signed: ")),
+            token: after("export TOKEN="),
+            measurement_id: after("\"measurement_id\": \""),
+            shoe_id: after("\"shoe_id\": \""),
+            log,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("https://localhost:{}/", self.port)
+    }
+
+    async fn channel(&self) -> Channel {
+        let ca = std::fs::read_to_string(&self.cert).expect("read the printed certificate");
+        let tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(ca))
+            .domain_name("localhost");
+        Endpoint::from_shared(format!("https://127.0.0.1:{}", self.port))
+            .unwrap()
+            .tls_config(tls)
+            .unwrap()
+            .connect()
+            .await
+            .expect("gRPC over TLS to the gateway")
+    }
+
+    fn with_token<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {}", self.token).parse().unwrap(),
+        );
+        request
+    }
+
+    /// Ctrl-C, as a person at the terminal stops it; returns whether it exited cleanly.
+    async fn interrupt(mut self) -> bool {
+        let pid = self.child.id().expect("still running");
+        let sent = std::process::Command::new("kill")
+            .args(["-INT", &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success());
+        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("stops within 30 s of Ctrl-C")
+            .expect("wait for sekisho up");
+        status.success()
+    }
+}
+
+#[tokio::test]
+async fn up_serves_partners_over_rest_and_apps_over_grpc_then_stops_on_ctrl_c() {
+    let data = TempDir::new("up");
+    let up = Up::start(data.path()).await;
+
+    // The partner REST call from the banner, over TLS trusting the printed certificate.
+    let ca = std::fs::read_to_string(&up.cert).unwrap();
+    let tls = tls_config(&[&ca], &[b"http/1.1"]);
+    let stream = tls_connect(([127, 0, 0, 1], up.port).into(), "localhost", tls)
+        .await
+        .expect("TLS handshake with the printed certificate");
+    let mut partner = H1Conn::handshake(stream).await;
+    let shoes = partner
+        .send(get_h1("localhost", "/v1/shoes").body(empty()).unwrap())
+        .await;
+    assert_eq!(shoes.status, 200, "{}", shoes.text());
+    let listed = shoes.json();
+    assert!(
+        listed["shoes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["shoeId"] == up.shoe_id.as_str()),
+        "the demo catalog holds the banner's shoe: {listed}"
+    );
+
+    // An app without a token is refused; with the printed one it sees the demo measurement.
+    let mut app = MeasurementServiceClient::new(up.channel().await);
+    let list = ListMeasurementsRequest {
+        user_id: "demo".into(),
+        page_size: 10,
+        page_token: String::new(),
+    };
+    let refused = app.list_measurements(list.clone()).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    let measurements = app
+        .list_measurements(up.with_token(list.clone()))
+        .await
+        .expect("the printed token is accepted")
+        .into_inner()
+        .measurements;
+    assert_eq!(measurements.len(), 1);
+    assert_eq!(measurements[0].measurement_id, up.measurement_id);
+
+    // Access log lines on stdout name the routes that served them.
+    let log = up.log.clone();
+    eventually(Duration::from_secs(10), "access log lines", || {
+        let log = log.clone();
+        async move {
+            let lines = log.lock().unwrap().clone();
+            (lines
+                .iter()
+                .any(|l| l.contains("\"route\":\"partner-rest\""))
+                && lines
+                    .iter()
+                    .any(|l| l.contains("\"route\":\"app-MeasurementService\"")))
+            .then_some(())
+        }
+    })
+    .await;
+    let token = up.token.clone();
+    assert!(up.interrupt().await, "Ctrl-C ends with exit status 0");
+
+    // A second start on the same directory keeps the data and the signing key: the old
+    // token still works and the demo measurement is not registered twice.
+    let again = Up::start(data.path()).await;
+    assert_eq!(again.measurement_id, measurements[0].measurement_id);
+    let mut app = MeasurementServiceClient::new(again.channel().await);
+    let mut request = tonic::Request::new(list);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let kept = app.list_measurements(request).await.unwrap().into_inner();
+    assert_eq!(kept.measurements.len(), 1);
+    assert!(again.interrupt().await);
+}
+
+#[tokio::test]
+async fn a_second_up_on_the_same_data_directory_is_refused() {
+    let data = TempDir::new("up-twice");
+    let first = Up::start(data.path()).await;
+    let second = Command::new(env!("CARGO_BIN_EXE_sekisho"))
+        .args([
+            "up",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+            "--data",
+        ])
+        .arg(data.path())
+        .output()
+        .await
+        .unwrap();
+    assert!(!second.status.success());
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains("in use by another `sekisho up`"),
+        "{stderr}"
+    );
+    // The first one still serves.
+    let mut app = MeasurementServiceClient::new(first.channel().await);
+    let listed = app
+        .list_measurements(first.with_token(ListMeasurementsRequest {
+            user_id: "demo".into(),
+            page_size: 1,
+            page_token: String::new(),
+        }))
+        .await;
+    assert!(listed.is_ok(), "{listed:?}");
+    assert!(first.interrupt().await);
+}
+
+fn chromium() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("SEKISHO_CHROMIUM") {
+        return Some(PathBuf::from(path));
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .flat_map(|dir| ["chromium", "chromium-browser"].map(|name| dir.join(name)))
+        .find(|candidate| candidate.is_file())
+}
+
+fn cannot_run(why: &str) {
+    if std::env::var(REQUIRE_BROWSER).is_ok_and(|v| v == "1") {
+        panic!("{why}; {REQUIRE_BROWSER}=1 requires the browser test to run");
+    }
+    eprintln!("skipped: {why} (set {REQUIRE_BROWSER}=1 to make this a failure)");
+}
+
+#[tokio::test]
+async fn a_person_signs_in_on_the_page_and_gets_a_shoe_size() {
+    let Some(chromium) = chromium() else {
+        return cannot_run("no chromium on PATH");
+    };
+    let driver_dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser"));
+    if !driver_dir.join("node_modules/playwright-core").is_dir() {
+        return cannot_run("playwright-core is not installed (npm ci in tests/browser)");
+    }
+    let data = TempDir::new("up-web");
+    let up = Up::start(data.path()).await;
+    let screenshot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("web-page.png");
+
+    let output = Command::new("node")
+        .arg("web-flow.mjs")
+        .arg(&chromium)
+        .arg(up.url())
+        .arg(&up.shoe_id)
+        .arg(&screenshot)
+        .current_dir(&driver_dir)
+        .output()
+        .await
+        .expect("run node");
+    assert!(
+        output.status.success(),
+        "the page flow failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let shown: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&output.stdout));
+    });
+    eprintln!("page showed: {shown}\nscreenshot: {}", screenshot.display());
+
+    // The page drew both feet with their measured lengths and showed a diagnosis per foot.
+    assert_eq!(shown["error"], serde_json::Value::Null, "{shown}");
+    assert_eq!(shown["feet"], 2, "{shown}");
+    let marks: Vec<&str> = shown["marks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m.as_str())
+        .collect();
+    let mut app = MeasurementServiceClient::new(up.channel().await);
+    let measurement = app
+        .list_measurements(up.with_token(ListMeasurementsRequest {
+            user_id: "demo".into(),
+            page_size: 1,
+            page_token: String::new(),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .measurements
+        .remove(0);
+    for foot in [&measurement.left, &measurement.right] {
+        let length = format!("length: {:.0} mm", foot.as_ref().unwrap().length_mm);
+        assert!(marks.contains(&length.as_str()), "{length} in {marks:?}");
+    }
+    let diagnosis = shown["diagnosis"].as_array().unwrap();
+    assert_eq!(diagnosis.len(), 2);
+    assert!(
+        diagnosis
+            .iter()
+            .all(|d| d["jis"].as_str().is_some_and(|j| j != "—" && !j.is_empty())),
+        "{shown}"
+    );
+
+    // The size shown is the one ashi recommends for that shoe, with its fit per dimension.
+    let recommendation = SizingServiceClient::new(up.channel().await)
+        .recommend_size(up.with_token(RecommendSizeRequest {
+            measurement: Some(MeasurementRef {
+                user_id: "demo".into(),
+                measurement_id: measurement.measurement_id.clone(),
+            }),
+            shoe_id: up.shoe_id.clone(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let best = recommendation.best.unwrap();
+    assert_eq!(
+        shown["bestSizeMm"],
+        best.size.as_ref().unwrap().size_mm,
+        "{shown}"
+    );
+    let fit_name = |fit: i32| match ashi::pb::Fit::try_from(fit) {
+        Ok(ashi::pb::Fit::Tight) => "tight",
+        Ok(ashi::pb::Fit::Good) => "good",
+        Ok(ashi::pb::Fit::Loose) => "loose",
+        _ => "—",
+    };
+    assert_eq!(shown["fits"]["Length"], fit_name(best.length.unwrap().fit));
+    assert_eq!(
+        shown["fits"]["Ball girth"],
+        fit_name(best.ball_girth.unwrap().fit)
+    );
+
+    // Every call after sign-in went through the gateway as gRPC-Web.
+    let calls: Vec<&str> = shown["grpcWebCalls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c.as_str())
+        .collect();
+    for call in [
+        "/ashi.v1.MeasurementService/ListMeasurements",
+        "/ashi.v1.SizingService/DiagnoseFoot",
+        "/ashi.v1.CatalogService/ListShoes",
+        "/ashi.v1.SizingService/RecommendSize",
+    ] {
+        assert!(calls.contains(&call), "{call} in {calls:?}");
+    }
+    assert_eq!(shown["consoleErrors"], serde_json::json!([]), "{shown}");
+    let log = up.log.lock().unwrap().clone();
+    assert!(
+        log.iter()
+            .any(|l| l.contains("\"protocol\":\"grpc-web\"") && l.contains("RecommendSize")),
+        "the access log shows the page's gRPC-Web calls"
+    );
+    assert!(screenshot.is_file());
+    assert!(up.interrupt().await);
+}
