@@ -16,24 +16,80 @@ const TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
 const CALLER_SPAN: &str = "b7ad6b7169203331";
 const SHOE: &str = "kaze-runner-3-m";
 
-/// ashi with the demo catalog, tracing to `collector`; stops when the sender is dropped.
-async fn start_ashi(data: &TempDir, collector: SocketAddr) -> (SocketAddr, oneshot::Sender<()>) {
-    let mut config = ashi::Config::local(data.path());
-    config.demo_catalog = true;
-    config.tracing = Some(ashi::TraceConfig::new(format!("http://{collector}")));
-    let grpc = TcpListener::bind("127.0.0.1:0").await.expect("bind gRPC");
-    let http = TcpListener::bind("127.0.0.1:0").await.expect("bind HTTP");
-    let addr = grpc.local_addr().expect("addr");
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let shutdown = async {
-            let _ = stopped.await;
-        };
-        if let Err(e) = ashi::serve(config, grpc, http, shutdown).await {
-            panic!("ashi failed: {e}");
+/// ashi (demo catalog, tracing to `collector`) behind the gateway, which transcodes
+/// `/v1/` to it and has the `gateway_tracing` settings. Stops when dropped.
+struct System {
+    gateway: Running,
+    _stop_ashi: oneshot::Sender<()>,
+    _ashi_data: TempDir,
+}
+
+impl System {
+    async fn start(collector: SocketAddr, gateway_tracing: &str) -> System {
+        let data = TempDir::new("ashi");
+        let mut config = ashi::Config::local(data.path());
+        config.demo_catalog = true;
+        config.tracing = Some(ashi::TraceConfig::new(format!("http://{collector}")));
+        let grpc = TcpListener::bind("127.0.0.1:0").await.expect("bind gRPC");
+        let http = TcpListener::bind("127.0.0.1:0").await.expect("bind HTTP");
+        let ashi = grpc.local_addr().expect("addr");
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let shutdown = async {
+                let _ = stopped.await;
+            };
+            if let Err(e) = ashi::serve(config, grpc, http, shutdown).await {
+                panic!("ashi failed: {e}");
+            }
+        });
+
+        let dir = TempDir::new("gw");
+        let descriptors = dir.path().join("ashi.binpb");
+        std::fs::write(&descriptors, ashi::FILE_DESCRIPTOR_SET).expect("write descriptors");
+        let gateway = start_gateway_in(
+            dir,
+            &fill(
+                r#"
+access_log: { enabled: false }
+@tracing@
+listeners:
+  - name: plain
+    address: 127.0.0.1:0
+routes:
+  - name: partner-rest
+    match: { path_prefix: /v1/ }
+    transcode: { descriptors: "@descriptors@" }
+    to: ashi
+clusters:
+  - name: ashi
+    protocol: h2c
+    endpoints: [{ address: "@ashi@" }]
+"#,
+                &[
+                    ("tracing", gateway_tracing.to_owned()),
+                    ("descriptors", descriptors.display().to_string()),
+                    ("ashi", ashi.to_string()),
+                ],
+            ),
+        )
+        .await;
+        System {
+            gateway,
+            _stop_ashi: stop,
+            _ashi_data: data,
         }
-    });
-    (addr, stop)
+    }
+
+    /// A REST GET through the gateway, continuing the caller's trace.
+    async fn get(&self, path: &str) -> HttpResponse {
+        let traceparent = format!("00-{TRACE}-{CALLER_SPAN}-01");
+        http1_get(
+            self.gateway.listener("plain"),
+            path,
+            &[("traceparent", &traceparent)],
+        )
+        .await
+    }
 }
 
 fn in_trace<'a>(spans: &'a [Received], trace: &str) -> Vec<&'a Received> {
@@ -69,47 +125,13 @@ fn statements<'a>(spans: &[&'a Received]) -> Vec<&'a Span> {
 #[tokio::test]
 async fn a_rest_call_is_one_trace_from_gateway_to_database() {
     let (collector, receiver) = otlp::receiver().await;
-    let data = TempDir::new("ashi");
-    let (ashi, _stop_ashi) = start_ashi(&data, collector).await;
-    let dir = TempDir::new("gw");
-    let descriptors = dir.path().join("ashi.binpb");
-    std::fs::write(&descriptors, ashi::FILE_DESCRIPTOR_SET).expect("write descriptors");
-    let gw = start_gateway_in(
-        dir,
-        &fill(
-            r#"
-access_log: { enabled: false }
-tracing: { otlp_endpoint: "http://@collector@", sampling: 1.0 }
-listeners:
-  - name: plain
-    address: 127.0.0.1:0
-routes:
-  - name: partner-rest
-    match: { path_prefix: /v1/ }
-    transcode: { descriptors: "@descriptors@" }
-    to: ashi
-clusters:
-  - name: ashi
-    protocol: h2c
-    endpoints: [{ address: "@ashi@" }]
-"#,
-            &[
-                ("collector", collector.to_string()),
-                ("descriptors", descriptors.display().to_string()),
-                ("ashi", ashi.to_string()),
-            ],
-        ),
+    let system = System::start(
+        collector,
+        &format!("tracing: {{ otlp_endpoint: \"http://{collector}\", sampling: 1.0 }}"),
     )
     .await;
-    let addr = gw.listener("plain");
 
-    let traceparent = format!("00-{TRACE}-{CALLER_SPAN}-01");
-    let response = http1_get(
-        addr,
-        &format!("/v1/shoes/{SHOE}"),
-        &[("traceparent", &traceparent)],
-    )
-    .await;
+    let response = system.get(&format!("/v1/shoes/{SHOE}")).await;
     assert_eq!(response.status, 200, "{}", response.text());
     assert_eq!(response.json()["shoeId"], SHOE, "{}", response.text());
 
@@ -181,44 +203,10 @@ clusters:
 #[tokio::test]
 async fn a_failed_rpc_is_an_error_span_in_ashi() {
     let (collector, receiver) = otlp::receiver().await;
-    let data = TempDir::new("ashi");
-    let (ashi, _stop_ashi) = start_ashi(&data, collector).await;
-    let dir = TempDir::new("gw");
-    let descriptors = dir.path().join("ashi.binpb");
-    std::fs::write(&descriptors, ashi::FILE_DESCRIPTOR_SET).expect("write descriptors");
-    let gw = start_gateway_in(
-        dir,
-        &fill(
-            r#"
-access_log: { enabled: false }
-listeners:
-  - name: plain
-    address: 127.0.0.1:0
-routes:
-  - name: partner-rest
-    transcode: { descriptors: "@descriptors@" }
-    to: ashi
-clusters:
-  - name: ashi
-    protocol: h2c
-    endpoints: [{ address: "@ashi@" }]
-"#,
-            &[
-                ("descriptors", descriptors.display().to_string()),
-                ("ashi", ashi.to_string()),
-            ],
-        ),
-    )
-    .await;
     // The gateway traces nothing here and passes the caller's traceparent on: ashi's span is
     // the caller's child.
-    let traceparent = format!("00-{TRACE}-{CALLER_SPAN}-01");
-    let response = http1_get(
-        gw.listener("plain"),
-        "/v1/shoes/no-such-shoe",
-        &[("traceparent", &traceparent)],
-    )
-    .await;
+    let system = System::start(collector, "").await;
+    let response = system.get("/v1/shoes/no-such-shoe").await;
     assert_eq!(response.status, 404, "{}", response.text());
 
     let received = receiver
