@@ -24,6 +24,8 @@ pub enum Command {
     Quiet(QuietArgs),
     /// Turn the JSON lines of a benchmark run into Markdown tables and a PNG chart.
     Report(ReportArgs),
+    /// Receive OTLP/gRPC span exports, count the spans and drop them, until SIGTERM.
+    OtlpSink(SinkArgs),
 }
 
 /// What kind of traffic to send.
@@ -131,10 +133,11 @@ pub struct RunArgs {
     /// Process whose CPU time and memory (with all its descendants) are reported; repeatable.
     #[arg(long)]
     pub watch_pid: Vec<u32>,
-    /// The backend's process, whose CPU time is reported beside the generator's own: with
-    /// both on one CPU, their sum shows whether that CPU, not the proxy, was the limit.
+    /// The backend's processes (the backend, and an OTLP sink beside it), whose CPU time is
+    /// reported beside the generator's own: with both on one CPU, their sum shows whether
+    /// that CPU, not the proxy, was the limit. Repeatable.
     #[arg(long)]
-    pub backend_pid: Option<u32>,
+    pub backend_pid: Vec<u32>,
     /// Exit with status 3 (after printing the results) when other processes used more than
     /// this share of one CPU during the measured window, so a script can measure again.
     #[arg(long)]
@@ -152,6 +155,13 @@ pub struct QuietArgs {
     /// How long to wait for a quiet second.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
     pub wait: Duration,
+}
+
+#[derive(Args)]
+pub struct SinkArgs {
+    /// Address to receive exports on.
+    #[arg(long, default_value = "127.0.0.1:4317")]
+    pub listen: std::net::SocketAddr,
 }
 
 #[derive(Args)]

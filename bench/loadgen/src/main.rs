@@ -4,6 +4,7 @@
 //! handshakes or idle connections at a proxy, or straight at a backend, and prints one JSON
 //! object with throughput, latency percentiles, errors by kind and the watched proxy's CPU time
 //! and memory. `loadgen probe` waits until a target answers, for start-up scripts.
+//! `loadgen otlp-sink` receives and counts exported spans, for the tracing benchmark.
 //! `loadgen report` turns the JSON lines of a whole run into Markdown tables and a PNG chart.
 
 use std::process::ExitCode;
@@ -15,6 +16,7 @@ mod grpc;
 mod grpc_web;
 mod h1;
 mod idle;
+mod otlp_sink;
 mod procfs;
 mod report;
 mod run;
@@ -32,6 +34,7 @@ fn main() -> ExitCode {
         cli::Command::Probe(args) => on_runtime(run::probe(args)),
         cli::Command::Quiet(args) => run::quiet(&args),
         cli::Command::Report(args) => report::write(&args),
+        cli::Command::OtlpSink(args) => on_runtime(otlp_sink::serve(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -239,7 +239,7 @@ async fn load(setup: &Arc<Setup>, args: &RunArgs, watch: &Watch) -> Result<Value
         }
     }
     let generator = Watch::new(vec![std::process::id()]);
-    let backend = Watch::new(args.backend_pid.into_iter().collect());
+    let backend = Watch::new(args.backend_pid.clone());
     tokio::time::sleep_until(measure_from.into()).await;
     let before = [watch.sample(), generator.sample(), backend.sample()];
     let machine_before = crate::procfs::machine_seconds();
@@ -290,7 +290,8 @@ async fn load(setup: &Arc<Setup>, args: &RunArgs, watch: &Watch) -> Result<Value
             // Without a proxy the watched process is the backend: count it once.
             let backend_is_proxy = args
                 .backend_pid
-                .is_some_and(|pid| args.watch_pid.contains(&pid));
+                .iter()
+                .any(|pid| args.watch_pid.contains(pid));
             let ours = cpu[0] + cpu[1] + if backend_is_proxy { 0.0 } else { cpu[2] };
             fields.insert(
                 "machine".to_owned(),

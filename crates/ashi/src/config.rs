@@ -57,6 +57,8 @@ pub struct Config {
     pub toe_tolerance_mm: f64,
     /// Load the demo shoe catalog on start (upserting its shoes).
     pub demo_catalog: bool,
+    /// Export spans of each RPC and its queries over OTLP; `None` turns tracing off.
+    pub tracing: Option<crate::trace::TraceConfig>,
 }
 
 impl std::fmt::Debug for Config {
@@ -74,6 +76,7 @@ impl std::fmt::Debug for Config {
             .field("max_upload_bytes", &self.max_upload_bytes)
             .field("toe_tolerance_mm", &self.toe_tolerance_mm)
             .field("demo_catalog", &self.demo_catalog)
+            .field("tracing", &self.tracing)
             .finish()
     }
 }
@@ -112,6 +115,7 @@ impl Config {
             max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
             toe_tolerance_mm: crate::sizing::toe::DEFAULT_TOLERANCE_MM,
             demo_catalog: false,
+            tracing: None,
         }
     }
 }

@@ -14,10 +14,12 @@ mod server;
 pub mod service;
 pub mod sizing;
 pub mod store;
+pub mod trace;
 pub mod validate;
 
 pub use config::Config;
 pub use server::{Error, serve};
+pub use trace::TraceConfig;
 
 /// Generated protobuf types and tonic services of `ashi.v1`.
 pub mod pb {

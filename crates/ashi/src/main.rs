@@ -60,6 +60,29 @@ struct ServeArgs {
     demo: bool,
     #[command(flatten)]
     s3: S3Args,
+    #[command(flatten)]
+    trace: TraceArgs,
+}
+
+/// Export spans of each RPC and its database and object-store calls over OTLP/gRPC.
+#[derive(Args)]
+struct TraceArgs {
+    /// OTLP/gRPC collector, e.g. http://127.0.0.1:4317. Tracing is off without it.
+    #[arg(long, env = "ASHI_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
+    /// Share of new traces recorded, 0 to 1; a caller's sampled flag is always followed.
+    #[arg(long, env = "ASHI_TRACE_SAMPLING", default_value_t = 1.0, value_parser = sampling)]
+    trace_sampling: f64,
+    /// `service.name` of the spans.
+    #[arg(long, env = "ASHI_TRACE_SERVICE_NAME", default_value = ashi::trace::DEFAULT_SERVICE_NAME)]
+    trace_service_name: String,
+}
+
+fn sampling(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(ratio) if (0.0..=1.0).contains(&ratio) => Ok(ratio),
+        _ => Err(format!("{text:?} is not a number from 0 to 1")),
+    }
 }
 
 /// Keep scans in an S3-compatible bucket instead of the data directory.
@@ -104,6 +127,11 @@ impl ServeArgs {
         config.max_upload_bytes = self.max_upload_bytes;
         config.toe_tolerance_mm = self.toe_tolerance_mm;
         config.demo_catalog = self.demo;
+        config.tracing = self.trace.otlp_endpoint.map(|endpoint| ashi::TraceConfig {
+            sampling: self.trace.trace_sampling,
+            service_name: self.trace.trace_service_name,
+            ..ashi::TraceConfig::new(endpoint)
+        });
         config
     }
 }

@@ -14,7 +14,7 @@ use crate::service::catalog::Catalog;
 use crate::service::measurement::Measurements;
 use crate::service::sizing::Sizing;
 use crate::service::{App, Shared};
-use crate::{catalog_csv, store};
+use crate::{catalog_csv, store, trace};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -42,6 +42,8 @@ pub enum Error {
     Grpc(#[from] tonic::transport::Error),
     #[error("listener: {0}")]
     Io(#[from] std::io::Error),
+    #[error("tracing: {0}")]
+    Tracing(String),
 }
 
 /// Runs ashi until `shutdown` completes: gRPC on `grpc`, signed object URLs on `http`. Opens
@@ -62,8 +64,17 @@ pub async fn serve(
         rand::rng().fill_bytes(&mut key);
         key
     });
-    let store = store::Store::open(&config.database_url).await?;
-    let objects = Objects::open(&config.objects, &public_url, signing_key)?;
+    let (exporter, tracer) = match &config.tracing {
+        Some(tracing) => {
+            let (exporter, tracer) = trace::start(tracing).map_err(Error::Tracing)?;
+            (Some(exporter), tracer)
+        }
+        None => (None, trace::Tracer::off()),
+    };
+    let store = store::Store::open(&config.database_url)
+        .await?
+        .traced(tracer.clone());
+    let objects = Objects::open(&config.objects, &public_url, signing_key)?.traced(tracer.clone());
     if config.demo_catalog {
         let shoes = catalog_csv::parse(DEMO_CATALOG_CSV)?;
         store.upsert_shoes(&shoes).await?;
@@ -96,11 +107,14 @@ pub async fn serve(
             result
         })
     };
-    let grpc_result = serve_grpc(grpc, app.clone(), stop_rx).await;
+    let grpc_result = serve_grpc(grpc, app.clone(), tracer, stop_rx).await;
     stop_tx.send_replace(true);
     let http_result = http_task.await.map_err(std::io::Error::other)?;
     forward.abort();
     app.store.close().await;
+    if let Some(exporter) = exporter {
+        exporter.shutdown().await;
+    }
     tracing::info!("ashi stopped");
     grpc_result?;
     http_result?;
@@ -115,6 +129,7 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
 async fn serve_grpc(
     listener: TcpListener,
     app: Shared,
+    tracer: trace::Tracer,
     stop: watch::Receiver<bool>,
 ) -> Result<(), Error> {
     tracing::info!(addr = %listener.local_addr()?, "gRPC listening");
@@ -129,6 +144,7 @@ async fn serve_grpc(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
     tonic::transport::Server::builder()
+        .layer(trace::RpcSpans::new(tracer))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(MeasurementServiceServer::new(Measurements(app.clone())))

@@ -30,6 +30,9 @@ fn help_documents_every_setting() {
         "ASHI_S3_REGION",
         "ASHI_S3_ACCESS_KEY",
         "ASHI_S3_SECRET_KEY",
+        "ASHI_OTLP_ENDPOINT",
+        "ASHI_TRACE_SAMPLING",
+        "ASHI_TRACE_SERVICE_NAME",
     ] {
         assert!(help.contains(var), "{var} missing from:\n{help}");
     }
@@ -85,13 +88,15 @@ fn serve_starts_and_stops_on_sigterm() {
 
 #[test]
 fn a_bad_setting_is_named() {
-    let out = Command::new(BIN)
-        .args(["serve", "--upload-expiry", "soon"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("--upload-expiry"), "{err}");
+    for (flag, value) in [("--upload-expiry", "soon"), ("--trace-sampling", "1.5")] {
+        let out = Command::new(BIN)
+            .args(["serve", flag, value])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(err.contains(flag), "{err}");
+    }
 }
 
 #[test]

@@ -1,83 +1,19 @@
 //! Traces through the gateway, checked at a real OTLP receiver: a tonic server implementing
-//! the collector's `TraceService`, in the test.
+//! the collector's `TraceService` (`support/otlp.rs`).
 
 mod support;
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
 use interop::http::serve_http;
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
-use opentelemetry_proto::tonic::common::v1::any_value::Value;
-use opentelemetry_proto::tonic::trace::v1::Span;
+use support::otlp::{self, Span, attribute, hex};
 use support::*;
 use tokio::net::TcpListener;
-
-/// Keeps every span it is sent.
-#[derive(Clone, Default)]
-struct Receiver {
-    spans: Arc<Mutex<Vec<Span>>>,
-}
-
-#[tonic::async_trait]
-impl TraceService for Receiver {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let mut spans = self.spans.lock().expect("spans");
-        for resource in request.into_inner().resource_spans {
-            for scope in resource.scope_spans {
-                spans.extend(scope.spans);
-            }
-        }
-        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
-    }
-}
-
-async fn receiver() -> (SocketAddr, Receiver) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let receiver = Receiver::default();
-    let service = TraceServiceServer::new(receiver.clone());
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(service)
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-    );
-    (addr, receiver)
-}
-
-fn attribute(span: &Span, key: &str) -> Option<String> {
-    let value = span
-        .attributes
-        .iter()
-        .find(|kv| kv.key == key)?
-        .value
-        .as_ref()?;
-    match value.value.as_ref()? {
-        Value::StringValue(s) => Some(s.clone()),
-        Value::IntValue(i) => Some(i.to_string()),
-        other => Some(format!("{other:?}")),
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const PARENT: &str = "00f067aa0ba902b7";
 
 #[tokio::test]
 async fn a_request_continues_the_callers_trace_with_a_span_per_attempt() {
-    let (collector, received) = receiver().await;
+    let (collector, received) = otlp::receiver().await;
     let (backend, _b) = serve_http("backend").await.expect("backend");
     // Nothing listens on the first endpoint: the first attempt fails and is retried.
     let dead = TcpListener::bind("127.0.0.1:0")
@@ -118,20 +54,18 @@ clusters:
         .to_owned();
 
     // Spans arrive within the exporter's flush interval.
-    let spans = {
-        let mut waited = Duration::ZERO;
-        loop {
-            let spans = received.spans.lock().expect("spans").clone();
-            if spans.len() >= 3 || waited > Duration::from_secs(15) {
-                break spans;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            waited += Duration::from_millis(100);
-        }
-    };
+    let received = received.wait_until(|spans| spans.len() >= 3).await;
+    assert!(
+        received.iter().all(|r| r.service == "sekisho"),
+        "the gateway's service.name on every span"
+    );
+    let spans: Vec<Span> = received.into_iter().map(|r| r.span).collect();
     assert_eq!(spans.len(), 3, "{spans:#?}");
     assert!(spans.iter().all(|s| hex(&s.trace_id) == TRACE), "one trace");
-    let server = spans.iter().find(|s| s.kind == 2).expect("a server span");
+    let server = spans
+        .iter()
+        .find(|s| s.kind == otlp::SERVER)
+        .expect("a server span");
     assert_eq!(
         hex(&server.parent_span_id),
         PARENT,
@@ -159,7 +93,7 @@ clusters:
     );
     assert!(attribute(server, "sekisho.request_id").is_some());
 
-    let mut attempts: Vec<&Span> = spans.iter().filter(|s| s.kind == 3).collect();
+    let mut attempts: Vec<&Span> = spans.iter().filter(|s| s.kind == otlp::CLIENT).collect();
     attempts.sort_by_key(|s| s.name.clone());
     assert_eq!(attempts.len(), 2, "one client span per attempt");
     assert!(attempts.iter().all(|s| s.parent_span_id == server.span_id));

@@ -88,13 +88,14 @@ impl Scenario {
         self.rows.iter().find(|r| r.proxy == proxy)
     }
 
-    /// The best peer (not direct, not sekisho): highest throughput, or least memory per
-    /// connection for idle; peers with errors still count, their errors are in the table.
+    /// The best peer (not direct, not sekisho in any setting): highest throughput, or least
+    /// memory per connection for idle; peers with errors still count, their errors are in
+    /// the table.
     pub fn best_peer(&self) -> Option<&Row> {
         let peers = self
             .rows
             .iter()
-            .filter(|r| r.proxy != DIRECT && r.proxy != SEKISHO);
+            .filter(|r| r.proxy != DIRECT && !r.proxy.starts_with(SEKISHO));
         match self.kind {
             Kind::Idle => peers
                 .filter(|r| r.bytes_per_connection().is_some())

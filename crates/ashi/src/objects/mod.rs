@@ -8,8 +8,10 @@ mod sigv4;
 mod time;
 
 use crate::config::ObjectsConfig;
+use crate::trace::Tracer;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
+use opentelemetry::KeyValue;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -44,6 +46,7 @@ enum Signer {
 pub struct Objects {
     store: Arc<dyn ObjectStore>,
     signer: Signer,
+    tracer: Tracer,
 }
 
 impl Objects {
@@ -63,13 +66,35 @@ impl Objects {
                 Ok(Objects {
                     store: Arc::new(store),
                     signer: Signer::Local(Box::new(local::UrlSigner::new(public_url, signing_key))),
+                    tracer: Tracer::off(),
                 })
             }
             ObjectsConfig::S3(s3) => Ok(Objects {
                 store: Arc::new(s3::store(s3)?),
                 signer: Signer::S3(s3::Presigner::new(s3)?),
+                tracer: Tracer::off(),
             }),
         }
+    }
+
+    /// The same store, with a span per call made inside a traced RPC.
+    pub fn traced(self, tracer: Tracer) -> Self {
+        Objects { tracer, ..self }
+    }
+
+    /// A span's name and attributes for `operation` on this store.
+    fn describe(&self, operation: &str) -> (String, Vec<KeyValue>) {
+        let backend = match self.signer {
+            Signer::Local(_) => "local",
+            Signer::S3(_) => "s3",
+        };
+        (
+            format!("objects {operation}"),
+            vec![
+                KeyValue::new("ashi.objects.backend", backend),
+                KeyValue::new("ashi.objects.operation", operation.to_owned()),
+            ],
+        )
     }
 
     /// Signs a PUT of exactly `content_length` bytes of `content_type` to `key`.
@@ -80,6 +105,8 @@ impl Objects {
         content_length: u64,
         expires_in: Duration,
     ) -> PresignedPut {
+        // Ends when dropped, once the URL is signed.
+        let _span = self.tracer.child(|| self.describe("presign PUT"));
         let now = SystemTime::now();
         let url = match &self.signer {
             Signer::Local(s) => s.sign_put(key, content_type, content_length, now + expires_in),
@@ -107,19 +134,25 @@ impl Objects {
 
     /// Whether `key` has been uploaded.
     pub async fn exists(&self, key: &str) -> Result<bool, Error> {
-        match self.store.head(&ObjectPath::from(key)).await {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::NotFound { .. }) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        let head = async {
+            match self.store.head(&ObjectPath::from(key)).await {
+                Ok(_) => Ok(true),
+                Err(object_store::Error::NotFound { .. }) => Ok(false),
+                Err(e) => Err(Error::from(e)),
+            }
+        };
+        self.tracer.run(|| self.describe("HEAD"), head).await
     }
 
     /// Deletes `key`; deleting what is not there succeeds, so a failed delete can be retried.
     pub async fn delete(&self, key: &str) -> Result<(), Error> {
-        match self.store.delete(&ObjectPath::from(key)).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        let delete = async {
+            match self.store.delete(&ObjectPath::from(key)).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(Error::from(e)),
+            }
+        };
+        self.tracer.run(|| self.describe("DELETE"), delete).await
     }
 
     /// The store itself, for the HTTP side of the local backend.

@@ -11,7 +11,7 @@ impl Store {
     pub async fn upsert_shoes(&self, shoes: &[Shoe]) -> Result<(), Error> {
         let mut tx = self.pool.begin().await?;
         for shoe in shoes {
-            upsert_shoe(&mut tx, shoe).await?;
+            self.upsert_shoe(&mut tx, shoe).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -19,13 +19,13 @@ impl Store {
 
     /// The shoe `shoe_id`, if the catalog has it.
     pub async fn get_shoe(&self, shoe_id: &str) -> Result<Option<Shoe>, Error> {
-        let row = sqlx::query(
-            "SELECT shoe_id, brand, model, category, gender, unit_system FROM shoes \
-             WHERE shoe_id = $1",
-        )
-        .bind(shoe_id)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = self
+            .run(
+                "SELECT shoe_id, brand, model, category, gender, unit_system FROM shoes \
+                 WHERE shoe_id = $1",
+                |q| q.bind(shoe_id).fetch_optional(&self.pool),
+            )
+            .await?;
         match row {
             Some(row) => Ok(Some(self.complete_shoe(&row).await?)),
             None => Ok(None),
@@ -38,14 +38,17 @@ impl Store {
         page_size: u32,
         page_token: &str,
     ) -> Result<super::Page<Shoe>, Error> {
-        let rows = sqlx::query(
-            "SELECT shoe_id, brand, model, category, gender, unit_system FROM shoes \
-             WHERE shoe_id > $1 ORDER BY shoe_id LIMIT $2",
-        )
-        .bind(page_token)
-        .bind(i64::from(page_size) + 1)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = self
+            .run(
+                "SELECT shoe_id, brand, model, category, gender, unit_system FROM shoes \
+                 WHERE shoe_id > $1 ORDER BY shoe_id LIMIT $2",
+                |q| {
+                    q.bind(page_token)
+                        .bind(i64::from(page_size) + 1)
+                        .fetch_all(&self.pool)
+                },
+            )
+            .await?;
         let mut items = Vec::with_capacity(rows.len());
         for row in &rows {
             items.push(self.complete_shoe(row).await?);
@@ -63,13 +66,14 @@ impl Store {
         let category = text("category")?;
         let gender = text("gender")?;
         let unit_system = text("unit_system")?;
-        let size_rows = sqlx::query(
-            "SELECT size_mm, inner_length_mm, inner_ball_girth_mm, inner_width_mm, label_eu, \
-             label_uk, label_us FROM shoe_sizes WHERE shoe_id = $1 ORDER BY size_mm",
-        )
-        .bind(&shoe_id)
-        .fetch_all(&self.pool)
-        .await?;
+        let size_rows = self
+            .run(
+                "SELECT size_mm, inner_length_mm, inner_ball_girth_mm, inner_width_mm, \
+                 label_eu, label_uk, label_us FROM shoe_sizes WHERE shoe_id = $1 \
+                 ORDER BY size_mm",
+                |q| q.bind(&shoe_id).fetch_all(&self.pool),
+            )
+            .await?;
         let sizes = size_rows
             .iter()
             .map(|r| {
@@ -101,43 +105,51 @@ impl Store {
             shoe_id: shoe_id.clone(),
         })
     }
-}
 
-async fn upsert_shoe(tx: &mut Transaction<'static, Any>, shoe: &Shoe) -> Result<(), Error> {
-    sqlx::query(
-        "INSERT INTO shoes (shoe_id, brand, model, category, gender, unit_system) \
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (shoe_id) DO UPDATE SET \
-         brand = excluded.brand, model = excluded.model, category = excluded.category, \
-         gender = excluded.gender, unit_system = excluded.unit_system",
-    )
-    .bind(&shoe.shoe_id)
-    .bind(&shoe.brand)
-    .bind(&shoe.model)
-    .bind(names::category(shoe.category))
-    .bind(names::gender(shoe.gender))
-    .bind(names::unit_system(shoe.unit_system))
-    .execute(&mut **tx)
-    .await?;
-    sqlx::query("DELETE FROM shoe_sizes WHERE shoe_id = $1")
-        .bind(&shoe.shoe_id)
-        .execute(&mut **tx)
-        .await?;
-    for size in &shoe.sizes {
-        sqlx::query(
-            "INSERT INTO shoe_sizes (shoe_id, size_mm, inner_length_mm, inner_ball_girth_mm, \
-             inner_width_mm, label_eu, label_uk, label_us) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    async fn upsert_shoe(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        shoe: &Shoe,
+    ) -> Result<(), Error> {
+        self.run(
+            "INSERT INTO shoes (shoe_id, brand, model, category, gender, unit_system) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (shoe_id) DO UPDATE SET \
+             brand = excluded.brand, model = excluded.model, category = excluded.category, \
+             gender = excluded.gender, unit_system = excluded.unit_system",
+            |q| {
+                q.bind(&shoe.shoe_id)
+                    .bind(&shoe.brand)
+                    .bind(&shoe.model)
+                    .bind(names::category(shoe.category))
+                    .bind(names::gender(shoe.gender))
+                    .bind(names::unit_system(shoe.unit_system))
+                    .execute(&mut **tx)
+            },
         )
-        .bind(&shoe.shoe_id)
-        .bind(i64::from(size.size_mm))
-        .bind(size.inner.inner_length_mm)
-        .bind(size.inner.inner_ball_girth_mm)
-        .bind(size.inner.inner_width_mm)
-        .bind(&size.label_eu)
-        .bind(&size.label_uk)
-        .bind(&size.label_us)
-        .execute(&mut **tx)
         .await?;
+        self.run("DELETE FROM shoe_sizes WHERE shoe_id = $1", |q| {
+            q.bind(&shoe.shoe_id).execute(&mut **tx)
+        })
+        .await?;
+        for size in &shoe.sizes {
+            self.run(
+                "INSERT INTO shoe_sizes (shoe_id, size_mm, inner_length_mm, \
+                 inner_ball_girth_mm, inner_width_mm, label_eu, label_uk, label_us) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                |q| {
+                    q.bind(&shoe.shoe_id)
+                        .bind(i64::from(size.size_mm))
+                        .bind(size.inner.inner_length_mm)
+                        .bind(size.inner.inner_ball_girth_mm)
+                        .bind(size.inner.inner_width_mm)
+                        .bind(&size.label_eu)
+                        .bind(&size.label_uk)
+                        .bind(&size.label_us)
+                        .execute(&mut **tx)
+                },
+            )
+            .await?;
+        }
+        Ok(())
     }
-    Ok(())
 }

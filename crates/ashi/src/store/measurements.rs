@@ -75,28 +75,34 @@ impl Store {
     /// measurement; then nothing is written.
     pub async fn insert_measurement(&self, m: &NewMeasurement) -> Result<(), Error> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
+        self.run(
             "INSERT INTO measurements (measurement_id, user_id, device, measured_at_ms, \
              created_at_ms) VALUES ($1, $2, $3, $4, $5)",
+            |q| {
+                q.bind(&m.measurement_id)
+                    .bind(&m.user_id)
+                    .bind(&m.device)
+                    .bind(m.measured_at_ms)
+                    .bind(m.created_at_ms)
+                    .execute(&mut *tx)
+            },
         )
-        .bind(&m.measurement_id)
-        .bind(&m.user_id)
-        .bind(&m.device)
-        .bind(m.measured_at_ms)
-        .bind(m.created_at_ms)
-        .execute(&mut *tx)
         .await?;
-        insert_foot(&mut tx, &m.measurement_id, Side::Left, &m.feet.left).await?;
-        insert_foot(&mut tx, &m.measurement_id, Side::Right, &m.feet.right).await?;
+        self.insert_foot(&mut tx, &m.measurement_id, Side::Left, &m.feet.left)
+            .await?;
+        self.insert_foot(&mut tx, &m.measurement_id, Side::Right, &m.feet.right)
+            .await?;
         for (position, key) in m.scan_object_keys.iter().enumerate() {
-            sqlx::query(
+            self.run(
                 "INSERT INTO scan_objects (measurement_id, position, object_key) \
                  VALUES ($1, $2, $3)",
+                |q| {
+                    q.bind(&m.measurement_id)
+                        .bind(position as i64)
+                        .bind(key)
+                        .execute(&mut *tx)
+                },
             )
-            .bind(&m.measurement_id)
-            .bind(position as i64)
-            .bind(key)
-            .execute(&mut *tx)
             .await
             .map_err(|e| {
                 if is_unique_violation(&e) {
@@ -116,14 +122,17 @@ impl Store {
         user_id: &str,
         measurement_id: &str,
     ) -> Result<Option<StoredMeasurement>, Error> {
-        let row = sqlx::query(
-            "SELECT measurement_id, user_id, device, measured_at_ms, created_at_ms \
-             FROM measurements WHERE user_id = $1 AND measurement_id = $2",
-        )
-        .bind(user_id)
-        .bind(measurement_id)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = self
+            .run(
+                "SELECT measurement_id, user_id, device, measured_at_ms, created_at_ms \
+                 FROM measurements WHERE user_id = $1 AND measurement_id = $2",
+                |q| {
+                    q.bind(user_id)
+                        .bind(measurement_id)
+                        .fetch_optional(&self.pool)
+                },
+            )
+            .await?;
         match row {
             Some(row) => Ok(Some(self.complete(&row).await?)),
             None => Ok(None),
@@ -143,18 +152,21 @@ impl Store {
             let (ms, id) = page_token.split_once('~').ok_or(Error::BadPageToken)?;
             (ms.parse().map_err(|_| Error::BadPageToken)?, id.to_owned())
         };
-        let rows = sqlx::query(
-            "SELECT measurement_id, user_id, device, measured_at_ms, created_at_ms \
-             FROM measurements WHERE user_id = $1 \
-             AND (measured_at_ms < $2 OR (measured_at_ms = $2 AND measurement_id < $3)) \
-             ORDER BY measured_at_ms DESC, measurement_id DESC LIMIT $4",
-        )
-        .bind(user_id)
-        .bind(after_ms)
-        .bind(&after_id)
-        .bind(i64::from(page_size) + 1)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = self
+            .run(
+                "SELECT measurement_id, user_id, device, measured_at_ms, created_at_ms \
+                 FROM measurements WHERE user_id = $1 \
+                 AND (measured_at_ms < $2 OR (measured_at_ms = $2 AND measurement_id < $3)) \
+                 ORDER BY measured_at_ms DESC, measurement_id DESC LIMIT $4",
+                |q| {
+                    q.bind(user_id)
+                        .bind(after_ms)
+                        .bind(&after_id)
+                        .bind(i64::from(page_size) + 1)
+                        .fetch_all(&self.pool)
+                },
+            )
+            .await?;
         let mut items = Vec::with_capacity(rows.len());
         for row in &rows {
             items.push(self.complete(row).await?);
@@ -166,12 +178,13 @@ impl Store {
 
     /// The scan object keys of a measurement, for deleting them before the rows.
     pub async fn scan_keys(&self, measurement_id: &str) -> Result<Vec<String>, Error> {
-        let rows = sqlx::query(
-            "SELECT object_key FROM scan_objects WHERE measurement_id = $1 ORDER BY position",
-        )
-        .bind(measurement_id)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = self
+            .run(
+                "SELECT object_key FROM scan_objects WHERE measurement_id = $1 \
+                 ORDER BY position",
+                |q| q.bind(measurement_id).fetch_all(&self.pool),
+            )
+            .await?;
         rows.iter()
             .map(|r| r.try_get::<String, _>(0).map_err(Error::from))
             .collect()
@@ -184,19 +197,21 @@ impl Store {
         measurement_id: &str,
     ) -> Result<bool, Error> {
         let mut tx = self.pool.begin().await?;
-        let found = sqlx::query(
-            "SELECT measurement_id FROM measurements WHERE user_id = $1 AND measurement_id = $2",
-        )
-        .bind(user_id)
-        .bind(measurement_id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .is_some();
+        let found = self
+            .run(
+                "SELECT measurement_id FROM measurements \
+                 WHERE user_id = $1 AND measurement_id = $2",
+                |q| {
+                    q.bind(user_id)
+                        .bind(measurement_id)
+                        .fetch_optional(&mut *tx)
+                },
+            )
+            .await?
+            .is_some();
         if found {
             for statement in DELETE_ROWS {
-                sqlx::query(statement)
-                    .bind(measurement_id)
-                    .execute(&mut *tx)
+                self.run(statement, |q| q.bind(measurement_id).execute(&mut *tx))
                     .await?;
             }
         }
@@ -209,9 +224,8 @@ impl Store {
     pub async fn rows_for_measurement(&self, measurement_id: &str) -> Result<i64, Error> {
         let mut total = 0;
         for statement in COUNT_ROWS {
-            let row = sqlx::query(statement)
-                .bind(measurement_id)
-                .fetch_one(&self.pool)
+            let row = self
+                .run(statement, |q| q.bind(measurement_id).fetch_one(&self.pool))
                 .await?;
             total += row.try_get::<i64, _>(0)?;
         }
@@ -220,14 +234,16 @@ impl Store {
 
     async fn complete(&self, row: &AnyRow) -> Result<StoredMeasurement, Error> {
         let measurement_id: String = row.try_get("measurement_id")?;
-        let feet_rows = sqlx::query(concat!(
-            "SELECT side, ",
-            foot_columns!(),
-            " FROM feet WHERE measurement_id = $1"
-        ))
-        .bind(&measurement_id)
-        .fetch_all(&self.pool)
-        .await?;
+        let feet_rows = self
+            .run(
+                concat!(
+                    "SELECT side, ",
+                    foot_columns!(),
+                    " FROM feet WHERE measurement_id = $1"
+                ),
+                |q| q.bind(&measurement_id).fetch_all(&self.pool),
+            )
+            .await?;
         let mut left = None;
         let mut right = None;
         for r in &feet_rows {
@@ -254,39 +270,45 @@ impl Store {
             created_at_ms: row.try_get("created_at_ms")?,
         })
     }
-}
 
-async fn insert_foot(
-    tx: &mut Transaction<'static, Any>,
-    measurement_id: &str,
-    side: Side,
-    f: &Foot,
-) -> Result<(), Error> {
-    let [t1, t2, t3, t4, t5] = f.toe_tip_offsets_mm;
-    sqlx::query(concat!(
-        "INSERT INTO feet (measurement_id, side, ",
-        foot_columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
-    ))
-    .bind(measurement_id)
-    .bind(side.name())
-    .bind(f.length_mm)
-    .bind(f.width_mm)
-    .bind(f.ball_girth_mm)
-    .bind(f.instep_height_mm)
-    .bind(f.heel_width_mm)
-    .bind(f.arch_height_mm)
-    .bind(f.ball_of_foot_length_mm)
-    .bind(t1)
-    .bind(t2)
-    .bind(t3)
-    .bind(t4)
-    .bind(t5)
-    .bind(f.toe1_angle_deg)
-    .bind(f.toe5_angle_deg)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    async fn insert_foot(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        measurement_id: &str,
+        side: Side,
+        f: &Foot,
+    ) -> Result<(), Error> {
+        let [t1, t2, t3, t4, t5] = f.toe_tip_offsets_mm;
+        self.run(
+            concat!(
+                "INSERT INTO feet (measurement_id, side, ",
+                foot_columns!(),
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+                 $16)"
+            ),
+            |q| {
+                q.bind(measurement_id)
+                    .bind(side.name())
+                    .bind(f.length_mm)
+                    .bind(f.width_mm)
+                    .bind(f.ball_girth_mm)
+                    .bind(f.instep_height_mm)
+                    .bind(f.heel_width_mm)
+                    .bind(f.arch_height_mm)
+                    .bind(f.ball_of_foot_length_mm)
+                    .bind(t1)
+                    .bind(t2)
+                    .bind(t3)
+                    .bind(t4)
+                    .bind(t5)
+                    .bind(f.toe1_angle_deg)
+                    .bind(f.toe5_angle_deg)
+                    .execute(&mut **tx)
+            },
+        )
+        .await?;
+        Ok(())
+    }
 }
 
 fn read_foot(r: &AnyRow) -> Result<Foot, Error> {

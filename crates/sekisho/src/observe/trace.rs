@@ -77,22 +77,24 @@ impl Tracing {
     /// Starts the exporter task and the tracer. Needs a Tokio runtime.
     pub fn start(spec: &model::Tracing) -> Result<Self, String> {
         let settings = Settings::of(spec);
-        let exporter = opentelemetry_otlp::SpanExporter::builder()
+        let mut exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_tonic()
             .with_endpoint(settings.endpoint.clone())
             .with_timeout(settings.timeout)
             .build()
             .map_err(|e| format!("OTLP exporter: {e}"))?;
+        let resource = Resource::builder()
+            .with_service_name(settings.service.clone())
+            .build();
+        // The exporter writes the resource (`service.name`) into every export; the provider
+        // hands it only to processors that pass it on, and `Bounded` owns the exporter.
+        exporter.set_resource(&resource);
         let processor = Bounded::start(exporter, settings.max_queue);
         let sampler = Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(settings.sampling)));
         let provider = SdkTracerProvider::builder()
             .with_span_processor(processor)
             .with_sampler(sampler)
-            .with_resource(
-                Resource::builder()
-                    .with_service_name(settings.service.clone())
-                    .build(),
-            )
+            .with_resource(resource)
             .build();
         let tracer = provider.tracer("sekisho");
         Ok(Tracing {

@@ -3,6 +3,8 @@
 //! Every test file uses a different subset, so unused helpers are expected.
 #![allow(dead_code)]
 
+pub mod otlp;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
