@@ -3,3 +3,6 @@
 //! acts on its verdicts.
 
 #![forbid(unsafe_code)]
+
+pub mod operator;
+pub mod transform;
