@@ -137,9 +137,13 @@ impl Transform {
             Transform::RemoveComments => remove_comments(&input),
             Transform::RemoveCommentsChar => remove_comment_chars(&input),
             Transform::RemoveNulls => remove_bytes(&input, |b| b == 0),
-            Transform::RemoveWhitespace => remove_bytes(&input, is_space_or_nbsp),
+            Transform::RemoveWhitespace => {
+                remove_bytes(&input, |b| is_space(b) || b == 0xa0 || b == 0xc2)
+            }
             Transform::ReplaceComments => replace_comments(&input),
-            Transform::ReplaceNulls => map_bytes(&input, |b| b == 0, |_| b' '),
+            Transform::ReplaceNulls => {
+                map_bytes(&input, |b| b == 0, |b| if b == 0 { b' ' } else { b })
+            }
             Transform::Sha1 => Some(sha1(&input)),
             Transform::SqlHexDecode => sql_hex_decode(&input),
             Transform::Trim => trim(&input, true, true),
@@ -165,11 +169,6 @@ impl Transform {
 /// C's `isspace` in the "C" locale, which ModSecurity relies on.
 fn is_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
-}
-
-/// Whitespace as ModSecurity's whitespace transformations see it: C spaces plus Latin-1 NBSP.
-fn is_space_or_nbsp(b: u8) -> bool {
-    is_space(b) || b == 0xa0
 }
 
 fn is_odigit(b: u8) -> bool {
@@ -372,16 +371,17 @@ fn sql_hex_decode(input: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// Decodes `&name;`, `&#DDD;` and `&#xHH;` entities. The `;` is optional; only the named
-/// entities quot, amp, lt, gt and nbsp are known, others stay as written. Numeric values keep
-/// their low byte.
+/// Decodes `&name;`, `&#DDD;` and `&#xHH;` entities; the `;` is optional. Only the named
+/// entities quot, amp, lt, gt and nbsp are known (also as the start of a longer word, as
+/// browsers read `&ltscript`); others stay as written. Numeric entities yield one byte: leading
+/// zeros are skipped and at most three decimal or two hex digits are read.
 fn html_entity_decode(input: &[u8]) -> Option<Vec<u8>> {
     memchr_byte(b'&', input)?;
     let mut out = Vec::with_capacity(input.len());
     let mut i = 0;
     while i < input.len() {
         if input[i] == b'&'
-            && let Some((byte, next)) = html_entity_at(input, i)
+            && let Some((byte, next)) = html_entity_at(input, i + 1)
         {
             out.push(byte);
             i = next;
@@ -393,52 +393,41 @@ fn html_entity_decode(input: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// The entity starting at the `&` at `amp`, if it decodes: its byte and where decoding goes on.
-fn html_entity_at(input: &[u8], amp: usize) -> Option<(u8, usize)> {
-    let mut k = amp + 1;
-    let (radix, digits_ok): (u32, fn(&u8) -> bool) = match input.get(k) {
-        Some(b'#') => {
-            k += 1;
+/// The entity whose body starts at `k` (just after `&`), if it decodes: its byte and where
+/// decoding goes on.
+fn html_entity_at(input: &[u8], mut k: usize) -> Option<(u8, usize)> {
+    let end = if input.get(k) == Some(&b'#') {
+        k += 1;
+        let (radix, max_digits, is_digit): (u32, usize, fn(&u8) -> bool) =
             if matches!(input.get(k), Some(b'x' | b'X')) {
                 k += 1;
-                (16, u8::is_ascii_hexdigit)
+                (16, 2, u8::is_ascii_hexdigit)
             } else {
-                (10, u8::is_ascii_digit)
-            }
+                (10, 3, u8::is_ascii_digit)
+            };
+        if !input.get(k).is_some_and(is_digit) {
+            return None;
         }
-        Some(_) => (0, u8::is_ascii_alphanumeric),
-        None => return None,
-    };
-    let len = input[k..].iter().take_while(|b| digits_ok(b)).count();
-    if len == 0 {
-        return None;
-    }
-    let body = &input[k..k + len];
-    let byte = if radix == 0 {
-        named_entity(body)?
+        while input.get(k) == Some(&b'0') {
+            k += 1;
+        }
+        let digits = input[k..]
+            .iter()
+            .take(max_digits)
+            .take_while(|b| is_digit(b))
+            .count();
+        let value = input[k..k + digits]
+            .iter()
+            .fold(0u32, |v, &d| v * radix + u32::from(hex_val(d).unwrap_or(0)));
+        return Some((value as u8, skip_semicolon(input, k + digits)));
     } else {
-        // strtol saturates on overflow; the low byte of LONG_MAX is 0xff.
-        let mut value: u64 = 0;
-        for &d in body {
-            let digit = u64::from(hex_val(d).unwrap_or(0));
-            value = value.saturating_mul(u64::from(radix)).saturating_add(digit);
-        }
-        if value > i64::MAX as u64 {
-            0xff
-        } else {
-            value as u8
-        }
+        k
     };
-    let end = k + len;
-    let next = if input.get(end) == Some(&b';') {
-        end + 1
-    } else {
-        end
-    };
-    Some((byte, next))
-}
-
-fn named_entity(name: &[u8]) -> Option<u8> {
+    let word = &input[end..];
+    let word = &word[..word
+        .iter()
+        .take_while(|b| b.is_ascii_alphanumeric())
+        .count()];
     const KNOWN: &[(&[u8], u8)] = &[
         (b"quot", b'"'),
         (b"amp", b'&'),
@@ -446,10 +435,20 @@ fn named_entity(name: &[u8]) -> Option<u8> {
         (b"gt", b'>'),
         (b"nbsp", 0xa0),
     ];
-    KNOWN
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|&(_, b)| b)
+    KNOWN.iter().find_map(|&(name, byte)| {
+        let prefix = word.get(..name.len())?;
+        prefix
+            .eq_ignore_ascii_case(name)
+            .then(|| (byte, skip_semicolon(input, end + name.len())))
+    })
+}
+
+fn skip_semicolon(input: &[u8], at: usize) -> usize {
+    if input.get(at) == Some(&b';') {
+        at + 1
+    } else {
+        at
+    }
 }
 
 fn memchr_byte(needle: u8, haystack: &[u8]) -> Option<usize> {
@@ -640,18 +639,17 @@ fn cmd_line(input: &[u8]) -> Option<Vec<u8>> {
     (out != input).then_some(out)
 }
 
+/// Turns each run of whitespace into one space.
 fn compress_whitespace(input: &[u8]) -> Option<Vec<u8>> {
-    let needs = input
-        .windows(2)
-        .any(|w| is_space_or_nbsp(w[0]) && is_space_or_nbsp(w[1]))
-        || input.iter().any(|&b| b != b' ' && is_space_or_nbsp(b));
+    let needs = input.windows(2).any(|w| is_space(w[0]) && is_space(w[1]))
+        || input.iter().any(|&b| b != b' ' && is_space(b));
     if !needs {
         return None;
     }
     let mut out = Vec::with_capacity(input.len());
     let mut in_space = false;
     for &b in input {
-        if is_space_or_nbsp(b) {
+        if is_space(b) {
             if !in_space {
                 out.push(b' ');
             }
@@ -664,9 +662,9 @@ fn compress_whitespace(input: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// Removes `/* */` and `<!-- -->` comments and cuts the value at `--` or `#`. A character
-/// right after a closing marker is kept unexamined, as in ModSecurity; an unterminated
-/// comment leaves one space.
+/// Removes `/* */` and `<!-- -->` comments and cuts the value at `--` or `#`. As in
+/// ModSecurity, the character right after a closing marker is kept unexamined (a NUL when the
+/// value ends there), and an unterminated comment leaves one space.
 fn remove_comments(input: &[u8]) -> Option<Vec<u8>> {
     if !input
         .iter()
@@ -706,9 +704,7 @@ fn remove_comments(input: &[u8]) -> Option<Vec<u8>> {
             }
             in_comment = false;
             i += close;
-            if let Some(&b) = input.get(i) {
-                out.push(b);
-            }
+            out.push(input.get(i).copied().unwrap_or(0));
             i += 1;
         }
     }
@@ -775,98 +771,90 @@ fn replace_comments(input: &[u8]) -> Option<Vec<u8>> {
 
 /// Resolves `.` and `..` segments and collapses repeated slashes. A relative path keeps the
 /// `..` segments that climb above its start; an absolute one never climbs above `/`. A trailing
-/// slash survives only if the input had one. With `win`, backslashes count as slashes.
+/// slash survives only if the input had one. With `win`, backslashes count as slashes and are
+/// rewritten as the scan reaches them, exactly as ModSecurity does.
 fn normalize_path(input: &[u8], win: bool) -> Option<Vec<u8>> {
     if input.is_empty() {
         return None;
     }
     let is_sep = |b: u8| b == b'/' || (win && b == b'\\');
-    let mut src: Vec<u8> = if win {
-        input
-            .iter()
-            .map(|&b| if b == b'\\' { b'/' } else { b })
-            .collect()
-    } else {
-        input.to_vec()
-    };
-    let end = src.len() - 1;
-    let relative = !is_sep(input[0]);
-    let trailing = is_sep(input[end]);
     // The output is written over the front of the same buffer, never ahead of the reader.
-    let mut s = 0usize;
-    let mut d = 0usize;
+    let mut buf = input.to_vec();
+    let end = buf.len() - 1;
+    let relative = !is_sep(buf[0]);
+    let trailing = is_sep(buf[end]);
+    let (mut s, mut d) = (0usize, 0usize);
     let mut hit_root = false;
     let mut done = false;
     while !done && s <= end && d <= end {
-        let mut normalise = true;
-        if s == end {
-            done = true;
-        } else if src[s + 1] != b'/' {
-            normalise = false;
+        if win {
+            for k in [s, s + 1] {
+                if k <= end && buf[k] == b'\\' {
+                    buf[k] = b'/';
+                }
+            }
         }
-        let mut skip_copy = false;
-        if normalise {
-            if s != end && src[s] == b'/' {
-                // An empty segment: the copy below collapses the slashes.
-            } else if src[s] == b'.' {
-                if d > 0 && src[d - 1] == b'.' {
+        // Only the end of a segment (or of the input) is normalised.
+        let at_segment_end = if s == end {
+            done = true;
+            true
+        } else {
+            buf[s + 1] == b'/'
+        };
+        if at_segment_end && !(s != end && buf[s] == b'/') {
+            if buf[s] == b'.' {
+                if d > 0 && buf[d - 1] == b'.' {
                     if relative && (hit_root || d <= 2) {
+                        // Nothing left to climb out of: keep the `..`.
                         hit_root = true;
                     } else {
                         // Drop the `..` and the segment before it.
-                        let mut nd = d as isize - 3;
-                        while nd > 0 && src[nd as usize] != b'/' {
+                        let mut nd = d.saturating_sub(3);
+                        while nd > 0 && buf[nd] != b'/' {
                             nd -= 1;
                         }
-                        if nd <= 0 {
+                        if nd == 0 {
                             hit_root = true;
-                            nd = 0;
                             if !relative && s == end {
                                 nd = 1;
                             }
                         }
-                        d = nd as usize;
+                        d = nd;
                         if done {
                             break;
                         }
                         s += 1;
                     }
-                } else if d == 0 {
+                } else if d == 0 || buf[d - 1] == b'/' {
+                    // A `.` segment.
                     if done {
                         break;
                     }
-                    s += 1;
-                } else if src[d - 1] == b'/' {
-                    if done {
-                        break;
-                    }
-                    d -= 1;
+                    d = d.saturating_sub(1);
                     s += 1;
                 }
             } else if d > 0 {
                 hit_root = false;
             }
         }
-        if src[s] == b'/' {
-            while s < end && src[s + 1] == b'/' {
+        if buf[s] == b'/' {
+            while s < end && is_sep(buf[s + 1]) {
                 s += 1;
             }
             if relative && d == 0 {
                 s += 1;
-                skip_copy = true;
+                continue;
             }
         }
-        if !skip_copy {
-            src[d] = src[s];
-            d += 1;
-            s += 1;
-        }
+        buf[d] = buf[s];
+        d += 1;
+        s += 1;
     }
-    if !trailing && d > 0 && src[d - 1] == b'/' {
+    if !trailing && d > 0 && buf[d - 1] == b'/' {
         d -= 1;
     }
-    src.truncate(d);
-    (src != input).then_some(src)
+    buf.truncate(d);
+    (buf != input).then_some(buf)
 }
 
 /// Rewrites each multi-byte UTF-8 sequence as `%uHHHH` (lowercase hex, at least four digits).
@@ -1017,17 +1005,23 @@ fn base64_decode_strict(input: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Forgiving decoding: characters outside the alphabet are skipped and decoding stops at the
-/// first `=`.
+/// Forgiving decoding: characters outside the alphabet and `=` are skipped. As in
+/// ModSecurity, a lone symbol before padding (or, by a quirk of its table, before a final `9`)
+/// makes the value decode to nothing.
 fn base64_decode_forgiving(input: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(input.len() / 4 * 3 + 2);
     let mut acc = 0u32;
     let mut bits = 0;
-    for &b in input {
+    let mut symbols = 0usize;
+    for (i, &b) in input.iter().enumerate() {
         if b == b'=' {
-            break;
+            if input.get(i + 1) != Some(&b'=') && symbols % 4 == 1 {
+                return Vec::new();
+            }
+            continue;
         }
         let Some(v) = b64_value(b) else { continue };
+        symbols += 1;
         acc = (acc << 6) | v;
         bits += 6;
         if bits >= 8 {
@@ -1035,6 +1029,9 @@ fn base64_decode_forgiving(input: &[u8]) -> Vec<u8> {
             out.push((acc >> bits) as u8);
             acc &= (1 << bits) - 1;
         }
+    }
+    if input.last() == Some(&b'9') && symbols % 4 == 1 {
+        return Vec::new();
     }
     out
 }

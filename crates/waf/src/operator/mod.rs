@@ -89,6 +89,10 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("validateSchema", "XML validation is not available"),
     ("validateHash", "hash validation is not available"),
     ("rsub", "substitution operators are not available"),
+    (
+        "rxGlobal",
+        "capturing every match is not implemented; @rx matches the same inputs",
+    ),
 ];
 
 impl Operator {
@@ -273,12 +277,13 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     memchr::memmem::find(haystack, needle)
 }
 
-/// Whether `word` occurs in `input` with no letter, digit or `_` right before or after it.
+/// Whether `word` occurs in `input` with no ASCII letter right before or after it (ModSecurity
+/// counts digits and `_` as boundaries).
 fn contains_word(input: &[u8], word: &[u8]) -> bool {
     if word.is_empty() {
         return true;
     }
-    let is_word = |b: &u8| b.is_ascii_alphanumeric() || *b == b'_';
+    let is_word = |b: &u8| b.is_ascii_alphabetic();
     memchr::memmem::find_iter(input, word).any(|pos| {
         let before = pos.checked_sub(1).and_then(|p| input.get(p));
         let after = input.get(pos + word.len());

@@ -16,7 +16,7 @@ impl PhraseSet {
     /// Phrases from an `@pm` parameter: separated by whitespace, with `|hex bytes|` sequences
     /// and `\` escaping `:`, `;`, `\` or `"`; quotes around the whole parameter are dropped.
     pub(super) fn from_param(param: &str) -> Result<PhraseSet, String> {
-        let content = unescape_pm(param)?;
+        let content = unescape_pm(param);
         let phrases = content
             .split(|b| b.is_ascii_whitespace())
             .filter(|p| !p.is_empty())
@@ -76,62 +76,48 @@ fn is_comment_or_blank(line: &[u8]) -> bool {
     }
 }
 
-/// Resolves `@pm`'s `|41 42|` hex sequences and `\` escapes.
-fn unescape_pm(param: &str) -> Result<Vec<u8>, String> {
-    let mut p = param.as_bytes();
-    if p.len() > 1 && p[0] == b'"' && p[p.len() - 1] == b'"' {
+/// Resolves `@pm`'s `|41 42|` hex sequences and `\` escapes (of `:`, `;`, `\` and `"`), after
+/// dropping quotes around the whole parameter. Like ModSecurity, a parameter these rules do not
+/// fit (a bad hex digit or escape) is taken literally.
+fn unescape_pm(param: &str) -> Vec<u8> {
+    let raw = param.as_bytes();
+    let start = raw
+        .iter()
+        .position(|&b| b != b' ' && b != b'\t')
+        .unwrap_or(raw.len());
+    let mut p = &raw[start..];
+    if p.len() >= 2 && p[0] == b'"' && p[p.len() - 1] == b'"' {
         p = &p[1..p.len() - 1];
+    }
+    if p.is_empty() {
+        return raw.to_vec();
     }
     let mut out = Vec::with_capacity(p.len());
     let mut in_hex = false;
     let mut escaped = false;
     let mut nibble: Option<u8> = None;
     for &b in p {
-        if in_hex {
-            match b {
-                b'|' => {
-                    if nibble.is_some() {
-                        return Err(format!(
-                            "odd number of hex digits in @pm parameter {param:?}"
-                        ));
-                    }
-                    in_hex = false;
-                }
-                b' ' => {}
-                _ => {
-                    let v = (b as char).to_digit(16).ok_or_else(|| {
-                        format!(
-                            "invalid hex digit {:?} in @pm parameter {param:?}",
-                            b as char
-                        )
-                    })? as u8;
-                    match nibble.take() {
-                        Some(hi) => out.push(hi << 4 | v),
-                        None => nibble = Some(v),
-                    }
-                }
+        if b == b'|' {
+            in_hex = !in_hex;
+        } else if !escaped && b == b'\\' {
+            escaped = true;
+        } else if in_hex {
+            let Some(v) = (b as char).to_digit(16) else {
+                return raw.to_vec();
+            };
+            match nibble.take() {
+                Some(hi) => out.push((hi << 4) | v as u8),
+                None => nibble = Some(v as u8),
             }
         } else if escaped {
             if !matches!(b, b':' | b';' | b'\\' | b'"') {
-                return Err(format!(
-                    "unsupported escape \\{} in @pm parameter {param:?}",
-                    b as char
-                ));
+                return raw.to_vec();
             }
             out.push(b);
             escaped = false;
-        } else if b == b'\\' {
-            escaped = true;
-        } else if b == b'|' {
-            in_hex = true;
         } else {
             out.push(b);
         }
     }
-    if in_hex {
-        return Err(format!(
-            "unterminated |hex| sequence in @pm parameter {param:?}"
-        ));
-    }
-    Ok(out)
+    out
 }

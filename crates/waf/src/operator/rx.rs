@@ -67,21 +67,63 @@ impl Rx {
     }
 }
 
-/// Compiles a pattern byte-oriented first; a pattern that needs Unicode classes (such as
-/// non-ASCII characters inside `[...]`) is compiled Unicode-aware instead.
+/// Compiles a pattern for byte-oriented matching, as PCRE does without its UTF mode.
 pub(super) fn compile(pattern: &str) -> Result<Regex, String> {
-    let build = |unicode| {
-        RegexBuilder::new(pattern)
-            .unicode(unicode)
-            .dot_matches_new_line(true)
-            .multi_line(true)
-            .size_limit(SIZE_LIMIT)
-            .dfa_size_limit(DFA_SIZE_LIMIT)
-            .build()
-    };
-    build(false)
-        .or_else(|first| build(true).map_err(|_| first))
+    RegexBuilder::new(&to_byte_syntax(pattern))
+        .unicode(false)
+        .dot_matches_new_line(true)
+        .multi_line(true)
+        .size_limit(SIZE_LIMIT)
+        .dfa_size_limit(DFA_SIZE_LIMIT)
+        .build()
         .map_err(|e| format!("invalid regular expression: {e}"))
+}
+
+/// Rewrites what PCRE reads as bytes but the regex crate reads as code points: `\x{HH}` becomes
+/// `\xHH`, and each non-ASCII character becomes its UTF-8 bytes, so that inside a class they are
+/// separate members, as in PCRE.
+fn to_byte_syntax(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len());
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            let rest = chars.as_str();
+            if let Some(hex) = rest
+                .strip_prefix("x{")
+                .and_then(|r| r.split_once('}'))
+                .map(|(h, _)| h)
+                && (1..=2).contains(&hex.len())
+                && hex.bytes().all(|b| b.is_ascii_hexdigit())
+            {
+                out.push_str(&format!("\\x{hex:0>2}"));
+                chars = rest[hex.len() + 3..].chars();
+                continue;
+            }
+            match chars.next() {
+                // An escaped non-ASCII character is just its bytes taken literally.
+                Some(escaped) if !escaped.is_ascii() => push_byte_char(&mut out, escaped),
+                Some(escaped) => {
+                    out.push('\\');
+                    out.push(escaped);
+                }
+                None => out.push('\\'),
+            }
+        } else {
+            push_byte_char(&mut out, c);
+        }
+    }
+    out
+}
+
+fn push_byte_char(out: &mut String, c: char) {
+    if c.is_ascii() {
+        out.push(c);
+    } else {
+        let mut buf = [0; 4];
+        for b in c.encode_utf8(&mut buf).bytes() {
+            out.push_str(&format!("\\x{b:02X}"));
+        }
+    }
 }
 
 fn run(re: &Regex, input: &[u8], captures: Option<&mut Vec<Vec<u8>>>) -> bool {

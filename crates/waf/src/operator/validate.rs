@@ -51,9 +51,35 @@ pub(super) fn url_encoding_valid(input: &[u8]) -> bool {
     true
 }
 
-/// Whether the input is well-formed UTF-8: no truncated or overlong sequences, no stray
-/// continuation bytes, no surrogates and nothing above U+10FFFF.
+/// Whether the input is well-formed UTF-8 as ModSecurity judges it: no truncated sequences,
+/// stray continuation bytes, overlong forms, surrogates or lead bytes above 0xF4.
 pub(super) fn utf8_valid(input: &[u8]) -> bool {
-    // The standard library's validator rejects exactly these cases.
-    std::str::from_utf8(input).is_ok()
+    let mut i = 0;
+    while i < input.len() {
+        match utf8_sequence_len(&input[i..]) {
+            Some(len) => i += len,
+            None => return false,
+        }
+    }
+    true
+}
+
+/// The length of the valid sequence at the start of `s`, if it is valid.
+fn utf8_sequence_len(s: &[u8]) -> Option<usize> {
+    let c = s[0];
+    let (len, lead_bits, min) = match c {
+        0x00..=0x7f => return Some(1),
+        _ if c & 0xe0 == 0xc0 => (2, c & 0x1f, 0x80),
+        _ if c & 0xf0 == 0xe0 => (3, c & 0x0f, 0x800),
+        0xf0..=0xf4 => (4, c & 0x07, 0x10000),
+        _ => return None,
+    };
+    let tail = s.get(1..len)?;
+    if !tail.iter().all(|&b| b & 0xc0 == 0x80) {
+        return None;
+    }
+    let cp = tail.iter().fold(u32::from(lead_bits), |cp, &b| {
+        (cp << 6) | u32::from(b & 0x3f)
+    });
+    (cp >= min && !(0xd800..=0xdfff).contains(&cp)).then_some(len)
 }
