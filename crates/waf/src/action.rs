@@ -82,7 +82,9 @@ impl IdRange {
             .map(|item| {
                 let (a, b) = item.split_once('-').unwrap_or((item, item));
                 let parse = |s: &str| {
-                    s.trim().parse::<u32>().map_err(|_| format!("bad rule id or range `{item}`"))
+                    s.trim()
+                        .parse::<u32>()
+                        .map_err(|_| format!("bad rule id or range `{item}`"))
                 };
                 Ok(IdRange(parse(a)?, parse(b)?))
             })
@@ -105,9 +107,9 @@ pub(crate) enum Ctl {
     RemoveTarget(RuleSelector, Var, Selector),
     RequestBodyProcessor(BodyProcessor),
     RequestBodyAccess(bool),
-    ForceRequestBodyVariable(bool),
-    /// Audit log settings: accepted, the engine writes no audit log.
-    AuditOnly,
+    /// Accepted with nothing to do: audit log settings (the engine writes no audit log)
+    /// and forceRequestBodyVariable (REQUEST_BODY is always filled, as in ModSecurity v3).
+    NoEffect,
 }
 
 /// The arithmetic of `setvar`.
@@ -159,8 +161,16 @@ pub(crate) struct Actions {
     pub runtime: Vec<Runtime>,
 }
 
-const SEVERITIES: [&str; 8] =
-    ["EMERGENCY", "ALERT", "CRITICAL", "ERROR", "WARNING", "NOTICE", "INFO", "DEBUG"];
+const SEVERITIES: [&str; 8] = [
+    "EMERGENCY",
+    "ALERT",
+    "CRITICAL",
+    "ERROR",
+    "WARNING",
+    "NOTICE",
+    "INFO",
+    "DEBUG",
+];
 
 /// Splits an action list into `(name, value)` pairs; values may be single-quoted.
 pub(crate) fn split(text: &str) -> Result<Vec<(String, Option<String>)>, String> {
@@ -311,18 +321,40 @@ impl Actions {
                 self.skip = v.parse().map_err(|_| format!("bad skip count `{v}`"))?;
             }
             "skipafter" => self.skip_after = Some(need(value)?),
-            "setvar" => self.runtime.push(Runtime::SetVar(parse_setvar(&need(value)?)?)),
+            "setvar" => self
+                .runtime
+                .push(Runtime::SetVar(parse_setvar(&need(value)?)?)),
             "setenv" => {
                 let v = need(value)?;
                 let (k, val) = v.split_once('=').unwrap_or((&v, "1"));
-                self.runtime.push(Runtime::SetEnv(MacroText::parse(k)?, MacroText::parse(val)?));
+                self.runtime.push(Runtime::SetEnv(
+                    MacroText::parse(k)?,
+                    MacroText::parse(val)?,
+                ));
             }
             "ctl" => self.runtime.push(Runtime::Ctl(parse_ctl(&need(value)?)?)),
             // Metadata and logging settings with no effect on matching.
-            "ver" | "rev" | "maturity" | "accuracy" | "auditlog" | "noauditlog" | "expirevar"
-            | "initcol" | "sanitisearg" | "sanitisematched" | "sanitiserequestheader"
-            | "sanitiseresponseheader" | "sanitisematchedbytes" | "setuid" | "setsid"
-            | "deprecatevar" | "append" | "prepend" | "xmlns" | "exec" | "pause" => {}
+            "ver"
+            | "rev"
+            | "maturity"
+            | "accuracy"
+            | "auditlog"
+            | "noauditlog"
+            | "expirevar"
+            | "initcol"
+            | "sanitisearg"
+            | "sanitisematched"
+            | "sanitiserequestheader"
+            | "sanitiseresponseheader"
+            | "sanitisematchedbytes"
+            | "setuid"
+            | "setsid"
+            | "deprecatevar"
+            | "append"
+            | "prepend"
+            | "xmlns"
+            | "exec"
+            | "pause" => {}
             other => return Err(format!("unsupported action `{other}`")),
         }
         Ok(())
@@ -352,7 +384,11 @@ fn parse_setvar(text: &str) -> Result<SetVar, String> {
         .ok_or_else(|| format!("setvar `{text}` names no collection"))?;
     let collection = match Var::from_name(collection.trim()) {
         Some(v @ (Var::Tx | Var::Ip | Var::Global | Var::Session | Var::User | Var::Resource)) => v,
-        _ => return Err(format!("setvar `{text}` writes to an unsupported collection")),
+        _ => {
+            return Err(format!(
+                "setvar `{text}` writes to an unsupported collection"
+            ));
+        }
     };
     Ok(SetVar {
         collection,
@@ -377,8 +413,9 @@ fn parse_removal_target(text: &str) -> Result<(Var, Selector), String> {
 }
 
 fn parse_ctl(text: &str) -> Result<Ctl, String> {
-    let (name, value) =
-        text.split_once('=').ok_or_else(|| format!("ctl `{text}` has no value"))?;
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("ctl `{text}` has no value"))?;
     let value = value.trim();
     Ok(match name.trim().to_ascii_lowercase().as_str() {
         "ruleengine" => Ctl::RuleEngine(
@@ -398,16 +435,21 @@ fn parse_ctl(text: &str) -> Result<Ctl, String> {
             let (var, member) = parse_removal_target(target)?;
             Ctl::RemoveTarget(selector, var, member)
         }
-        "requestbodyprocessor" => Ctl::RequestBodyProcessor(match value.to_ascii_uppercase().as_str() {
-            "URLENCODED" => BodyProcessor::UrlEncoded,
-            "MULTIPART" => BodyProcessor::Multipart,
-            "JSON" => BodyProcessor::Json,
-            "XML" => BodyProcessor::Xml,
-            _ => return Err(format!("unsupported request body processor `{value}`")),
-        }),
+        "requestbodyprocessor" => {
+            Ctl::RequestBodyProcessor(match value.to_ascii_uppercase().as_str() {
+                "URLENCODED" => BodyProcessor::UrlEncoded,
+                "MULTIPART" => BodyProcessor::Multipart,
+                "JSON" => BodyProcessor::Json,
+                "XML" => BodyProcessor::Xml,
+                _ => return Err(format!("unsupported request body processor `{value}`")),
+            })
+        }
         "requestbodyaccess" => Ctl::RequestBodyAccess(on_off(value)?),
-        "forcerequestbodyvariable" => Ctl::ForceRequestBodyVariable(on_off(value)?),
-        "auditengine" | "auditlogparts" => Ctl::AuditOnly,
+        "forcerequestbodyvariable" => {
+            on_off(value)?;
+            Ctl::NoEffect
+        }
+        "auditengine" | "auditlogparts" => Ctl::NoEffect,
         other => return Err(format!("unsupported ctl `{other}`")),
     })
 }
@@ -443,13 +485,21 @@ mod tests {
         assert_eq!(ops, vec![SetOp::Add, SetOp::Delete, SetOp::Subtract]);
         assert!(matches!(
             a.runtime[3],
-            Runtime::Ctl(Ctl::RemoveTarget(RuleSelector::Ids(_), Var::Args, Selector::Key(_)))
+            Runtime::Ctl(Ctl::RemoveTarget(
+                RuleSelector::Ids(_),
+                Var::Args,
+                Selector::Key(_)
+            ))
         ));
     }
 
     #[test]
     fn unknown_actions_are_errors() {
-        assert!(Actions::parse("id:1,frobnicate").unwrap_err().contains("frobnicate"));
+        assert!(
+            Actions::parse("id:1,frobnicate")
+                .unwrap_err()
+                .contains("frobnicate")
+        );
         assert!(Actions::parse("id:1,phase:9").is_err());
     }
 }

@@ -31,14 +31,17 @@ pub(crate) struct Rule {
 impl Rule {
     /// Whether a match stops the transaction (outside DetectionOnly).
     pub(crate) fn interrupts(&self) -> bool {
-        matches!(self.disruptive, Disruptive::Deny | Disruptive::Drop | Disruptive::Redirect)
+        matches!(
+            self.disruptive,
+            Disruptive::Deny | Disruptive::Drop | Disruptive::Redirect
+        )
     }
 }
 
 /// A phase's rule list holds rules and the markers `skipAfter` jumps to.
 #[derive(Debug)]
 pub(crate) enum Entry {
-    Rule(Rule),
+    Rule(Box<Rule>),
     Marker(String),
 }
 
@@ -80,7 +83,10 @@ impl Default for Settings {
             response_body_mime_types: vec!["text/plain".into(), "text/html".into()],
             argument_separator: b'&',
             default_processors: vec![
-                ("application/x-www-form-urlencoded".into(), BodyProcessor::UrlEncoded),
+                (
+                    "application/x-www-form-urlencoded".into(),
+                    BodyProcessor::UrlEncoded,
+                ),
                 ("multipart/form-data".into(), BodyProcessor::Multipart),
             ],
         }

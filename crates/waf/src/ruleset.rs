@@ -43,7 +43,11 @@ impl RuleSet {
 
     /// How many rules (chains counted once) the set holds.
     pub fn rule_count(&self) -> usize {
-        self.phases.iter().flatten().filter(|e| matches!(e, Entry::Rule(_))).count()
+        self.phases
+            .iter()
+            .flatten()
+            .filter(|e| matches!(e, Entry::Rule(_)))
+            .count()
     }
 
     fn compile(loader: Loader, origin: &Path) -> Result<RuleSet, LoadError> {
@@ -82,11 +86,11 @@ fn resolve_skip_after(list: &mut [Entry]) {
         })
         .collect();
     for (i, entry) in list.iter_mut().enumerate() {
-        if let Entry::Rule(rule) = entry {
-            if let Some(target) = &rule.actions.skip_after {
-                let found = markers.iter().find(|(at, m)| *at > i && m == target);
-                rule.skip_after_index = Some(found.map_or(len, |(at, _)| *at));
-            }
+        if let Entry::Rule(rule) = entry
+            && let Some(target) = &rule.actions.skip_after
+        {
+            let found = markers.iter().find(|(at, m)| *at > i && m == target);
+            rule.skip_after_index = Some(found.map_or(len, |(at, _)| *at));
         }
     }
 }

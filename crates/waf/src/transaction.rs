@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::action::{
-    AllowScope, BodyProcessor, Ctl, Disruptive, EngineMode, Runtime, RuleSelector, SetOp, SetVar,
+    AllowScope, BodyProcessor, Ctl, Disruptive, EngineMode, RuleSelector, Runtime, SetOp, SetVar,
 };
 use crate::body::multipart::{FilePart, Flags};
 use crate::body::{Pair, json, multipart, urlencoded, xml};
@@ -82,7 +82,10 @@ struct Members(Vec<Pair>);
 
 impl Members {
     fn get(&self, key: &str) -> Option<&[u8]> {
-        self.0.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.as_slice())
+        self.0
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.as_slice())
     }
 
     fn set(&mut self, key: &str, value: Vec<u8>) {
@@ -126,7 +129,6 @@ pub struct Transaction<'r> {
     body: Vec<u8>,
     body_access: bool,
     body_processor: Option<BodyProcessor>,
-    force_body_variable: bool,
     body_truncated: bool,
     parsed: Parsed,
     status: u16,
@@ -151,7 +153,9 @@ pub struct Transaction<'r> {
 impl<'r> Transaction<'r> {
     pub(crate) fn new(rules: &'r RuleSet) -> Self {
         let started = Instant::now();
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
         Transaction {
             rules,
             engine: rules.settings.engine,
@@ -169,7 +173,6 @@ impl<'r> Transaction<'r> {
             body: Vec::new(),
             body_access: rules.settings.request_body_access,
             body_processor: None,
-            force_body_variable: false,
             body_truncated: false,
             parsed: Parsed::default(),
             status: 0,
@@ -192,7 +195,13 @@ impl<'r> Transaction<'r> {
     }
 
     /// Records the connection's addresses (REMOTE_ADDR, SERVER_PORT, ...).
-    pub fn connection(&mut self, client: IpAddr, client_port: u16, server: IpAddr, server_port: u16) {
+    pub fn connection(
+        &mut self,
+        client: IpAddr,
+        client_port: u16,
+        server: IpAddr,
+        server_port: u16,
+    ) {
         self.client = Some((client, client_port));
         self.server = Some((server, server_port));
     }
@@ -204,7 +213,11 @@ impl<'r> Transaction<'r> {
         self.protocol = protocol.to_string();
         self.args_get.clear();
         if let Some((_, query)) = uri.split_once('?') {
-            urlencoded::parse(query.as_bytes(), self.rules.settings.argument_separator, &mut self.args_get);
+            urlencoded::parse(
+                query.as_bytes(),
+                self.rules.settings.argument_separator,
+                &mut self.args_get,
+            );
         }
     }
 
@@ -213,7 +226,8 @@ impl<'r> Transaction<'r> {
         if name.eq_ignore_ascii_case("cookie") {
             parse_cookies(value, &mut self.cookies);
         }
-        self.request_headers.push((name.to_string(), value.to_vec()));
+        self.request_headers
+            .push((name.to_string(), value.to_vec()));
     }
 
     /// Phase 1: runs the request header rules.
@@ -254,10 +268,10 @@ impl<'r> Transaction<'r> {
             if processor != Some(BodyProcessor::Multipart)
                 && self.body.len() > settings.request_body_no_files_limit
             {
-                if settings.request_body_limit_action == LimitAction::Reject {
-                    if let v @ Verdict::Interrupt(_) = self.limit_exceeded(413) {
-                        return v;
-                    }
+                if settings.request_body_limit_action == LimitAction::Reject
+                    && let v @ Verdict::Interrupt(_) = self.limit_exceeded(413)
+                {
+                    return v;
                 }
                 self.body.truncate(settings.request_body_no_files_limit);
             }
@@ -287,7 +301,8 @@ impl<'r> Transaction<'r> {
 
     /// Adds one response header.
     pub fn response_header(&mut self, name: &str, value: &[u8]) {
-        self.response_headers.push((name.to_string(), value.to_vec()));
+        self.response_headers
+            .push((name.to_string(), value.to_vec()));
     }
 
     /// Phase 3: runs the response header rules.
@@ -304,7 +319,9 @@ impl<'r> Transaction<'r> {
             return Verdict::Continue;
         }
         let settings = &self.rules.settings;
-        let room = settings.response_body_limit.saturating_sub(self.response_body.len());
+        let room = settings
+            .response_body_limit
+            .saturating_sub(self.response_body.len());
         if chunk.len() > room {
             self.response_body.extend_from_slice(&chunk[..room]);
             if settings.response_body_limit_action == LimitAction::Reject {
@@ -347,7 +364,11 @@ impl<'r> Transaction<'r> {
         if self.engine != EngineMode::On {
             return Verdict::Continue;
         }
-        let i = Interruption { status, rule_id: 0, action: InterruptAction::Deny };
+        let i = Interruption {
+            status,
+            rule_id: 0,
+            action: InterruptAction::Deny,
+        };
         self.interruption = Some(i.clone());
         Verdict::Interrupt(i)
     }
@@ -360,13 +381,20 @@ impl<'r> Transaction<'r> {
     }
 
     fn content_type(&self) -> String {
-        self.header("content-type").map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default()
+        self.header("content-type")
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .unwrap_or_default()
     }
 
     fn default_processor(&self) -> Option<BodyProcessor> {
         let ct = self.content_type().to_ascii_lowercase();
         let mime = ct.split(';').next().unwrap_or("").trim().to_string();
-        self.rules.settings.default_processors.iter().find(|(m, _)| *m == mime).map(|(_, p)| *p)
+        self.rules
+            .settings
+            .default_processors
+            .iter()
+            .find(|(m, _)| *m == mime)
+            .map(|(_, p)| *p)
     }
 
     fn inspects_response_body(&self) -> bool {
@@ -380,7 +408,11 @@ impl<'r> Transaction<'r> {
             .map(|(_, v)| String::from_utf8_lossy(v).to_ascii_lowercase())
             .unwrap_or_default();
         let mime = ct.split(';').next().unwrap_or("").trim();
-        self.rules.settings.response_body_mime_types.iter().any(|m| m == mime)
+        self.rules
+            .settings
+            .response_body_mime_types
+            .iter()
+            .any(|m| m == mime)
     }
 
     fn parse_body(&mut self, processor: Option<BodyProcessor>) {
@@ -388,7 +420,11 @@ impl<'r> Transaction<'r> {
         let body = std::mem::take(&mut self.body);
         match processor {
             Some(BodyProcessor::UrlEncoded) => {
-                urlencoded::parse(&body, self.rules.settings.argument_separator, &mut self.args_post);
+                urlencoded::parse(
+                    &body,
+                    self.rules.settings.argument_separator,
+                    &mut self.args_post,
+                );
             }
             Some(BodyProcessor::Json) => {
                 if let Err(e) = json::parse(&body, &mut self.args_post) {
@@ -451,13 +487,13 @@ impl<'r> Transaction<'r> {
                 Some(at) => at + 1,
                 None => skip_rules(entries, i + 1, rule.actions.skip),
             };
-            if let Disruptive::Allow(scope) = rule.disruptive {
-                if self.engine == EngineMode::On {
-                    if scope != AllowScope::Phase {
-                        self.allowed = Some(scope);
-                    }
-                    return Verdict::Continue;
+            if let Disruptive::Allow(scope) = rule.disruptive
+                && self.engine == EngineMode::On
+            {
+                if scope != AllowScope::Phase {
+                    self.allowed = Some(scope);
                 }
+                return Verdict::Continue;
             }
             if rule.interrupts() && self.engine == EngineMode::On && phase < 5 {
                 let action = match rule.disruptive {
@@ -465,7 +501,11 @@ impl<'r> Transaction<'r> {
                     Disruptive::Redirect => InterruptAction::Redirect,
                     _ => InterruptAction::Deny,
                 };
-                let i = Interruption { status: rule.status.unwrap_or(403), rule_id: rule.id, action };
+                let i = Interruption {
+                    status: rule.status.unwrap_or(403),
+                    rule_id: rule.id,
+                    action,
+                };
                 self.interruption = Some(i.clone());
                 return Verdict::Interrupt(i);
             }
@@ -480,9 +520,18 @@ impl<'r> Transaction<'r> {
         if !rule.log {
             return;
         }
-        let msg = rule.actions.msg.as_ref().map(|m| self.expand_text(m, rule)).unwrap_or_default();
-        let logdata =
-            rule.actions.logdata.as_ref().map(|m| self.expand_text(m, rule)).unwrap_or_default();
+        let msg = rule
+            .actions
+            .msg
+            .as_ref()
+            .map(|m| self.expand_text(m, rule))
+            .unwrap_or_default();
+        let logdata = rule
+            .actions
+            .logdata
+            .as_ref()
+            .map(|m| self.expand_text(m, rule))
+            .unwrap_or_default();
         self.matched.push(MatchedRule {
             id: rule.id,
             phase,
@@ -497,7 +546,12 @@ impl<'r> Transaction<'r> {
     /// Evaluates a rule and its chain; the matches' actions run as they are found.
     fn evaluate(&mut self, rule: &'r Rule) -> bool {
         let matches = match &rule.operator {
-            None => vec![Match { var: None, key: String::new(), value: Vec::new(), captures: Vec::new() }],
+            None => vec![Match {
+                var: None,
+                key: String::new(),
+                value: Vec::new(),
+                captures: Vec::new(),
+            }],
             Some(_) => self.find_matches(rule),
         };
         if matches.is_empty() {
@@ -591,7 +645,9 @@ impl<'r> Transaction<'r> {
         let Some(rule) = rule else {
             return false;
         };
-        rule.exclusions.iter().any(|e| e.var == var && e.selector.selects(name))
+        rule.exclusions
+            .iter()
+            .any(|e| e.var == var && e.selector.selects(name))
             || self
                 .removed_targets
                 .iter()
@@ -605,23 +661,43 @@ impl<'r> Transaction<'r> {
             let value = self.scalar(var);
             if target.count {
                 let n = usize::from(value.is_some());
-                out.push(Value { var, key: Cow::Borrowed(""), value: Cow::Owned(n.to_string().into_bytes()) });
+                out.push(Value {
+                    var,
+                    key: Cow::Borrowed(""),
+                    value: Cow::Owned(n.to_string().into_bytes()),
+                });
             } else if let Some(value) = value {
-                out.push(Value { var, key: Cow::Borrowed(""), value });
+                out.push(Value {
+                    var,
+                    key: Cow::Borrowed(""),
+                    value,
+                });
             }
             return;
         }
         let start = out.len();
         let mut push = |key: &'a str, value: Cow<'a, [u8]>| {
             if target.selector.selects(key) && !self.excluded(rule, var, key) {
-                out.push(Value { var, key: Cow::Borrowed(key), value });
+                out.push(Value {
+                    var,
+                    key: Cow::Borrowed(key),
+                    value,
+                });
             }
         };
-        let pairs = |list: &'a [Pair], names: bool, push: &mut dyn FnMut(&'a str, Cow<'a, [u8]>)| {
-            for (k, v) in list {
-                push(k, if names { Cow::Borrowed(k.as_bytes()) } else { Cow::Borrowed(v.as_slice()) });
-            }
-        };
+        let pairs =
+            |list: &'a [Pair], names: bool, push: &mut dyn FnMut(&'a str, Cow<'a, [u8]>)| {
+                for (k, v) in list {
+                    push(
+                        k,
+                        if names {
+                            Cow::Borrowed(k.as_bytes())
+                        } else {
+                            Cow::Borrowed(v.as_slice())
+                        },
+                    );
+                }
+            };
         match var {
             Var::Args => {
                 pairs(&self.args_get, false, &mut push);
@@ -693,7 +769,11 @@ impl<'r> Transaction<'r> {
                 Selector::Key(k) => Cow::Owned(k.clone()),
                 _ => Cow::Borrowed(""),
             };
-            out.push(Value { var, key, value: Cow::Owned(n.to_string().into_bytes()) });
+            out.push(Value {
+                var,
+                key,
+                value: Cow::Owned(n.to_string().into_bytes()),
+            });
         }
     }
 
@@ -709,40 +789,47 @@ impl<'r> Transaction<'r> {
             Var::RequestUriRaw => Some(Cow::Borrowed(self.uri.as_bytes())),
             Var::RequestUri => Some(Cow::Borrowed(strip_authority(&self.uri).as_bytes())),
             Var::RequestLine => b(&format!("{} {} {}", self.method, self.uri, self.protocol)),
-            Var::QueryString => {
-                Some(Cow::Borrowed(self.uri.split_once('?').map_or("", |(_, q)| q).as_bytes()))
-            }
+            Var::QueryString => Some(Cow::Borrowed(
+                self.uri.split_once('?').map_or("", |(_, q)| q).as_bytes(),
+            )),
             Var::RequestFilename => Some(Cow::Owned(percent_decode(path.as_bytes()))),
             Var::RequestBasename => {
                 let decoded = percent_decode(path.as_bytes());
-                let base = decoded.rsplit(|&c| c == b'/').next().unwrap_or(&[]).to_vec();
+                let base = decoded
+                    .rsplit(|&c| c == b'/')
+                    .next()
+                    .unwrap_or(&[])
+                    .to_vec();
                 Some(Cow::Owned(base))
             }
-            Var::RequestBody => {
-                let urlencoded = self.parsed.processor == Some(BodyProcessor::UrlEncoded);
-                if urlencoded || self.force_body_variable || self.parsed.processor.is_none() {
-                    Some(Cow::Borrowed(&self.body))
-                } else {
-                    Some(Cow::Borrowed(&self.body))
-                }
-            }
+            Var::RequestBody => Some(Cow::Borrowed(&self.body)),
             Var::RequestBodyLength => number(self.body.len()),
             Var::FullRequest => None,
             Var::FullRequestLength => None,
             Var::ArgsCombinedSize => number(
-                self.args_get.iter().chain(&self.args_post).map(|(k, v)| k.len() + v.len()).sum(),
+                self.args_get
+                    .iter()
+                    .chain(&self.args_post)
+                    .map(|(k, v)| k.len() + v.len())
+                    .sum(),
             ),
             Var::FilesCombinedSize => number(self.parsed.files.iter().map(|f| f.size).sum()),
             Var::ReqbodyError => flag(self.parsed.error.is_some()),
             Var::ReqbodyErrorMsg | Var::ReqbodyProcessorError => {
                 self.parsed.error.as_deref().and_then(b)
             }
-            Var::ReqbodyProcessor => self.parsed.processor.or(self.body_processor).and_then(|p| b(p.name())),
+            Var::ReqbodyProcessor => self
+                .parsed
+                .processor
+                .or(self.body_processor)
+                .and_then(|p| b(p.name())),
             Var::InboundDataError => flag(self.body_truncated),
             Var::OutboundDataError | Var::UrlencodedError => flag(false),
-            Var::MultipartStrictError => {
-                flag(self.parsed.multipart.strict_error() || self.parsed.error.is_some() && self.parsed.processor == Some(BodyProcessor::Multipart))
-            }
+            Var::MultipartStrictError => flag(
+                self.parsed.multipart.strict_error()
+                    || self.parsed.error.is_some()
+                        && self.parsed.processor == Some(BodyProcessor::Multipart),
+            ),
             Var::MultipartUnmatchedBoundary => flag(self.parsed.multipart.unmatched_boundary),
             Var::MultipartBoundaryQuoted => flag(self.parsed.multipart.boundary_quoted),
             Var::MultipartBoundaryWhitespace => flag(self.parsed.multipart.boundary_whitespace),
@@ -754,7 +841,9 @@ impl<'r> Transaction<'r> {
             Var::MultipartMissingSemicolon => flag(self.parsed.multipart.missing_semicolon),
             Var::MultipartInvalidQuoting => flag(self.parsed.multipart.invalid_quoting),
             Var::MultipartInvalidPart => flag(self.parsed.multipart.invalid_part),
-            Var::MultipartInvalidHeaderFolding => flag(self.parsed.multipart.invalid_header_folding),
+            Var::MultipartInvalidHeaderFolding => {
+                flag(self.parsed.multipart.invalid_header_folding)
+            }
             Var::MultipartFileLimitExceeded => flag(false),
             Var::MultipartFilename | Var::MultipartName => None,
             Var::MatchedVar => Some(Cow::Borrowed(&self.matched_var)),
@@ -766,19 +855,31 @@ impl<'r> Transaction<'r> {
             Var::ServerPort => self.server.and_then(|(_, p)| number(p.into())),
             Var::ServerName => self.header("host").map(|h| {
                 let h = String::from_utf8_lossy(h);
-                let host = h.rsplit_once(':').filter(|(_, p)| p.bytes().all(|c| c.is_ascii_digit()));
+                let host = h
+                    .rsplit_once(':')
+                    .filter(|(_, p)| p.bytes().all(|c| c.is_ascii_digit()));
                 Cow::Owned(host.map_or(h.as_ref(), |(n, _)| n).as_bytes().to_vec())
             }),
             Var::RemoteUser | Var::AuthType | Var::PathInfo => None,
             Var::UniqueId => Some(Cow::Borrowed(self.unique_id.as_bytes())),
             Var::Duration => number(self.started.elapsed().as_micros() as usize),
             Var::HighestSeverity => number(self.highest_severity.into()),
-            Var::Time | Var::TimeDay | Var::TimeEpoch | Var::TimeHour | Var::TimeMin | Var::TimeMon
-            | Var::TimeSec | Var::TimeWday | Var::TimeYear => Some(Cow::Owned(time_var(var))),
-            Var::ResponseStatus => (self.status != 0).then(|| Cow::Owned(self.status.to_string().into_bytes())),
+            Var::Time
+            | Var::TimeDay
+            | Var::TimeEpoch
+            | Var::TimeHour
+            | Var::TimeMin
+            | Var::TimeMon
+            | Var::TimeSec
+            | Var::TimeWday
+            | Var::TimeYear => Some(Cow::Owned(time_var(var))),
+            Var::ResponseStatus => {
+                (self.status != 0).then(|| Cow::Owned(self.status.to_string().into_bytes()))
+            }
             Var::ResponseProtocol => Some(Cow::Borrowed(self.response_protocol.as_bytes())),
-            Var::StatusLine => (self.status != 0)
-                .then(|| Cow::Owned(format!("{} {}", self.response_protocol, self.status).into_bytes())),
+            Var::StatusLine => (self.status != 0).then(|| {
+                Cow::Owned(format!("{} {}", self.response_protocol, self.status).into_bytes())
+            }),
             Var::ResponseBody => Some(Cow::Borrowed(&self.response_body)),
             Var::ResponseContentType => self
                 .response_headers
@@ -847,7 +948,12 @@ impl<'r> Transaction<'r> {
                         }
                         continue;
                     }
-                    let target = Target { var: *var, selector, count: false, exclude: false };
+                    let target = Target {
+                        var: *var,
+                        selector,
+                        count: false,
+                        exclude: false,
+                    };
                     let mut values = Vec::new();
                     self.collect(None, &target, &mut values);
                     if let Some(v) = values.first() {
@@ -870,11 +976,12 @@ impl<'r> Transaction<'r> {
             Runtime::Ctl(ctl) => match ctl {
                 Ctl::RuleEngine(mode) => self.engine = *mode,
                 Ctl::RemoveRules(s) => self.removed_rules.push(s.clone()),
-                Ctl::RemoveTarget(s, var, sel) => self.removed_targets.push((s.clone(), *var, sel.clone())),
+                Ctl::RemoveTarget(s, var, sel) => {
+                    self.removed_targets.push((s.clone(), *var, sel.clone()))
+                }
                 Ctl::RequestBodyProcessor(p) => self.body_processor = Some(*p),
                 Ctl::RequestBodyAccess(on) => self.body_access = *on,
-                Ctl::ForceRequestBodyVariable(on) => self.force_body_variable = *on,
-                Ctl::AuditOnly => {}
+                Ctl::NoEffect => {}
             },
         }
     }
@@ -913,7 +1020,10 @@ impl<'r> Transaction<'r> {
 
 /// Numbers in TX are decimal integers; anything else counts as 0, as in ModSecurity.
 fn parse_number(v: &[u8]) -> i64 {
-    std::str::from_utf8(v).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
+    std::str::from_utf8(v)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 fn selects_rule(s: &RuleSelector, rule: &Rule) -> bool {
@@ -955,14 +1065,15 @@ fn percent_decode(input: &[u8]) -> Vec<u8> {
     let mut i = 0;
     while i < input.len() {
         let hex = |b: u8| (b as char).to_digit(16);
-        if input[i] == b'%' {
-            if let (Some(h), Some(l)) =
-                (input.get(i + 1).and_then(|&b| hex(b)), input.get(i + 2).and_then(|&b| hex(b)))
-            {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
+        if input[i] == b'%'
+            && let (Some(h), Some(l)) = (
+                input.get(i + 1).and_then(|&b| hex(b)),
+                input.get(i + 2).and_then(|&b| hex(b)),
+            )
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+            continue;
         }
         out.push(input[i]);
         i += 1;
@@ -981,12 +1092,17 @@ fn parse_cookies(header: &[u8], out: &mut Vec<Pair>) {
             Some(i) => (&piece[..i], &piece[i + 1..]),
             None => (piece, &[][..]),
         };
-        out.push((String::from_utf8_lossy(name.trim_ascii()).into_owned(), value.to_vec()));
+        out.push((
+            String::from_utf8_lossy(name.trim_ascii()).into_owned(),
+            value.to_vec(),
+        ));
     }
 }
 
 fn time_var(var: Var) -> Vec<u8> {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let days = secs / 86_400;
     let rem = secs % 86_400;
     let (year, month, day) = civil_from_days(days as i64);

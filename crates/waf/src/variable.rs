@@ -6,6 +6,7 @@ macro_rules! variables {
     ($( $variant:ident = $name:literal, $collection:literal; )*) => {
         /// One SecLang variable. Collections hold named members; the others hold one value.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[allow(clippy::enum_variant_names)]
         pub(crate) enum Var { $( $variant, )* }
 
         impl Var {
@@ -195,17 +196,27 @@ impl Target {
             }
         };
         if !var.is_collection() && !matches!(selector, Selector::All) {
-            return Err(format!("variable `{name}` has no members to select in `{text}`"));
+            return Err(format!(
+                "variable `{name}` has no members to select in `{text}`"
+            ));
         }
         if exclude && matches!(selector, Selector::All) {
             return Err(format!("exclusion `{text}` names no member"));
         }
-        Ok(Target { var, selector, count, exclude })
+        Ok(Target {
+            var,
+            selector,
+            count,
+            exclude,
+        })
     }
 
     /// Parses a `|`-separated target list.
     pub(crate) fn parse_list(text: &str) -> Result<Vec<Target>, String> {
-        text.split('|').filter(|t| !t.trim().is_empty()).map(Target::parse).collect()
+        text.split('|')
+            .filter(|t| !t.trim().is_empty())
+            .map(Target::parse)
+            .collect()
     }
 }
 

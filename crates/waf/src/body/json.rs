@@ -7,7 +7,8 @@ use super::Pair;
 
 /// Parses `data`; the error message is what REQBODY_ERROR_MSG shows.
 pub(crate) fn parse(data: &[u8], out: &mut Vec<Pair>) -> Result<(), String> {
-    let value: Value = serde_json::from_slice(data).map_err(|e| format!("JSON parsing error: {e}"))?;
+    let value: Value =
+        serde_json::from_slice(data).map_err(|e| format!("JSON parsing error: {e}"))?;
     walk(&value, &mut String::from("json"), out);
     Ok(())
 }
@@ -47,7 +48,15 @@ mod tests {
         let mut out = Vec::new();
         parse(br#"{"a":{"b":"x"},"l":[1,true,null]}"#, &mut out).unwrap();
         let names: Vec<&str> = out.iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(names, ["json.a.b", "json.l.array_0", "json.l.array_1", "json.l.array_2"]);
+        assert_eq!(
+            names,
+            [
+                "json.a.b",
+                "json.l.array_0",
+                "json.l.array_1",
+                "json.l.array_2"
+            ]
+        );
         assert_eq!(out[0].1, b"x");
         assert!(parse(b"{bad", &mut out).is_err());
     }

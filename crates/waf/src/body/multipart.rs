@@ -59,9 +59,13 @@ pub(crate) struct Multipart {
 /// Extracts the boundary from a Content-Type value, noting quoting and whitespace.
 fn boundary(content_type: &str, flags: &mut Flags) -> Result<String, String> {
     let lower = content_type.to_ascii_lowercase();
-    let at = lower.find("boundary").ok_or("multipart content type without boundary")?;
+    let at = lower
+        .find("boundary")
+        .ok_or("multipart content type without boundary")?;
     let rest = content_type[at + "boundary".len()..].trim_start();
-    let rest = rest.strip_prefix('=').ok_or("multipart boundary without `=`")?;
+    let rest = rest
+        .strip_prefix('=')
+        .ok_or("multipart boundary without `=`")?;
     if rest.starts_with(char::is_whitespace) {
         flags.boundary_whitespace = true;
     }
@@ -169,7 +173,11 @@ fn add_part(m: &mut Multipart, headers: Vec<Vec<u8>>, content: Vec<u8>) {
         m.part_headers.push((name.clone(), h));
     }
     match filename {
-        Some(filename) => m.files.push(FilePart { name, filename: filename.into_bytes(), size: content.len() }),
+        Some(filename) => m.files.push(FilePart {
+            name,
+            filename: filename.into_bytes(),
+            size: content.len(),
+        }),
         None => m.args.push((name, content)),
     }
 }
@@ -308,9 +316,17 @@ Content-Disposition: form-data; name=\"f\"; filename=\"x.php\"\r\nContent-Type: 
 
     #[test]
     fn strict_flags() {
-        let m = parse("multipart/form-data; boundary=\"XX\"", b"junk\n--XX\nContent-Disposition: form-data; name=a\n\nv\n--XX--\n").unwrap();
+        let m = parse(
+            "multipart/form-data; boundary=\"XX\"",
+            b"junk\n--XX\nContent-Disposition: form-data; name=a\n\nv\n--XX--\n",
+        )
+        .unwrap();
         assert!(m.flags.boundary_quoted && m.flags.data_before && m.flags.lf_line);
-        let m = parse(CT, b"--XX\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nv\r\n").unwrap();
+        let m = parse(
+            CT,
+            b"--XX\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nv\r\n",
+        )
+        .unwrap();
         assert!(m.flags.invalid_part);
     }
 }

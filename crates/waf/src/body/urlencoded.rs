@@ -30,7 +30,10 @@ pub(crate) fn decode(input: &[u8], invalid: &mut bool) -> Vec<u8> {
             b'+' => out.push(b' '),
             b'%' => {
                 let hex = |b: u8| (b as char).to_digit(16);
-                match (input.get(i + 1).and_then(|&b| hex(b)), input.get(i + 2).and_then(|&b| hex(b))) {
+                match (
+                    input.get(i + 1).and_then(|&b| hex(b)),
+                    input.get(i + 2).and_then(|&b| hex(b)),
+                ) {
                     (Some(h), Some(l)) => {
                         out.push((h * 16 + l) as u8);
                         i += 2;

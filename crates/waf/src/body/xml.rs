@@ -18,7 +18,10 @@ pub(crate) fn parse(data: &[u8]) -> Result<Document, String> {
     let mut i = 0;
     while i < data.len() {
         if data[i] != b'<' {
-            let end = data[i..].iter().position(|&b| b == b'<').map_or(data.len(), |p| i + p);
+            let end = data[i..]
+                .iter()
+                .position(|&b| b == b'<')
+                .map_or(data.len(), |p| i + p);
             let text = &data[i..end];
             if stack.is_empty() {
                 if !text.iter().all(u8::is_ascii_whitespace) {
@@ -122,7 +125,12 @@ fn start_tag(rest: &[u8], attributes: &mut Vec<Vec<u8>>) -> Result<(usize, Vec<u
                 if quote != b'"' && quote != b'\'' {
                     return Err(bad());
                 }
-                let close = rest[j + 1..].iter().position(|&b| b == quote).ok_or_else(bad)? + j + 1;
+                let close = rest[j + 1..]
+                    .iter()
+                    .position(|&b| b == quote)
+                    .ok_or_else(bad)?
+                    + j
+                    + 1;
                 let mut value = Vec::new();
                 decode_into(&rest[j + 1..close], &mut value);
                 attributes.push(value);
@@ -136,31 +144,31 @@ fn start_tag(rest: &[u8], attributes: &mut Vec<Vec<u8>>) -> Result<(usize, Vec<u
 fn decode_into(text: &[u8], out: &mut Vec<u8>) {
     let mut i = 0;
     while i < text.len() {
-        if text[i] == b'&' {
-            if let Some(len) = text[i..].iter().take(12).position(|&b| b == b';') {
-                let entity = &text[i + 1..i + len];
-                let decoded = match entity {
-                    b"lt" => Some('<'),
-                    b"gt" => Some('>'),
-                    b"amp" => Some('&'),
-                    b"quot" => Some('"'),
-                    b"apos" => Some('\''),
-                    [b'#', b'x' | b'X', hex @ ..] => std::str::from_utf8(hex)
-                        .ok()
-                        .and_then(|h| u32::from_str_radix(h, 16).ok())
-                        .and_then(char::from_u32),
-                    [b'#', dec @ ..] => std::str::from_utf8(dec)
-                        .ok()
-                        .and_then(|d| d.parse().ok())
-                        .and_then(char::from_u32),
-                    _ => None,
-                };
-                if let Some(c) = decoded {
-                    let mut buf = [0u8; 4];
-                    out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-                    i += len + 1;
-                    continue;
-                }
+        if text[i] == b'&'
+            && let Some(len) = text[i..].iter().take(12).position(|&b| b == b';')
+        {
+            let entity = &text[i + 1..i + len];
+            let decoded = match entity {
+                b"lt" => Some('<'),
+                b"gt" => Some('>'),
+                b"amp" => Some('&'),
+                b"quot" => Some('"'),
+                b"apos" => Some('\''),
+                [b'#', b'x' | b'X', hex @ ..] => std::str::from_utf8(hex)
+                    .ok()
+                    .and_then(|h| u32::from_str_radix(h, 16).ok())
+                    .and_then(char::from_u32),
+                [b'#', dec @ ..] => std::str::from_utf8(dec)
+                    .ok()
+                    .and_then(|d| d.parse().ok())
+                    .and_then(char::from_u32),
+                _ => None,
+            };
+            if let Some(c) = decoded {
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                i += len + 1;
+                continue;
             }
         }
         out.push(text[i]);

@@ -34,7 +34,10 @@ pub(crate) fn directives(text: &str) -> Result<Vec<Directive>, (usize, String)> 
         let directive = lex_line(&pending).map_err(|message| (start, message))?;
         pending.clear();
         if let Some(directive) = directive {
-            out.push(Directive { line: start, ..directive });
+            out.push(Directive {
+                line: start,
+                ..directive
+            });
         }
     }
     if !pending.is_empty() {
@@ -55,7 +58,11 @@ fn lex_line(line: &str) -> Result<Option<Directive>, String> {
         rest = tail.trim_start();
     }
     let name = args.remove(0);
-    Ok(Some(Directive { name, args, line: 0 }))
+    Ok(Some(Directive {
+        name,
+        args,
+        line: 0,
+    }))
 }
 
 fn next_arg(s: &str) -> Result<(String, &str), String> {

@@ -33,7 +33,11 @@ struct Origin<'a> {
 
 impl Origin<'_> {
     fn error(&self, message: impl Into<String>) -> LoadError {
-        LoadError { file: self.file.to_path_buf(), line: self.line, message: message.into() }
+        LoadError {
+            file: self.file.to_path_buf(),
+            line: self.line,
+            message: message.into(),
+        }
     }
 }
 
@@ -56,7 +60,10 @@ impl Loader {
             message,
         })?;
         for d in directives {
-            let at = Origin { file: origin, line: d.line };
+            let at = Origin {
+                file: origin,
+                line: d.line,
+            };
             self.directive(&d.name, &d.args, &at)?;
         }
         Ok(())
@@ -76,7 +83,9 @@ impl Loader {
 
     fn directive(&mut self, name: &str, args: &[String], at: &Origin) -> Result<(), LoadError> {
         let arg = |i: usize| -> Result<&str, LoadError> {
-            args.get(i).map(String::as_str).ok_or_else(|| at.error(format!("{name} needs more arguments")))
+            args.get(i)
+                .map(String::as_str)
+                .ok_or_else(|| at.error(format!("{name} needs more arguments")))
         };
         let on_off = |v: &str| match v.to_ascii_lowercase().as_str() {
             "on" => Ok(true),
@@ -84,12 +93,15 @@ impl Loader {
             _ => Err(at.error(format!("{name} expects On or Off, got `{v}`"))),
         };
         let number = |v: &str| {
-            v.parse::<usize>().map_err(|_| at.error(format!("{name} expects a number, got `{v}`")))
+            v.parse::<usize>()
+                .map_err(|_| at.error(format!("{name} expects a number, got `{v}`")))
         };
         let limit_action = |v: &str| match v.to_ascii_lowercase().as_str() {
             "reject" => Ok(LimitAction::Reject),
             "processpartial" => Ok(LimitAction::ProcessPartial),
-            _ => Err(at.error(format!("{name} expects Reject or ProcessPartial, got `{v}`"))),
+            _ => Err(at.error(format!(
+                "{name} expects Reject or ProcessPartial, got `{v}`"
+            ))),
         };
         if !self.chain.is_empty() && !name.eq_ignore_ascii_case("SecRule") {
             return Err(at.error(format!("a chained rule must follow, found {name}")));
@@ -113,26 +125,50 @@ impl Loader {
                 self.settings.response_body_limit_action = limit_action(arg(0)?)?
             }
             "secresponsebodymimetype" => {
-                self.settings.response_body_mime_types =
-                    args.iter().flat_map(|a| a.split_whitespace()).map(str::to_ascii_lowercase).collect();
+                self.settings.response_body_mime_types = args
+                    .iter()
+                    .flat_map(|a| a.split_whitespace())
+                    .map(str::to_ascii_lowercase)
+                    .collect();
             }
             "secargumentseparator" => {
                 let v = arg(0)?;
                 if v.len() != 1 {
-                    return Err(at.error(format!("SecArgumentSeparator must be one character, got `{v}`")));
+                    return Err(at.error(format!(
+                        "SecArgumentSeparator must be one character, got `{v}`"
+                    )));
                 }
                 self.settings.argument_separator = v.as_bytes()[0];
             }
             // Accepted and without effect: no persistent collections, no audit or debug
             // log, no temporary files.
-            "seccollectiontimeout" | "seccomponentsignature" | "secdebuglog" | "secdebugloglevel"
-            | "secauditengine" | "secauditlog" | "secauditlog2" | "secauditlogparts"
-            | "secauditlogrelevantstatus" | "secauditlogtype" | "secauditlogformat"
-            | "secauditlogstoragedir" | "secauditlogdirmode" | "secauditlogfilemode"
-            | "sectmpdir" | "secdatadir" | "secuploaddir" | "secuploadkeepfiles"
-            | "secuploadfilemode" | "secpcrematchlimit" | "secpcrematchlimitrecursion"
-            | "secunicodemapfile" | "secstatusengine" | "secrequestbodyinmemorylimit"
-            | "secxmlexternalentity" | "secuploadfilelimit" | "sechttpblkey" => {}
+            "seccollectiontimeout"
+            | "seccomponentsignature"
+            | "secdebuglog"
+            | "secdebugloglevel"
+            | "secauditengine"
+            | "secauditlog"
+            | "secauditlog2"
+            | "secauditlogparts"
+            | "secauditlogrelevantstatus"
+            | "secauditlogtype"
+            | "secauditlogformat"
+            | "secauditlogstoragedir"
+            | "secauditlogdirmode"
+            | "secauditlogfilemode"
+            | "sectmpdir"
+            | "secdatadir"
+            | "secuploaddir"
+            | "secuploadkeepfiles"
+            | "secuploadfilemode"
+            | "secpcrematchlimit"
+            | "secpcrematchlimitrecursion"
+            | "secunicodemapfile"
+            | "secstatusengine"
+            | "secrequestbodyinmemorylimit"
+            | "secxmlexternalentity"
+            | "secuploadfilelimit"
+            | "sechttpblkey" => {}
             "secdefaultaction" => {
                 let actions = Actions::parse(arg(0)?).map_err(|e| at.error(e))?;
                 let phase = actions.phase.unwrap_or(2);
@@ -211,7 +247,9 @@ impl Loader {
                 let ranges = IdRange::parse_list(arg(0)?).map_err(|e| at.error(e))?;
                 let update = Actions::parse(arg(1)?).map_err(|e| at.error(e))?;
                 if update.chain || update.id.is_some() || update.phase.is_some() {
-                    return Err(at.error("SecRuleUpdateActionById cannot change id, phase or chain"));
+                    return Err(
+                        at.error("SecRuleUpdateActionById cannot change id, phase or chain")
+                    );
                 }
                 for rule in self.rules_mut() {
                     if ranges.iter().any(|r| r.contains(rule.id)) {
@@ -227,7 +265,7 @@ impl Loader {
 
     fn rules_mut(&mut self) -> impl Iterator<Item = &mut Rule> {
         self.entries.iter_mut().filter_map(|e| match e {
-            Entry::Rule(r) => Some(r),
+            Entry::Rule(r) => Some(&mut **r),
             Entry::Marker(_) => None,
         })
     }
@@ -241,7 +279,9 @@ impl Loader {
         let (name, param) = match text.strip_prefix('@') {
             Some(rest) => {
                 let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
-                let param = rest[end..].strip_prefix(|c: char| c.is_whitespace()).unwrap_or("");
+                let param = rest[end..]
+                    .strip_prefix(|c: char| c.is_whitespace())
+                    .unwrap_or("");
                 (&rest[..end], param)
             }
             None => ("rx", text),
@@ -277,7 +317,9 @@ impl Loader {
             None => actions.id.ok_or_else(|| at.error("rule has no id"))?,
         };
         let defaults = self.defaults[usize::from(phase)].as_ref();
-        let default_disruptive = defaults.and_then(|d| d.disruptive).unwrap_or(Disruptive::Pass);
+        let default_disruptive = defaults
+            .and_then(|d| d.disruptive)
+            .unwrap_or(Disruptive::Pass);
         let disruptive = match actions.disruptive {
             None => default_disruptive,
             Some(Disruptive::Block) => match default_disruptive {
@@ -287,10 +329,8 @@ impl Loader {
             Some(d) => d,
         };
         let mut transforms = Vec::new();
-        if !actions.transforms_reset {
-            if let Some(d) = defaults {
-                transforms.extend(d.transforms.iter().cloned());
-            }
+        if let Some(d) = defaults.filter(|_| !actions.transforms_reset) {
+            transforms.extend(d.transforms.iter().cloned());
         }
         transforms.extend(actions.transforms.iter().cloned());
         let log = actions.log.or(defaults.and_then(|d| d.log)).unwrap_or(true);
@@ -325,10 +365,14 @@ impl Loader {
             parent.chained = Some(Box::new(rule));
             rule = parent;
         }
-        if self.entries.iter().any(|e| matches!(e, Entry::Rule(r) if r.id == rule.id)) {
+        if self
+            .entries
+            .iter()
+            .any(|e| matches!(e, Entry::Rule(r) if r.id == rule.id))
+        {
             return Err(at.error(format!("duplicate rule id {}", rule.id)));
         }
-        self.entries.push(Entry::Rule(rule));
+        self.entries.push(Entry::Rule(Box::new(rule)));
         Ok(())
     }
 
@@ -386,13 +430,21 @@ fn update_actions(rule: &mut Rule, update: &Actions) {
 fn expand_glob(path: &Path) -> Result<Vec<PathBuf>, String> {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     if !name.contains(['*', '?']) {
-        return Ok(if path.exists() { vec![path.to_path_buf()] } else { Vec::new() });
+        return Ok(if path.exists() {
+            vec![path.to_path_buf()]
+        } else {
+            Vec::new()
+        });
     }
     let dir = path.parent().unwrap_or(Path::new("."));
     let read = std::fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
     let mut out: Vec<PathBuf> = read
         .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_str().is_some_and(|n| wildcard(name.as_bytes(), n.as_bytes())))
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| wildcard(name.as_bytes(), n.as_bytes()))
+        })
         .map(|e| e.path())
         .collect();
     out.sort();

@@ -130,7 +130,7 @@ pub struct Request {
 
 impl Input {
     /// Builds the request: an `encoded_request` is sent as is; otherwise go-ftw adds
-    /// Content-Length (and Connection: close) unless `autocomplete_headers: false`.
+    /// Content-Length, a form Content-Type for a body without one, and Connection: close unless `autocomplete_headers: false`.
     pub fn request(&self) -> Result<Request, String> {
         let port = self.port.unwrap_or(80);
         if let Some(encoded) = &self.encoded_request {
@@ -148,6 +148,12 @@ impl Input {
                 |h: &[(String, String)], n: &str| h.iter().any(|(k, _)| k.eq_ignore_ascii_case(n));
             if !body.is_empty() && !has(&headers, "content-length") {
                 headers.push(("Content-Length".into(), body.len().to_string()));
+            }
+            if !body.is_empty() && !has(&headers, "content-type") {
+                headers.push((
+                    "Content-Type".into(),
+                    "application/x-www-form-urlencoded".into(),
+                ));
             }
             if !has(&headers, "connection") {
                 headers.push(("Connection".into(), "close".into()));
