@@ -216,11 +216,14 @@ fn disposition(value: &str, flags: &mut Flags) -> (Option<String>, Option<String
             let mut closed = false;
             while let Some((i, c)) = chars.next() {
                 match c {
-                    '\\' => {
-                        if let Some((_, n)) = chars.next() {
+                    // Only `\"` and `\\` are escapes; other backslashes stay.
+                    '\\' => match q[i + 1..].chars().next() {
+                        Some(n @ ('"' | '\\')) => {
+                            chars.next();
                             v.push(n);
                         }
-                    }
+                        _ => v.push('\\'),
+                    },
                     '"' => {
                         end = i + 1;
                         closed = true;

@@ -67,7 +67,8 @@ pub struct Overrides {
 pub struct Override {
     pub rule_id: u32,
     pub test_ids: Vec<u32>,
-    /// Absent when the entry only records a note.
+    pub reason: String,
+    /// Absent when the platform cannot run the test at all (the reason says why).
     pub output: Option<Output>,
 }
 
@@ -135,14 +136,14 @@ impl Input {
         let port = self.port.unwrap_or(80);
         if let Some(encoded) = &self.encoded_request {
             let raw = base64::engine::general_purpose::STANDARD
-                .decode(encoded.trim())
+                .decode(encoded.split_whitespace().collect::<String>())
                 .map_err(|e| format!("bad encoded_request: {e}"))?;
             let mut r = parse_raw(&raw)?;
             r.port = port;
             return Ok(r);
         }
         let mut headers = self.headers.clone();
-        let body = self.data.clone().unwrap_or_default().into_bytes();
+        let body = expand_templates(self.data.as_deref().unwrap_or("")).into_bytes();
         if self.autocomplete_headers.unwrap_or(true) {
             let has =
                 |h: &[(String, String)], n: &str| h.iter().any(|(k, _)| k.eq_ignore_ascii_case(n));
@@ -168,6 +169,12 @@ impl Input {
             port,
         })
     }
+}
+
+/// go-ftw data may hold `{{ "x" | repeat N }}` to build large bodies.
+fn expand_templates(data: &str) -> String {
+    let re = regex::Regex::new(r#"\{\{\s*"([^"]*)"\s*\|\s*repeat\s+(\d+)\s*\}\}"#).unwrap();
+    re.replace_all(data, |c: &regex::Captures| c[1].repeat(c[2].parse().unwrap_or(0))).into_owned()
 }
 
 /// Reads a raw HTTP/1 request: request line, header lines, blank line, body.
