@@ -1,6 +1,8 @@
 //! The compiled, shareable rule set.
 
+use std::ops::Deref;
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::error::LoadError;
 use crate::parse::Loader;
@@ -38,7 +40,13 @@ impl RuleSet {
 
     /// Starts a transaction: one request and its response.
     pub fn transaction(&self) -> Transaction<'_> {
-        Transaction::new(self)
+        Transaction::new(Rules::Borrowed(self))
+    }
+
+    /// Starts a transaction that holds the rule set itself, for callers whose transaction
+    /// must outlive any borrow (one kept in a streaming body, or across tasks).
+    pub fn owned_transaction(self: &Arc<Self>) -> Transaction<'static> {
+        Transaction::new(Rules::Shared(Arc::clone(self)))
     }
 
     /// How many rules (chains counted once) the set holds.
@@ -70,6 +78,24 @@ impl RuleSet {
             resolve_skip_after(list);
         }
         Ok(RuleSet { settings, phases })
+    }
+}
+
+/// The rule set a transaction runs: borrowed, or shared so the transaction owns it.
+#[derive(Debug, Clone)]
+pub(crate) enum Rules<'r> {
+    Borrowed(&'r RuleSet),
+    Shared(Arc<RuleSet>),
+}
+
+impl Deref for Rules<'_> {
+    type Target = RuleSet;
+
+    fn deref(&self) -> &RuleSet {
+        match self {
+            Rules::Borrowed(rules) => rules,
+            Rules::Shared(rules) => rules,
+        }
     }
 }
 

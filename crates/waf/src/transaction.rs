@@ -11,7 +11,7 @@ use crate::body::multipart::{FilePart, Flags};
 use crate::body::{Pair, json, multipart, urlencoded, xml};
 use crate::macros::{MacroText, Part};
 use crate::rule::{Entry, LimitAction, Rule};
-use crate::ruleset::RuleSet;
+use crate::ruleset::Rules;
 use crate::variable::{Selector, Target, Var};
 
 /// What the caller must do after a processing step.
@@ -113,7 +113,7 @@ struct Parsed {
 
 /// The state of one exchange. Cheap to create: nothing is allocated until data arrives.
 pub struct Transaction<'r> {
-    rules: &'r RuleSet,
+    rules: Rules<'r>,
     engine: EngineMode,
     started: Instant,
     unique_id: String,
@@ -151,14 +151,15 @@ pub struct Transaction<'r> {
 }
 
 impl<'r> Transaction<'r> {
-    pub(crate) fn new(rules: &'r RuleSet) -> Self {
+    pub(crate) fn new(rules: Rules<'r>) -> Self {
+        let (engine, body_access) = (rules.settings.engine, rules.settings.request_body_access);
         let started = Instant::now();
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
         Transaction {
             rules,
-            engine: rules.settings.engine,
+            engine,
             started,
             unique_id: format!("{nanos:x}"),
             client: None,
@@ -171,7 +172,7 @@ impl<'r> Transaction<'r> {
             args_get: Vec::new(),
             args_post: Vec::new(),
             body: Vec::new(),
-            body_access: rules.settings.request_body_access,
+            body_access,
             body_processor: None,
             body_truncated: false,
             parsed: Parsed::default(),
@@ -263,7 +264,8 @@ impl<'r> Transaction<'r> {
             return Verdict::Interrupt(i.clone());
         }
         if self.body_access {
-            let settings = &self.rules.settings;
+            let rules = self.rules.clone();
+            let settings = &rules.settings;
             let processor = self.body_processor.or_else(|| self.default_processor());
             if processor != Some(BodyProcessor::Multipart)
                 && self.body.len() > settings.request_body_no_files_limit
@@ -465,7 +467,7 @@ impl<'r> Transaction<'r> {
         if self.engine == EngineMode::Off {
             return Verdict::Continue;
         }
-        let rules: &'r RuleSet = self.rules;
+        let rules = self.rules.clone();
         let entries = &rules.phases[usize::from(phase) - 1];
         let mut i = 0;
         while i < entries.len() {
@@ -544,7 +546,7 @@ impl<'r> Transaction<'r> {
     }
 
     /// Evaluates a rule and its chain; the matches' actions run as they are found.
-    fn evaluate(&mut self, rule: &'r Rule) -> bool {
+    fn evaluate(&mut self, rule: &Rule) -> bool {
         let matches = match &rule.operator {
             None => vec![Match {
                 var: None,
