@@ -1,6 +1,8 @@
 //! The go-ftw test file format (ftw-tests-schema v2), as far as the CRS tests use it,
 //! and how go-ftw turns a stage's input into an HTTP request.
 
+pub mod suite;
+
 use std::fmt;
 
 use base64::Engine as _;
