@@ -822,6 +822,7 @@ impl<'r> Transaction<'r> {
                 .parsed
                 .processor
                 .or(self.body_processor)
+                .or_else(|| self.default_processor())
                 .and_then(|p| b(p.name())),
             Var::InboundDataError => flag(self.body_truncated),
             Var::OutboundDataError | Var::UrlencodedError => flag(false),

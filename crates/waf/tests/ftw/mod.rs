@@ -174,7 +174,10 @@ impl Input {
 /// go-ftw data may hold `{{ "x" | repeat N }}` to build large bodies.
 fn expand_templates(data: &str) -> String {
     let re = regex::Regex::new(r#"\{\{\s*"([^"]*)"\s*\|\s*repeat\s+(\d+)\s*\}\}"#).unwrap();
-    re.replace_all(data, |c: &regex::Captures| c[1].repeat(c[2].parse().unwrap_or(0))).into_owned()
+    re.replace_all(data, |c: &regex::Captures| {
+        c[1].repeat(c[2].parse().unwrap_or(0))
+    })
+    .into_owned()
 }
 
 /// Reads a raw HTTP/1 request: request line, header lines, blank line, body.
