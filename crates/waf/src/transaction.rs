@@ -1,7 +1,10 @@
 //! One HTTP exchange run through a rule set, phase by phase.
 
 use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::action::{
@@ -68,6 +71,29 @@ struct Value<'a> {
     value: Cow<'a, [u8]>,
 }
 
+/// A value after transformation: the input itself, or a shared cached result.
+enum Transformed<'a> {
+    Same(Cow<'a, [u8]>),
+    Cached(Arc<[u8]>),
+}
+
+impl std::ops::Deref for Transformed<'_> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Transformed::Same(v) => v,
+            Transformed::Cached(v) => v,
+        }
+    }
+}
+
+/// Bytes of inputs and results one transaction may keep in its transformation cache.
+const TRANSFORM_CACHE_BUDGET: usize = 1 << 20;
+
+/// Transformation results by chain id, then input (`None`: the input is unchanged).
+type TransformCache = HashMap<u32, HashMap<Box<[u8]>, Option<Arc<[u8]>>>>;
+
 /// A value the operator matched, kept until the rule's actions have run.
 struct Match {
     var: Option<Var>,
@@ -76,27 +102,62 @@ struct Match {
     captures: Vec<Vec<u8>>,
 }
 
-/// A name/value collection searched without regard to case.
+/// A writable collection (TX, ENV, ...) with names compared without regard to case.
+/// CRS keeps about a hundred TX variables and reads them in most rules, so lookups go
+/// through an index rather than a scan.
 #[derive(Debug, Default, Clone)]
-struct Members(Vec<Pair>);
+struct Members {
+    /// In insertion order, for iteration; names as first written.
+    pairs: Vec<Pair>,
+    /// Lower-cased name to position in `pairs`.
+    index: HashMap<String, usize>,
+}
 
 impl Members {
+    fn position(&self, key: &str) -> Option<usize> {
+        if key.bytes().any(|b| b.is_ascii_uppercase()) {
+            self.index.get(&key.to_ascii_lowercase()).copied()
+        } else {
+            self.index.get(key).copied()
+        }
+    }
+
     fn get(&self, key: &str) -> Option<&[u8]> {
-        self.0
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| v.as_slice())
+        self.position(key).map(|i| self.pairs[i].1.as_slice())
     }
 
     fn set(&mut self, key: &str, value: Vec<u8>) {
-        match self.0.iter_mut().find(|(k, _)| k.eq_ignore_ascii_case(key)) {
-            Some(slot) => slot.1 = value,
-            None => self.0.push((key.to_string(), value)),
+        match self.position(key) {
+            Some(i) => self.pairs[i].1 = value,
+            None => {
+                self.index
+                    .insert(key.to_ascii_lowercase(), self.pairs.len());
+                self.pairs.push((key.to_string(), value));
+            }
         }
     }
 
     fn remove(&mut self, key: &str) {
-        self.0.retain(|(k, _)| !k.eq_ignore_ascii_case(key));
+        if let Some(i) = self.position(key) {
+            self.pairs.remove(i);
+            self.index = self
+                .pairs
+                .iter()
+                .enumerate()
+                .map(|(i, (k, _))| (k.to_ascii_lowercase(), i))
+                .collect();
+        }
+    }
+
+    /// The members a selector takes: a direct lookup for a plain name.
+    fn select(&self, selector: &Selector) -> &[Pair] {
+        match selector {
+            Selector::Key(k) => match self.position(k) {
+                Some(i) => std::slice::from_ref(&self.pairs[i]),
+                None => &[],
+            },
+            _ => &self.pairs,
+        }
     }
 }
 
@@ -148,6 +209,8 @@ pub struct Transaction<'r> {
     matched: Vec<MatchedRule>,
     interruption: Option<Interruption>,
     allowed: Option<AllowScope>,
+    transform_cache: RefCell<TransformCache>,
+    transform_cache_bytes: Cell<usize>,
 }
 
 impl<'r> Transaction<'r> {
@@ -191,6 +254,8 @@ impl<'r> Transaction<'r> {
             matched: Vec::new(),
             interruption: None,
             allowed: None,
+            transform_cache: RefCell::default(),
+            transform_cache_bytes: Cell::new(0),
         }
     }
 
@@ -623,22 +688,53 @@ impl<'r> Transaction<'r> {
                     }
                 }
             } else {
-                let mut current = v.value;
-                for t in &rule.transforms {
-                    current = t.apply(current);
-                }
+                let current = self.transformed(rule, v.value);
                 captures.clear();
                 if op.evaluate(&current, &expand, want, &mut captures) {
                     out.push(Match {
                         var: Some(v.var),
                         key: v.key.into_owned(),
-                        value: current.into_owned(),
+                        value: current.to_vec(),
                         captures: std::mem::take(&mut captures),
                     });
                 }
             }
         }
         out
+    }
+
+    /// Applies the rule's transformations. CRS applies the same few chains to the same
+    /// values in rule after rule, so results are remembered per chain and input.
+    fn transformed<'a>(&self, rule: &Rule, value: Cow<'a, [u8]>) -> Transformed<'a> {
+        if rule.transforms.is_empty() {
+            return Transformed::Same(value);
+        }
+        let mut cache = self.transform_cache.borrow_mut();
+        let per_chain = cache.entry(rule.transform_chain).or_default();
+        if let Some(hit) = per_chain.get(&value[..]) {
+            return match hit {
+                Some(out) => Transformed::Cached(Arc::clone(out)),
+                None => Transformed::Same(value),
+            };
+        }
+        let mut current = Cow::Borrowed(&value[..]);
+        for t in &rule.transforms {
+            current = t.apply(current);
+        }
+        let out: Option<Arc<[u8]>> = match current {
+            Cow::Borrowed(_) => None,
+            Cow::Owned(v) => Some(v.into()),
+        };
+        let cost = value.len() + out.as_ref().map_or(0, |o| o.len());
+        if self.transform_cache_bytes.get() + cost <= TRANSFORM_CACHE_BUDGET {
+            self.transform_cache_bytes
+                .set(self.transform_cache_bytes.get() + cost);
+            per_chain.insert(value.to_vec().into_boxed_slice(), out.clone());
+        }
+        match out {
+            Some(out) => Transformed::Cached(out),
+            None => Transformed::Same(value),
+        }
     }
 
     fn excluded(&self, rule: Option<&Rule>, var: Var, name: &str) -> bool {
@@ -718,13 +814,13 @@ impl<'r> Transaction<'r> {
             Var::ResponseHeaders => pairs(&self.response_headers, false, &mut push),
             Var::ResponseHeadersNames => pairs(&self.response_headers, true, &mut push),
             Var::MultipartPartHeaders => pairs(&self.parsed.part_headers, false, &mut push),
-            Var::Tx => pairs(&self.tx.0, false, &mut push),
-            Var::Env => pairs(&self.env.0, false, &mut push),
+            Var::Tx => pairs(self.tx.select(&target.selector), false, &mut push),
+            Var::Env => pairs(self.env.select(&target.selector), false, &mut push),
             Var::MatchedVars => pairs(&self.matched_vars, false, &mut push),
             Var::MatchedVarsNames => pairs(&self.matched_vars, true, &mut push),
             Var::Ip | Var::Global | Var::Session | Var::User | Var::Resource => {
                 if let Some((_, m)) = self.other.iter().find(|(v, _)| *v == var) {
-                    pairs(&m.0, false, &mut push);
+                    pairs(m.select(&target.selector), false, &mut push);
                 }
             }
             Var::Files => {
@@ -939,16 +1035,20 @@ impl<'r> Transaction<'r> {
                     }
                 }
                 Part::Var(var, key) => {
-                    let selector = match key {
-                        Some(k) => Selector::Key(k.clone()),
-                        None => Selector::All,
-                    };
                     if !var.is_collection() {
                         if let Some(v) = self.scalar(*var) {
                             out.extend_from_slice(&v);
                         }
                         continue;
                     }
+                    if let (Var::Tx, Some(k)) = (var, key) {
+                        out.extend_from_slice(self.tx.get(k).unwrap_or_default());
+                        continue;
+                    }
+                    let selector = match key {
+                        Some(k) => Selector::Key(k.clone()),
+                        None => Selector::All,
+                    };
                     let target = Target {
                         var: *var,
                         selector,
