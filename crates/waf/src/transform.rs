@@ -1045,3 +1045,398 @@ fn sha1(input: &[u8]) -> Vec<u8> {
     use sha1::Digest;
     sha1::Sha1::digest(input).to_vec()
 }
+
+#[cfg(test)]
+mod tests {
+    //! Expected values follow ModSecurity's documented behaviour and its published
+    //! transformation test cases.
+
+    use std::borrow::Cow;
+
+    use super::Transform;
+
+    fn apply(name: &str, input: &[u8]) -> Vec<u8> {
+        let t = Transform::parse(name).unwrap_or_else(|| panic!("t:{name} unknown"));
+        t.apply(Cow::Borrowed(input)).into_owned()
+    }
+
+    fn check(name: &str, cases: &[(&[u8], &[u8])]) {
+        for (input, want) in cases {
+            let got = apply(name, input);
+            assert_eq!(
+                got.as_slice(),
+                *want,
+                "t:{name} on {:?}: got {:?}, want {:?}",
+                String::from_utf8_lossy(input),
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(want)
+            );
+        }
+    }
+
+    #[test]
+    fn names_parse_in_any_case_and_unknown_names_do_not() {
+        assert_eq!(
+            Transform::parse("urlDecodeUni"),
+            Some(Transform::UrlDecodeUni)
+        );
+        assert_eq!(
+            Transform::parse("base64decode"),
+            Some(Transform::Base64Decode)
+        );
+        assert_eq!(
+            Transform::parse("normalisePath"),
+            Some(Transform::NormalizePath)
+        );
+        assert_eq!(
+            Transform::parse("normalizePathWin"),
+            Some(Transform::NormalizePathWin)
+        );
+        assert_eq!(Transform::parse("none"), None);
+        assert_eq!(Transform::parse("urlDecodeUnicode"), None);
+        assert_eq!(Transform::UrlDecodeUni.name(), "urlDecodeUni");
+    }
+
+    #[test]
+    fn unchanged_input_is_borrowed_not_copied() {
+        for name in [
+            "lowercase",
+            "urlDecodeUni",
+            "htmlEntityDecode",
+            "jsDecode",
+            "cssDecode",
+            "cmdLine",
+            "removeNulls",
+            "removeWhitespace",
+            "compressWhitespace",
+            "normalizePath",
+            "normalizePathWin",
+            "utf8toUnicode",
+            "replaceComments",
+            "trim",
+            "escapeSeqDecode",
+            "sqlHexDecode",
+        ] {
+            let t = Transform::parse(name).unwrap();
+            assert!(
+                matches!(t.apply(Cow::Borrowed(b"plain/text")), Cow::Borrowed(_)),
+                "t:{name} copied unchanged input"
+            );
+        }
+    }
+
+    #[test]
+    fn case_changes_touch_ascii_letters_only() {
+        check(
+            "lowercase",
+            &[(b"TeSt CASE\xc9", b"test case\xc9"), (b"", b"")],
+        );
+        check("uppercase", &[(b"TeSt case\xe9", b"TEST CASE\xe9")]);
+    }
+
+    #[test]
+    fn url_decode_leaves_invalid_escapes_alone() {
+        check(
+            "urlDecode",
+            &[
+                (b"a%20b+c", b"a b c"),
+                (b"%41%42%4a%4A", b"ABJJ"),
+                (b"%zz%4", b"%zz%4"),
+                (b"%", b"%"),
+                (b"100%", b"100%"),
+                (b"%41%", b"A%"),
+                (b"%u0041", b"%u0041"),
+                (b"%00", b"\0"),
+            ],
+        );
+    }
+
+    #[test]
+    fn url_decode_uni_takes_the_low_byte_and_folds_full_width_ascii() {
+        check(
+            "urlDecodeUni",
+            &[
+                (b"%u0041%U0042", b"AB"),
+                (b"%uff41", b"a"),
+                (b"%uFF0E%uff0e/", b"../"),
+                (b"%u1234", b"\x34"),
+                (b"%u12", b"%u12"),
+                (b"%u004", b"%u004"),
+                (b"%uzzzz", b"%uzzzz"),
+                (b"%u", b"%u"),
+                (b"%2e%2E+x", b".. x"),
+                (b"%%41", b"%A"),
+            ],
+        );
+    }
+
+    #[test]
+    fn html_entities_decode_with_or_without_semicolon() {
+        check(
+            "htmlEntityDecode",
+            &[
+                (b"&lt;script&gt;", b"<script>"),
+                (b"&LT&quot&amp&gt;&nbsp;", b"<\"&>\xa0"),
+                (b"&#x41;&#X42&#67;&#68", b"ABCD"),
+                (b"&foo;&;&#;&#x;&", b"&foo;&;&#;&#x;&"),
+                (b"&#x24;&#00000000000000000000123;", b"${"),
+                (b"&#x4142;", b"A42;"),
+                (b"&#1000;", b"d0;"),
+                (b"&ltscript>", b"<script>"),
+                (b"&#x0&#0", b"\0\0"),
+            ],
+        );
+    }
+
+    #[test]
+    fn js_decode_handles_every_escape_form() {
+        check(
+            "jsDecode",
+            &[
+                (b"\\x41\\u0042\\103", b"ABC"),
+                (b"\\uff41\\uFF0E", b"a."),
+                (b"\\a\\b\\f\\n\\r\\t\\v", b"\x07\x08\x0c\n\r\t\x0b"),
+                (b"\\'\\\"\\\\\\q", b"'\"\\q"),
+                (b"\\400", b" 0"),
+                (b"\\08", b"\x008"),
+                (b"\\x4", b"x4"),
+                (b"\\u004", b"u004"),
+                (b"a\\", b"a\\"),
+            ],
+        );
+    }
+
+    #[test]
+    fn css_decode_uses_the_last_two_hex_digits() {
+        check(
+            "cssDecode",
+            &[
+                (b"\\41", b"A"),
+                (b"\\41 x", b"Ax"),
+                (b"\\00041\\0000041", b"A\x041"),
+                (b"\\ff21", b"A"),
+                (b"\\1234", b"4"),
+                (b"\\a", b"\x0a"),
+                (b"ja\\vascr\\ipt", b"javascript"),
+                (b"a\\\nb", b"ab"),
+                (b"a\\", b"a"),
+            ],
+        );
+    }
+
+    #[test]
+    fn cmd_line_normalises_shell_obfuscation() {
+        check(
+            "cmdLine",
+            &[
+                (b"C^OMMAND /C DIR", b"command/c dir"),
+                (b"\"command\" /c DiR", b"command/c dir"),
+                (b"cmd,/c DiR", b"cmd/c dir"),
+                (b"w\"h'o\\a^mi", b"whoami"),
+                (b"a;b\t\r\nc", b"a b c"),
+                (b"echo  (x)", b"echo(x)"),
+                (b"test", b"test"),
+            ],
+        );
+    }
+
+    #[test]
+    fn whitespace_transformations() {
+        check(
+            "compressWhitespace",
+            &[
+                (b"a \t\n\x0b\x0c\r b", b"a b"),
+                (b"a\xa0b", b"a\xa0b"),
+                (b" x ", b" x "),
+            ],
+        );
+        check("removeWhitespace", &[(b" a b\tc\xa0d\xc2e\n", b"abcde")]);
+        check("trim", &[(b" \t a b \n\x0b", b"a b"), (b"   ", b"")]);
+        check("trimLeft", &[(b" \t a b \n", b"a b \n")]);
+        check("trimRight", &[(b" \t a b \n", b" \t a b")]);
+    }
+
+    #[test]
+    fn nul_transformations() {
+        check("removeNulls", &[(b"\0Test\0Case\0", b"TestCase")]);
+        check("replaceNulls", &[(b"\0Test\0\0Case", b" Test  Case")]);
+    }
+
+    #[test]
+    fn comment_transformations() {
+        check(
+            "removeComments",
+            &[
+                (b"a/*x*/b", b"ab"),
+                (b"a<!--x-->b", b"ab"),
+                (b"1 OR 1=1-- x", b"1 OR 1=1"),
+                (b"a#b", b"a"),
+                (b"a/*x", b"a "),
+                (b"/* TestCase */", b"\0"),
+            ],
+        );
+        check(
+            "removeCommentsChar",
+            &[(b"a/*b*/c--d#e<!--f-->g", b"abcdefg"), (b"---->", b"")],
+        );
+        check(
+            "replaceComments",
+            &[
+                (b"a/*b*/c", b"a c"),
+                (b"a/*b", b"a "),
+                (b"a*/b", b"a*/b"),
+                (b"/*/", b" "),
+            ],
+        );
+    }
+
+    #[test]
+    fn normalize_path_resolves_dot_segments() {
+        check(
+            "normalizePath",
+            &[
+                (b"/foo/bar/baz", b"/foo/bar/baz"),
+                (b".", b""),
+                (b"./..", b".."),
+                (b"../.", b".."),
+                (b"../../", b"../../"),
+                (b"/dir/foo//bar", b"/dir/foo/bar"),
+                (b"dir/foo//bar/", b"dir/foo/bar/"),
+                (b"dir/../foo", b"foo"),
+                (b"a/../../b", b"../b"),
+                (b"dir/./.././../../foo/bar/..", b"../../foo"),
+                (b"dir//.//..//.//..//..//foo//bar//", b"../../foo/bar/"),
+                (b"/dir/./subdir/../subsubdir/../subsubsubdir/../", b"/dir/"),
+                (
+                    b"/./.././../../../../../../../\0/../etc/./passwd",
+                    b"/etc/passwd",
+                ),
+                (b"/a/b/../../../../etc/passwd", b"/etc/passwd"),
+                (b"a\\..\\b", b"a\\..\\b"),
+            ],
+        );
+        check(
+            "normalizePathWin",
+            &[
+                (b"\\foo\\bar\\baz", b"/foo/bar/baz"),
+                (b"dir\\..\\..\\foo", b"../foo"),
+                (b"C:\\Windows\\..\\boot.ini", b"C:/boot.ini"),
+                (
+                    b"\\dir\\.\\subdir\\..\\subsubdir\\..\\subsubsubdir\\..\\",
+                    b"/dir/",
+                ),
+                (
+                    b"dir\\\\.\\\\..\\\\.\\\\..\\\\..\\\\foo\\\\bar",
+                    b"../../foo/bar",
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn utf8_to_unicode_escapes_multibyte_sequences() {
+        check(
+            "utf8toUnicode",
+            &[
+                ("é".as_bytes(), b"%u00e9"),
+                ("€x".as_bytes(), b"%u20acx"),
+                ("😀".as_bytes(), b"%u1f600"),
+                (b"\xc3(", b"("),
+                (b"\xc0\xaf", b"%u002f\xc0"),
+                (b"a\xffb", b"a\xffb"),
+                (b"plain", b"plain"),
+            ],
+        );
+    }
+
+    #[test]
+    fn base64_decoding_strict_and_forgiving() {
+        check(
+            "base64Decode",
+            &[
+                (b"VGVzdENhc2U=", b"TestCase"),
+                (b"VGVzdENhc2Ux", b"TestCase1"),
+                (b"VGVzdENhc2UxMg==", b"TestCase12"),
+                (b"VGVzdABDYXNl", b"Test\0Case"),
+                (b"VGVzdENhc2U=\0VGVzdENhc2U=", b"TestCase"),
+                (b"VGV$zdENhc2U=", b""),
+                (b"VGVzdENhc2U===", b""),
+            ],
+        );
+        check(
+            "base64DecodeExt",
+            &[
+                (b"VGVzdENhc2U=", b"TestCase"),
+                (
+                    b"P.HNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==",
+                    b"<script>alert(1)</script>",
+                ),
+                (b"VGV$zd ENh\nc2U", b"TestCase"),
+                (b"Q=", b""),
+            ],
+        );
+        check(
+            "base64Encode",
+            &[(b"TestCase", b"VGVzdENhc2U="), (b"Te", b"VGU="), (b"", b"")],
+        );
+    }
+
+    #[test]
+    fn hex_transformations() {
+        check(
+            "hexDecode",
+            &[(b"414243", b"ABC"), (b"41424", b"AB"), (b"", b"")],
+        );
+        check("hexEncode", &[(b"AB\xff\0", b"4142ff00")]);
+        check(
+            "sqlHexDecode",
+            &[
+                (b"SELECT 0x414243 x", b"SELECT ABC x"),
+                (b"0x4", b"0x4"),
+                (b"0X41g", b"Ag"),
+                (b"0x4142a", b"ABa"),
+            ],
+        );
+    }
+
+    #[test]
+    fn escape_seq_decode_follows_ansi_c() {
+        check(
+            "escapeSeqDecode",
+            &[
+                (b"\\a\\x41\\101\\\\\\?", b"\x07AA\\?"),
+                (b"\\q\\xZ", b"qxZ"),
+                (b"\\777", b"\xff"),
+                (b"a\\", b"a\\"),
+            ],
+        );
+    }
+
+    #[test]
+    fn url_encode_keeps_only_alphanumerics_and_star() {
+        check(
+            "urlEncode",
+            &[(b"a b&c*~", b"a+b%26c*%7e"), (b"abc", b"abc")],
+        );
+    }
+
+    #[test]
+    fn digests_and_length() {
+        check("length", &[(b"abc", b"3"), (b"", b"0")]);
+        assert_eq!(
+            apply("hexEncode", &apply("md5", b"")),
+            b"d41d8cd98f00b204e9800998ecf8427e"
+        );
+        assert_eq!(
+            apply("hexEncode", &apply("sha1", b"abc")),
+            b"a9993e364706816aba3e25717850c26c9cd0d89d"
+        );
+    }
+
+    #[test]
+    fn parity_transformations() {
+        check("parityZero7bit", &[(b"\xc1A", b"AA")]);
+        check("parityEven7bit", &[(b"AC", b"A\xc3")]);
+        check("parityOdd7bit", &[(b"AC", b"\xc1C")]);
+    }
+}
