@@ -180,7 +180,9 @@ impl Operator {
     /// Tests `input`, returning whether the rule matches (negation applied). When the parameter
     /// needs expansion, `expand` turns the raw parameter into its value. With `want_captures`,
     /// `captures` receives what ModSecurity would put in TX.0 and up: the regex groups 0..=9
-    /// for `@rx`, otherwise the matched text or fingerprint. A negated operator captures nothing.
+    /// for `@rx` (a group that took no part is empty), the phrase found by `@pm`, the
+    /// fingerprint from `@detectSQLi`, the input for `@detectXSS`; other operators, and negated
+    /// ones, capture nothing.
     pub fn evaluate(
         &self,
         input: &[u8],
@@ -209,16 +211,7 @@ impl Operator {
                         expanded.as_bytes()
                     }
                 };
-                let matched = text_matches(*op, input, param);
-                if matched && want {
-                    captures.push(match op {
-                        TextOp::Within | TextOp::StrEq | TextOp::BeginsWith | TextOp::EndsWith => {
-                            input.to_vec()
-                        }
-                        _ => param.to_vec(),
-                    });
-                }
-                matched
+                text_matches(*op, input, param)
             }
             Kind::Number(op, p) => {
                 let param = match p {
@@ -240,7 +233,13 @@ impl Operator {
                 }
                 None => false,
             },
-            Kind::DetectXss => injection::is_xss(input),
+            Kind::DetectXss => {
+                let matched = injection::is_xss(input);
+                if matched && want {
+                    captures.push(input.to_vec());
+                }
+                matched
+            }
             Kind::UnconditionalMatch => true,
             Kind::NoMatch => false,
         };
@@ -626,10 +625,8 @@ mod tests {
         assert!(matches(&op("within", "GET HEAD POST"), b"HEAD"));
         assert!(!matches(&op("within", "GET HEAD POST"), b"PUT"));
         assert!(matches(&op("within", "GET"), b""));
-        assert_eq!(
-            captured(&op("contains", "ab"), b"xaby"),
-            Some(vec![b"ab".to_vec()])
-        );
+        // Like ModSecurity, string comparisons leave TX.0 alone.
+        assert_eq!(captured(&op("contains", "ab"), b"xaby"), Some(vec![]));
     }
 
     #[test]
@@ -762,7 +759,8 @@ mod tests {
     #[test]
     fn detect_xss_flags_script_injection() {
         let o = op("detectXSS", "");
-        assert!(matches(&o, b"<script>alert(1)</script>"));
+        let script = b"<script>alert(1)</script>";
+        assert_eq!(captured(&o, script), Some(vec![script.to_vec()]));
         assert!(matches(&o, b"\"><img src=x onerror=alert(1)>"));
         assert!(!matches(&o, b"hello world"));
         assert!(!matches(&o, b"1' or '1'='1"));
