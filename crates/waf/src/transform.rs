@@ -376,21 +376,11 @@ fn sql_hex_decode(input: &[u8]) -> Option<Vec<u8>> {
 /// browsers read `&ltscript`); others stay as written. Numeric entities yield one byte: leading
 /// zeros are skipped and at most three decimal or two hex digits are read.
 fn html_entity_decode(input: &[u8]) -> Option<Vec<u8>> {
-    memchr_byte(b'&', input)?;
-    let mut out = Vec::with_capacity(input.len());
-    let mut i = 0;
-    while i < input.len() {
-        if input[i] == b'&'
-            && let Some((byte, next)) = html_entity_at(input, i + 1)
-        {
-            out.push(byte);
-            i = next;
-        } else {
-            out.push(input[i]);
-            i += 1;
-        }
-    }
-    Some(out)
+    decode_escapes(input, b'&', |input, i, out| {
+        let (byte, next) = html_entity_at(input, i + 1)?;
+        out.push(byte);
+        Some(next)
+    })
 }
 
 /// The entity whose body starts at `k` (just after `&`), if it decodes: its byte and where
@@ -452,51 +442,66 @@ fn skip_semicolon(input: &[u8], at: usize) -> usize {
 }
 
 fn memchr_byte(needle: u8, haystack: &[u8]) -> Option<usize> {
-    haystack.iter().position(|&b| b == needle)
+    memchr::memchr(needle, haystack)
+}
+
+/// The loop shared by the escape decoders: bytes other than `marker` are copied in runs, and at
+/// each `marker` `decode` writes what the escape stands for and returns where to go on, or
+/// returns `None` (writing nothing) to keep the marker as it is.
+fn decode_escapes(
+    input: &[u8],
+    marker: u8,
+    decode: impl Fn(&[u8], usize, &mut Vec<u8>) -> Option<usize>,
+) -> Option<Vec<u8>> {
+    let mut at = memchr_byte(marker, input)?;
+    let mut out = Vec::with_capacity(input.len());
+    out.extend_from_slice(&input[..at]);
+    loop {
+        let from = match decode(input, at, &mut out) {
+            Some(next) => next,
+            None => {
+                out.push(marker);
+                at + 1
+            }
+        };
+        let rest = input.get(from..).unwrap_or_default();
+        match memchr_byte(marker, rest) {
+            Some(off) => {
+                out.extend_from_slice(&rest[..off]);
+                at = from + off;
+            }
+            None => {
+                out.extend_from_slice(rest);
+                return Some(out);
+            }
+        }
+    }
 }
 
 /// JavaScript escapes: `\uHHHH` (low byte), `\xHH`, octal `\OOO` (at most one byte), the C
 /// letter escapes, and `\C` to `C`.
 fn js_decode(input: &[u8]) -> Option<Vec<u8>> {
-    memchr_byte(b'\\', input)?;
-    let mut out = Vec::with_capacity(input.len());
-    let mut i = 0;
-    while i < input.len() {
-        if input[i] != b'\\' {
-            out.push(input[i]);
-            i += 1;
-            continue;
-        }
+    decode_escapes(input, b'\\', |input, i, out| {
         let rest = &input[i + 1..];
-        match rest {
+        let (byte, len) = match rest {
             [b'u', h @ ..] if h.len() >= 4 && h[..4].iter().all(u8::is_ascii_hexdigit) => {
-                out.push(unicode_low_byte(&h[..4]));
-                i += 6;
+                (unicode_low_byte(&h[..4]), 5)
             }
-            [b'x', h, l, ..] if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => {
-                out.push(x2c(*h, *l));
-                i += 4;
-            }
+            [b'x', h, l, ..] if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => (x2c(*h, *l), 3),
             [o, ..] if is_odigit(*o) => {
                 let mut n = rest.iter().take(3).take_while(|b| is_odigit(**b)).count();
                 // Three digits only when the value fits a byte.
                 if n == 3 && rest[0] > b'3' {
                     n = 2;
                 }
-                out.push(octal(&rest[..n]));
-                i += 1 + n;
+                (octal(&rest[..n]), n)
             }
-            [c, ..] => {
-                out.push(c_escape(*c).unwrap_or(*c));
-                i += 2;
-            }
-            [] => {
-                out.push(b'\\');
-                i += 1;
-            }
-        }
-    }
-    Some(out)
+            [c, ..] => (c_escape(*c).unwrap_or(*c), 1),
+            [] => return None,
+        };
+        out.push(byte);
+        Some(i + 1 + len)
+    })
 }
 
 fn octal(digits: &[u8]) -> u8 {
@@ -519,57 +524,38 @@ fn c_escape(c: u8) -> Option<u8> {
 /// ANSI C escape sequences: the letter escapes, `\\ \? \' \"`, `\xHH` and octal `\OOO`;
 /// an unknown escape loses its backslash.
 fn escape_seq_decode(input: &[u8]) -> Option<Vec<u8>> {
-    memchr_byte(b'\\', input)?;
-    let mut out = Vec::with_capacity(input.len());
-    let mut i = 0;
-    while i < input.len() {
+    decode_escapes(input, b'\\', |input, i, out| {
         let rest = &input[i + 1..];
-        if input[i] != b'\\' || rest.is_empty() {
-            out.push(input[i]);
-            i += 1;
-            continue;
-        }
-        let c = rest[0];
-        if let Some(b) =
+        let &c = rest.first()?;
+        let (byte, len) = if let Some(b) =
             c_escape(c).or_else(|| matches!(c, b'\\' | b'?' | b'\'' | b'"').then_some(c))
         {
-            out.push(b);
-            i += 2;
+            (b, 1)
         } else if let [b'x' | b'X', h, l, ..] = rest
             && h.is_ascii_hexdigit()
             && l.is_ascii_hexdigit()
         {
-            out.push(x2c(*h, *l));
-            i += 4;
+            (x2c(*h, *l), 3)
         } else if is_odigit(c) {
             let n = rest.iter().take(3).take_while(|b| is_odigit(**b)).count();
-            out.push(octal(&rest[..n]));
-            i += 1 + n;
+            (octal(&rest[..n]), n)
         } else {
-            out.push(c);
-            i += 2;
-        }
-    }
-    Some(out)
+            (c, 1)
+        };
+        out.push(byte);
+        Some(i + 1 + len)
+    })
 }
 
 /// CSS 2.x escapes: `\` and one to six hex digits (low byte, full-width ASCII folded, one
 /// following whitespace swallowed), `\` newline as a line continuation, `\C` to `C`.
 fn css_decode(input: &[u8]) -> Option<Vec<u8>> {
-    memchr_byte(b'\\', input)?;
-    let mut out = Vec::with_capacity(input.len());
-    let mut i = 0;
-    while i < input.len() {
-        if input[i] != b'\\' {
-            out.push(input[i]);
-            i += 1;
-            continue;
-        }
-        i += 1;
-        let Some(&next) = input.get(i) else {
-            break;
+    decode_escapes(input, b'\\', |input, i, out| {
+        let h = &input[i + 1..];
+        let Some(&next) = h.first() else {
+            // A trailing backslash continues to nothing.
+            return Some(i + 1);
         };
-        let h = &input[i..];
         let j = h
             .iter()
             .take(6)
@@ -579,8 +565,7 @@ fn css_decode(input: &[u8]) -> Option<Vec<u8>> {
             if next != b'\n' {
                 out.push(next);
             }
-            i += 1;
-            continue;
+            return Some(i + 2);
         }
         let mut byte = if j == 1 {
             hex_val(h[0]).unwrap_or(0)
@@ -603,9 +588,8 @@ fn css_decode(input: &[u8]) -> Option<Vec<u8>> {
         }
         out.push(byte);
         let skip_space = h.get(j).is_some_and(|&b| is_space(b));
-        i += j + usize::from(skip_space);
-    }
-    Some(out)
+        Some(i + 1 + j + usize::from(skip_space))
+    })
 }
 
 /// Normalises a command line the way a shell would read it loosely: drops `\ " ' ^`, turns
