@@ -844,7 +844,7 @@ fn normalize_path(input: &[u8], win: bool) -> Option<Vec<u8>> {
 /// Rewrites each multi-byte UTF-8 sequence as `%uHHHH` (lowercase hex, at least four digits).
 /// Malformed sequences follow ModSecurity: a lead byte without its continuation bytes is
 /// dropped, stray bytes are copied, and overlong or surrogate sequences are followed by their
-/// lead byte. NUL bytes are dropped.
+/// lead byte. NUL bytes are dropped, except a last one.
 fn utf8_to_unicode(input: &[u8]) -> Option<Vec<u8>> {
     if !input.iter().any(|&b| b >= 0x80 || b == 0) {
         return None;
@@ -856,7 +856,7 @@ fn utf8_to_unicode(input: &[u8]) -> Option<Vec<u8>> {
         let cont = |k: usize| input.get(i + k).is_some_and(|&b| b & 0xc0 == 0x80);
         let bits = |k: usize| u32::from(input[i + k] & 0x3f);
         let (len, cp) = if c & 0x80 == 0 {
-            if c != 0 {
+            if c != 0 || i + 1 == input.len() {
                 out.push(c);
             }
             (1, None)
@@ -941,8 +941,8 @@ fn base64_encode(input: &[u8]) -> Vec<u8> {
 }
 
 /// Strict decoding: any character outside the alphabet (spaces and line breaks between lines
-/// aside) or misplaced padding makes the whole value decode to nothing, and an unpadded last
-/// group is dropped. The value ends at its first NUL.
+/// aside), misplaced padding or a digit count no encoder produces makes the whole value decode
+/// to nothing, and an unpadded last group is dropped. The value ends at its first NUL.
 fn base64_decode_strict(input: &[u8]) -> Vec<u8> {
     let input = &input[..memchr_byte(0, input).unwrap_or(input.len())];
     let mut symbols: Vec<Option<u32>> = Vec::with_capacity(input.len());
@@ -978,6 +978,11 @@ fn base64_decode_strict(input: &[u8]) -> Vec<u8> {
             }
         }
         i += 1;
+    }
+    // Digits must come in groups of four, or of two or three before padding.
+    let digits = symbols.len() - pads;
+    if digits % 4 == 1 || (pads != 0 && !symbols.len().is_multiple_of(4)) {
+        return Vec::new();
     }
     let mut out = Vec::with_capacity(symbols.len() / 4 * 3);
     for group in symbols.chunks_exact(4) {
@@ -1329,6 +1334,7 @@ mod tests {
                 (b"\xc0\xaf", b"%u002f\xc0"),
                 (b"a\xffb", b"a\xffb"),
                 (b"plain", b"plain"),
+                (b"a\0b\0", b"ab\0"),
             ],
         );
     }
@@ -1345,6 +1351,10 @@ mod tests {
                 (b"VGVzdENhc2U=\0VGVzdENhc2U=", b"TestCase"),
                 (b"VGV$zdENhc2U=", b""),
                 (b"VGVzdENhc2U===", b""),
+                (b"QUJDR", b""),
+                (b"QUJDRA=", b""),
+                (b"QUJDRA", b"ABC"),
+                (b"QUJD\r\nRA==", b"ABCD"),
             ],
         );
         check(
