@@ -19,6 +19,8 @@ use self::validate::ByteSet;
 /// A parsed operator with its parameter prepared for fast evaluation.
 #[derive(Debug)]
 pub struct Operator {
+    /// The operator's name as SecLang spells it, for logs.
+    name: &'static str,
     negated: bool,
     /// The parameter as written, which is what `expand` resolves for dynamic parameters.
     param: String,
@@ -123,31 +125,40 @@ impl Operator {
             };
             Kind::Number(op, p)
         };
-        let kind = match name.to_ascii_lowercase().as_str() {
-            "rx" => Kind::Rx(Rx::new(param)?),
-            "pm" => Kind::Pm(PhraseSet::from_param(param)?),
-            "pmfromfile" | "pmf" => Kind::Pm(PhraseSet::from_files(param, rules_dir)?),
-            "streq" => text(TextOp::StrEq),
-            "strmatch" => text(TextOp::StrMatch),
-            "contains" => text(TextOp::Contains),
-            "containsword" => text(TextOp::ContainsWord),
-            "beginswith" => text(TextOp::BeginsWith),
-            "endswith" => text(TextOp::EndsWith),
-            "within" => text(TextOp::Within),
-            "eq" => number(NumberOp::Eq),
-            "ge" => number(NumberOp::Ge),
-            "gt" => number(NumberOp::Gt),
-            "le" => number(NumberOp::Le),
-            "lt" => number(NumberOp::Lt),
-            "validatebyterange" => Kind::ValidateByteRange(ByteSet::parse(param)?),
-            "validateurlencoding" => Kind::ValidateUrlEncoding,
-            "validateutf8encoding" => Kind::ValidateUtf8Encoding,
-            "ipmatch" => Kind::IpMatch(IpSet::parse_list(param)?),
-            "ipmatchfromfile" | "ipmatchf" => Kind::IpMatch(IpSet::from_file(param, rules_dir)?),
-            "detectsqli" => Kind::DetectSqli,
-            "detectxss" => Kind::DetectXss,
-            "unconditionalmatch" => Kind::UnconditionalMatch,
-            "nomatch" => Kind::NoMatch,
+        let (canonical, kind) = match name.to_ascii_lowercase().as_str() {
+            "rx" => ("rx", Kind::Rx(Rx::new(param)?)),
+            "pm" => ("pm", Kind::Pm(PhraseSet::from_param(param)?)),
+            "pmfromfile" | "pmf" => (
+                "pmFromFile",
+                Kind::Pm(PhraseSet::from_files(param, rules_dir)?),
+            ),
+            "streq" => ("streq", text(TextOp::StrEq)),
+            "strmatch" => ("strmatch", text(TextOp::StrMatch)),
+            "contains" => ("contains", text(TextOp::Contains)),
+            "containsword" => ("containsWord", text(TextOp::ContainsWord)),
+            "beginswith" => ("beginsWith", text(TextOp::BeginsWith)),
+            "endswith" => ("endsWith", text(TextOp::EndsWith)),
+            "within" => ("within", text(TextOp::Within)),
+            "eq" => ("eq", number(NumberOp::Eq)),
+            "ge" => ("ge", number(NumberOp::Ge)),
+            "gt" => ("gt", number(NumberOp::Gt)),
+            "le" => ("le", number(NumberOp::Le)),
+            "lt" => ("lt", number(NumberOp::Lt)),
+            "validatebyterange" => (
+                "validateByteRange",
+                Kind::ValidateByteRange(ByteSet::parse(param)?),
+            ),
+            "validateurlencoding" => ("validateUrlEncoding", Kind::ValidateUrlEncoding),
+            "validateutf8encoding" => ("validateUtf8Encoding", Kind::ValidateUtf8Encoding),
+            "ipmatch" => ("ipMatch", Kind::IpMatch(IpSet::parse_list(param)?)),
+            "ipmatchfromfile" | "ipmatchf" => (
+                "ipMatchFromFile",
+                Kind::IpMatch(IpSet::from_file(param, rules_dir)?),
+            ),
+            "detectsqli" => ("detectSQLi", Kind::DetectSqli),
+            "detectxss" => ("detectXSS", Kind::DetectXss),
+            "unconditionalmatch" => ("unconditionalMatch", Kind::UnconditionalMatch),
+            "nomatch" => ("noMatch", Kind::NoMatch),
             other => {
                 return Err(
                     match UNSUPPORTED
@@ -161,10 +172,16 @@ impl Operator {
             }
         };
         Ok(Operator {
+            name: canonical,
             negated,
             param: param.to_owned(),
             kind,
         })
+    }
+
+    /// The operator's name as SecLang spells it (`rx`, `pmFromFile`, ...), for logs.
+    pub fn name(&self) -> &'static str {
+        self.name
     }
 
     /// Whether the parameter holds `%{...}` macros the caller must expand per evaluation.
@@ -520,6 +537,8 @@ mod tests {
     #[test]
     fn names_are_case_insensitive_and_negation_inverts() {
         assert!(matches(&op("STREQ", "a"), b"a"));
+        assert_eq!(
+        assert_eq!(op("VALIDATEUTF8ENCODING", "").name(), "validateUtf8Encoding");
         let negated = Operator::parse("streq", "a", true, Path::new(".")).unwrap();
         assert!(!matches(&negated, b"a"));
         assert!(matches(&negated, b"b"));
