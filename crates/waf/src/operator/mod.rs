@@ -538,7 +538,9 @@ mod tests {
     fn names_are_case_insensitive_and_negation_inverts() {
         assert!(matches(&op("STREQ", "a"), b"a"));
         assert_eq!(
-        assert_eq!(op("VALIDATEUTF8ENCODING", "").name(), "validateUtf8Encoding");
+            op("VALIDATEUTF8ENCODING", "").name(),
+            "validateUtf8Encoding"
+        );
         let negated = Operator::parse("streq", "a", true, Path::new(".")).unwrap();
         assert!(!matches(&negated, b"a"));
         assert!(matches(&negated, b"b"));
