@@ -11,40 +11,75 @@ use std::io::Write as _;
 /// One SecLang transformation, as named by a rule's `t:` action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Transform {
+    /// Strict Base64 decoding; malformed input decodes to nothing.
     Base64Decode,
+    /// Forgiving Base64 decoding that skips characters outside the alphabet.
     Base64DecodeExt,
+    /// Base64 encoding with padding.
     Base64Encode,
+    /// Undoes shell obfuscation: quotes, carets, odd separators, case.
     CmdLine,
+    /// Runs of whitespace become one space.
     CompressWhitespace,
+    /// CSS 2.x backslash escapes.
     CssDecode,
+    /// ANSI C escape sequences.
     EscapeSeqDecode,
+    /// Pairs of hex digits to bytes.
     HexDecode,
+    /// Bytes to lowercase hex.
     HexEncode,
+    /// HTML character references.
     HtmlEntityDecode,
+    /// JavaScript escapes.
     JsDecode,
+    /// The length in bytes, as decimal text.
     Length,
+    /// ASCII lowercasing.
     Lowercase,
+    /// The raw MD5 digest.
     Md5,
+    /// Resolves `.`/`..` segments and repeated slashes.
     NormalizePath,
+    /// As `NormalizePath`, with backslashes as separators.
     NormalizePathWin,
+    /// Sets the high bit for even parity over the low seven.
     ParityEven7bit,
+    /// Sets the high bit for odd parity over the low seven.
     ParityOdd7bit,
+    /// Clears the high bit.
     ParityZero7bit,
+    /// Drops SQL, C and HTML comments.
     RemoveComments,
+    /// Drops comment markers, keeping what they enclose.
     RemoveCommentsChar,
+    /// Drops NUL bytes.
     RemoveNulls,
+    /// Drops whitespace.
     RemoveWhitespace,
+    /// Turns each C-style comment into one space.
     ReplaceComments,
+    /// Turns NUL bytes into spaces.
     ReplaceNulls,
+    /// The raw SHA-1 digest.
     Sha1,
+    /// Decodes `0x...` SQL hex literals.
     SqlHexDecode,
+    /// Strips leading and trailing whitespace.
     Trim,
+    /// Strips leading whitespace.
     TrimLeft,
+    /// Strips trailing whitespace.
     TrimRight,
+    /// ASCII uppercasing.
     Uppercase,
+    /// Percent-decoding, `+` as space.
     UrlDecode,
+    /// Percent-decoding including IIS-style `%uHHHH`.
     UrlDecodeUni,
+    /// Percent-encoding.
     UrlEncode,
+    /// Multi-byte UTF-8 sequences to `%uHHHH`.
     Utf8ToUnicode,
 }
 
@@ -385,39 +420,42 @@ fn html_entity_decode(input: &[u8]) -> Option<Vec<u8>> {
 
 /// The entity whose body starts at `k` (just after `&`), if it decodes: its byte and where
 /// decoding goes on.
-fn html_entity_at(input: &[u8], mut k: usize) -> Option<(u8, usize)> {
-    let end = if input.get(k) == Some(&b'#') {
-        k += 1;
-        let (radix, max_digits, is_digit): (u32, usize, fn(&u8) -> bool) =
-            if matches!(input.get(k), Some(b'x' | b'X')) {
-                k += 1;
-                (16, 2, u8::is_ascii_hexdigit)
-            } else {
-                (10, 3, u8::is_ascii_digit)
-            };
-        if !input.get(k).is_some_and(is_digit) {
-            return None;
-        }
-        while input.get(k) == Some(&b'0') {
-            k += 1;
-        }
-        let digits = input[k..]
-            .iter()
-            .take(max_digits)
-            .take_while(|b| is_digit(b))
-            .count();
-        let value = input[k..k + digits]
-            .iter()
-            .fold(0u32, |v, &d| v * radix + u32::from(hex_val(d).unwrap_or(0)));
-        return Some((value as u8, skip_semicolon(input, k + digits)));
+fn html_entity_at(input: &[u8], k: usize) -> Option<(u8, usize)> {
+    if input.get(k) == Some(&b'#') {
+        numeric_entity_at(input, k + 1)
     } else {
-        k
-    };
-    let word = &input[end..];
-    let word = &word[..word
+        named_entity_at(input, k)
+    }
+}
+
+/// `&#DDD` or `&#xHH`, from just after the `#`.
+fn numeric_entity_at(input: &[u8], mut k: usize) -> Option<(u8, usize)> {
+    let (radix, max_digits, is_digit): (u32, usize, fn(&u8) -> bool) =
+        if matches!(input.get(k), Some(b'x' | b'X')) {
+            k += 1;
+            (16, 2, u8::is_ascii_hexdigit)
+        } else {
+            (10, 3, u8::is_ascii_digit)
+        };
+    if !input.get(k).is_some_and(is_digit) {
+        return None;
+    }
+    while input.get(k) == Some(&b'0') {
+        k += 1;
+    }
+    let digits = input[k..]
         .iter()
-        .take_while(|b| b.is_ascii_alphanumeric())
-        .count()];
+        .take(max_digits)
+        .take_while(|b| is_digit(b))
+        .count();
+    let value = input[k..k + digits]
+        .iter()
+        .fold(0u32, |v, &d| v * radix + u32::from(hex_val(d).unwrap_or(0)));
+    Some((value as u8, skip_semicolon(input, k + digits)))
+}
+
+/// One of the five named entities, as the start of the word at `k`.
+fn named_entity_at(input: &[u8], k: usize) -> Option<(u8, usize)> {
     const KNOWN: &[(&[u8], u8)] = &[
         (b"quot", b'"'),
         (b"amp", b'&'),
@@ -425,11 +463,12 @@ fn html_entity_at(input: &[u8], mut k: usize) -> Option<(u8, usize)> {
         (b"gt", b'>'),
         (b"nbsp", 0xa0),
     ];
+    let rest = &input[k..];
     KNOWN.iter().find_map(|&(name, byte)| {
-        let prefix = word.get(..name.len())?;
+        let prefix = rest.get(..name.len())?;
         prefix
             .eq_ignore_ascii_case(name)
-            .then(|| (byte, skip_semicolon(input, end + name.len())))
+            .then(|| (byte, skip_semicolon(input, k + name.len())))
     })
 }
 
