@@ -91,10 +91,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("validateSchema", "XML validation is not available"),
     ("validateHash", "hash validation is not available"),
     ("rsub", "substitution operators are not available"),
-    (
-        "rxGlobal",
-        "capturing every match is not implemented; @rx matches the same inputs",
-    ),
 ];
 
 impl Operator {
@@ -126,7 +122,8 @@ impl Operator {
             Kind::Number(op, p)
         };
         let (canonical, kind) = match name.to_ascii_lowercase().as_str() {
-            "rx" => ("rx", Kind::Rx(Rx::new(param)?)),
+            "rx" => ("rx", Kind::Rx(Rx::new(param, false)?)),
+            "rxglobal" => ("rxGlobal", Kind::Rx(Rx::new(param, true)?)),
             "pm" => ("pm", Kind::Pm(PhraseSet::from_param(param)?)),
             "pmfromfile" | "pmf" => (
                 "pmFromFile",
@@ -197,7 +194,8 @@ impl Operator {
     /// Tests `input`, returning whether the rule matches (negation applied). When the parameter
     /// needs expansion, `expand` turns the raw parameter into its value. With `want_captures`,
     /// `captures` receives what ModSecurity would put in TX.0 and up: the regex groups 0..=9
-    /// for `@rx` (a group that took no part is empty), the phrase found by `@pm`, the
+    /// for `@rx` (a group that took no part is empty; with `@rxGlobal` the last match to set
+    /// each group wins), the phrase found by `@pm`, the
     /// fingerprint from `@detectSQLi`, the input for `@detectXSS`; other operators, and negated
     /// ones, capture nothing.
     pub fn evaluate(
@@ -581,6 +579,16 @@ mod tests {
         let mut caps = Vec::new();
         assert!(negated.evaluate(b"b", &no_macros, true, &mut caps));
         assert!(caps.is_empty());
+    }
+
+    #[test]
+    fn rx_global_captures_from_every_match() {
+        let o = op("rxGlobal", "([a-z])([0-9])?");
+        assert_eq!(
+            captured(&o, b"a1 b c2 d"),
+            Some(vec![b"d".to_vec(), b"d".to_vec(), b"2".to_vec()])
+        );
+        assert!(!matches(&o, b"123"));
     }
 
     #[test]
