@@ -327,3 +327,23 @@ fn includes_resolve_globs_relative_to_the_including_file() {
     assert_eq!(r.rule_count(), 2);
     assert_eq!(ids(&run(&r, "/", &[], b"")), vec![1, 2]);
 }
+
+#[test]
+fn rule_sets_are_shared_across_threads_and_transactions_move_between_them() {
+    fn shared<T: Send + Sync>() {}
+    fn movable<T: Send>() {}
+    shared::<RuleSet>();
+    movable::<Transaction<'static>>();
+    let r = std::sync::Arc::new(rules(&format!(
+        "{BASE}SecRule ARGS \"@rx x\" \"id:1,phase:1,pass\"\n"
+    )));
+    let handles: Vec<_> = (0..2)
+        .map(|_| {
+            let r = std::sync::Arc::clone(&r);
+            std::thread::spawn(move || ids(&run(&r, "/?a=x", &[], b"")))
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap(), vec![1]);
+    }
+}
