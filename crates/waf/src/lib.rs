@@ -7,6 +7,7 @@
 mod action;
 mod body;
 mod error;
+mod fasthash;
 mod macros;
 mod parse;
 mod rule;

@@ -2,7 +2,6 @@
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -12,6 +11,7 @@ use crate::action::{
 };
 use crate::body::multipart::{FilePart, Flags};
 use crate::body::{Pair, json, multipart, urlencoded, xml};
+use crate::fasthash::FastMap;
 use crate::macros::{MacroText, Part};
 use crate::rule::{Entry, LimitAction, Rule};
 use crate::ruleset::RuleSet;
@@ -92,7 +92,7 @@ impl std::ops::Deref for Transformed<'_> {
 const TRANSFORM_CACHE_BUDGET: usize = 1 << 20;
 
 /// Transformation results by chain id, then input (`None`: the input is unchanged).
-type TransformCache = HashMap<u32, HashMap<Box<[u8]>, Option<Arc<[u8]>>>>;
+type TransformCache = FastMap<u32, FastMap<Box<[u8]>, Option<Arc<[u8]>>>>;
 
 /// A value the operator matched, kept until the rule's actions have run.
 struct Match {
@@ -110,7 +110,7 @@ struct Members {
     /// In insertion order, for iteration; names as first written.
     pairs: Vec<Pair>,
     /// Lower-cased name to position in `pairs`.
-    index: HashMap<String, usize>,
+    index: FastMap<String, usize>,
 }
 
 impl Members {
@@ -183,6 +183,9 @@ pub struct Transaction<'r> {
     method: String,
     uri: String,
     protocol: String,
+    /// REQUEST_LINE and REQUEST_FILENAME (the decoded path), read by many rules.
+    line: String,
+    filename: Vec<u8>,
     request_headers: Vec<Pair>,
     cookies: Vec<Pair>,
     args_get: Vec<Pair>,
@@ -229,6 +232,8 @@ impl<'r> Transaction<'r> {
             method: String::new(),
             uri: String::new(),
             protocol: String::new(),
+            line: String::new(),
+            filename: Vec::new(),
             request_headers: Vec::new(),
             cookies: Vec::new(),
             args_get: Vec::new(),
@@ -276,6 +281,8 @@ impl<'r> Transaction<'r> {
         self.method = method.to_string();
         self.uri = uri.to_string();
         self.protocol = protocol.to_string();
+        self.line = format!("{method} {uri} {protocol}");
+        self.filename = percent_decode(self.uri_path().as_bytes());
         self.args_get.clear();
         if let Some((_, query)) = uri.split_once('?') {
             urlencoded::parse(
@@ -652,7 +659,7 @@ impl<'r> Transaction<'r> {
         let Some(op) = &rule.operator else {
             return Vec::new();
         };
-        let mut values = Vec::new();
+        let mut values = Vec::with_capacity(16);
         for target in &rule.targets {
             self.collect(Some(rule), target, &mut values);
         }
@@ -878,25 +885,23 @@ impl<'r> Transaction<'r> {
         let b = |s: &'_ str| -> Option<Cow<'_, [u8]>> { Some(Cow::Owned(s.as_bytes().to_vec())) };
         let flag = |f: bool| Some(Cow::Borrowed(if f { &b"1"[..] } else { &b"0"[..] }));
         let number = |n: usize| Some(Cow::Owned(n.to_string().into_bytes()));
-        let path = self.uri_path();
         match var {
             Var::RequestMethod => Some(Cow::Borrowed(self.method.as_bytes())),
             Var::RequestProtocol => Some(Cow::Borrowed(self.protocol.as_bytes())),
             Var::RequestUriRaw => Some(Cow::Borrowed(self.uri.as_bytes())),
             Var::RequestUri => Some(Cow::Borrowed(strip_authority(&self.uri).as_bytes())),
-            Var::RequestLine => b(&format!("{} {} {}", self.method, self.uri, self.protocol)),
+            Var::RequestLine => Some(Cow::Borrowed(self.line.as_bytes())),
             Var::QueryString => Some(Cow::Borrowed(
                 self.uri.split_once('?').map_or("", |(_, q)| q).as_bytes(),
             )),
-            Var::RequestFilename => Some(Cow::Owned(percent_decode(path.as_bytes()))),
+            Var::RequestFilename => Some(Cow::Borrowed(&self.filename)),
             Var::RequestBasename => {
-                let decoded = percent_decode(path.as_bytes());
-                let base = decoded
-                    .rsplit(|&c| c == b'/')
-                    .next()
-                    .unwrap_or(&[])
-                    .to_vec();
-                Some(Cow::Owned(base))
+                let start = self
+                    .filename
+                    .iter()
+                    .rposition(|&c| c == b'/')
+                    .map_or(0, |i| i + 1);
+                Some(Cow::Borrowed(&self.filename[start..]))
             }
             Var::RequestBody => Some(Cow::Borrowed(&self.body)),
             Var::RequestBodyLength => number(self.body.len()),
