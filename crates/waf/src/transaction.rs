@@ -684,7 +684,7 @@ impl<'r> Transaction<'r> {
                         continue;
                     }
                     captures.clear();
-                    if op.evaluate(&current, &expand, want, &mut captures) {
+                    if matches_value(op, &current, &expand, want, &mut captures) {
                         last_matched = Some(current.to_vec());
                         out.push(Match {
                             var: Some(v.var),
@@ -697,7 +697,7 @@ impl<'r> Transaction<'r> {
             } else {
                 let current = self.transformed(rule, v.value);
                 captures.clear();
-                if op.evaluate(&current, &expand, want, &mut captures) {
+                if matches_value(op, &current, &expand, want, &mut captures) {
                     out.push(Match {
                         var: Some(v.var),
                         key: v.key.into_owned(),
@@ -1122,6 +1122,25 @@ impl<'r> Transaction<'r> {
             }
         }
     }
+}
+
+/// Runs an operator, asking for capture groups only once it is known to match: most
+/// values do not match, and a plain match test is much cheaper than finding groups.
+fn matches_value(
+    op: &crate::operator::Operator,
+    input: &[u8],
+    expand: &dyn Fn(&str) -> String,
+    want_captures: bool,
+    captures: &mut Vec<Vec<u8>>,
+) -> bool {
+    if !op.evaluate(input, expand, false, captures) {
+        return false;
+    }
+    if want_captures {
+        captures.clear();
+        op.evaluate(input, expand, true, captures);
+    }
+    true
 }
 
 /// Numbers in TX are decimal integers; anything else counts as 0, as in ModSecurity.
