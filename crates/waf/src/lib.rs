@@ -3,6 +3,7 @@
 //! acts on its verdicts.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod action;
 mod body;

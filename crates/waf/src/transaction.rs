@@ -33,6 +33,7 @@ pub struct Interruption {
     pub status: u16,
     /// The rule that decided (0 when a body limit decided).
     pub rule_id: u32,
+    /// Whether to answer, close or redirect.
     pub action: InterruptAction,
 }
 
@@ -51,7 +52,9 @@ pub enum InterruptAction {
 /// a decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MatchedRule {
+    /// The rule's id (for a chain, its first rule's).
     pub id: u32,
+    /// The phase (1-5) it ran in.
     pub phase: u8,
     /// `msg` with macros expanded.
     pub msg: String,
@@ -59,6 +62,7 @@ pub struct MatchedRule {
     pub logdata: String,
     /// 0 (emergency) to 7 (debug), when the rule sets one.
     pub severity: Option<u8>,
+    /// The rule's tags, such as `attack-sqli` or `paranoia-level/1`.
     pub tags: Vec<String>,
     /// Whether the rule's action stops the exchange (when the engine is On).
     pub disruptive: bool,
