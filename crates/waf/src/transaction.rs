@@ -117,6 +117,10 @@ struct Members {
     index: FastMap<String, usize>,
 }
 
+/// CRS sets about this many TX variables in every transaction; sizing a collection for
+/// them at its first write saves regrowing its table and index several times per request.
+const MEMBERS_CAPACITY: usize = 128;
+
 impl Members {
     fn position(&self, key: &str) -> Option<usize> {
         if key.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -134,6 +138,10 @@ impl Members {
         match self.position(key) {
             Some(i) => self.pairs[i].1 = value,
             None => {
+                if self.pairs.capacity() == 0 {
+                    self.pairs.reserve(MEMBERS_CAPACITY);
+                    self.index.reserve(MEMBERS_CAPACITY);
+                }
                 self.index
                     .insert(key.to_ascii_lowercase(), self.pairs.len());
                 self.pairs.push((key.to_string(), value));
