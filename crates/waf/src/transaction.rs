@@ -773,6 +773,10 @@ impl<'r> Transaction<'r> {
     fn collect<'a>(&'a self, rule: Option<&Rule>, target: &Target, out: &mut Vec<Value<'a>>) {
         let var = target.var;
         if !var.is_collection() {
+            // `ctl:ruleRemoveTarget*` can take a whole single-valued variable away.
+            if self.excluded(rule, var, "") {
+                return;
+            }
             let value = self.scalar(var);
             if target.count {
                 let n = usize::from(value.is_some());

@@ -347,3 +347,18 @@ fn rule_sets_are_shared_across_threads_and_transactions_move_between_them() {
         assert_eq!(h.join().unwrap(), vec![1]);
     }
 }
+
+#[test]
+fn ctl_can_remove_a_single_valued_target() {
+    let r = rules(&format!(
+        "{BASE}SecRule REQUEST_FILENAME \"!@validateByteRange 45-47,48-57,65-90,95,97-122\" \
+         \"id:1,phase:1,pass,nolog,ctl:ruleRemoveTargetByTag=perf;REQUEST_FILENAME\"\n\
+         SecRule REQUEST_FILENAME|ARGS \"@pm document.cookie\" \"id:2,phase:2,pass,tag:perf\"\n"
+    ));
+    assert!(ids(&run(&r, "/js/document.cookie", &[], b"")).is_empty());
+    assert_eq!(
+        ids(&run(&r, "/js/document.cookie?a=document.cookie", &[], b"")),
+        vec![2]
+    );
+    assert_eq!(ids(&run(&r, "/js/<document.cookie>", &[], b"")), vec![2]);
+}
