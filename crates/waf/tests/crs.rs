@@ -11,7 +11,8 @@
 //!   `expect_error`) is met when the harness's server refuses the request or a rule with
 //!   a disruptive action matched (the status it would have sent, were the engine On).
 //! - The outputs in nginx-overrides.yaml (the known differences of ModSecurity v3, the
-//!   engine these tests are checked against) replace the tests' own.
+//!   engine these tests are checked against) replace the tests' own, except where an
+//!   override records a logging bug of ModSecurity v3 (`V3_LOG_BUGS`).
 
 mod ftw;
 
@@ -25,7 +26,7 @@ use waf::{RuleSet, Transaction};
 const CRS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/crs");
 
 /// The pass rate this engine reaches today; raise it as the engine improves.
-const PASS_RATE_FLOOR: f64 = 0.998;
+const PASS_RATE_FLOOR: f64 = 0.999;
 
 /// The test configuration of TESTS-README.md: DetectionOnly, bodies inspected, the
 /// recommended ModSecurity body-processor rules, and SecAction 900005 (paranoia level 4
@@ -300,11 +301,24 @@ enum Replaced {
     Skip(String),
 }
 
+/// Overrides that record a logging bug of ModSecurity v3 rather than a constraint of
+/// the platform: this engine logs as the rules say, so these tests keep their own output.
+const V3_LOG_BUGS: &[(u32, &str)] = &[
+    (
+        942131,
+        "v3 logs the first rule of a chain even when the chain fails",
+    ),
+    (980170, "v3 writes no log line for a rule with noauditlog"),
+];
+
 fn overrides(crs: &Path) -> BTreeMap<(u32, u32), Replaced> {
     let text = std::fs::read_to_string(crs.join("nginx-overrides.yaml")).unwrap();
     let parsed: ftw::Overrides = serde_saphyr::from_str(&text).unwrap();
     let mut out = BTreeMap::new();
     for o in parsed.test_overrides {
+        if V3_LOG_BUGS.iter().any(|(id, _)| *id == o.rule_id) {
+            continue;
+        }
         for t in o.test_ids {
             let replaced = match &o.output {
                 Some(output) => Replaced::Output(output.clone()),
