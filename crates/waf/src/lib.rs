@@ -3,10 +3,12 @@
 //! acts on its verdicts.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod action;
 mod body;
 mod error;
+mod fasthash;
 mod macros;
 mod parse;
 mod rule;

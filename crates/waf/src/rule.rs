@@ -19,6 +19,8 @@ pub(crate) struct Rule {
     pub actions: Actions,
     /// The transformations to apply: the defaults' unless reset, then the rule's own.
     pub transforms: Vec<Transform>,
+    /// Rules with equal transformation lists share this id (for caching results).
+    pub transform_chain: u32,
     /// The disruptive action after `block` and defaults are resolved.
     pub disruptive: Disruptive,
     pub status: Option<u16>,

@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use crate::error::LoadError;
 use crate::parse::Loader;
-use crate::rule::{Entry, Settings};
+use crate::rule::{Entry, Rule, Settings};
 use crate::transaction::Transaction;
+use crate::transform::Transform;
 
 /// Rules compiled once and shared by every transaction (it is `Send + Sync`; wrap it in
 /// an `Arc` to share across threads or to swap it on reload).
@@ -74,8 +75,14 @@ impl RuleSet {
                 }
             }
         }
+        let mut chains = Vec::new();
         for list in &mut phases {
             resolve_skip_after(list);
+            for entry in list.iter_mut() {
+                if let Entry::Rule(rule) = entry {
+                    number_transform_chains(rule, &mut chains);
+                }
+            }
         }
         Ok(RuleSet { settings, phases })
     }
@@ -96,6 +103,21 @@ impl Deref for Rules<'_> {
             Rules::Borrowed(rules) => rules,
             Rules::Shared(rules) => rules,
         }
+    }
+}
+
+/// Gives each distinct transformation list an id, for the transaction's result cache.
+fn number_transform_chains(rule: &mut Rule, chains: &mut Vec<Vec<Transform>>) {
+    let id = match chains.iter().position(|c| *c == rule.transforms) {
+        Some(i) => i,
+        None => {
+            chains.push(rule.transforms.clone());
+            chains.len() - 1
+        }
+    };
+    rule.transform_chain = u32::try_from(id).unwrap_or(u32::MAX);
+    if let Some(next) = &mut rule.chained {
+        number_transform_chains(next, chains);
     }
 }
 

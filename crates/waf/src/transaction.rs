@@ -1,7 +1,9 @@
 //! One HTTP exchange run through a rule set, phase by phase.
 
 use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::action::{
@@ -9,6 +11,7 @@ use crate::action::{
 };
 use crate::body::multipart::{FilePart, Flags};
 use crate::body::{Pair, json, multipart, urlencoded, xml};
+use crate::fasthash::FastMap;
 use crate::macros::{MacroText, Part};
 use crate::rule::{Entry, LimitAction, Rule};
 use crate::ruleset::Rules;
@@ -30,6 +33,7 @@ pub struct Interruption {
     pub status: u16,
     /// The rule that decided (0 when a body limit decided).
     pub rule_id: u32,
+    /// Whether to answer, close or redirect.
     pub action: InterruptAction,
 }
 
@@ -48,7 +52,9 @@ pub enum InterruptAction {
 /// a decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MatchedRule {
+    /// The rule's id (for a chain, its first rule's).
     pub id: u32,
+    /// The phase (1-5) it ran in.
     pub phase: u8,
     /// `msg` with macros expanded.
     pub msg: String,
@@ -56,6 +62,7 @@ pub struct MatchedRule {
     pub logdata: String,
     /// 0 (emergency) to 7 (debug), when the rule sets one.
     pub severity: Option<u8>,
+    /// The rule's tags, such as `attack-sqli` or `paranoia-level/1`.
     pub tags: Vec<String>,
     /// Whether the rule's action stops the exchange (when the engine is On).
     pub disruptive: bool,
@@ -68,6 +75,29 @@ struct Value<'a> {
     value: Cow<'a, [u8]>,
 }
 
+/// A value after transformation: the input itself, or a shared cached result.
+enum Transformed<'a> {
+    Same(Cow<'a, [u8]>),
+    Cached(Arc<[u8]>),
+}
+
+impl std::ops::Deref for Transformed<'_> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Transformed::Same(v) => v,
+            Transformed::Cached(v) => v,
+        }
+    }
+}
+
+/// Bytes of inputs and results one transaction may keep in its transformation cache.
+const TRANSFORM_CACHE_BUDGET: usize = 1 << 20;
+
+/// Transformation results by chain id, then input (`None`: the input is unchanged).
+type TransformCache = FastMap<u32, FastMap<Box<[u8]>, Option<Arc<[u8]>>>>;
+
 /// A value the operator matched, kept until the rule's actions have run.
 struct Match {
     var: Option<Var>,
@@ -76,27 +106,70 @@ struct Match {
     captures: Vec<Vec<u8>>,
 }
 
-/// A name/value collection searched without regard to case.
+/// A writable collection (TX, ENV, ...) with names compared without regard to case.
+/// CRS keeps about a hundred TX variables and reads them in most rules, so lookups go
+/// through an index rather than a scan.
 #[derive(Debug, Default, Clone)]
-struct Members(Vec<Pair>);
+struct Members {
+    /// In insertion order, for iteration; names as first written.
+    pairs: Vec<Pair>,
+    /// Lower-cased name to position in `pairs`.
+    index: FastMap<String, usize>,
+}
+
+/// CRS sets about this many TX variables in every transaction; sizing a collection for
+/// them at its first write saves regrowing its table and index several times per request.
+const MEMBERS_CAPACITY: usize = 128;
 
 impl Members {
+    fn position(&self, key: &str) -> Option<usize> {
+        if key.bytes().any(|b| b.is_ascii_uppercase()) {
+            self.index.get(&key.to_ascii_lowercase()).copied()
+        } else {
+            self.index.get(key).copied()
+        }
+    }
+
     fn get(&self, key: &str) -> Option<&[u8]> {
-        self.0
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| v.as_slice())
+        self.position(key).map(|i| self.pairs[i].1.as_slice())
     }
 
     fn set(&mut self, key: &str, value: Vec<u8>) {
-        match self.0.iter_mut().find(|(k, _)| k.eq_ignore_ascii_case(key)) {
-            Some(slot) => slot.1 = value,
-            None => self.0.push((key.to_string(), value)),
+        match self.position(key) {
+            Some(i) => self.pairs[i].1 = value,
+            None => {
+                if self.pairs.capacity() == 0 {
+                    self.pairs.reserve(MEMBERS_CAPACITY);
+                    self.index.reserve(MEMBERS_CAPACITY);
+                }
+                self.index
+                    .insert(key.to_ascii_lowercase(), self.pairs.len());
+                self.pairs.push((key.to_string(), value));
+            }
         }
     }
 
     fn remove(&mut self, key: &str) {
-        self.0.retain(|(k, _)| !k.eq_ignore_ascii_case(key));
+        if let Some(i) = self.position(key) {
+            self.pairs.remove(i);
+            self.index = self
+                .pairs
+                .iter()
+                .enumerate()
+                .map(|(i, (k, _))| (k.to_ascii_lowercase(), i))
+                .collect();
+        }
+    }
+
+    /// The members a selector takes: a direct lookup for a plain name.
+    fn select(&self, selector: &Selector) -> &[Pair] {
+        match selector {
+            Selector::Key(k) => match self.position(k) {
+                Some(i) => std::slice::from_ref(&self.pairs[i]),
+                None => &[],
+            },
+            _ => &self.pairs,
+        }
     }
 }
 
@@ -122,6 +195,9 @@ pub struct Transaction<'r> {
     method: String,
     uri: String,
     protocol: String,
+    /// REQUEST_LINE and REQUEST_FILENAME (the decoded path), read by many rules.
+    line: String,
+    filename: Vec<u8>,
     request_headers: Vec<Pair>,
     cookies: Vec<Pair>,
     args_get: Vec<Pair>,
@@ -148,6 +224,8 @@ pub struct Transaction<'r> {
     matched: Vec<MatchedRule>,
     interruption: Option<Interruption>,
     allowed: Option<AllowScope>,
+    transform_cache: RefCell<TransformCache>,
+    transform_cache_bytes: Cell<usize>,
 }
 
 impl<'r> Transaction<'r> {
@@ -167,6 +245,8 @@ impl<'r> Transaction<'r> {
             method: String::new(),
             uri: String::new(),
             protocol: String::new(),
+            line: String::new(),
+            filename: Vec::new(),
             request_headers: Vec::new(),
             cookies: Vec::new(),
             args_get: Vec::new(),
@@ -192,6 +272,8 @@ impl<'r> Transaction<'r> {
             matched: Vec::new(),
             interruption: None,
             allowed: None,
+            transform_cache: RefCell::default(),
+            transform_cache_bytes: Cell::new(0),
         }
     }
 
@@ -212,6 +294,8 @@ impl<'r> Transaction<'r> {
         self.method = method.to_string();
         self.uri = uri.to_string();
         self.protocol = protocol.to_string();
+        self.line = format!("{method} {uri} {protocol}");
+        self.filename = percent_decode(self.uri_path().as_bytes());
         self.args_get.clear();
         if let Some((_, query)) = uri.split_once('?') {
             urlencoded::parse(
@@ -589,7 +673,7 @@ impl<'r> Transaction<'r> {
         let Some(op) = &rule.operator else {
             return Vec::new();
         };
-        let mut values = Vec::new();
+        let mut values = Vec::with_capacity(16);
         for target in &rule.targets {
             self.collect(Some(rule), target, &mut values);
         }
@@ -614,7 +698,7 @@ impl<'r> Transaction<'r> {
                         continue;
                     }
                     captures.clear();
-                    if op.evaluate(&current, &expand, want, &mut captures) {
+                    if matches_value(op, &current, &expand, want, &mut captures) {
                         last_matched = Some(current.to_vec());
                         out.push(Match {
                             var: Some(v.var),
@@ -625,22 +709,53 @@ impl<'r> Transaction<'r> {
                     }
                 }
             } else {
-                let mut current = v.value;
-                for t in &rule.transforms {
-                    current = t.apply(current);
-                }
+                let current = self.transformed(rule, v.value);
                 captures.clear();
-                if op.evaluate(&current, &expand, want, &mut captures) {
+                if matches_value(op, &current, &expand, want, &mut captures) {
                     out.push(Match {
                         var: Some(v.var),
                         key: v.key.into_owned(),
-                        value: current.into_owned(),
+                        value: current.to_vec(),
                         captures: std::mem::take(&mut captures),
                     });
                 }
             }
         }
         out
+    }
+
+    /// Applies the rule's transformations. CRS applies the same few chains to the same
+    /// values in rule after rule, so results are remembered per chain and input.
+    fn transformed<'a>(&self, rule: &Rule, value: Cow<'a, [u8]>) -> Transformed<'a> {
+        if rule.transforms.is_empty() {
+            return Transformed::Same(value);
+        }
+        let mut cache = self.transform_cache.borrow_mut();
+        let per_chain = cache.entry(rule.transform_chain).or_default();
+        if let Some(hit) = per_chain.get(&value[..]) {
+            return match hit {
+                Some(out) => Transformed::Cached(Arc::clone(out)),
+                None => Transformed::Same(value),
+            };
+        }
+        let mut current = Cow::Borrowed(&value[..]);
+        for t in &rule.transforms {
+            current = t.apply(current);
+        }
+        let out: Option<Arc<[u8]>> = match current {
+            Cow::Borrowed(_) => None,
+            Cow::Owned(v) => Some(v.into()),
+        };
+        let cost = value.len() + out.as_ref().map_or(0, |o| o.len());
+        if self.transform_cache_bytes.get() + cost <= TRANSFORM_CACHE_BUDGET {
+            self.transform_cache_bytes
+                .set(self.transform_cache_bytes.get() + cost);
+            per_chain.insert(value.to_vec().into_boxed_slice(), out.clone());
+        }
+        match out {
+            Some(out) => Transformed::Cached(out),
+            None => Transformed::Same(value),
+        }
     }
 
     fn excluded(&self, rule: Option<&Rule>, var: Var, name: &str) -> bool {
@@ -660,6 +775,10 @@ impl<'r> Transaction<'r> {
     fn collect<'a>(&'a self, rule: Option<&Rule>, target: &Target, out: &mut Vec<Value<'a>>) {
         let var = target.var;
         if !var.is_collection() {
+            // `ctl:ruleRemoveTarget*` can take a whole single-valued variable away.
+            if self.excluded(rule, var, "") {
+                return;
+            }
             let value = self.scalar(var);
             if target.count {
                 let n = usize::from(value.is_some());
@@ -720,13 +839,13 @@ impl<'r> Transaction<'r> {
             Var::ResponseHeaders => pairs(&self.response_headers, false, &mut push),
             Var::ResponseHeadersNames => pairs(&self.response_headers, true, &mut push),
             Var::MultipartPartHeaders => pairs(&self.parsed.part_headers, false, &mut push),
-            Var::Tx => pairs(&self.tx.0, false, &mut push),
-            Var::Env => pairs(&self.env.0, false, &mut push),
+            Var::Tx => pairs(self.tx.select(&target.selector), false, &mut push),
+            Var::Env => pairs(self.env.select(&target.selector), false, &mut push),
             Var::MatchedVars => pairs(&self.matched_vars, false, &mut push),
             Var::MatchedVarsNames => pairs(&self.matched_vars, true, &mut push),
             Var::Ip | Var::Global | Var::Session | Var::User | Var::Resource => {
                 if let Some((_, m)) = self.other.iter().find(|(v, _)| *v == var) {
-                    pairs(&m.0, false, &mut push);
+                    pairs(m.select(&target.selector), false, &mut push);
                 }
             }
             Var::Files => {
@@ -784,25 +903,23 @@ impl<'r> Transaction<'r> {
         let b = |s: &'_ str| -> Option<Cow<'_, [u8]>> { Some(Cow::Owned(s.as_bytes().to_vec())) };
         let flag = |f: bool| Some(Cow::Borrowed(if f { &b"1"[..] } else { &b"0"[..] }));
         let number = |n: usize| Some(Cow::Owned(n.to_string().into_bytes()));
-        let path = self.uri_path();
         match var {
             Var::RequestMethod => Some(Cow::Borrowed(self.method.as_bytes())),
             Var::RequestProtocol => Some(Cow::Borrowed(self.protocol.as_bytes())),
             Var::RequestUriRaw => Some(Cow::Borrowed(self.uri.as_bytes())),
             Var::RequestUri => Some(Cow::Borrowed(strip_authority(&self.uri).as_bytes())),
-            Var::RequestLine => b(&format!("{} {} {}", self.method, self.uri, self.protocol)),
+            Var::RequestLine => Some(Cow::Borrowed(self.line.as_bytes())),
             Var::QueryString => Some(Cow::Borrowed(
                 self.uri.split_once('?').map_or("", |(_, q)| q).as_bytes(),
             )),
-            Var::RequestFilename => Some(Cow::Owned(percent_decode(path.as_bytes()))),
+            Var::RequestFilename => Some(Cow::Borrowed(&self.filename)),
             Var::RequestBasename => {
-                let decoded = percent_decode(path.as_bytes());
-                let base = decoded
-                    .rsplit(|&c| c == b'/')
-                    .next()
-                    .unwrap_or(&[])
-                    .to_vec();
-                Some(Cow::Owned(base))
+                let start = self
+                    .filename
+                    .iter()
+                    .rposition(|&c| c == b'/')
+                    .map_or(0, |i| i + 1);
+                Some(Cow::Borrowed(&self.filename[start..]))
             }
             Var::RequestBody => Some(Cow::Borrowed(&self.body)),
             Var::RequestBodyLength => number(self.body.len()),
@@ -824,6 +941,7 @@ impl<'r> Transaction<'r> {
                 .parsed
                 .processor
                 .or(self.body_processor)
+                .or_else(|| self.default_processor())
                 .and_then(|p| b(p.name())),
             Var::InboundDataError => flag(self.body_truncated),
             Var::OutboundDataError | Var::UrlencodedError => flag(false),
@@ -940,16 +1058,20 @@ impl<'r> Transaction<'r> {
                     }
                 }
                 Part::Var(var, key) => {
-                    let selector = match key {
-                        Some(k) => Selector::Key(k.clone()),
-                        None => Selector::All,
-                    };
                     if !var.is_collection() {
                         if let Some(v) = self.scalar(*var) {
                             out.extend_from_slice(&v);
                         }
                         continue;
                     }
+                    if let (Var::Tx, Some(k)) = (var, key) {
+                        out.extend_from_slice(self.tx.get(k).unwrap_or_default());
+                        continue;
+                    }
+                    let selector = match key {
+                        Some(k) => Selector::Key(k.clone()),
+                        None => Selector::All,
+                    };
                     let target = Target {
                         var: *var,
                         selector,
@@ -1018,6 +1140,25 @@ impl<'r> Transaction<'r> {
             }
         }
     }
+}
+
+/// Runs an operator, asking for capture groups only once it is known to match: most
+/// values do not match, and a plain match test is much cheaper than finding groups.
+fn matches_value(
+    op: &crate::operator::Operator,
+    input: &[u8],
+    expand: &dyn Fn(&str) -> String,
+    want_captures: bool,
+    captures: &mut Vec<Vec<u8>>,
+) -> bool {
+    if !op.evaluate(input, expand, false, captures) {
+        return false;
+    }
+    if want_captures {
+        captures.clear();
+        op.evaluate(input, expand, true, captures);
+    }
+    true
 }
 
 /// Numbers in TX are decimal integers; anything else counts as 0, as in ModSecurity.

@@ -11,40 +11,75 @@ use std::io::Write as _;
 /// One SecLang transformation, as named by a rule's `t:` action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Transform {
+    /// Strict Base64 decoding; malformed input decodes to nothing.
     Base64Decode,
+    /// Forgiving Base64 decoding that skips characters outside the alphabet.
     Base64DecodeExt,
+    /// Base64 encoding with padding.
     Base64Encode,
+    /// Undoes shell obfuscation: quotes, carets, odd separators, case.
     CmdLine,
+    /// Runs of whitespace become one space.
     CompressWhitespace,
+    /// CSS 2.x backslash escapes.
     CssDecode,
+    /// ANSI C escape sequences.
     EscapeSeqDecode,
+    /// Pairs of hex digits to bytes.
     HexDecode,
+    /// Bytes to lowercase hex.
     HexEncode,
+    /// HTML character references.
     HtmlEntityDecode,
+    /// JavaScript escapes.
     JsDecode,
+    /// The length in bytes, as decimal text.
     Length,
+    /// ASCII lowercasing.
     Lowercase,
+    /// The raw MD5 digest.
     Md5,
+    /// Resolves `.`/`..` segments and repeated slashes.
     NormalizePath,
+    /// As `NormalizePath`, with backslashes as separators.
     NormalizePathWin,
+    /// Sets the high bit for even parity over the low seven.
     ParityEven7bit,
+    /// Sets the high bit for odd parity over the low seven.
     ParityOdd7bit,
+    /// Clears the high bit.
     ParityZero7bit,
+    /// Drops SQL, C and HTML comments.
     RemoveComments,
+    /// Drops comment markers, keeping what they enclose.
     RemoveCommentsChar,
+    /// Drops NUL bytes.
     RemoveNulls,
+    /// Drops whitespace.
     RemoveWhitespace,
+    /// Turns each C-style comment into one space.
     ReplaceComments,
+    /// Turns NUL bytes into spaces.
     ReplaceNulls,
+    /// The raw SHA-1 digest.
     Sha1,
+    /// Decodes `0x...` SQL hex literals.
     SqlHexDecode,
+    /// Strips leading and trailing whitespace.
     Trim,
+    /// Strips leading whitespace.
     TrimLeft,
+    /// Strips trailing whitespace.
     TrimRight,
+    /// ASCII uppercasing.
     Uppercase,
+    /// Percent-decoding, `+` as space.
     UrlDecode,
+    /// Percent-decoding including IIS-style `%uHHHH`.
     UrlDecodeUni,
+    /// Percent-encoding.
     UrlEncode,
+    /// Multi-byte UTF-8 sequences to `%uHHHH`.
     Utf8ToUnicode,
 }
 
@@ -376,58 +411,51 @@ fn sql_hex_decode(input: &[u8]) -> Option<Vec<u8>> {
 /// browsers read `&ltscript`); others stay as written. Numeric entities yield one byte: leading
 /// zeros are skipped and at most three decimal or two hex digits are read.
 fn html_entity_decode(input: &[u8]) -> Option<Vec<u8>> {
-    memchr_byte(b'&', input)?;
-    let mut out = Vec::with_capacity(input.len());
-    let mut i = 0;
-    while i < input.len() {
-        if input[i] == b'&'
-            && let Some((byte, next)) = html_entity_at(input, i + 1)
-        {
-            out.push(byte);
-            i = next;
-        } else {
-            out.push(input[i]);
-            i += 1;
-        }
-    }
-    Some(out)
+    decode_escapes(input, b'&', |input, i, out| {
+        let (byte, next) = html_entity_at(input, i + 1)?;
+        out.push(byte);
+        Some(next)
+    })
 }
 
 /// The entity whose body starts at `k` (just after `&`), if it decodes: its byte and where
 /// decoding goes on.
-fn html_entity_at(input: &[u8], mut k: usize) -> Option<(u8, usize)> {
-    let end = if input.get(k) == Some(&b'#') {
-        k += 1;
-        let (radix, max_digits, is_digit): (u32, usize, fn(&u8) -> bool) =
-            if matches!(input.get(k), Some(b'x' | b'X')) {
-                k += 1;
-                (16, 2, u8::is_ascii_hexdigit)
-            } else {
-                (10, 3, u8::is_ascii_digit)
-            };
-        if !input.get(k).is_some_and(is_digit) {
-            return None;
-        }
-        while input.get(k) == Some(&b'0') {
-            k += 1;
-        }
-        let digits = input[k..]
-            .iter()
-            .take(max_digits)
-            .take_while(|b| is_digit(b))
-            .count();
-        let value = input[k..k + digits]
-            .iter()
-            .fold(0u32, |v, &d| v * radix + u32::from(hex_val(d).unwrap_or(0)));
-        return Some((value as u8, skip_semicolon(input, k + digits)));
+fn html_entity_at(input: &[u8], k: usize) -> Option<(u8, usize)> {
+    if input.get(k) == Some(&b'#') {
+        numeric_entity_at(input, k + 1)
     } else {
-        k
-    };
-    let word = &input[end..];
-    let word = &word[..word
+        named_entity_at(input, k)
+    }
+}
+
+/// `&#DDD` or `&#xHH`, from just after the `#`.
+fn numeric_entity_at(input: &[u8], mut k: usize) -> Option<(u8, usize)> {
+    let (radix, max_digits, is_digit): (u32, usize, fn(&u8) -> bool) =
+        if matches!(input.get(k), Some(b'x' | b'X')) {
+            k += 1;
+            (16, 2, u8::is_ascii_hexdigit)
+        } else {
+            (10, 3, u8::is_ascii_digit)
+        };
+    if !input.get(k).is_some_and(is_digit) {
+        return None;
+    }
+    while input.get(k) == Some(&b'0') {
+        k += 1;
+    }
+    let digits = input[k..]
         .iter()
-        .take_while(|b| b.is_ascii_alphanumeric())
-        .count()];
+        .take(max_digits)
+        .take_while(|b| is_digit(b))
+        .count();
+    let value = input[k..k + digits]
+        .iter()
+        .fold(0u32, |v, &d| v * radix + u32::from(hex_val(d).unwrap_or(0)));
+    Some((value as u8, skip_semicolon(input, k + digits)))
+}
+
+/// One of the five named entities, as the start of the word at `k`.
+fn named_entity_at(input: &[u8], k: usize) -> Option<(u8, usize)> {
     const KNOWN: &[(&[u8], u8)] = &[
         (b"quot", b'"'),
         (b"amp", b'&'),
@@ -435,11 +463,12 @@ fn html_entity_at(input: &[u8], mut k: usize) -> Option<(u8, usize)> {
         (b"gt", b'>'),
         (b"nbsp", 0xa0),
     ];
+    let rest = &input[k..];
     KNOWN.iter().find_map(|&(name, byte)| {
-        let prefix = word.get(..name.len())?;
+        let prefix = rest.get(..name.len())?;
         prefix
             .eq_ignore_ascii_case(name)
-            .then(|| (byte, skip_semicolon(input, end + name.len())))
+            .then(|| (byte, skip_semicolon(input, k + name.len())))
     })
 }
 
@@ -452,51 +481,66 @@ fn skip_semicolon(input: &[u8], at: usize) -> usize {
 }
 
 fn memchr_byte(needle: u8, haystack: &[u8]) -> Option<usize> {
-    haystack.iter().position(|&b| b == needle)
+    memchr::memchr(needle, haystack)
+}
+
+/// The loop shared by the escape decoders: bytes other than `marker` are copied in runs, and at
+/// each `marker` `decode` writes what the escape stands for and returns where to go on, or
+/// returns `None` (writing nothing) to keep the marker as it is.
+fn decode_escapes(
+    input: &[u8],
+    marker: u8,
+    decode: impl Fn(&[u8], usize, &mut Vec<u8>) -> Option<usize>,
+) -> Option<Vec<u8>> {
+    let mut at = memchr_byte(marker, input)?;
+    let mut out = Vec::with_capacity(input.len());
+    out.extend_from_slice(&input[..at]);
+    loop {
+        let from = match decode(input, at, &mut out) {
+            Some(next) => next,
+            None => {
+                out.push(marker);
+                at + 1
+            }
+        };
+        let rest = input.get(from..).unwrap_or_default();
+        match memchr_byte(marker, rest) {
+            Some(off) => {
+                out.extend_from_slice(&rest[..off]);
+                at = from + off;
+            }
+            None => {
+                out.extend_from_slice(rest);
+                return Some(out);
+            }
+        }
+    }
 }
 
 /// JavaScript escapes: `\uHHHH` (low byte), `\xHH`, octal `\OOO` (at most one byte), the C
 /// letter escapes, and `\C` to `C`.
 fn js_decode(input: &[u8]) -> Option<Vec<u8>> {
-    memchr_byte(b'\\', input)?;
-    let mut out = Vec::with_capacity(input.len());
-    let mut i = 0;
-    while i < input.len() {
-        if input[i] != b'\\' {
-            out.push(input[i]);
-            i += 1;
-            continue;
-        }
+    decode_escapes(input, b'\\', |input, i, out| {
         let rest = &input[i + 1..];
-        match rest {
+        let (byte, len) = match rest {
             [b'u', h @ ..] if h.len() >= 4 && h[..4].iter().all(u8::is_ascii_hexdigit) => {
-                out.push(unicode_low_byte(&h[..4]));
-                i += 6;
+                (unicode_low_byte(&h[..4]), 5)
             }
-            [b'x', h, l, ..] if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => {
-                out.push(x2c(*h, *l));
-                i += 4;
-            }
+            [b'x', h, l, ..] if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => (x2c(*h, *l), 3),
             [o, ..] if is_odigit(*o) => {
                 let mut n = rest.iter().take(3).take_while(|b| is_odigit(**b)).count();
                 // Three digits only when the value fits a byte.
                 if n == 3 && rest[0] > b'3' {
                     n = 2;
                 }
-                out.push(octal(&rest[..n]));
-                i += 1 + n;
+                (octal(&rest[..n]), n)
             }
-            [c, ..] => {
-                out.push(c_escape(*c).unwrap_or(*c));
-                i += 2;
-            }
-            [] => {
-                out.push(b'\\');
-                i += 1;
-            }
-        }
-    }
-    Some(out)
+            [c, ..] => (c_escape(*c).unwrap_or(*c), 1),
+            [] => return None,
+        };
+        out.push(byte);
+        Some(i + 1 + len)
+    })
 }
 
 fn octal(digits: &[u8]) -> u8 {
@@ -519,57 +563,38 @@ fn c_escape(c: u8) -> Option<u8> {
 /// ANSI C escape sequences: the letter escapes, `\\ \? \' \"`, `\xHH` and octal `\OOO`;
 /// an unknown escape loses its backslash.
 fn escape_seq_decode(input: &[u8]) -> Option<Vec<u8>> {
-    memchr_byte(b'\\', input)?;
-    let mut out = Vec::with_capacity(input.len());
-    let mut i = 0;
-    while i < input.len() {
+    decode_escapes(input, b'\\', |input, i, out| {
         let rest = &input[i + 1..];
-        if input[i] != b'\\' || rest.is_empty() {
-            out.push(input[i]);
-            i += 1;
-            continue;
-        }
-        let c = rest[0];
-        if let Some(b) =
+        let &c = rest.first()?;
+        let (byte, len) = if let Some(b) =
             c_escape(c).or_else(|| matches!(c, b'\\' | b'?' | b'\'' | b'"').then_some(c))
         {
-            out.push(b);
-            i += 2;
+            (b, 1)
         } else if let [b'x' | b'X', h, l, ..] = rest
             && h.is_ascii_hexdigit()
             && l.is_ascii_hexdigit()
         {
-            out.push(x2c(*h, *l));
-            i += 4;
+            (x2c(*h, *l), 3)
         } else if is_odigit(c) {
             let n = rest.iter().take(3).take_while(|b| is_odigit(**b)).count();
-            out.push(octal(&rest[..n]));
-            i += 1 + n;
+            (octal(&rest[..n]), n)
         } else {
-            out.push(c);
-            i += 2;
-        }
-    }
-    Some(out)
+            (c, 1)
+        };
+        out.push(byte);
+        Some(i + 1 + len)
+    })
 }
 
 /// CSS 2.x escapes: `\` and one to six hex digits (low byte, full-width ASCII folded, one
 /// following whitespace swallowed), `\` newline as a line continuation, `\C` to `C`.
 fn css_decode(input: &[u8]) -> Option<Vec<u8>> {
-    memchr_byte(b'\\', input)?;
-    let mut out = Vec::with_capacity(input.len());
-    let mut i = 0;
-    while i < input.len() {
-        if input[i] != b'\\' {
-            out.push(input[i]);
-            i += 1;
-            continue;
-        }
-        i += 1;
-        let Some(&next) = input.get(i) else {
-            break;
+    decode_escapes(input, b'\\', |input, i, out| {
+        let h = &input[i + 1..];
+        let Some(&next) = h.first() else {
+            // A trailing backslash continues to nothing.
+            return Some(i + 1);
         };
-        let h = &input[i..];
         let j = h
             .iter()
             .take(6)
@@ -579,8 +604,7 @@ fn css_decode(input: &[u8]) -> Option<Vec<u8>> {
             if next != b'\n' {
                 out.push(next);
             }
-            i += 1;
-            continue;
+            return Some(i + 2);
         }
         let mut byte = if j == 1 {
             hex_val(h[0]).unwrap_or(0)
@@ -603,9 +627,8 @@ fn css_decode(input: &[u8]) -> Option<Vec<u8>> {
         }
         out.push(byte);
         let skip_space = h.get(j).is_some_and(|&b| is_space(b));
-        i += j + usize::from(skip_space);
-    }
-    Some(out)
+        Some(i + 1 + j + usize::from(skip_space))
+    })
 }
 
 /// Normalises a command line the way a shell would read it loosely: drops `\ " ' ^`, turns
@@ -860,7 +883,7 @@ fn normalize_path(input: &[u8], win: bool) -> Option<Vec<u8>> {
 /// Rewrites each multi-byte UTF-8 sequence as `%uHHHH` (lowercase hex, at least four digits).
 /// Malformed sequences follow ModSecurity: a lead byte without its continuation bytes is
 /// dropped, stray bytes are copied, and overlong or surrogate sequences are followed by their
-/// lead byte. NUL bytes are dropped.
+/// lead byte. NUL bytes are dropped, except a last one.
 fn utf8_to_unicode(input: &[u8]) -> Option<Vec<u8>> {
     if !input.iter().any(|&b| b >= 0x80 || b == 0) {
         return None;
@@ -872,7 +895,7 @@ fn utf8_to_unicode(input: &[u8]) -> Option<Vec<u8>> {
         let cont = |k: usize| input.get(i + k).is_some_and(|&b| b & 0xc0 == 0x80);
         let bits = |k: usize| u32::from(input[i + k] & 0x3f);
         let (len, cp) = if c & 0x80 == 0 {
-            if c != 0 {
+            if c != 0 || i + 1 == input.len() {
                 out.push(c);
             }
             (1, None)
@@ -957,8 +980,8 @@ fn base64_encode(input: &[u8]) -> Vec<u8> {
 }
 
 /// Strict decoding: any character outside the alphabet (spaces and line breaks between lines
-/// aside) or misplaced padding makes the whole value decode to nothing, and an unpadded last
-/// group is dropped. The value ends at its first NUL.
+/// aside), misplaced padding or a digit count no encoder produces makes the whole value decode
+/// to nothing, and an unpadded last group is dropped. The value ends at its first NUL.
 fn base64_decode_strict(input: &[u8]) -> Vec<u8> {
     let input = &input[..memchr_byte(0, input).unwrap_or(input.len())];
     let mut symbols: Vec<Option<u32>> = Vec::with_capacity(input.len());
@@ -994,6 +1017,11 @@ fn base64_decode_strict(input: &[u8]) -> Vec<u8> {
             }
         }
         i += 1;
+    }
+    // Digits must come in groups of four, or of two or three before padding.
+    let digits = symbols.len() - pads;
+    if digits % 4 == 1 || (pads != 0 && !symbols.len().is_multiple_of(4)) {
+        return Vec::new();
     }
     let mut out = Vec::with_capacity(symbols.len() / 4 * 3);
     for group in symbols.chunks_exact(4) {
@@ -1044,4 +1072,404 @@ fn md5(input: &[u8]) -> Vec<u8> {
 fn sha1(input: &[u8]) -> Vec<u8> {
     use sha1::Digest;
     sha1::Sha1::digest(input).to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    //! Expected values follow ModSecurity's documented behaviour and its published
+    //! transformation test cases.
+
+    use std::borrow::Cow;
+
+    use super::Transform;
+
+    fn apply(name: &str, input: &[u8]) -> Vec<u8> {
+        let t = Transform::parse(name).unwrap_or_else(|| panic!("t:{name} unknown"));
+        t.apply(Cow::Borrowed(input)).into_owned()
+    }
+
+    fn check(name: &str, cases: &[(&[u8], &[u8])]) {
+        for (input, want) in cases {
+            let got = apply(name, input);
+            assert_eq!(
+                got.as_slice(),
+                *want,
+                "t:{name} on {:?}: got {:?}, want {:?}",
+                String::from_utf8_lossy(input),
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(want)
+            );
+        }
+    }
+
+    #[test]
+    fn names_parse_in_any_case_and_unknown_names_do_not() {
+        assert_eq!(
+            Transform::parse("urlDecodeUni"),
+            Some(Transform::UrlDecodeUni)
+        );
+        assert_eq!(
+            Transform::parse("base64decode"),
+            Some(Transform::Base64Decode)
+        );
+        assert_eq!(
+            Transform::parse("normalisePath"),
+            Some(Transform::NormalizePath)
+        );
+        assert_eq!(
+            Transform::parse("normalizePathWin"),
+            Some(Transform::NormalizePathWin)
+        );
+        assert_eq!(Transform::parse("none"), None);
+        assert_eq!(Transform::parse("urlDecodeUnicode"), None);
+        assert_eq!(Transform::UrlDecodeUni.name(), "urlDecodeUni");
+    }
+
+    #[test]
+    fn unchanged_input_is_borrowed_not_copied() {
+        for name in [
+            "lowercase",
+            "urlDecodeUni",
+            "htmlEntityDecode",
+            "jsDecode",
+            "cssDecode",
+            "cmdLine",
+            "removeNulls",
+            "removeWhitespace",
+            "compressWhitespace",
+            "normalizePath",
+            "normalizePathWin",
+            "utf8toUnicode",
+            "replaceComments",
+            "trim",
+            "escapeSeqDecode",
+            "sqlHexDecode",
+        ] {
+            let t = Transform::parse(name).unwrap();
+            assert!(
+                matches!(t.apply(Cow::Borrowed(b"plain/text")), Cow::Borrowed(_)),
+                "t:{name} copied unchanged input"
+            );
+        }
+    }
+
+    #[test]
+    fn case_changes_touch_ascii_letters_only() {
+        check(
+            "lowercase",
+            &[(b"TeSt CASE\xc9", b"test case\xc9"), (b"", b"")],
+        );
+        check("uppercase", &[(b"TeSt case\xe9", b"TEST CASE\xe9")]);
+    }
+
+    #[test]
+    fn url_decode_leaves_invalid_escapes_alone() {
+        check(
+            "urlDecode",
+            &[
+                (b"a%20b+c", b"a b c"),
+                (b"%41%42%4a%4A", b"ABJJ"),
+                (b"%zz%4", b"%zz%4"),
+                (b"%", b"%"),
+                (b"100%", b"100%"),
+                (b"%41%", b"A%"),
+                (b"%u0041", b"%u0041"),
+                (b"%00", b"\0"),
+            ],
+        );
+    }
+
+    #[test]
+    fn url_decode_uni_takes_the_low_byte_and_folds_full_width_ascii() {
+        check(
+            "urlDecodeUni",
+            &[
+                (b"%u0041%U0042", b"AB"),
+                (b"%uff41", b"a"),
+                (b"%uFF0E%uff0e/", b"../"),
+                (b"%u1234", b"\x34"),
+                (b"%u12", b"%u12"),
+                (b"%u004", b"%u004"),
+                (b"%uzzzz", b"%uzzzz"),
+                (b"%u", b"%u"),
+                (b"%2e%2E+x", b".. x"),
+                (b"%%41", b"%A"),
+            ],
+        );
+    }
+
+    #[test]
+    fn html_entities_decode_with_or_without_semicolon() {
+        check(
+            "htmlEntityDecode",
+            &[
+                (b"&lt;script&gt;", b"<script>"),
+                (b"&LT&quot&amp&gt;&nbsp;", b"<\"&>\xa0"),
+                (b"&#x41;&#X42&#67;&#68", b"ABCD"),
+                (b"&foo;&;&#;&#x;&", b"&foo;&;&#;&#x;&"),
+                (b"&#x24;&#00000000000000000000123;", b"${"),
+                (b"&#x4142;", b"A42;"),
+                (b"&#1000;", b"d0;"),
+                (b"&ltscript>", b"<script>"),
+                (b"&#x0&#0", b"\0\0"),
+            ],
+        );
+    }
+
+    #[test]
+    fn js_decode_handles_every_escape_form() {
+        check(
+            "jsDecode",
+            &[
+                (b"\\x41\\u0042\\103", b"ABC"),
+                (b"\\uff41\\uFF0E", b"a."),
+                (b"\\a\\b\\f\\n\\r\\t\\v", b"\x07\x08\x0c\n\r\t\x0b"),
+                (b"\\'\\\"\\\\\\q", b"'\"\\q"),
+                (b"\\400", b" 0"),
+                (b"\\08", b"\x008"),
+                (b"\\x4", b"x4"),
+                (b"\\u004", b"u004"),
+                (b"a\\", b"a\\"),
+            ],
+        );
+    }
+
+    #[test]
+    fn css_decode_uses_the_last_two_hex_digits() {
+        check(
+            "cssDecode",
+            &[
+                (b"\\41", b"A"),
+                (b"\\41 x", b"Ax"),
+                (b"\\00041\\0000041", b"A\x041"),
+                (b"\\ff21", b"A"),
+                (b"\\1234", b"4"),
+                (b"\\a", b"\x0a"),
+                (b"ja\\vascr\\ipt", b"javascript"),
+                (b"a\\\nb", b"ab"),
+                (b"a\\", b"a"),
+            ],
+        );
+    }
+
+    #[test]
+    fn cmd_line_normalises_shell_obfuscation() {
+        check(
+            "cmdLine",
+            &[
+                (b"C^OMMAND /C DIR", b"command/c dir"),
+                (b"\"command\" /c DiR", b"command/c dir"),
+                (b"cmd,/c DiR", b"cmd/c dir"),
+                (b"w\"h'o\\a^mi", b"whoami"),
+                (b"a;b\t\r\nc", b"a b c"),
+                (b"echo  (x)", b"echo(x)"),
+                (b"test", b"test"),
+            ],
+        );
+    }
+
+    #[test]
+    fn whitespace_transformations() {
+        check(
+            "compressWhitespace",
+            &[
+                (b"a \t\n\x0b\x0c\r b", b"a b"),
+                (b"a\xa0b", b"a\xa0b"),
+                (b" x ", b" x "),
+            ],
+        );
+        check("removeWhitespace", &[(b" a b\tc\xa0d\xc2e\n", b"abcde")]);
+        check("trim", &[(b" \t a b \n\x0b", b"a b"), (b"   ", b"")]);
+        check("trimLeft", &[(b" \t a b \n", b"a b \n")]);
+        check("trimRight", &[(b" \t a b \n", b" \t a b")]);
+    }
+
+    #[test]
+    fn nul_transformations() {
+        check("removeNulls", &[(b"\0Test\0Case\0", b"TestCase")]);
+        check("replaceNulls", &[(b"\0Test\0\0Case", b" Test  Case")]);
+    }
+
+    #[test]
+    fn comment_transformations() {
+        check(
+            "removeComments",
+            &[
+                (b"a/*x*/b", b"ab"),
+                (b"a<!--x-->b", b"ab"),
+                (b"1 OR 1=1-- x", b"1 OR 1=1"),
+                (b"a#b", b"a"),
+                (b"a/*x", b"a "),
+                (b"/* TestCase */", b"\0"),
+            ],
+        );
+        check(
+            "removeCommentsChar",
+            &[(b"a/*b*/c--d#e<!--f-->g", b"abcdefg"), (b"---->", b"")],
+        );
+        check(
+            "replaceComments",
+            &[
+                (b"a/*b*/c", b"a c"),
+                (b"a/*b", b"a "),
+                (b"a*/b", b"a*/b"),
+                (b"/*/", b" "),
+            ],
+        );
+    }
+
+    #[test]
+    fn normalize_path_resolves_dot_segments() {
+        check(
+            "normalizePath",
+            &[
+                (b"/foo/bar/baz", b"/foo/bar/baz"),
+                (b".", b""),
+                (b"./..", b".."),
+                (b"../.", b".."),
+                (b"../../", b"../../"),
+                (b"/dir/foo//bar", b"/dir/foo/bar"),
+                (b"dir/foo//bar/", b"dir/foo/bar/"),
+                (b"dir/../foo", b"foo"),
+                (b"a/../../b", b"../b"),
+                (b"dir/./.././../../foo/bar/..", b"../../foo"),
+                (b"dir//.//..//.//..//..//foo//bar//", b"../../foo/bar/"),
+                (b"/dir/./subdir/../subsubdir/../subsubsubdir/../", b"/dir/"),
+                (
+                    b"/./.././../../../../../../../\0/../etc/./passwd",
+                    b"/etc/passwd",
+                ),
+                (b"/a/b/../../../../etc/passwd", b"/etc/passwd"),
+                (b"a\\..\\b", b"a\\..\\b"),
+            ],
+        );
+        check(
+            "normalizePathWin",
+            &[
+                (b"\\foo\\bar\\baz", b"/foo/bar/baz"),
+                (b"dir\\..\\..\\foo", b"../foo"),
+                (b"C:\\Windows\\..\\boot.ini", b"C:/boot.ini"),
+                (
+                    b"\\dir\\.\\subdir\\..\\subsubdir\\..\\subsubsubdir\\..\\",
+                    b"/dir/",
+                ),
+                (
+                    b"dir\\\\.\\\\..\\\\.\\\\..\\\\..\\\\foo\\\\bar",
+                    b"../../foo/bar",
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn utf8_to_unicode_escapes_multibyte_sequences() {
+        check(
+            "utf8toUnicode",
+            &[
+                ("é".as_bytes(), b"%u00e9"),
+                ("€x".as_bytes(), b"%u20acx"),
+                ("😀".as_bytes(), b"%u1f600"),
+                (b"\xc3(", b"("),
+                (b"\xc0\xaf", b"%u002f\xc0"),
+                (b"a\xffb", b"a\xffb"),
+                (b"plain", b"plain"),
+                (b"a\0b\0", b"ab\0"),
+            ],
+        );
+    }
+
+    #[test]
+    fn base64_decoding_strict_and_forgiving() {
+        check(
+            "base64Decode",
+            &[
+                (b"VGVzdENhc2U=", b"TestCase"),
+                (b"VGVzdENhc2Ux", b"TestCase1"),
+                (b"VGVzdENhc2UxMg==", b"TestCase12"),
+                (b"VGVzdABDYXNl", b"Test\0Case"),
+                (b"VGVzdENhc2U=\0VGVzdENhc2U=", b"TestCase"),
+                (b"VGV$zdENhc2U=", b""),
+                (b"VGVzdENhc2U===", b""),
+                (b"QUJDR", b""),
+                (b"QUJDRA=", b""),
+                (b"QUJDRA", b"ABC"),
+                (b"QUJD\r\nRA==", b"ABCD"),
+            ],
+        );
+        check(
+            "base64DecodeExt",
+            &[
+                (b"VGVzdENhc2U=", b"TestCase"),
+                (
+                    b"P.HNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==",
+                    b"<script>alert(1)</script>",
+                ),
+                (b"VGV$zd ENh\nc2U", b"TestCase"),
+                (b"Q=", b""),
+            ],
+        );
+        check(
+            "base64Encode",
+            &[(b"TestCase", b"VGVzdENhc2U="), (b"Te", b"VGU="), (b"", b"")],
+        );
+    }
+
+    #[test]
+    fn hex_transformations() {
+        check(
+            "hexDecode",
+            &[(b"414243", b"ABC"), (b"41424", b"AB"), (b"", b"")],
+        );
+        check("hexEncode", &[(b"AB\xff\0", b"4142ff00")]);
+        check(
+            "sqlHexDecode",
+            &[
+                (b"SELECT 0x414243 x", b"SELECT ABC x"),
+                (b"0x4", b"0x4"),
+                (b"0X41g", b"Ag"),
+                (b"0x4142a", b"ABa"),
+            ],
+        );
+    }
+
+    #[test]
+    fn escape_seq_decode_follows_ansi_c() {
+        check(
+            "escapeSeqDecode",
+            &[
+                (b"\\a\\x41\\101\\\\\\?", b"\x07AA\\?"),
+                (b"\\q\\xZ", b"qxZ"),
+                (b"\\777", b"\xff"),
+                (b"a\\", b"a\\"),
+            ],
+        );
+    }
+
+    #[test]
+    fn url_encode_keeps_only_alphanumerics_and_star() {
+        check(
+            "urlEncode",
+            &[(b"a b&c*~", b"a+b%26c*%7e"), (b"abc", b"abc")],
+        );
+    }
+
+    #[test]
+    fn digests_and_length() {
+        check("length", &[(b"abc", b"3"), (b"", b"0")]);
+        assert_eq!(
+            apply("hexEncode", &apply("md5", b"")),
+            b"d41d8cd98f00b204e9800998ecf8427e"
+        );
+        assert_eq!(
+            apply("hexEncode", &apply("sha1", b"abc")),
+            b"a9993e364706816aba3e25717850c26c9cd0d89d"
+        );
+    }
+
+    #[test]
+    fn parity_transformations() {
+        check("parityZero7bit", &[(b"\xc1A", b"AA")]);
+        check("parityEven7bit", &[(b"AC", b"A\xc3")]);
+        check("parityOdd7bit", &[(b"AC", b"\xc1C")]);
+    }
 }

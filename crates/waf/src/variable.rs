@@ -181,7 +181,17 @@ impl Target {
         let var = Var::from_name(name).ok_or_else(|| format!("unsupported variable `{name}`"))?;
         let selector = match selector {
             None | Some("") => Selector::All,
-            Some(sel) if var == Var::Xml => Selector::XPath(sel.to_string()),
+            // The document's text (`/*`) and every attribute value (`//@*`) are what rule
+            // sets such as CRS inspect; other XPath expressions would need a full XPath
+            // engine and are refused rather than approximated.
+            Some(sel) if var == Var::Xml => match sel {
+                "/*" | "//@*" => Selector::XPath(sel.to_string()),
+                _ => {
+                    return Err(format!(
+                        "unsupported XPath `{sel}` (only /* and //@* are supported)"
+                    ));
+                }
+            },
             Some(sel) if sel.len() >= 2 && sel.starts_with('/') && sel.ends_with('/') => {
                 let pattern = &sel[1..sel.len() - 1];
                 let re = regex::bytes::RegexBuilder::new(pattern)
@@ -237,5 +247,6 @@ mod tests {
     fn rejects_unknown_variables() {
         assert!(Target::parse("NOPE").unwrap_err().contains("NOPE"));
         assert!(Target::parse("REQUEST_URI:x").is_err());
+        assert!(Target::parse("XML:/a/b").unwrap_err().contains("XPath"));
     }
 }

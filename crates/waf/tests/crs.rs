@@ -11,7 +11,8 @@
 //!   `expect_error`) is met when the harness's server refuses the request or a rule with
 //!   a disruptive action matched (the status it would have sent, were the engine On).
 //! - The outputs in nginx-overrides.yaml (the known differences of ModSecurity v3, the
-//!   engine these tests are checked against) replace the tests' own.
+//!   engine these tests are checked against) replace the tests' own, except where an
+//!   override records a logging bug of ModSecurity v3 (`V3_LOG_BUGS`).
 
 mod ftw;
 
@@ -26,7 +27,7 @@ use waf::{RuleSet, Transaction};
 const CRS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/crs");
 
 /// The pass rate this engine reaches today; raise it as the engine improves.
-const PASS_RATE_FLOOR: f64 = 0.99;
+const PASS_RATE_FLOOR: f64 = 0.999;
 
 /// The test configuration of TESTS-README.md: DetectionOnly, bodies inspected, the
 /// recommended ModSecurity body-processor rules, and SecAction 900005 (paranoia level 4

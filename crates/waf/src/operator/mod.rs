@@ -19,6 +19,8 @@ use self::validate::ByteSet;
 /// A parsed operator with its parameter prepared for fast evaluation.
 #[derive(Debug)]
 pub struct Operator {
+    /// The operator's name as SecLang spells it, for logs.
+    name: &'static str,
     negated: bool,
     /// The parameter as written, which is what `expand` resolves for dynamic parameters.
     param: String,
@@ -89,10 +91,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("validateSchema", "XML validation is not available"),
     ("validateHash", "hash validation is not available"),
     ("rsub", "substitution operators are not available"),
-    (
-        "rxGlobal",
-        "capturing every match is not implemented; @rx matches the same inputs",
-    ),
 ];
 
 impl Operator {
@@ -123,31 +121,41 @@ impl Operator {
             };
             Kind::Number(op, p)
         };
-        let kind = match name.to_ascii_lowercase().as_str() {
-            "rx" => Kind::Rx(Rx::new(param)?),
-            "pm" => Kind::Pm(PhraseSet::from_param(param)?),
-            "pmfromfile" | "pmf" => Kind::Pm(PhraseSet::from_files(param, rules_dir)?),
-            "streq" => text(TextOp::StrEq),
-            "strmatch" => text(TextOp::StrMatch),
-            "contains" => text(TextOp::Contains),
-            "containsword" => text(TextOp::ContainsWord),
-            "beginswith" => text(TextOp::BeginsWith),
-            "endswith" => text(TextOp::EndsWith),
-            "within" => text(TextOp::Within),
-            "eq" => number(NumberOp::Eq),
-            "ge" => number(NumberOp::Ge),
-            "gt" => number(NumberOp::Gt),
-            "le" => number(NumberOp::Le),
-            "lt" => number(NumberOp::Lt),
-            "validatebyterange" => Kind::ValidateByteRange(ByteSet::parse(param)?),
-            "validateurlencoding" => Kind::ValidateUrlEncoding,
-            "validateutf8encoding" => Kind::ValidateUtf8Encoding,
-            "ipmatch" => Kind::IpMatch(IpSet::parse_list(param)?),
-            "ipmatchfromfile" | "ipmatchf" => Kind::IpMatch(IpSet::from_file(param, rules_dir)?),
-            "detectsqli" => Kind::DetectSqli,
-            "detectxss" => Kind::DetectXss,
-            "unconditionalmatch" => Kind::UnconditionalMatch,
-            "nomatch" => Kind::NoMatch,
+        let (canonical, kind) = match name.to_ascii_lowercase().as_str() {
+            "rx" => ("rx", Kind::Rx(Rx::new(param, false)?)),
+            "rxglobal" => ("rxGlobal", Kind::Rx(Rx::new(param, true)?)),
+            "pm" => ("pm", Kind::Pm(PhraseSet::from_param(param)?)),
+            "pmfromfile" | "pmf" => (
+                "pmFromFile",
+                Kind::Pm(PhraseSet::from_files(param, rules_dir)?),
+            ),
+            "streq" => ("streq", text(TextOp::StrEq)),
+            "strmatch" => ("strmatch", text(TextOp::StrMatch)),
+            "contains" => ("contains", text(TextOp::Contains)),
+            "containsword" => ("containsWord", text(TextOp::ContainsWord)),
+            "beginswith" => ("beginsWith", text(TextOp::BeginsWith)),
+            "endswith" => ("endsWith", text(TextOp::EndsWith)),
+            "within" => ("within", text(TextOp::Within)),
+            "eq" => ("eq", number(NumberOp::Eq)),
+            "ge" => ("ge", number(NumberOp::Ge)),
+            "gt" => ("gt", number(NumberOp::Gt)),
+            "le" => ("le", number(NumberOp::Le)),
+            "lt" => ("lt", number(NumberOp::Lt)),
+            "validatebyterange" => (
+                "validateByteRange",
+                Kind::ValidateByteRange(ByteSet::parse(param)?),
+            ),
+            "validateurlencoding" => ("validateUrlEncoding", Kind::ValidateUrlEncoding),
+            "validateutf8encoding" => ("validateUtf8Encoding", Kind::ValidateUtf8Encoding),
+            "ipmatch" => ("ipMatch", Kind::IpMatch(IpSet::parse_list(param)?)),
+            "ipmatchfromfile" | "ipmatchf" => (
+                "ipMatchFromFile",
+                Kind::IpMatch(IpSet::from_file(param, rules_dir)?),
+            ),
+            "detectsqli" => ("detectSQLi", Kind::DetectSqli),
+            "detectxss" => ("detectXSS", Kind::DetectXss),
+            "unconditionalmatch" => ("unconditionalMatch", Kind::UnconditionalMatch),
+            "nomatch" => ("noMatch", Kind::NoMatch),
             other => {
                 return Err(
                     match UNSUPPORTED
@@ -161,10 +169,16 @@ impl Operator {
             }
         };
         Ok(Operator {
+            name: canonical,
             negated,
             param: param.to_owned(),
             kind,
         })
+    }
+
+    /// The operator's name as SecLang spells it (`rx`, `pmFromFile`, ...), for logs.
+    pub fn name(&self) -> &'static str {
+        self.name
     }
 
     /// Whether the parameter holds `%{...}` macros the caller must expand per evaluation.
@@ -180,7 +194,10 @@ impl Operator {
     /// Tests `input`, returning whether the rule matches (negation applied). When the parameter
     /// needs expansion, `expand` turns the raw parameter into its value. With `want_captures`,
     /// `captures` receives what ModSecurity would put in TX.0 and up: the regex groups 0..=9
-    /// for `@rx`, otherwise the matched text or fingerprint. A negated operator captures nothing.
+    /// for `@rx` (a group that took no part is empty; with `@rxGlobal` the last match to set
+    /// each group wins), the phrase found by `@pm`, the
+    /// fingerprint from `@detectSQLi`, the input for `@detectXSS`; other operators, and negated
+    /// ones, capture nothing.
     pub fn evaluate(
         &self,
         input: &[u8],
@@ -209,16 +226,7 @@ impl Operator {
                         expanded.as_bytes()
                     }
                 };
-                let matched = text_matches(*op, input, param);
-                if matched && want {
-                    captures.push(match op {
-                        TextOp::Within | TextOp::StrEq | TextOp::BeginsWith | TextOp::EndsWith => {
-                            input.to_vec()
-                        }
-                        _ => param.to_vec(),
-                    });
-                }
-                matched
+                text_matches(*op, input, param)
             }
             Kind::Number(op, p) => {
                 let param = match p {
@@ -240,7 +248,13 @@ impl Operator {
                 }
                 None => false,
             },
-            Kind::DetectXss => injection::is_xss(input),
+            Kind::DetectXss => {
+                let matched = injection::is_xss(input);
+                if matched && want {
+                    captures.push(input.to_vec());
+                }
+                matched
+            }
             Kind::UnconditionalMatch => true,
             Kind::NoMatch => false,
         };
@@ -454,5 +468,342 @@ mod crs_tests {
         assert!(operators > 500, "only {operators} operators found");
         assert!(regexes > 250, "only {regexes} regexes found");
         assert!(transforms > 500, "only {transforms} transformations found");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Expected verdicts follow ModSecurity's documented operator behaviour; the libinjection
+    //! fingerprints are those the C library reports for the same inputs.
+
+    use std::path::{Path, PathBuf};
+
+    use super::Operator;
+
+    fn op(name: &str, param: &str) -> Operator {
+        Operator::parse(name, param, false, Path::new("."))
+            .unwrap_or_else(|e| panic!("@{name} {param:?}: {e}"))
+    }
+
+    fn no_macros(raw: &str) -> String {
+        panic!("expansion asked for {raw:?} without macros")
+    }
+
+    fn matches(o: &Operator, input: &[u8]) -> bool {
+        o.evaluate(input, &no_macros, false, &mut Vec::new())
+    }
+
+    fn captured(o: &Operator, input: &[u8]) -> Option<Vec<Vec<u8>>> {
+        let mut caps = Vec::new();
+        o.evaluate(input, &no_macros, true, &mut caps)
+            .then_some(caps)
+    }
+
+    /// A directory of its own under the system temp dir, for data-file operators.
+    fn scratch_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("waf-operator-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn unknown_and_unsupported_operators_are_errors() {
+        let err = Operator::parse("rxx", "a", false, Path::new(".")).unwrap_err();
+        assert!(err.contains("unknown operator @rxx"), "{err}");
+        let err = Operator::parse("rbl", "sbl.example", false, Path::new(".")).unwrap_err();
+        assert!(
+            err.contains("@rbl is not supported") && err.contains("DNS"),
+            "{err}"
+        );
+        let err = Operator::parse("rx", "(a", false, Path::new(".")).unwrap_err();
+        assert!(err.contains("invalid regular expression"), "{err}");
+        let err = Operator::parse("ipMatch", "10.0.0.0/33", false, Path::new(".")).unwrap_err();
+        assert!(err.contains("10.0.0.0/33"), "{err}");
+        let err =
+            Operator::parse("validateByteRange", "10-300", false, Path::new(".")).unwrap_err();
+        assert!(err.contains("300"), "{err}");
+        let err = Operator::parse(
+            "pmFromFile",
+            "missing.data",
+            false,
+            Path::new("/nonexistent"),
+        )
+        .unwrap_err();
+        assert!(err.contains("/nonexistent/missing.data"), "{err}");
+    }
+
+    #[test]
+    fn names_are_case_insensitive_and_negation_inverts() {
+        assert!(matches(&op("STREQ", "a"), b"a"));
+        assert_eq!(
+            op("VALIDATEUTF8ENCODING", "").name(),
+            "validateUtf8Encoding"
+        );
+        let negated = Operator::parse("streq", "a", true, Path::new(".")).unwrap();
+        assert!(!matches(&negated, b"a"));
+        assert!(matches(&negated, b"b"));
+    }
+
+    #[test]
+    fn rx_matches_bytes_across_lines_with_pcre_options() {
+        let o = op("rx", "(?i)union\\s+select");
+        assert!(matches(&o, b"1 UNION\n SELECT"));
+        assert!(!matches(&o, b"unionselect"));
+        // DOTALL: `.` crosses newlines; MULTILINE: `^` and `$` work per line.
+        assert!(matches(&op("rx", "a.b"), b"a\nb"));
+        assert!(matches(&op("rx", "^b$"), b"a\nb\nc"));
+        // Bytes, not code points, as PCRE without UTF.
+        assert!(matches(
+            &op("rx", "\\x{bc}[^\\x{be}]*\\x{be}"),
+            b"\xbcscript\xbe"
+        ));
+        assert!(!matches(&op("rx", "^\\x{bc}$"), "\u{bc}".as_bytes()));
+        assert!(matches(&op("rx", "[é]"), b"\xa9"));
+        assert!(matches(&op("rx", "\\xff"), b"a\xff"));
+        // An empty pattern matches everything, as in ModSecurity.
+        assert!(matches(&op("rx", ""), b"anything"));
+    }
+
+    #[test]
+    fn rx_captures_whole_match_and_groups_up_to_nine() {
+        let o = op("rx", "(a)(b)?(c)");
+        assert_eq!(
+            captured(&o, b"xac"),
+            Some(vec![b"ac".to_vec(), b"a".to_vec(), vec![], b"c".to_vec()])
+        );
+        let many = op("rx", "(1)(2)(3)(4)(5)(6)(7)(8)(9)(0)(x)");
+        let caps = captured(&many, b"1234567890x").unwrap();
+        assert_eq!(caps.len(), 10);
+        assert_eq!(caps[9], b"9");
+        let negated = Operator::parse("rx", "a", true, Path::new(".")).unwrap();
+        let mut caps = Vec::new();
+        assert!(negated.evaluate(b"b", &no_macros, true, &mut caps));
+        assert!(caps.is_empty());
+    }
+
+    #[test]
+    fn rx_global_captures_from_every_match() {
+        let o = op("rxGlobal", "([a-z])([0-9])?");
+        assert_eq!(
+            captured(&o, b"a1 b c2 d"),
+            Some(vec![b"d".to_vec(), b"d".to_vec(), b"2".to_vec()])
+        );
+        assert!(!matches(&o, b"123"));
+    }
+
+    #[test]
+    fn rx_with_macros_compiles_the_expanded_pattern() {
+        let o = op("rx", "^%{tx.allowed}$");
+        assert!(o.needs_expansion());
+        let expand = |raw: &str| {
+            assert_eq!(raw, "^%{tx.allowed}$");
+            "^(?:GET|POST)$".to_owned()
+        };
+        assert!(o.evaluate(b"GET", &expand, false, &mut Vec::new()));
+        assert!(!o.evaluate(b"PUT", &expand, false, &mut Vec::new()));
+        // An expansion that is not a valid regex never matches.
+        assert!(!o.evaluate(b"(", &|_: &str| "(".to_owned(), false, &mut Vec::new()));
+    }
+
+    #[test]
+    fn pm_matches_phrases_case_insensitively() {
+        let o = op("pm", "gzip compress deflate br zstd");
+        assert!(matches(&o, b"x-GZIP"));
+        assert!(!matches(&o, b"identity"));
+        assert_eq!(captured(&o, b"Deflate, x"), Some(vec![b"deflate".to_vec()]));
+        let hex = op("pm", "|4142|c x\\:y");
+        assert!(matches(&hex, b"zzabCzz"));
+        assert!(matches(&hex, b"X:Y"));
+        // ModSecurity takes a parameter with a space inside |...| literally.
+        assert!(matches(&op("pm", "|41 42|"), b"|41"));
+        let quoted = op("pm", "\"<!-- <![cdata[\"");
+        assert!(matches(&quoted, b"x<![CDATA[y"));
+        // A bad escape makes ModSecurity take the parameter literally.
+        assert!(matches(&op("pm", "a\\qb"), b"A\\QB"));
+    }
+
+    #[test]
+    fn pm_from_file_reads_phrases_relative_to_the_rule_file() {
+        let dir = scratch_dir("pmf");
+        std::fs::write(
+            dir.join("words.data"),
+            "# comment\n\n  # indented comment\n/etc/passwd\r\ncmd.exe\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join("more.data"), "wget\n").unwrap();
+        for name in ["pmFromFile", "pmf"] {
+            let o = Operator::parse(name, "words.data more.data", false, &dir).unwrap();
+            assert!(matches(&o, b"GET /ETC/PASSWD"));
+            assert!(matches(&o, b"c:\\Cmd.exe"));
+            assert!(matches(&o, b"wget http://x"));
+            assert!(!matches(&o, b"comment"));
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn string_comparisons() {
+        assert!(matches(&op("streq", "POST"), b"POST"));
+        assert!(!matches(&op("streq", "POST"), b"post"));
+        assert!(matches(&op("contains", "-->"), b"a-->b"));
+        assert!(matches(&op("strmatch", "WebZIP"), b"Mozilla WebZIP/4.0"));
+        assert!(matches(&op("beginsWith", "#:~:text="), b"#:~:text=x"));
+        assert!(!matches(&op("beginsWith", "abc"), b"ab"));
+        assert!(matches(&op("endsWith", ".pdf"), b"file.pdf"));
+        assert!(!matches(&op("endsWith", ".pdf"), b"pdf"));
+        assert!(matches(&op("within", "GET HEAD POST"), b"HEAD"));
+        assert!(!matches(&op("within", "GET HEAD POST"), b"PUT"));
+        assert!(matches(&op("within", "GET"), b""));
+        // Like ModSecurity, string comparisons leave TX.0 alone.
+        assert_eq!(captured(&op("contains", "ab"), b"xaby"), Some(vec![]));
+    }
+
+    #[test]
+    fn contains_word_needs_non_letters_around_the_word() {
+        let o = op("containsWord", "select");
+        assert!(matches(&o, b"select"));
+        assert!(matches(&o, b"1 select 2"));
+        assert!(matches(&o, b"(select)"));
+        assert!(matches(&o, b"1select"));
+        assert!(!matches(&o, b"selection"));
+        assert!(!matches(&o, b"deselect"));
+        assert!(matches(&o, b"deselect select"));
+        assert!(matches(&op("containsWord", ""), b"x"));
+        assert!(!matches(&o, b""));
+    }
+
+    #[test]
+    fn text_operators_expand_macros() {
+        let o = op("endsWith", ".%{request_headers.host}");
+        assert!(o.needs_expansion());
+        let expand = |_: &str| ".example.com".to_owned();
+        assert!(o.evaluate(b"www.example.com", &expand, false, &mut Vec::new()));
+        assert!(!o.evaluate(b"example.org", &expand, false, &mut Vec::new()));
+        assert!(!op("streq", "plain").needs_expansion());
+    }
+
+    #[test]
+    fn numeric_comparisons_read_integers_like_modsecurity() {
+        assert!(matches(&op("eq", "0"), b"abc"));
+        assert!(matches(&op("eq", "12"), b"12abc"));
+        assert!(matches(&op("eq", "-3"), b" -3"));
+        assert!(matches(&op("eq", "0"), b"99999999999"));
+        assert!(matches(&op("gt", "5"), b"6"));
+        assert!(!matches(&op("gt", "5"), b"5"));
+        assert!(matches(&op("ge", "5"), b"5"));
+        assert!(matches(&op("lt", "5"), b"4"));
+        assert!(matches(&op("le", "5"), b"5"));
+        assert!(!matches(&op("le", "5"), b"6"));
+        let o = op("ge", "%{tx.inbound_anomaly_score_threshold}");
+        assert!(o.needs_expansion());
+        assert!(o.evaluate(b"5", &|_: &str| "5".to_owned(), false, &mut Vec::new()));
+        assert!(!o.evaluate(b"4", &|_: &str| "5".to_owned(), false, &mut Vec::new()));
+    }
+
+    #[test]
+    fn validate_byte_range_matches_bytes_outside_the_ranges() {
+        let o = op("validateByteRange", "1-255");
+        assert!(!matches(&o, b"abc\xff"));
+        assert!(matches(&o, b"a\0b"));
+        let o = op("validateByteRange", "9,10,13,32-126,128-255");
+        assert!(!matches(&o, b"GET /\t\r\n\x80"));
+        assert!(matches(&o, b"a\x7fb"));
+        assert!(matches(&o, b"\x0b"));
+        assert!(!matches(&o, b""));
+    }
+
+    #[test]
+    fn validate_url_encoding_matches_broken_escapes() {
+        let o = op("validateUrlEncoding", "");
+        assert!(!matches(&o, b"a%20b%7E"));
+        assert!(matches(&o, b"a%zzb"));
+        assert!(matches(&o, b"a%4"));
+        assert!(matches(&o, b"%"));
+        assert!(!matches(&o, b"plain"));
+    }
+
+    #[test]
+    fn validate_utf8_encoding_matches_malformed_utf8() {
+        let o = op("validateUtf8Encoding", "");
+        assert!(!matches(&o, "héllo €😀".as_bytes()));
+        assert!(matches(&o, b"\xc0\xaf"), "overlong");
+        assert!(matches(&o, b"\xe0\x80\xaf"), "overlong three-byte");
+        assert!(matches(&o, b"\xe2\x82"), "truncated");
+        assert!(matches(&o, b"\xed\xa0\x80"), "surrogate");
+        assert!(matches(&o, b"\xf5\x80\x80\x80"), "lead above 0xf4");
+        assert!(matches(&o, b"a\x80"), "stray continuation byte");
+        assert!(matches(&o, b"\xc3("), "bad continuation byte");
+    }
+
+    #[test]
+    fn ip_match_checks_v4_and_v6_blocks() {
+        let o = op("ipMatch", "127.0.0.1,::1, 10.0.0.0/8 ,2001:db8::/32");
+        assert!(matches(&o, b"127.0.0.1"));
+        assert!(matches(&o, b"10.200.3.4"));
+        assert!(!matches(&o, b"11.0.0.1"));
+        assert!(matches(&o, b"::1"));
+        assert!(matches(&o, b"2001:db8:ffff::1"));
+        assert!(!matches(&o, b"2001:db9::1"));
+        assert!(!matches(&o, b"not an address"));
+        assert!(matches(&op("ipMatch", "0.0.0.0/0"), b"8.8.8.8"));
+
+        let dir = scratch_dir("ipf");
+        std::fs::write(
+            dir.join("ips.txt"),
+            "# blocked\n192.168.0.0/16\n\n203.0.113.7\n",
+        )
+        .unwrap();
+        let f = Operator::parse("ipMatchFromFile", "ips.txt", false, &dir).unwrap();
+        assert!(matches(&f, b"192.168.44.1"));
+        assert!(matches(&f, b"203.0.113.7"));
+        assert!(!matches(&f, b"203.0.113.8"));
+        std::fs::write(dir.join("bad.txt"), "10.0.0.1\nnope\n").unwrap();
+        let err = Operator::parse("ipMatchFromFile", "bad.txt", false, &dir).unwrap_err();
+        assert!(err.contains("bad.txt:2"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn detect_sqli_reports_the_libinjection_fingerprint() {
+        let o = op("detectSQLi", "");
+        assert_eq!(captured(&o, b"1' or '1'='1"), Some(vec![b"s&sos".to_vec()]));
+        assert_eq!(
+            captured(&o, b"-1 UNION SELECT 1,2,3--"),
+            Some(vec![b"1UE1c".to_vec()])
+        );
+        assert_eq!(captured(&o, b"admin'--"), Some(vec![b"sc".to_vec()]));
+        assert_eq!(
+            captured(&o, b"1 into outfile 'asd'"),
+            Some(vec![b"1ks".to_vec()])
+        );
+        assert_eq!(
+            captured(&o, b"1 INTO OUTFILE 'asd'"),
+            Some(vec![b"1ks".to_vec()])
+        );
+        assert!(!matches(&o, b"hello world"));
+        assert!(!matches(&o, b"O'Reilly"));
+        assert!(!matches(&o, b""));
+    }
+
+    #[test]
+    fn detect_xss_flags_script_injection() {
+        let o = op("detectXSS", "");
+        let script = b"<script>alert(1)</script>";
+        assert_eq!(captured(&o, script), Some(vec![script.to_vec()]));
+        assert!(matches(&o, b"\"><img src=x onerror=alert(1)>"));
+        assert!(!matches(&o, b"hello world"));
+        assert!(!matches(&o, b"1' or '1'='1"));
+    }
+
+    #[test]
+    fn operators_can_be_shared_between_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<Operator>();
+    }
+
+    #[test]
+    fn unconditional_and_no_match() {
+        assert!(matches(&op("unconditionalMatch", ""), b""));
+        assert!(!matches(&op("noMatch", ""), b"x"));
     }
 }

@@ -25,9 +25,11 @@ impl PhraseSet {
         PhraseSet::new(phrases)
     }
 
-    /// Phrases from data files, one per line; blank lines and lines starting with `#` (after
-    /// optional whitespace) are skipped. `param` lists one or more files separated by spaces,
-    /// relative to the directory of the rule file.
+    /// Phrases from data files, one per line; lines starting with `#` (after optional
+    /// whitespace) are skipped. `param` lists one or more files separated by spaces, relative
+    /// to the directory of the rule file. Unlike ModSecurity, a line of only whitespace is
+    /// skipped rather than matching every space, and a CRLF line ending is not part of the
+    /// phrase.
     pub(super) fn from_files(param: &str, rules_dir: &Path) -> Result<PhraseSet, String> {
         let mut phrases = Vec::new();
         for name in param.split_ascii_whitespace() {

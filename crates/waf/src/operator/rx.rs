@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use regex::bytes::{CaptureLocations, Regex, RegexBuilder};
+use regex::bytes::{Regex, RegexBuilder};
 
 /// The Core Rule Set's largest regexes exceed the regex crate's default limits.
 const SIZE_LIMIT: usize = 256 << 20;
@@ -15,24 +15,36 @@ const CACHE_CAPACITY: usize = 64;
 /// TX.0 to TX.9: the whole match and up to nine groups.
 const MAX_CAPTURES: usize = 10;
 
-/// A compiled `@rx` parameter, or one whose `%{macros}` are expanded per evaluation.
+/// A compiled `@rx` or `@rxGlobal` parameter.
 #[derive(Debug)]
-pub(super) enum Rx {
+pub(super) struct Rx {
+    pattern: Pattern,
+    /// `@rxGlobal`: captures come from every match, a later match overwriting a group.
+    every_match: bool,
+}
+
+/// A pattern compiled at load time, or one whose `%{macros}` are expanded per evaluation.
+#[derive(Debug)]
+enum Pattern {
     Static(Regex),
     Dynamic(Mutex<HashMap<String, Option<Arc<Regex>>>>),
 }
 
 impl Rx {
-    pub(super) fn new(pattern: &str) -> Result<Rx, String> {
-        if pattern.contains("%{") {
-            Ok(Rx::Dynamic(Mutex::new(HashMap::new())))
+    pub(super) fn new(pattern: &str, every_match: bool) -> Result<Rx, String> {
+        let pattern = if pattern.contains("%{") {
+            Pattern::Dynamic(Mutex::new(HashMap::new()))
         } else {
-            compile(pattern).map(Rx::Static)
-        }
+            Pattern::Static(compile(pattern)?)
+        };
+        Ok(Rx {
+            pattern,
+            every_match,
+        })
     }
 
     pub(super) fn is_dynamic(&self) -> bool {
-        matches!(self, Rx::Dynamic(_))
+        matches!(self.pattern, Pattern::Dynamic(_))
     }
 
     /// Matches `input`, filling `captures` with groups 0..=9 when asked. A dynamic pattern
@@ -44,9 +56,9 @@ impl Rx {
         expand: &dyn Fn(&str) -> String,
         captures: Option<&mut Vec<Vec<u8>>>,
     ) -> bool {
-        match self {
-            Rx::Static(re) => run(re, input, captures),
-            Rx::Dynamic(cache) => {
+        match &self.pattern {
+            Pattern::Static(re) => self.run(re, input, captures),
+            Pattern::Dynamic(cache) => {
                 let pattern = expand(raw);
                 let re = {
                     let mut cache = cache.lock().unwrap_or_else(PoisonError::into_inner);
@@ -61,9 +73,37 @@ impl Rx {
                         re
                     }
                 };
-                re.is_some_and(|re| run(&re, input, captures))
+                re.is_some_and(|re| self.run(&re, input, captures))
             }
         }
+    }
+
+    fn run(&self, re: &Regex, input: &[u8], captures: Option<&mut Vec<Vec<u8>>>) -> bool {
+        let Some(captures) = captures else {
+            return re.is_match(input);
+        };
+        let mut groups: [Option<&[u8]>; MAX_CAPTURES] = [None; MAX_CAPTURES];
+        let mut matched = false;
+        let wanted = if self.every_match { usize::MAX } else { 1 };
+        for caps in re.captures_iter(input).take(wanted) {
+            matched = true;
+            for (g, slot) in groups.iter_mut().enumerate() {
+                if let Some(m) = caps.get(g) {
+                    *slot = Some(m.as_bytes());
+                }
+            }
+        }
+        if !matched {
+            return false;
+        }
+        // Groups after the last one that took part are left unset, as PCRE reports them.
+        let last = groups.iter().rposition(Option::is_some).unwrap_or(0);
+        captures.extend(
+            groups[..=last]
+                .iter()
+                .map(|g| g.unwrap_or_default().to_vec()),
+        );
+        true
     }
 }
 
@@ -124,27 +164,4 @@ fn push_byte_char(out: &mut String, c: char) {
             out.push_str(&format!("\\x{b:02X}"));
         }
     }
-}
-
-fn run(re: &Regex, input: &[u8], captures: Option<&mut Vec<Vec<u8>>>) -> bool {
-    let Some(captures) = captures else {
-        return re.is_match(input);
-    };
-    let mut locs: CaptureLocations = re.capture_locations();
-    if re.captures_read(&mut locs, input).is_none() {
-        return false;
-    }
-    let groups = locs.len().min(MAX_CAPTURES);
-    // Groups after the last one that took part are left unset, as PCRE reports them.
-    let last = (0..groups)
-        .rev()
-        .find(|&g| locs.get(g).is_some())
-        .unwrap_or(0);
-    for g in 0..=last {
-        captures.push(
-            locs.get(g)
-                .map_or_else(Vec::new, |(s, e)| input[s..e].to_vec()),
-        );
-    }
-    true
 }

@@ -344,6 +344,7 @@ impl Loader {
             exclusions,
             operator,
             transforms,
+            transform_chain: 0,
             disruptive,
             status,
             log,

@@ -47,11 +47,24 @@ pub enum Replaced {
     Skip(String),
 }
 
+/// Overrides that record a logging bug of ModSecurity v3 rather than a constraint of
+/// the platform: this engine logs as the rules say, so these tests keep their own output.
+const V3_LOG_BUGS: &[(u32, &str)] = &[
+    (
+        942131,
+        "v3 logs the first rule of a chain even when the chain fails",
+    ),
+    (980170, "v3 writes no log line for a rule with noauditlog"),
+];
+
 pub fn overrides(crs: &Path) -> BTreeMap<(u32, u32), Replaced> {
     let text = std::fs::read_to_string(crs.join("nginx-overrides.yaml")).unwrap();
     let parsed: Overrides = serde_saphyr::from_str(&text).unwrap();
     let mut out = BTreeMap::new();
     for o in parsed.test_overrides {
+        if V3_LOG_BUGS.iter().any(|(id, _)| *id == o.rule_id) {
+            continue;
+        }
         for t in o.test_ids {
             let replaced = match &o.output {
                 Some(output) => Replaced::Output(output.clone()),
