@@ -297,6 +297,7 @@ fn rule_gateway_yaml(
 ) -> String {
     fill(
         r#"
+admin: { address: 127.0.0.1:0 }
 access_log: { path: "@log@" }
 listeners:
   - name: plain
@@ -373,6 +374,16 @@ async fn a_bidirectional_stream_is_inspected_message_by_message() {
         refused.json()["message"],
         "request refused by the web application firewall"
     );
+
+    // Metrics are per process: other tests' gateways count too.
+    let metrics = http1_get(gw.admin(), "/metrics", &[]).await.text();
+    for series in [
+        r#"sekisho_waf_requests_total{route="grpc",result="blocked"}"#,
+        r#"sekisho_waf_requests_total{route="web",result="blocked"}"#,
+        r#"sekisho_waf_rule_matches_total{rule="1001"}"#,
+    ] {
+        assert!(metrics.contains(series), "{series} missing from\n{metrics}");
+    }
 }
 
 #[tokio::test]

@@ -10,8 +10,9 @@
 //! the ids of the matched rules. A stage that left no line never reached the request path:
 //! the HTTP parser refused it (counted as skipped, with the status it answered).
 //!
-//! Judged as in the engine's own replay (nginx-overrides.yaml replaces outputs), except
-//! that only rule ids reach the access log: tests that match on log text are skipped.
+//! Judged as in the engine's own replay (nginx-overrides.yaml replaces outputs, except
+//! where it describes nginx dropping headers the gateway keeps), except that only rule
+//! ids reach the access log: tests that match on log text are skipped.
 
 #[path = "../../waf/tests/ftw/mod.rs"]
 #[allow(dead_code)]
@@ -40,8 +41,14 @@ use tokio::net::{TcpListener, TcpStream};
 
 const CRS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/crs");
 
-/// The share of the tests that ran which must pass; raise it as the gateway improves.
-const PASS_RATE_FLOOR: f64 = 0.995;
+/// The share of the tests that ran which must pass (4055 of 4056 today); raise it as the
+/// gateway improves.
+const PASS_RATE_FLOOR: f64 = 0.999;
+
+/// Overrides in nginx-overrides.yaml that describe nginx dropping headers whose names hold
+/// `_` or `.`: the gateway keeps such headers and inspects them, so these tests keep
+/// their own outputs.
+const NGINX_HEADER_DROPS: &[u32] = &[933110, 933220, 944140];
 
 /// How long a response may take before the harness gives up on it (a request whose
 /// declared body never comes, for one).
@@ -375,7 +382,10 @@ async fn crs_regression_suite_through_the_gateway() {
             let name = format!("{}-{}", parsed.rule_id, test.test_id);
             let mut verdict = Judged::Pass;
             for (n, stage) in test.stages.iter().enumerate() {
-                let output = match overrides.get(&(parsed.rule_id, test.test_id)) {
+                let replaced = overrides
+                    .get(&(parsed.rule_id, test.test_id))
+                    .filter(|_| !NGINX_HEADER_DROPS.contains(&parsed.rule_id));
+                let output = match replaced {
                     Some(Replaced::Skip(reason)) => {
                         verdict = Judged::Skip(reason.clone());
                         break;

@@ -197,3 +197,29 @@ impl HttpBody for Messages {
         self.ended && self.pending.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    #[test]
+    fn gzip_and_deflate_messages_are_read_within_the_limit() {
+        let message = b"\x0a\x05hello".repeat(20);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&message).expect("compress");
+        let gz = gz.finish().expect("compress");
+        assert_eq!(decompress(Encoding::Gzip, &gz, 1024), Some(message.clone()));
+        assert_eq!(
+            decompress(Encoding::Gzip, &gz, 100),
+            None,
+            "inflates past the limit"
+        );
+        let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+        zlib.write_all(&message).expect("compress");
+        let zlib = zlib.finish().expect("compress");
+        assert_eq!(decompress(Encoding::Deflate, &zlib, 1024), Some(message));
+        assert_eq!(decompress(Encoding::Other, &zlib, 1024), None);
+    }
+}
