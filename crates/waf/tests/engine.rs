@@ -283,6 +283,12 @@ fn load_errors_name_file_and_line() {
         ),
         ("SecRule ARGS \"@nosuch a\" \"id:1\"\n", 1, "@nosuch"),
         ("SecAction \"id:1,chain\"\n", 0, "no rule follows"),
+        (
+            "SecRuleUpdateTargetById 1 ARGS:a ARGS\n",
+            1,
+            "at most 2 argument",
+        ),
+        ("SecMarker A B\n", 1, "at most 1 argument"),
     ];
     for (text, line, what) in cases {
         let err = RuleSet::from_text(text, Path::new("rules/x.conf")).unwrap_err();
