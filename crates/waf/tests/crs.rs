@@ -7,9 +7,10 @@
 //! - `log.match_regex` / `no_match_regex`: checked against one line per logged rule,
 //!   `[id "N"] [msg "..."] [data "..."]`, as in a ModSecurity error log.
 //! - `status`: the WAF runs in DetectionOnly as the tests require, so it never answers by
-//!   itself. A 200 is met when the log expectations are; a 400 or 403 (and
-//!   `expect_error`) is met when the harness's server refuses the request or a rule with
-//!   a disruptive action matched (the status it would have sent, were the engine On).
+//!   itself. A 200 is met when the log expectations are; a 400 when the harness's server
+//!   refuses the request or a body-error rule (200002-200004, status 400) matched; a 403
+//!   (or `expect_error`) when either happens or any rule with a disruptive action matched
+//!   (what the engine would have sent, were it On).
 //! - The outputs in nginx-overrides.yaml (the known differences of ModSecurity v3, the
 //!   engine these tests are checked against) replace the tests' own, except where an
 //!   override records a logging bug of ModSecurity v3 (`V3_LOG_BUGS`).
@@ -75,7 +76,10 @@ struct Outcome {
     disrupted: bool,
 }
 
-/// Checks a request the way an HTTP server does before any module sees it.
+/// Checks a request the way nginx does before any module sees it (the overrides describe
+/// ModSecurity v3 on nginx): methods of capitals, `_` and `-` only, no CONNECT, a version
+/// of HTTP/1.0 or later, a valid target, header names as tokens, Host on HTTP/1.1, a
+/// numeric Content-Length and not both Content-Length and Transfer-Encoding.
 fn server_refuses(r: &ftw::Request) -> bool {
     let token = |s: &str| {
         !s.is_empty()
@@ -89,7 +93,18 @@ fn server_refuses(r: &ftw::Request) -> bool {
         && r.version.as_bytes()[7].is_ascii_digit()
         && r.version.as_str() >= "HTTP/1.0";
     let has = |n: &str| r.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(n));
-    !token(&r.method)
+    let method_ok = !r.method.is_empty()
+        && r.method
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b == b'_' || b == b'-')
+        && r.method != "CONNECT";
+    let length_ok = r
+        .headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .all(|(_, v)| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()));
+    !method_ok
+        || !length_ok
         || !version_ok
         || !target_ok(r)
         || r.headers.iter().any(|(k, _)| !token(k))
@@ -216,38 +231,49 @@ fn respond(tx: &mut Transaction<'_>, request: &ftw::Request) {
 /// Why a stage's result differs from what the test wants, or `None` when it passes.
 fn judge(output: &ftw::Output, o: &Outcome) -> Option<String> {
     let wants_refusal = output.expect_error || matches!(output.status, Some(400 | 403));
-    if wants_refusal && !(o.refused || o.disrupted) {
+    // A 400 comes from the server or from the setup's body-error rules (status 400); a
+    // 403 from any rule with a disruptive action.
+    let bad_body = o.ids.iter().any(|id| (200_002..=200_004).contains(id));
+    let would_refuse = o.refused
+        || match output.status {
+            Some(400) => bad_body,
+            _ => o.disrupted,
+        };
+    if wants_refusal && !would_refuse {
         return Some(format!(
             "expected status {:?}, but nothing would refuse it (ids {:?})",
             output.status, o.ids
         ));
     }
-    if !wants_refusal && o.refused {
+    if output.status.is_some_and(|s| s < 400) && o.refused {
         return Some("the harness's server would refuse this request".into());
     }
+    // A refused request never reaches the WAF, so nothing is logged for it.
+    let (ids, lines): (&[u32], &[String]) = if o.refused {
+        (&[], &[])
+    } else {
+        (&o.ids, &o.log_lines)
+    };
     let log = &output.log;
     let missing: Vec<u32> = log
         .expect_ids
         .iter()
         .copied()
-        .filter(|id| !o.ids.contains(id))
+        .filter(|id| !ids.contains(id))
         .collect();
     if !missing.is_empty() {
-        return Some(format!(
-            "expected ids {missing:?} missing; matched {:?}",
-            o.ids
-        ));
+        return Some(format!("expected ids {missing:?} missing; matched {ids:?}"));
     }
     let unwanted: Vec<u32> = log
         .no_expect_ids
         .iter()
         .copied()
-        .filter(|id| o.ids.contains(id))
+        .filter(|id| ids.contains(id))
         .collect();
     if !unwanted.is_empty() {
         return Some(format!("unexpected ids {unwanted:?} matched"));
     }
-    let text = o.log_lines.join("\n");
+    let text = lines.join("\n");
     if let Some(re) = &log.match_regex {
         match regex::Regex::new(re) {
             Ok(re) if !re.is_match(&text) => return Some(format!("log does not match /{re}/")),

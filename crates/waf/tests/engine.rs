@@ -283,6 +283,12 @@ fn load_errors_name_file_and_line() {
         ),
         ("SecRule ARGS \"@nosuch a\" \"id:1\"\n", 1, "@nosuch"),
         ("SecAction \"id:1,chain\"\n", 0, "no rule follows"),
+        (
+            "SecRuleUpdateTargetById 1 ARGS:a ARGS\n",
+            1,
+            "at most 2 argument",
+        ),
+        ("SecMarker A B\n", 1, "at most 1 argument"),
     ];
     for (text, line, what) in cases {
         let err = RuleSet::from_text(text, Path::new("rules/x.conf")).unwrap_err();
@@ -361,4 +367,43 @@ fn ctl_can_remove_a_single_valued_target() {
         vec![2]
     );
     assert_eq!(ids(&run(&r, "/js/<document.cookie>", &[], b"")), vec![2]);
+}
+
+/// Mangled bodies of every kind must never panic the engine: they come from the network.
+#[test]
+fn mangled_bodies_never_panic() {
+    let r = rules(&format!(
+        "{BASE}SecRule REQUEST_HEADERS:Content-Type \"@rx json\" \"id:1,phase:1,pass,nolog,ctl:requestBodyProcessor=JSON\"\n\
+         SecRule REQUEST_HEADERS:Content-Type \"@rx xml\" \"id:2,phase:1,pass,nolog,ctl:requestBodyProcessor=XML\"\n\
+         SecRule ARGS|ARGS_NAMES|FILES|XML:/*|XML://@*|MULTIPART_PART_HEADERS \"@rx z\" \"id:3,phase:2,pass\"\n"
+    ));
+    let seeds: [(&str, &[u8]); 4] = [
+        ("application/json", br#"{"a":[1,{"b":"c"}],"d":null}"#),
+        ("text/xml", b"<?xml version=\"1.0\"?><a x='1'><b>t</b><![CDATA[c]]><!-- c --></a>"),
+        ("multipart/form-data; boundary=\"B\"", b"--B\r\nContent-Disposition: form-data; name=\"a\"; filename=\"f\\\"x\"\r\n\r\nv\r\n--B--\r\n"),
+        ("application/x-www-form-urlencoded", b"a=%41%2&b=%zz&&=c&d"),
+    ];
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for round in 0..2000 {
+        let (ct, seed) = seeds[round % seeds.len()];
+        let mut body = seed.to_vec();
+        for _ in 0..1 + next() % 4 {
+            let at = (next() as usize) % (body.len() + 1);
+            match next() % 3 {
+                0 if at < body.len() => {
+                    body.remove(at);
+                }
+                1 => body.insert(at, (next() % 256) as u8),
+                _ => body.truncate(at),
+            }
+        }
+        let tx = run(&r, "/", &[("Content-Type", ct)], &body);
+        let _ = tx.matched_rules();
+    }
 }

@@ -106,6 +106,14 @@ impl Loader {
         if !self.chain.is_empty() && !name.eq_ignore_ascii_case("SecRule") {
             return Err(at.error(format!("a chained rule must follow, found {name}")));
         }
+        if let Some(max) = max_args(name)
+            && args.len() > max
+        {
+            return Err(at.error(format!(
+                "{name} takes at most {max} argument(s), got {}",
+                args.len()
+            )));
+        }
         match name.to_ascii_lowercase().as_str() {
             "secruleengine" => {
                 self.settings.engine = EngineMode::parse(arg(0)?)
@@ -187,9 +195,6 @@ impl Loader {
                 let operator = self.operator(arg(1)?, at)?;
                 let actions = Actions::parse(args.get(2).map(String::as_str).unwrap_or(""))
                     .map_err(|e| at.error(e))?;
-                if args.len() > 3 {
-                    return Err(at.error("SecRule takes at most three arguments"));
-                }
                 let rule = self.build(targets, Some(operator), actions, at)?;
                 self.push(rule, at)?;
             }
@@ -393,6 +398,21 @@ impl Loader {
         }
         self.depth -= 1;
         Ok(())
+    }
+}
+
+/// How many arguments a directive takes at most (`None`: any number). Extra arguments
+/// are refused rather than ignored: they usually mean a quoting mistake.
+fn max_args(name: &str) -> Option<usize> {
+    match name.to_ascii_lowercase().as_str() {
+        "secrule" => Some(3),
+        "secruleupdatetargetbyid" | "secruleupdatetargetbytag" | "secruleupdatetargetbymsg" => {
+            Some(2)
+        }
+        "secruleupdateactionbyid" => Some(2),
+        "secresponsebodymimetype" | "secruleremovebyid" => None,
+        n if n.starts_with("secaudit") || n.starts_with("secdebug") => None,
+        _ => Some(1),
     }
 }
 
