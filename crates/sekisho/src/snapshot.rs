@@ -249,6 +249,8 @@ impl Snapshot {
             .map_or(DEFAULT_DRAIN, |d| d.get().0);
         let access_log = match (&config.access_log.path, config.access_log.enabled) {
             (_, false) => None,
+            // `validate` passes no log: it checks the config and writes nothing.
+            (None, true) | (Some(_), true) if log.is_none() => None,
             (None, true) => log.cloned(),
             (Some(path), true) => {
                 let target = Path::new(&*path.value);
