@@ -1,0 +1,138 @@
+//! Macro expansion and the actions that run for every match.
+
+use super::Transaction;
+use super::members::Members;
+use crate::action::{Ctl, Runtime, SetOp, SetVar};
+use crate::macros::{MacroText, Part};
+use crate::rule::Rule;
+use crate::variable::{Selector, Target, Var};
+
+impl Transaction<'_> {
+    pub(super) fn expand_text(&self, m: &MacroText, rule: &Rule) -> String {
+        match m.literal() {
+            Some(s) => s.to_string(),
+            None => String::from_utf8_lossy(&self.expand(m, Some(rule))).into_owned(),
+        }
+    }
+
+    /// Expands macros to bytes; unknown members expand to nothing.
+    pub(super) fn expand(&self, m: &MacroText, rule: Option<&Rule>) -> Vec<u8> {
+        let mut out = Vec::new();
+        for part in m.parts() {
+            match part {
+                Part::Literal(s) => out.extend_from_slice(s.as_bytes()),
+                Part::Var(Var::Rule, Some(key)) => {
+                    let Some(rule) = rule else { continue };
+                    match key.to_ascii_lowercase().as_str() {
+                        "id" => out.extend_from_slice(rule.id.to_string().as_bytes()),
+                        "msg" => {
+                            if let Some(msg) = &rule.actions.msg {
+                                out.extend(self.expand(msg, None));
+                            }
+                        }
+                        "logdata" => {
+                            if let Some(l) = &rule.actions.logdata {
+                                out.extend(self.expand(l, None));
+                            }
+                        }
+                        "severity" => {
+                            if let Some(s) = rule.actions.severity {
+                                out.extend_from_slice(s.to_string().as_bytes());
+                            }
+                        }
+                        "phase" => out.extend_from_slice(rule.phase.to_string().as_bytes()),
+                        _ => {}
+                    }
+                }
+                Part::Var(var, key) => {
+                    if !var.is_collection() {
+                        if let Some(v) = self.scalar(*var) {
+                            out.extend_from_slice(&v);
+                        }
+                        continue;
+                    }
+                    if let (Var::Tx, Some(k)) = (var, key) {
+                        out.extend_from_slice(self.tx.get(k).unwrap_or_default());
+                        continue;
+                    }
+                    let selector = match key {
+                        Some(k) => Selector::Key(k.clone()),
+                        None => Selector::All,
+                    };
+                    let target = Target {
+                        var: *var,
+                        selector,
+                        count: false,
+                        exclude: false,
+                    };
+                    let mut values = Vec::new();
+                    self.collect(None, &target, &mut values);
+                    if let Some(v) = values.first() {
+                        out.extend_from_slice(&v.value);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    pub(super) fn run_action(&mut self, action: &Runtime, rule: &Rule) {
+        match action {
+            Runtime::SetVar(s) => self.set_var(s, rule),
+            Runtime::SetEnv(k, v) => {
+                let k = String::from_utf8_lossy(&self.expand(k, Some(rule))).into_owned();
+                let v = self.expand(v, Some(rule));
+                self.env.set(&k, v);
+            }
+            Runtime::Ctl(ctl) => match ctl {
+                Ctl::RuleEngine(mode) => self.engine = *mode,
+                Ctl::RemoveRules(s) => self.removed_rules.push(s.clone()),
+                Ctl::RemoveTarget(s, var, sel) => {
+                    self.removed_targets.push((s.clone(), *var, sel.clone()))
+                }
+                Ctl::RequestBodyProcessor(p) => self.body_processor = Some(*p),
+                Ctl::RequestBodyAccess(on) => self.body_access = *on,
+                Ctl::NoEffect => {}
+            },
+        }
+    }
+
+    pub(super) fn set_var(&mut self, s: &SetVar, rule: &Rule) {
+        let name = String::from_utf8_lossy(&self.expand(&s.name, Some(rule))).to_ascii_lowercase();
+        let value = self.expand(&s.value, Some(rule));
+        let members = match s.collection {
+            Var::Tx => &mut self.tx,
+            other => {
+                if !self.other.iter().any(|(v, _)| *v == other) {
+                    self.other.push((other, Members::default()));
+                }
+                let Some((_, m)) = self.other.iter_mut().find(|(v, _)| *v == other) else {
+                    return;
+                };
+                m
+            }
+        };
+        match s.op {
+            SetOp::Assign => members.set(&name, value),
+            SetOp::Delete => members.remove(&name),
+            SetOp::Add | SetOp::Subtract => {
+                let current = members.get(&name).map_or(0, parse_number);
+                let delta = parse_number(&value);
+                let result = if s.op == SetOp::Add {
+                    current.saturating_add(delta)
+                } else {
+                    current.saturating_sub(delta)
+                };
+                members.set(&name, result.to_string().into_bytes());
+            }
+        }
+    }
+}
+
+/// Numbers in TX are decimal integers; anything else counts as 0, as in ModSecurity.
+fn parse_number(v: &[u8]) -> i64 {
+    std::str::from_utf8(v)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}

@@ -1,0 +1,672 @@
+//! One HTTP exchange run through a rule set, phase by phase.
+
+use std::cell::{Cell, RefCell};
+use std::net::IpAddr;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use crate::action::{AllowScope, BodyProcessor, Disruptive, EngineMode, RuleSelector};
+use crate::body::multipart::{FilePart, Flags};
+use crate::body::{Pair, json, multipart, urlencoded, xml};
+
+mod actions;
+mod members;
+mod transform_cache;
+mod variables;
+
+use crate::macros::MacroText;
+use crate::rule::{Entry, LimitAction, Rule};
+use crate::ruleset::Rules;
+use crate::variable::{Selector, Var};
+use members::Members;
+use transform_cache::TransformCache;
+use variables::{parse_cookies, percent_decode};
+
+/// What the caller must do after a processing step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Go on with the exchange.
+    Continue,
+    /// Stop and answer as the interruption says.
+    Interrupt(Interruption),
+}
+
+/// A decision to stop the exchange.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interruption {
+    /// The HTTP status to answer with.
+    pub status: u16,
+    /// The rule that decided (0 when a body limit decided).
+    pub rule_id: u32,
+    /// Whether to answer, close or redirect.
+    pub action: InterruptAction,
+}
+
+/// How the exchange is stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InterruptAction {
+    /// Answer with the status.
+    Deny,
+    /// Close the connection without an answer.
+    Drop,
+    /// Answer with a redirect; the gateway treats it as a denial.
+    Redirect,
+}
+
+/// A rule that matched and asked to be logged: what an operator reads to understand
+/// a decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MatchedRule {
+    /// The rule's id (for a chain, its first rule's).
+    pub id: u32,
+    /// The phase (1-5) it ran in.
+    pub phase: u8,
+    /// `msg` with macros expanded.
+    pub msg: String,
+    /// `logdata` with macros expanded.
+    pub logdata: String,
+    /// 0 (emergency) to 7 (debug), when the rule sets one.
+    pub severity: Option<u8>,
+    /// The rule's tags, such as `attack-sqli` or `paranoia-level/1`.
+    pub tags: Vec<String>,
+    /// Whether the rule's action stops the exchange (when the engine is On).
+    pub disruptive: bool,
+}
+
+/// A value the operator matched, kept until the rule's actions have run.
+struct Match {
+    var: Option<Var>,
+    key: String,
+    value: Vec<u8>,
+    captures: Vec<Vec<u8>>,
+}
+
+/// What the request body processor found.
+#[derive(Default)]
+struct Parsed {
+    processor: Option<BodyProcessor>,
+    error: Option<String>,
+    files: Vec<FilePart>,
+    part_headers: Vec<Pair>,
+    multipart: Flags,
+    xml: Option<xml::Document>,
+}
+
+/// The state of one exchange. Cheap to create: nothing is allocated until data arrives.
+pub struct Transaction<'r> {
+    rules: Rules<'r>,
+    engine: EngineMode,
+    started: Instant,
+    unique_id: String,
+    client: Option<(IpAddr, u16)>,
+    server: Option<(IpAddr, u16)>,
+    method: String,
+    uri: String,
+    protocol: String,
+    /// REQUEST_LINE and REQUEST_FILENAME (the decoded path), read by many rules.
+    line: String,
+    filename: Vec<u8>,
+    request_headers: Vec<Pair>,
+    cookies: Vec<Pair>,
+    args_get: Vec<Pair>,
+    args_post: Vec<Pair>,
+    body: Vec<u8>,
+    body_access: bool,
+    body_processor: Option<BodyProcessor>,
+    body_truncated: bool,
+    parsed: Parsed,
+    status: u16,
+    response_protocol: String,
+    response_headers: Vec<Pair>,
+    response_body: Vec<u8>,
+    tx: Members,
+    /// IP, GLOBAL, SESSION, USER, RESOURCE: per transaction only (no persistence).
+    other: Vec<(Var, Members)>,
+    env: Members,
+    matched_var: Vec<u8>,
+    matched_var_name: String,
+    matched_vars: Vec<Pair>,
+    removed_rules: Vec<RuleSelector>,
+    removed_targets: Vec<(RuleSelector, Var, Selector)>,
+    highest_severity: u8,
+    matched: Vec<MatchedRule>,
+    interruption: Option<Interruption>,
+    allowed: Option<AllowScope>,
+    transform_cache: RefCell<TransformCache>,
+    transform_cache_bytes: Cell<usize>,
+}
+
+impl<'r> Transaction<'r> {
+    pub(crate) fn new(rules: Rules<'r>) -> Self {
+        let (engine, body_access) = (rules.settings.engine, rules.settings.request_body_access);
+        let started = Instant::now();
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        Transaction {
+            rules,
+            engine,
+            started,
+            unique_id: format!("{nanos:x}"),
+            client: None,
+            server: None,
+            method: String::new(),
+            uri: String::new(),
+            protocol: String::new(),
+            line: String::new(),
+            filename: Vec::new(),
+            request_headers: Vec::new(),
+            cookies: Vec::new(),
+            args_get: Vec::new(),
+            args_post: Vec::new(),
+            body: Vec::new(),
+            body_access,
+            body_processor: None,
+            body_truncated: false,
+            parsed: Parsed::default(),
+            status: 0,
+            response_protocol: String::new(),
+            response_headers: Vec::new(),
+            response_body: Vec::new(),
+            tx: Members::default(),
+            other: Vec::new(),
+            env: Members::default(),
+            matched_var: Vec::new(),
+            matched_var_name: String::new(),
+            matched_vars: Vec::new(),
+            removed_rules: Vec::new(),
+            removed_targets: Vec::new(),
+            highest_severity: 255,
+            matched: Vec::new(),
+            interruption: None,
+            allowed: None,
+            transform_cache: RefCell::default(),
+            transform_cache_bytes: Cell::new(0),
+        }
+    }
+
+    /// Records the connection's addresses (REMOTE_ADDR, SERVER_PORT, ...).
+    pub fn connection(
+        &mut self,
+        client: IpAddr,
+        client_port: u16,
+        server: IpAddr,
+        server_port: u16,
+    ) {
+        self.client = Some((client, client_port));
+        self.server = Some((server, server_port));
+    }
+
+    /// Records the request line; `uri` is the raw target as received.
+    pub fn request_line(&mut self, method: &str, uri: &str, protocol: &str) {
+        self.method = method.to_string();
+        self.uri = uri.to_string();
+        self.protocol = protocol.to_string();
+        self.line = format!("{method} {uri} {protocol}");
+        self.filename = percent_decode(self.uri_path().as_bytes());
+        self.args_get.clear();
+        if let Some((_, query)) = uri.split_once('?') {
+            urlencoded::parse(
+                query.as_bytes(),
+                self.rules.settings.argument_separator,
+                &mut self.args_get,
+            );
+        }
+    }
+
+    /// Adds one request header (repeat for repeated headers).
+    pub fn request_header(&mut self, name: &str, value: &[u8]) {
+        if name.eq_ignore_ascii_case("cookie") {
+            parse_cookies(value, &mut self.cookies);
+        }
+        self.request_headers
+            .push((name.to_string(), value.to_vec()));
+    }
+
+    /// Phase 1: runs the request header rules.
+    pub fn process_request_headers(&mut self) -> Verdict {
+        self.run_phase(1)
+    }
+
+    /// Buffers request body bytes, enforcing SecRequestBodyLimit.
+    pub fn append_request_body(&mut self, chunk: &[u8]) -> Verdict {
+        if let Some(v) = self.stopped() {
+            return v;
+        }
+        if !self.body_access {
+            return Verdict::Continue;
+        }
+        let settings = &self.rules.settings;
+        if fill(&mut self.body, chunk, settings.request_body_limit) {
+            self.body_truncated = true;
+            if settings.request_body_limit_action == LimitAction::Reject {
+                return self.limit_exceeded(413);
+            }
+        }
+        Verdict::Continue
+    }
+
+    /// Phase 2: parses the request body and runs the request body rules.
+    pub fn process_request_body(&mut self) -> Verdict {
+        if let Some(v) = self.stopped() {
+            return v;
+        }
+        if self.body_access {
+            let rules = self.rules.clone();
+            let settings = &rules.settings;
+            let processor = self.body_processor.or_else(|| self.default_processor());
+            if processor != Some(BodyProcessor::Multipart)
+                && self.body.len() > settings.request_body_no_files_limit
+            {
+                if settings.request_body_limit_action == LimitAction::Reject
+                    && let v @ Verdict::Interrupt(_) = self.limit_exceeded(413)
+                {
+                    return v;
+                }
+                self.body.truncate(settings.request_body_no_files_limit);
+            }
+            self.parse_body(processor);
+        }
+        self.run_phase(2)
+    }
+
+    /// Inspects one more message of a streaming body (such as one gRPC message) as
+    /// REQUEST_BODY and ARGS_POST with the phase-2 rules; TX, and so the anomaly score,
+    /// carries over from the messages before.
+    pub fn process_message(&mut self, args: &[(String, Vec<u8>)], raw: &[u8]) -> Verdict {
+        if let Some(v) = self.stopped() {
+            return v;
+        }
+        self.args_post = args.to_vec();
+        self.body = raw.to_vec();
+        self.parsed = Parsed::default();
+        self.run_phase(2)
+    }
+
+    /// Records the response status line.
+    pub fn response_status(&mut self, status: u16, protocol: &str) {
+        self.status = status;
+        self.response_protocol = protocol.to_string();
+    }
+
+    /// Adds one response header.
+    pub fn response_header(&mut self, name: &str, value: &[u8]) {
+        self.response_headers
+            .push((name.to_string(), value.to_vec()));
+    }
+
+    /// Phase 3: runs the response header rules.
+    pub fn process_response_headers(&mut self) -> Verdict {
+        self.run_phase(3)
+    }
+
+    /// Buffers response body bytes of the inspected MIME types, up to SecResponseBodyLimit.
+    pub fn append_response_body(&mut self, chunk: &[u8]) -> Verdict {
+        if let Some(v) = self.stopped() {
+            return v;
+        }
+        if !self.inspects_response_body() {
+            return Verdict::Continue;
+        }
+        let settings = &self.rules.settings;
+        if fill(&mut self.response_body, chunk, settings.response_body_limit)
+            && settings.response_body_limit_action == LimitAction::Reject
+        {
+            return self.limit_exceeded(500);
+        }
+        Verdict::Continue
+    }
+
+    /// The verdict to repeat once the exchange was interrupted.
+    fn stopped(&self) -> Option<Verdict> {
+        self.interruption.clone().map(Verdict::Interrupt)
+    }
+
+    /// Phase 4: runs the response body rules.
+    pub fn process_response_body(&mut self) -> Verdict {
+        self.run_phase(4)
+    }
+
+    /// Phase 5: runs the logging rules (they can no longer interrupt).
+    pub fn process_logging(&mut self) {
+        let allowed = self.allowed.take();
+        self.run_phase(5);
+        self.allowed = allowed;
+    }
+
+    /// The logged rules that matched so far, in order.
+    pub fn matched_rules(&self) -> &[MatchedRule] {
+        &self.matched
+    }
+
+    /// The interruption decided so far, if any.
+    pub fn is_interrupted(&self) -> Option<Interruption> {
+        self.interruption.clone()
+    }
+
+    /// Reads a TX variable (names are case-insensitive), e.g. the anomaly score.
+    pub fn tx(&self, name: &str) -> Option<&[u8]> {
+        self.tx.get(name)
+    }
+
+    fn limit_exceeded(&mut self, status: u16) -> Verdict {
+        if self.engine != EngineMode::On {
+            return Verdict::Continue;
+        }
+        let i = Interruption {
+            status,
+            rule_id: 0,
+            action: InterruptAction::Deny,
+        };
+        self.interruption = Some(i.clone());
+        Verdict::Interrupt(i)
+    }
+
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        self.request_headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
+    }
+
+    fn content_type(&self) -> String {
+        self.header("content-type")
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .unwrap_or_default()
+    }
+
+    fn default_processor(&self) -> Option<BodyProcessor> {
+        let ct = self.content_type().to_ascii_lowercase();
+        let mime = ct.split(';').next().unwrap_or("").trim().to_string();
+        self.rules
+            .settings
+            .default_processors
+            .iter()
+            .find(|(m, _)| *m == mime)
+            .map(|(_, p)| *p)
+    }
+
+    fn inspects_response_body(&self) -> bool {
+        if !self.rules.settings.response_body_access {
+            return false;
+        }
+        let ct = self
+            .response_headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+            .map(|(_, v)| String::from_utf8_lossy(v).to_ascii_lowercase())
+            .unwrap_or_default();
+        let mime = ct.split(';').next().unwrap_or("").trim();
+        self.rules
+            .settings
+            .response_body_mime_types
+            .iter()
+            .any(|m| m == mime)
+    }
+
+    fn parse_body(&mut self, processor: Option<BodyProcessor>) {
+        self.parsed.processor = processor;
+        let body = std::mem::take(&mut self.body);
+        match processor {
+            Some(BodyProcessor::UrlEncoded) => {
+                urlencoded::parse(
+                    &body,
+                    self.rules.settings.argument_separator,
+                    &mut self.args_post,
+                );
+            }
+            Some(BodyProcessor::Json) => {
+                if let Err(e) = json::parse(&body, &mut self.args_post) {
+                    self.parsed.error = Some(e);
+                }
+            }
+            Some(BodyProcessor::Xml) => match xml::parse(&body) {
+                Ok(doc) => self.parsed.xml = Some(doc),
+                Err(e) => self.parsed.error = Some(e),
+            },
+            Some(BodyProcessor::Multipart) => match multipart::parse(&self.content_type(), &body) {
+                Ok(m) => {
+                    self.args_post.extend(m.args);
+                    self.parsed.files = m.files;
+                    self.parsed.part_headers = m.part_headers;
+                    self.parsed.multipart = m.flags;
+                }
+                Err(e) => self.parsed.error = Some(format!("Multipart parsing error: {e}")),
+            },
+            None => {}
+        }
+        self.body = body;
+    }
+
+    fn is_removed(&self, rule: &Rule) -> bool {
+        self.removed_rules.iter().any(|s| selects_rule(s, rule))
+    }
+
+    fn run_phase(&mut self, phase: u8) -> Verdict {
+        if let Some(v) = self.stopped() {
+            return v;
+        }
+        match self.allowed {
+            Some(AllowScope::All) => return Verdict::Continue,
+            Some(AllowScope::Request) if phase <= 2 => return Verdict::Continue,
+            _ => {}
+        }
+        if self.engine == EngineMode::Off {
+            return Verdict::Continue;
+        }
+        let rules = self.rules.clone();
+        let entries = &rules.phases[usize::from(phase) - 1];
+        let mut i = 0;
+        while i < entries.len() {
+            let Entry::Rule(rule) = &entries[i] else {
+                i += 1;
+                continue;
+            };
+            if self.is_removed(rule) {
+                i += 1;
+                continue;
+            }
+            self.matched_vars.clear();
+            if !self.evaluate(rule) {
+                i += 1;
+                continue;
+            }
+            self.record(rule, phase);
+            i = match rule.skip_after_index {
+                Some(at) => at + 1,
+                None => skip_rules(entries, i + 1, rule.actions.skip),
+            };
+            if let Disruptive::Allow(scope) = rule.disruptive
+                && self.engine == EngineMode::On
+            {
+                if scope != AllowScope::Phase {
+                    self.allowed = Some(scope);
+                }
+                return Verdict::Continue;
+            }
+            if rule.interrupts() && self.engine == EngineMode::On && phase < 5 {
+                let action = match rule.disruptive {
+                    Disruptive::Drop => InterruptAction::Drop,
+                    Disruptive::Redirect => InterruptAction::Redirect,
+                    _ => InterruptAction::Deny,
+                };
+                let i = Interruption {
+                    status: rule.status.unwrap_or(403),
+                    rule_id: rule.id,
+                    action,
+                };
+                self.interruption = Some(i.clone());
+                return Verdict::Interrupt(i);
+            }
+        }
+        Verdict::Continue
+    }
+
+    fn record(&mut self, rule: &Rule, phase: u8) {
+        if let Some(s) = rule.actions.severity {
+            self.highest_severity = self.highest_severity.min(s);
+        }
+        if !rule.log {
+            return;
+        }
+        let msg = rule
+            .actions
+            .msg
+            .as_ref()
+            .map(|m| self.expand_text(m, rule))
+            .unwrap_or_default();
+        let logdata = rule
+            .actions
+            .logdata
+            .as_ref()
+            .map(|m| self.expand_text(m, rule))
+            .unwrap_or_default();
+        self.matched.push(MatchedRule {
+            id: rule.id,
+            phase,
+            msg,
+            logdata,
+            severity: rule.actions.severity,
+            tags: rule.actions.tags.clone(),
+            disruptive: rule.interrupts(),
+        });
+    }
+
+    /// Evaluates a rule and its chain; the matches' actions run as they are found.
+    fn evaluate(&mut self, rule: &Rule) -> bool {
+        let matches = match &rule.operator {
+            None => vec![Match {
+                var: None,
+                key: String::new(),
+                value: Vec::new(),
+                captures: Vec::new(),
+            }],
+            Some(_) => self.find_matches(rule),
+        };
+        if matches.is_empty() {
+            return false;
+        }
+        for m in matches {
+            if let Some(var) = m.var {
+                let name = if m.key.is_empty() || !var.is_collection() {
+                    var.name().to_string()
+                } else {
+                    format!("{}:{}", var.name(), m.key)
+                };
+                self.matched_vars.push((name.clone(), m.value.clone()));
+                self.matched_var_name = name;
+                self.matched_var = m.value;
+            }
+            if rule.actions.capture {
+                for (n, c) in m.captures.into_iter().enumerate() {
+                    self.tx.set(&n.to_string(), c);
+                }
+            }
+            for action in &rule.actions.runtime {
+                self.run_action(action, rule);
+            }
+        }
+        match &rule.chained {
+            Some(next) => self.evaluate(next),
+            None => true,
+        }
+    }
+
+    fn find_matches(&self, rule: &Rule) -> Vec<Match> {
+        let Some(op) = &rule.operator else {
+            return Vec::new();
+        };
+        let mut values = Vec::with_capacity(16);
+        for target in &rule.targets {
+            self.collect(Some(rule), target, &mut values);
+        }
+        let expand = |text: &str| -> String {
+            match MacroText::parse(text) {
+                Ok(m) => String::from_utf8_lossy(&self.expand(&m, Some(rule))).into_owned(),
+                Err(_) => text.to_string(),
+            }
+        };
+        let want = rule.actions.capture;
+        let mut out = Vec::new();
+        let mut captures = Vec::new();
+        for v in values {
+            if rule.actions.multi_match {
+                let mut current = v.value;
+                let mut last_matched: Option<Vec<u8>> = None;
+                for step in 0..=rule.transforms.len() {
+                    if step > 0 {
+                        current = rule.transforms[step - 1].apply(current);
+                    }
+                    if last_matched.as_deref() == Some(&current[..]) {
+                        continue;
+                    }
+                    captures.clear();
+                    if matches_value(op, &current, &expand, want, &mut captures) {
+                        last_matched = Some(current.to_vec());
+                        out.push(Match {
+                            var: Some(v.var),
+                            key: v.key.to_string(),
+                            value: current.to_vec(),
+                            captures: std::mem::take(&mut captures),
+                        });
+                    }
+                }
+            } else {
+                let current = self.transformed(rule, v.value);
+                captures.clear();
+                if matches_value(op, &current, &expand, want, &mut captures) {
+                    out.push(Match {
+                        var: Some(v.var),
+                        key: v.key.into_owned(),
+                        value: current.to_vec(),
+                        captures: std::mem::take(&mut captures),
+                    });
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Appends as much of `chunk` as fits under `limit`; returns whether some was cut off.
+fn fill(buf: &mut Vec<u8>, chunk: &[u8], limit: usize) -> bool {
+    let room = limit.saturating_sub(buf.len());
+    buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+    chunk.len() > room
+}
+
+/// Runs an operator, asking for capture groups only once it is known to match: most
+/// values do not match, and a plain match test is much cheaper than finding groups.
+fn matches_value(
+    op: &crate::operator::Operator,
+    input: &[u8],
+    expand: &dyn Fn(&str) -> String,
+    want_captures: bool,
+    captures: &mut Vec<Vec<u8>>,
+) -> bool {
+    if !op.evaluate(input, expand, false, captures) {
+        return false;
+    }
+    if want_captures {
+        captures.clear();
+        op.evaluate(input, expand, true, captures);
+    }
+    true
+}
+
+fn selects_rule(s: &RuleSelector, rule: &Rule) -> bool {
+    match s {
+        RuleSelector::Ids(ranges) => ranges.iter().any(|r| r.contains(rule.id)),
+        RuleSelector::Tag(tag) => rule.actions.tags.iter().any(|t| t == tag),
+    }
+}
+
+/// The index after skipping `n` rules (markers do not count).
+fn skip_rules(entries: &[Entry], mut i: usize, mut n: u32) -> usize {
+    while n > 0 && i < entries.len() {
+        if matches!(entries[i], Entry::Rule(_)) {
+            n -= 1;
+        }
+        i += 1;
+    }
+    i
+}

@@ -1,0 +1,121 @@
+//! The suite around the test files: where they are, the platform's overrides, and the
+//! per-family table a replay prints, shared by the replays of the suite.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use super::{Output, Overrides};
+
+/// Tests of one rule family (or all) by result.
+#[derive(Default)]
+pub struct Tally {
+    pub passed: usize,
+    pub failed: usize,
+    pub skipped: usize,
+}
+
+/// Every test file of the suite, by family (the rule file's number, e.g. `942`), in order.
+pub fn test_files(crs: &Path) -> Vec<(String, PathBuf)> {
+    let mut out = Vec::new();
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(crs.join("tests"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    dirs.sort();
+    for dir in dirs {
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let family = name.split('-').nth(1).unwrap_or(&name).to_string();
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        out.extend(
+            files
+                .into_iter()
+                .filter(|f| f.extension().is_some_and(|e| e == "yaml"))
+                .map(|f| (family.clone(), f)),
+        );
+    }
+    out
+}
+
+/// What nginx-overrides.yaml says about a test.
+pub enum Replaced {
+    Output(Output),
+    Skip(String),
+}
+
+/// Overrides that record a logging bug of ModSecurity v3 rather than a constraint of
+/// the platform: this engine logs as the rules say, so these tests keep their own output.
+const V3_LOG_BUGS: &[(u32, &str)] = &[
+    (
+        942131,
+        "v3 logs the first rule of a chain even when the chain fails",
+    ),
+    (980170, "v3 writes no log line for a rule with noauditlog"),
+];
+
+pub fn overrides(crs: &Path) -> BTreeMap<(u32, u32), Replaced> {
+    let text = std::fs::read_to_string(crs.join("nginx-overrides.yaml")).unwrap();
+    let parsed: Overrides = serde_saphyr::from_str(&text).unwrap();
+    let mut out = BTreeMap::new();
+    for o in parsed.test_overrides {
+        if V3_LOG_BUGS.iter().any(|(id, _)| *id == o.rule_id) {
+            continue;
+        }
+        for t in o.test_ids {
+            let replaced = match &o.output {
+                Some(output) => Replaced::Output(output.clone()),
+                None => Replaced::Skip(format!(
+                    "ModSecurity v3 on nginx cannot run it: {}",
+                    o.reason.trim()
+                )),
+            };
+            out.insert((o.rule_id, t), replaced);
+        }
+    }
+    out
+}
+
+/// The per-family table, and the overall pass rate of the tests that ran.
+pub fn table(families: &BTreeMap<String, Tally>) -> (String, f64) {
+    let mut table = format!(
+        "{:<8} {:>7} {:>7} {:>7} {:>7}\n",
+        "family", "passed", "failed", "skipped", "rate"
+    );
+    let mut total = Tally::default();
+    for (family, t) in families {
+        let run = t.passed + t.failed;
+        let rate = if run == 0 {
+            1.0
+        } else {
+            t.passed as f64 / run as f64
+        };
+        writeln!(
+            table,
+            "{family:<8} {:>7} {:>7} {:>7} {:>6.1}%",
+            t.passed,
+            t.failed,
+            t.skipped,
+            rate * 100.0
+        )
+        .unwrap();
+        total.passed += t.passed;
+        total.failed += t.failed;
+        total.skipped += t.skipped;
+    }
+    let rate = total.passed as f64 / (total.passed + total.failed).max(1) as f64;
+    writeln!(
+        table,
+        "{:<8} {:>7} {:>7} {:>7} {:>6.1}%",
+        "total",
+        total.passed,
+        total.failed,
+        total.skipped,
+        rate * 100.0
+    )
+    .unwrap();
+    (table, rate)
+}
