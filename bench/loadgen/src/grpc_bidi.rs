@@ -165,3 +165,84 @@ impl PingPong<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full};
+    use hyper::body::Incoming;
+    use hyper::client::conn::http2 as client;
+    use hyper::server::conn::http2 as server;
+    use hyper::service::service_fn;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    use super::*;
+    use crate::cli::{IdleProto, Mode, TargetArgs};
+    use crate::setup::Setup;
+
+    async fn bidi_to(addr: SocketAddr) -> Bidi {
+        let args = TargetArgs {
+            mode: Mode::GrpcBidi,
+            target: format!("http://{addr}"),
+            ca: None,
+            server_name: None,
+            path: "/".to_owned(),
+            size: 64,
+            stream_messages: 5,
+            echo_wait: Duration::from_millis(300),
+            idle_proto: IdleProto::H2,
+            timeout: Duration::from_secs(10),
+        };
+        let setup = Setup::resolve(&args).await.unwrap();
+        let connections = Connections::open(setup, 1).await.unwrap();
+        Bidi::new(&connections, 0)
+    }
+
+    /// A relay in front of `backend` that reads each request body whole before it forwards
+    /// the request, as a proxy that inspects bodies whole does.
+    async fn holding_relay(backend: SocketAddr) -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                let service = service_fn(move |request: http::Request<Incoming>| async move {
+                    let (parts, body) = request.into_parts();
+                    let whole = body.collect().await?.to_bytes();
+                    let upstream = tokio::net::TcpStream::connect(backend).await.unwrap();
+                    let (mut sender, connection) = client::Builder::new(TokioExecutor::new())
+                        .handshake::<_, Full<Bytes>>(TokioIo::new(upstream))
+                        .await?;
+                    tokio::spawn(connection);
+                    sender
+                        .send_request(http::Request::from_parts(parts, Full::new(whole)))
+                        .await
+                });
+                tokio::spawn(
+                    server::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), service),
+                );
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn every_echo_arrives_before_the_next_message_on_a_streaming_path() {
+        let (backend, _handle) = interop::grpc::serve_grpc("backend").await.unwrap();
+        let mut bidi = bidi_to(backend).await;
+        assert_eq!(bidi.call().await, Ok(5));
+        assert_eq!(bidi.call().await, Ok(5));
+    }
+
+    #[tokio::test]
+    async fn a_path_that_holds_the_stream_until_it_ends_is_named() {
+        let (backend, _handle) = interop::grpc::serve_grpc("backend").await.unwrap();
+        let relay = holding_relay(backend).await;
+        let mut bidi = bidi_to(relay).await;
+        assert_eq!(bidi.call().await, Err("held_until_close".to_owned()));
+    }
+}
