@@ -18,6 +18,7 @@ use crate::policy::cidr::CidrSet;
 use crate::policy::client_ip::ClientIp;
 use crate::policy::ip_acl::IpAcl;
 use crate::policy::jwt::Providers;
+use crate::policy::waf::{RuleSets, Waf};
 use crate::route::{Route, RouteTable};
 use crate::upstream::Cluster;
 use crate::upstream::discovery::Resolve;
@@ -198,10 +199,34 @@ impl Snapshot {
         let by_name: HashMap<&str, &Arc<Cluster>> =
             clusters.iter().map(|c| (&*c.name, c)).collect();
         let mut routes = Vec::new();
+        let mut rule_sets = RuleSets::new();
         for (i, spec) in config.routes.iter().enumerate() {
             let cluster = |name: &str| by_name.get(name).map(|c| (*c).clone());
+            let waf = match &spec.waf {
+                Some(w) if w.rules.is_empty() => {
+                    problems.push(Problem::on(
+                        &spec.name,
+                        format!("routes[{i}].waf.rules"),
+                        "names no rule file",
+                    ));
+                    None
+                }
+                Some(w) => match Waf::compile(w, &mut rule_sets, &mut files) {
+                    Ok(waf) => Some(Arc::new(waf)),
+                    Err(e) => {
+                        problems.push(Problem::on(
+                            &w.rules[e.entry],
+                            format!("routes[{i}].waf.rules[{}]", e.entry),
+                            e.message,
+                        ));
+                        None
+                    }
+                },
+                None => None,
+            };
             match Route::compile(spec, cluster, &jwt_providers, &mut files) {
-                Ok(route) => {
+                Ok(mut route) => {
+                    route.waf = waf;
                     if let Some(transcoding) = &route.transcode {
                         files.extend(transcoding.files().iter().cloned());
                     }
@@ -222,7 +247,25 @@ impl Snapshot {
             .drain_timeout
             .as_ref()
             .map_or(DEFAULT_DRAIN, |d| d.get().0);
-        let access_log = config.access_log.enabled.then(|| log.cloned()).flatten();
+        let access_log = match (&config.access_log.path, config.access_log.enabled) {
+            (_, false) => None,
+            (None, true) => log.cloned(),
+            (Some(path), true) => {
+                let target = Path::new(&*path.value);
+                let kept = previous
+                    .and_then(|p| p.access_log.clone())
+                    .filter(|l| l.path() == Some(target));
+                match kept {
+                    Some(kept) => Some(kept),
+                    None => Some(AccessLog::to_file(target).map_err(|e| {
+                        ConfigError::one(
+                            file,
+                            Problem::on(path, "access_log.path", format!("cannot open: {e}")),
+                        )
+                    })?),
+                }
+            }
+        };
         // Kept across reloads that leave its settings alone; `validate` has no runtime and
         // only checks the settings.
         let tracing = match &config.tracing {

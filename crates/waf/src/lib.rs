@@ -3,3 +3,20 @@
 //! acts on its verdicts.
 
 #![forbid(unsafe_code)]
+
+mod action;
+mod body;
+mod error;
+mod macros;
+mod parse;
+mod rule;
+mod ruleset;
+mod transaction;
+mod variable;
+
+pub mod operator;
+pub mod transform;
+
+pub use error::LoadError;
+pub use ruleset::RuleSet;
+pub use transaction::{InterruptAction, Interruption, MatchedRule, Transaction, Verdict};

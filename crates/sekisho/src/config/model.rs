@@ -87,18 +87,25 @@ pub struct Admin {
     pub address: Parsed<SocketAddr>,
 }
 
-/// The access log switch.
+/// The access log switch and destination.
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccessLog {
-    /// One JSON line per request on stdout (on by default).
+    /// One JSON line per request (on by default).
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// A file the lines are appended to instead of stdout, for hosts that ship logs
+    /// from files.
+    #[serde(default)]
+    pub path: Option<Spanned<Text>>,
 }
 
 impl Default for AccessLog {
     fn default() -> Self {
-        AccessLog { enabled: true }
+        AccessLog {
+            enabled: true,
+            path: None,
+        }
     }
 }
 
@@ -336,6 +343,57 @@ pub struct Route {
     /// Which other sites' pages may call this route from a browser.
     #[serde(default)]
     pub cors: Option<Cors>,
+    /// Inspect requests (and optionally responses) with SecLang rules such as the OWASP
+    /// Core Rule Set.
+    #[serde(default)]
+    pub waf: Option<Waf>,
+}
+
+/// A route's web application firewall.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Waf {
+    /// Rule files loaded in order, as if each were `Include`d (`*` and `?` expand in the
+    /// file name).
+    pub rules: Vec<Spanned<Text>>,
+    /// `block` acts on the rules' disruptive actions; `detect` only logs (DetectionOnly).
+    #[serde(default)]
+    pub mode: WafMode,
+    /// Request body bytes buffered and inspected (SecRequestBodyLimit); default 13107200.
+    #[serde(default)]
+    pub request_body_limit: Option<u64>,
+    /// What a longer body gets: `reject` (413) or `process_partial` (inspect the first
+    /// `request_body_limit` bytes, pass the rest).
+    #[serde(default)]
+    pub request_body_limit_action: BodyLimitAction,
+    /// Also run the response phases: headers always, bodies of non-gRPC responses.
+    #[serde(default)]
+    pub inspect_responses: bool,
+    /// Response body bytes buffered and inspected (SecResponseBodyLimit); default 524288.
+    #[serde(default)]
+    pub response_body_limit: Option<u64>,
+}
+
+/// Whether the WAF may refuse requests.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WafMode {
+    /// Refuse what the rules deny.
+    #[default]
+    Block,
+    /// Log what the rules match, refuse nothing.
+    Detect,
+}
+
+/// What happens to a request body longer than the WAF inspects.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BodyLimitAction {
+    /// Refuse it (413), as ModSecurity's default.
+    #[default]
+    Reject,
+    /// Inspect what fits, pass the rest uninspected.
+    ProcessPartial,
 }
 
 /// gRPC-Web translation on a route.

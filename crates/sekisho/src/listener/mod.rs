@@ -129,6 +129,9 @@ async fn connection(
         return;
     };
     let _ = stream.set_nodelay(true);
+    let local = stream
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     // A PROXY protocol header comes first, before TLS: it names the real client.
     let mut client = peer;
     if let Some(proxy) = &settings.proxy_protocol {
@@ -147,6 +150,7 @@ async fn connection(
         listener: name.clone(),
         client,
         tls: settings.tls.is_some(),
+        local,
     });
     match &settings.tls {
         None => {

@@ -1,8 +1,10 @@
-//! One JSON line per request on stdout, written by a thread of its own so a slow
-//! terminal or pipe never holds up a request.
+//! One JSON line per request on stdout or in a file, written by a thread of its own so a
+//! slow terminal, pipe or disk never holds up a request.
 
+use std::fs::File;
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::SystemTime;
 
@@ -61,25 +63,46 @@ pub struct Entry<'a> {
     /// Why the gateway answered itself or the response ended early, if it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<&'a str>,
+    /// The ids of the WAF rules that matched, in order; absent when none did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waf: Option<&'a [u32]>,
 }
 
 /// Where entries go.
 #[derive(Clone)]
 pub struct AccessLog {
     lines: mpsc::SyncSender<String>,
+    /// The file written to; `None` for stdout.
+    path: Option<PathBuf>,
 }
 
 impl AccessLog {
-    /// Starts the writer thread.
+    /// Starts the writer thread for stdout.
     pub fn start() -> Self {
+        Self::spawn(Box::new(std::io::stdout()), None)
+    }
+
+    /// Starts a writer thread appending to `path`, creating the file if needed.
+    pub fn to_file(path: &Path) -> std::io::Result<Self> {
+        let file = File::options().create(true).append(true).open(path)?;
+        Ok(Self::spawn(Box::new(file), Some(path.to_owned())))
+    }
+
+    /// The file this log appends to, `None` for stdout; a reload naming the same file
+    /// keeps the writer.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    fn spawn(out: Box<dyn Write + Send>, path: Option<PathBuf>) -> Self {
         let (lines, queue) = mpsc::sync_channel::<String>(QUEUE);
         let spawned = std::thread::Builder::new()
             .name("access-log".into())
-            .spawn(move || write_lines(queue));
+            .spawn(move || write_lines(queue, out));
         if let Err(e) = spawned {
             tracing::error!(error = %e, "access log thread did not start");
         }
-        AccessLog { lines }
+        AccessLog { lines, path }
     }
 
     /// Queues one entry; drops it if the writer is far behind.
@@ -90,8 +113,8 @@ impl AccessLog {
     }
 }
 
-fn write_lines(queue: mpsc::Receiver<String>) {
-    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout());
+fn write_lines(queue: mpsc::Receiver<String>, out: Box<dyn Write + Send>) {
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
     while let Ok(line) = queue.recv() {
         let _ = writeln!(out, "{line}");
         // Write whatever else is waiting, then flush once.

@@ -208,6 +208,17 @@ pub fn jwt_decision(provider: &str, result: &'static str) {
         .increment(1);
 }
 
+/// A route's WAF passed a request (`pass`), let it through with matches (`detected`), or
+/// refused it (`blocked`); each matched rule is counted by id (the ids of loaded rules,
+/// so the series are bounded).
+pub fn waf(route: &str, result: &'static str, rules: &[u32]) {
+    counter!("sekisho_waf_requests_total", "route" => route.to_owned(), "result" => result)
+        .increment(1);
+    for rule in rules {
+        counter!("sekisho_waf_rule_matches_total", "rule" => rule.to_string()).increment(1);
+    }
+}
+
 /// A fetch of a provider's JWKS URL finished.
 pub fn jwks_fetch(provider: &str, ok: bool) {
     let result = if ok { "ok" } else { "failed" };

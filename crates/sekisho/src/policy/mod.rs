@@ -6,3 +6,4 @@ pub mod client_ip;
 pub mod ip_acl;
 pub mod jwt;
 pub mod rate_limit;
+pub mod waf;

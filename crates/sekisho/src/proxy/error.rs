@@ -46,6 +46,11 @@ pub enum GatewayError {
     BodyTooLarge { limit: u64 },
     /// The request target is longer than the listener allows.
     UriTooLong { limit: usize },
+    /// A rule of the route's WAF refused the request (rule 0: its body limit);
+    /// `status` is what HTTP callers are told.
+    WafBlocked { rule_id: u32, status: StatusCode },
+    /// The client's request body broke off while the gateway read it.
+    RequestBody { reason: String },
 }
 
 /// gRPC status codes the gateway produces.
@@ -86,6 +91,8 @@ impl GatewayError {
             GatewayError::UriTooLong { .. } => grpc_code::INVALID_ARGUMENT,
             GatewayError::Unauthenticated { .. } => grpc_code::UNAUTHENTICATED,
             GatewayError::Forbidden { .. } => grpc_code::PERMISSION_DENIED,
+            GatewayError::WafBlocked { .. } => grpc_code::PERMISSION_DENIED,
+            GatewayError::RequestBody { .. } => grpc_code::INVALID_ARGUMENT,
         }
     }
 
@@ -104,6 +111,8 @@ impl GatewayError {
             GatewayError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             GatewayError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
+            GatewayError::WafBlocked { status, .. } => *status,
+            GatewayError::RequestBody { .. } => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -113,6 +122,11 @@ impl GatewayError {
             GatewayError::Connect { reason, .. } | GatewayError::Reset { reason, .. } => {
                 format!("{self}: {reason}")
             }
+            // Rule ids are for operators: they tell an attacker what to get around.
+            GatewayError::WafBlocked { rule_id: 0, .. } => {
+                format!("{self}: request body longer than the WAF inspects")
+            }
+            GatewayError::WafBlocked { rule_id, .. } => format!("{self}: rule {rule_id}"),
             _ => self.to_string(),
         }
     }
@@ -227,6 +241,12 @@ impl fmt::Display for GatewayError {
             }
             GatewayError::UriTooLong { limit } => {
                 write!(f, "request target is longer than {limit} bytes")
+            }
+            GatewayError::WafBlocked { .. } => {
+                f.write_str("request refused by the web application firewall")
+            }
+            GatewayError::RequestBody { reason } => {
+                write!(f, "request body could not be read: {reason}")
             }
         }
     }

@@ -21,6 +21,7 @@ use crate::body::BoxError;
 use crate::observe::access_log::{AccessLog, Entry, timestamp};
 use crate::observe::metrics;
 use crate::observe::trace::Trace;
+use crate::policy::waf::Inspection;
 use crate::upstream::{InFlight, Outcome, Slot};
 use opentelemetry::KeyValue;
 
@@ -153,12 +154,35 @@ pub struct Record {
     pub error: Option<String>,
     /// The request's trace, when tracing is on.
     pub trace: Option<Trace>,
+    /// What the route's WAF saw, when the route has one.
+    pub waf: Option<Arc<Inspection>>,
 }
 
 impl Record {
     /// Logs and counts the request.
-    fn finish(self) {
+    fn finish(mut self) {
         let duration = self.started.elapsed();
+        let waf = self.waf.take().map(|inspection| inspection.finish());
+        if let Some(waf) = &waf {
+            metrics::waf(self.route.as_deref().unwrap_or(""), waf.result, &waf.ids);
+            if let Some(blocked) = waf.blocked {
+                self.error.get_or_insert_with(|| {
+                    super::GatewayError::WafBlocked {
+                        rule_id: blocked.rule_id,
+                        status: blocked.status,
+                    }
+                    .detail()
+                });
+            }
+            if let Some(trace) = &mut self.trace {
+                let decision = match (waf.blocked, waf.ids.is_empty()) {
+                    (Some(b), _) => format!("blocked by rule {}", b.rule_id),
+                    (None, true) => "pass".to_owned(),
+                    (None, false) => format!("detected rules {:?}", waf.ids),
+                };
+                trace.decision("waf", decision);
+            }
+        }
         if let Some(in_flight) = &self.in_flight {
             let outcome = if self.upstream_failed {
                 Outcome::Failure
@@ -227,6 +251,10 @@ impl Record {
                 span_id: ids.as_ref().map(|(_, s)| s.as_str()),
                 duration_ms: duration.as_secs_f64() * 1000.0,
                 error: self.error.as_deref(),
+                waf: waf
+                    .as_ref()
+                    .map(|w| w.ids.as_slice())
+                    .filter(|ids| !ids.is_empty()),
             });
         }
     }

@@ -27,6 +27,7 @@ use crate::adapt::grpc_web;
 use crate::adapt::transcode::Plan;
 use crate::body::{self, Body};
 use crate::config::model::Protocol as Upstream;
+use crate::policy::waf::{Guarded, Inspected, Messages};
 use crate::route::{RequestFacts, Route};
 use crate::state::State;
 use crate::upstream::Cluster;
@@ -47,6 +48,8 @@ pub struct Downstream {
     pub client: SocketAddr,
     /// Whether the connection is TLS.
     pub tls: bool,
+    /// The gateway's own address on the connection.
+    pub local: SocketAddr,
 }
 
 /// Handles one request from a client. Never fails: every problem becomes a response.
@@ -100,6 +103,7 @@ pub async fn handle(
         bytes_out: 0,
         error: None,
         trace: None,
+        waf: None,
     };
     if let Some(tracing) = &snapshot.tracing {
         let name = match protocol {
@@ -172,6 +176,8 @@ pub async fn handle(
         return Ok(browser.response(answer(GatewayError::NoRoute, record)));
     };
     record.cluster = Some(cluster.name.clone());
+    let counted = Counted::new(incoming, record.bytes_in.clone(), route.max_body_bytes);
+    let mut body = body::boxed(counted);
 
     // The route's policies, in a fixed order.
     if let Some(acl) = &route.ip_acl
@@ -180,6 +186,35 @@ pub async fn handle(
         let status = acl.status;
         let err = GatewayError::IpRefused { client, status };
         return Ok(browser.response(answer(err, record)));
+    }
+    let mut waf = None;
+    if let Some(policy) = &route.waf {
+        let inspection = policy.begin(&parts, client, downstream.client, downstream.local);
+        record.waf = Some(inspection.clone());
+        if let Some(blocked) = inspection.blocked() {
+            return Ok(browser.response(answer(blocked.into(), record)));
+        }
+        // gRPC messages are inspected one by one as they stream (below); other bodies
+        // are read up to the WAF's limit and inspected whole here.
+        if !protocol.is_grpc() {
+            body = match inspection.request_body(body).await {
+                Ok(body) => body,
+                Err(Inspected::Blocked(blocked)) => {
+                    return Ok(browser.response(answer(blocked.into(), record)));
+                }
+                Err(Inspected::Read(e)) => {
+                    let read = record.bytes_in.load(std::sync::atomic::Ordering::Relaxed);
+                    let err = match route.max_body_bytes {
+                        Some(limit) if read > limit => GatewayError::BodyTooLarge { limit },
+                        _ => GatewayError::RequestBody {
+                            reason: e.to_string(),
+                        },
+                    };
+                    return Ok(browser.response(answer(err, record)));
+                }
+            };
+        }
+        waf = Some(inspection);
     }
     let mut claims = None;
     if let Some(jwt) = &route.jwt {
@@ -217,8 +252,6 @@ pub async fn handle(
         .flatten()
         .min();
     let wait = [route.timeout, deadline].into_iter().flatten().min();
-    let counted = Counted::new(incoming, record.bytes_in.clone(), route.max_body_bytes);
-    let mut body = body::boxed(counted);
 
     // A REST caller of a transcoding route: translate the request into a gRPC call.
     let mut transcoded = None;
@@ -242,6 +275,11 @@ pub async fn handle(
 
     // A gRPC-Web caller: the same call in gRPC.
     body = browser.request(&mut parts, body);
+    if let Some(inspection) = &waf
+        && Protocol::of(&parts.headers) == Protocol::Grpc
+    {
+        body = body::boxed(Messages::new(body, &parts.headers, inspection.clone()));
+    }
 
     // Prepare the upstream request, and its copy for a shadow cluster.
     if let Some(mirror) = route.mirror.as_ref().filter(|m| m.sample()) {
@@ -294,12 +332,25 @@ pub async fn handle(
             record.in_flight = Some(sent.in_flight);
             sent.response
         }
-        Err(err) => return Ok(browser.response(answer(err, record))),
+        Err(err) => {
+            // A request the WAF refused mid-body had its upstream stream reset.
+            let err = waf
+                .as_ref()
+                .and_then(|w| w.blocked())
+                .map_or(err, GatewayError::from);
+            return Ok(browser.response(answer(err, record)));
+        }
     };
 
     // A transcoded call's gRPC answer goes back as JSON.
     if let Some((transcoding, call)) = transcoded {
-        let (response, code) = transcoding.response(&call, response).await;
+        let (mut response, code) = transcoding.response(&call, response).await;
+        if let Some(inspection) = waf.as_ref().filter(|_| route.waf_inspects_responses()) {
+            response = match inspection.response(response).await {
+                Ok(response) => response,
+                Err(blocked) => return Ok(browser.response(answer(blocked.into(), record))),
+            };
+        }
         let (mut parts, body) = response.into_parts();
         route.response_headers.apply(&mut parts.headers);
         record.status = parts.status.as_u16();
@@ -308,7 +359,44 @@ pub async fn handle(
         return Ok(browser.response(Response::from_parts(parts, body)));
     }
 
-    // Stream the response back.
+    // The WAF's response phases: headers always, bodies of non-gRPC responses.
+    let remaining = deadline.map(|d| d.saturating_sub(started.elapsed()));
+    let Some(inspection) = &waf else {
+        return Ok(browser.response(stream_back(response, route, record, remaining)));
+    };
+    let mut response = response.map(body::boxed);
+    if route.waf_inspects_responses() {
+        let inspected = if protocol.is_grpc() {
+            match inspection.response_head(response.status(), response.headers()) {
+                Some(blocked) => Err(blocked),
+                None => Ok(response),
+            }
+        } else {
+            inspection.response(response).await
+        };
+        response = match inspected {
+            Ok(response) => response,
+            Err(blocked) => return Ok(browser.response(answer(blocked.into(), record))),
+        };
+    }
+    if protocol.is_grpc() {
+        response = response.map(|b| body::boxed(Guarded::new(b, inspection.clone())));
+    }
+
+    Ok(browser.response(stream_back(response, route, record, remaining)))
+}
+
+/// Streams an upstream response back to the client, within what is left of the deadline.
+fn stream_back<B>(
+    response: Response<B>,
+    route: &Route,
+    mut record: Record,
+    remaining: Option<std::time::Duration>,
+) -> Response<Body>
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<body::BoxError>,
+{
     let (mut parts, incoming) = response.into_parts();
     if parts.version != Version::HTTP_2 {
         // HTTP/2 forbids connection-specific headers; the h2 codec already rejects them.
@@ -318,10 +406,9 @@ pub async fn handle(
     parts.version = Version::default();
     record.status = parts.status.as_u16();
     record.grpc_status = grpc_status_of(&parts.headers);
-    let remaining = deadline.map(|d| d.saturating_sub(started.elapsed()));
     let timer = remaining.map(|d| Box::pin(tokio::time::sleep(d)));
     let body = Observed::new(incoming, record, timer);
-    Ok(browser.response(Response::from_parts(parts, body::boxed(body))))
+    Response::from_parts(parts, body::boxed(body))
 }
 
 /// Turns the client's request head into the upstream's.

@@ -15,6 +15,7 @@ use crate::config::model;
 use crate::policy::ip_acl::IpAcl;
 use crate::policy::jwt::{Providers, RouteJwt};
 use crate::policy::rate_limit::RateLimit;
+use crate::policy::waf::Waf;
 use crate::proxy::cors::Cors;
 use crate::proxy::mirror::MirrorPolicy;
 use crate::upstream::Cluster;
@@ -57,6 +58,9 @@ pub struct Route {
     pub max_body_bytes: Option<u64>,
     /// Bound on the whole exchange.
     pub max_duration: Option<Duration>,
+    /// The web application firewall; set by the snapshot, which shares rule sets
+    /// between routes.
+    pub waf: Option<Arc<Waf>>,
 }
 
 enum Target {
@@ -214,7 +218,13 @@ impl Route {
             },
             grpc_web,
             cors: spec.cors.as_ref().map(Cors::compile).transpose()?,
+            waf: None,
         })
+    }
+
+    /// Whether the route's WAF runs the response phases.
+    pub fn waf_inspects_responses(&self) -> bool {
+        self.waf.as_ref().is_some_and(|w| w.inspects_responses())
     }
 
     /// The cluster for one request (a weighted route draws one by weight).

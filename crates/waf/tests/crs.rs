@@ -1,0 +1,429 @@
+//! Replays the OWASP CRS regression tests (go-ftw YAML) against the engine at library
+//! level: the test harness plays the HTTP server (parsing requests, refusing malformed
+//! ones as a server would) and the reflecting backend of the response tests.
+//!
+//! How results are judged:
+//! - `log.expect_ids` / `no_expect_ids`: the ids of the matched rules that log.
+//! - `log.match_regex` / `no_match_regex`: checked against one line per logged rule,
+//!   `[id "N"] [msg "..."] [data "..."]`, as in a ModSecurity error log.
+//! - `status`: the WAF runs in DetectionOnly as the tests require, so it never answers by
+//!   itself. A 200 is met when the log expectations are; a 400 or 403 (and
+//!   `expect_error`) is met when the harness's server refuses the request or a rule with
+//!   a disruptive action matched (the status it would have sent, were the engine On).
+//! - The outputs in nginx-overrides.yaml (the known differences of ModSecurity v3, the
+//!   engine these tests are checked against) replace the tests' own.
+
+mod ftw;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+
+use waf::{RuleSet, Transaction};
+
+const CRS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/crs");
+
+/// The pass rate this engine reaches today; raise it as the engine improves.
+const PASS_RATE_FLOOR: f64 = 0.99;
+
+/// The test configuration of TESTS-README.md: DetectionOnly, bodies inspected, the
+/// recommended ModSecurity body-processor rules, and SecAction 900005 (paranoia level 4
+/// and the test limits), then the CRS rules in order.
+fn test_setup(crs: &Path) -> String {
+    format!(
+        r#"
+SecRuleEngine DetectionOnly
+SecRequestBodyAccess On
+SecResponseBodyAccess On
+SecResponseBodyMimeType text/plain text/html text/xml application/json
+SecRequestBodyLimit 13107200
+SecRequestBodyNoFilesLimit 131072
+SecRequestBodyLimitAction Reject
+SecArgumentSeparator &
+SecRule REQUEST_HEADERS:Content-Type "^(?:application(?:/soap\+|/)|text/)xml" "id:200000,phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=XML"
+SecRule REQUEST_HEADERS:Content-Type "^application/json" "id:200001,phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=JSON"
+Include {crs}/crs-setup.conf.example
+SecAction "id:900005,phase:1,nolog,pass,ctl:ruleEngine=DetectionOnly,ctl:ruleRemoveById=910000,\
+  setvar:tx.blocking_paranoia_level=4,setvar:tx.crs_validate_utf8_encoding=1,setvar:tx.arg_name_length=100,\
+  setvar:tx.arg_length=400,setvar:tx.total_arg_length=64000,setvar:tx.max_num_args=255,\
+  setvar:tx.max_file_size=64100,setvar:tx.combined_file_sizes=65535"
+SecRule REQBODY_ERROR "!@eq 0" "id:200002,phase:2,t:none,log,deny,status:400,msg:'Failed to parse request body.',logdata:'%{{reqbody_error_msg}}',severity:2"
+SecRule MULTIPART_STRICT_ERROR "!@eq 0" "id:200003,phase:2,t:none,log,deny,status:400,msg:'Multipart request body failed strict validation'"
+SecRule MULTIPART_UNMATCHED_BOUNDARY "@eq 1" "id:200004,phase:2,t:none,log,deny,msg:'Multipart parser detected a possible unmatched boundary.'"
+Include {crs}/rules/*.conf
+"#,
+        crs = crs.display()
+    )
+}
+
+fn load_rules(crs: &Path) -> RuleSet {
+    let origin = crs.join("test-setup.conf");
+    match RuleSet::from_text(&test_setup(crs), &origin) {
+        Ok(r) => r,
+        Err(e) => panic!("CRS failed to load: {e}"),
+    }
+}
+
+/// What one stage produced.
+struct Outcome {
+    ids: Vec<u32>,
+    log_lines: Vec<String>,
+    refused: bool,
+    disrupted: bool,
+}
+
+/// Checks a request the way an HTTP server does before any module sees it.
+fn server_refuses(r: &ftw::Request) -> bool {
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    };
+    let version_ok = r.version.len() == 8
+        && r.version.starts_with("HTTP/")
+        && r.version.as_bytes()[5].is_ascii_digit()
+        && r.version.as_bytes()[6] == b'.'
+        && r.version.as_bytes()[7].is_ascii_digit()
+        && r.version.as_str() >= "HTTP/1.0";
+    let has = |n: &str| r.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(n));
+    !token(&r.method)
+        || !version_ok
+        || !target_ok(r)
+        || r.headers.iter().any(|(k, _)| !token(k))
+        || (r.version == "HTTP/1.1" && !has("host"))
+        || (has("content-length") && has("transfer-encoding"))
+}
+
+/// A request target is origin-form, absolute-form, `*` or (for CONNECT) an authority.
+fn target_ok(r: &ftw::Request) -> bool {
+    let u = &r.uri;
+    !u.is_empty()
+        && !u.contains(' ')
+        && (u.starts_with('/') || u == "*" || u.contains("://") || r.method == "CONNECT")
+}
+
+/// Like nginx, an absolute-form target without a path gets the path `/`.
+fn normalized_target(uri: &str) -> String {
+    match uri.split_once("://") {
+        Some((_, rest)) if !uri.starts_with('/') && !rest.contains('/') => format!("{uri}/"),
+        _ => uri.to_string(),
+    }
+}
+
+/// A log line as ModSecurity writes one: control and non-ASCII bytes escaped as `\xHH`.
+fn log_escape(text: &str) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        if b.is_ascii_graphic() || b == b' ' {
+            out.push(b as char);
+        } else {
+            write!(out, "\\x{b:02x}").unwrap();
+        }
+    }
+    out
+}
+
+fn run_stage(rules: &RuleSet, request: &ftw::Request) -> Outcome {
+    let refused = server_refuses(request);
+    let mut tx = rules.transaction();
+    let local = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    tx.connection(local, 40_000, local, request.port);
+    tx.request_line(
+        &request.method,
+        &normalized_target(&request.uri),
+        &request.version,
+    );
+    // Like nginx (whose known differences the overrides describe), header names with
+    // characters other than letters, digits and '-' are dropped.
+    for (k, v) in &request.headers {
+        if k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            tx.request_header(k, v.as_bytes());
+        }
+    }
+    tx.process_request_headers();
+    // An HTTP/1 server reads a body only when the headers announce one.
+    let announced = request.headers.iter().any(|(k, _)| {
+        k.eq_ignore_ascii_case("content-length") || k.eq_ignore_ascii_case("transfer-encoding")
+    });
+    if announced {
+        tx.append_request_body(&request.body);
+    }
+    tx.process_request_body();
+    respond(&mut tx, request);
+    tx.process_logging();
+    let matched = tx.matched_rules();
+    Outcome {
+        ids: matched.iter().map(|m| m.id).collect(),
+        log_lines: matched
+            .iter()
+            .map(|m| {
+                log_escape(&format!(
+                    "[id \"{}\"] [msg \"{}\"] [data \"{}\"]",
+                    m.id, m.msg, m.logdata
+                ))
+            })
+            .collect(),
+        refused,
+        disrupted: matched.iter().any(|m| m.disruptive),
+    }
+}
+
+/// The backend: `/reflect` answers with the status, headers and body posted to it as
+/// JSON; every other path answers 200 with an empty HTML page.
+fn respond(tx: &mut Transaction<'_>, request: &ftw::Request) {
+    let mut status = 200u16;
+    let mut headers: Vec<(String, String)> = vec![("Content-Type".into(), "text/html".into())];
+    let mut body = Vec::new();
+    if request.uri.starts_with("/reflect")
+        && let Ok(doc) = serde_json::from_slice::<serde_json::Value>(&request.body)
+    {
+        if let Some(s) = doc.get("status").and_then(|s| s.as_u64()) {
+            status = u16::try_from(s).unwrap_or(200);
+        }
+        if let Some(h) = doc.get("headers").and_then(|h| h.as_object()) {
+            headers = h
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.as_str().map_or_else(|| v.to_string(), str::to_string),
+                    )
+                })
+                .collect();
+        }
+        if let Some(b) = doc.get("body").and_then(|b| b.as_str()) {
+            body = b.as_bytes().to_vec();
+        }
+    }
+    if !headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+    {
+        headers.push(("Content-Type".into(), "text/html".into()));
+    }
+    tx.response_status(status, "HTTP/1.1");
+    for (k, v) in &headers {
+        tx.response_header(k, v.as_bytes());
+    }
+    tx.process_response_headers();
+    tx.append_response_body(&body);
+    tx.process_response_body();
+}
+
+/// Why a stage's result differs from what the test wants, or `None` when it passes.
+fn judge(output: &ftw::Output, o: &Outcome) -> Option<String> {
+    let wants_refusal = output.expect_error || matches!(output.status, Some(400 | 403));
+    if wants_refusal && !(o.refused || o.disrupted) {
+        return Some(format!(
+            "expected status {:?}, but nothing would refuse it (ids {:?})",
+            output.status, o.ids
+        ));
+    }
+    if !wants_refusal && o.refused {
+        return Some("the harness's server would refuse this request".into());
+    }
+    let log = &output.log;
+    let missing: Vec<u32> = log
+        .expect_ids
+        .iter()
+        .copied()
+        .filter(|id| !o.ids.contains(id))
+        .collect();
+    if !missing.is_empty() {
+        return Some(format!(
+            "expected ids {missing:?} missing; matched {:?}",
+            o.ids
+        ));
+    }
+    let unwanted: Vec<u32> = log
+        .no_expect_ids
+        .iter()
+        .copied()
+        .filter(|id| o.ids.contains(id))
+        .collect();
+    if !unwanted.is_empty() {
+        return Some(format!("unexpected ids {unwanted:?} matched"));
+    }
+    let text = o.log_lines.join("\n");
+    if let Some(re) = &log.match_regex {
+        match regex::Regex::new(re) {
+            Ok(re) if !re.is_match(&text) => return Some(format!("log does not match /{re}/")),
+            Err(e) => return Some(format!("bad match_regex: {e}")),
+            _ => {}
+        }
+    }
+    if let Some(re) = &log.no_match_regex
+        && let Ok(re) = regex::Regex::new(re)
+        && re.is_match(&text)
+    {
+        return Some(format!("log matches /{re}/"));
+    }
+    None
+}
+
+#[derive(Default)]
+struct Tally {
+    passed: usize,
+    failed: usize,
+    skipped: usize,
+}
+
+fn test_files(crs: &Path) -> Vec<(String, PathBuf)> {
+    let mut out = Vec::new();
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(crs.join("tests"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    dirs.sort();
+    for dir in dirs {
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let family = name.split('-').nth(1).unwrap_or(&name).to_string();
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        out.extend(
+            files
+                .into_iter()
+                .filter(|f| f.extension().is_some_and(|e| e == "yaml"))
+                .map(|f| (family.clone(), f)),
+        );
+    }
+    out
+}
+
+/// What nginx-overrides.yaml says about a test.
+enum Replaced {
+    Output(ftw::Output),
+    Skip(String),
+}
+
+fn overrides(crs: &Path) -> BTreeMap<(u32, u32), Replaced> {
+    let text = std::fs::read_to_string(crs.join("nginx-overrides.yaml")).unwrap();
+    let parsed: ftw::Overrides = serde_saphyr::from_str(&text).unwrap();
+    let mut out = BTreeMap::new();
+    for o in parsed.test_overrides {
+        for t in o.test_ids {
+            let replaced = match &o.output {
+                Some(output) => Replaced::Output(output.clone()),
+                None => Replaced::Skip(format!(
+                    "ModSecurity v3 on nginx cannot run it: {}",
+                    o.reason.trim()
+                )),
+            };
+            out.insert((o.rule_id, t), replaced);
+        }
+    }
+    out
+}
+
+#[test]
+fn crs_regression_suite() {
+    let crs = PathBuf::from(CRS);
+    let rules = load_rules(&crs);
+    let overrides = overrides(&crs);
+    let mut families: BTreeMap<String, Tally> = BTreeMap::new();
+    let mut report = String::new();
+    for (family, file) in test_files(&crs) {
+        let text = std::fs::read_to_string(&file).unwrap();
+        if text
+            .lines()
+            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+        {
+            continue; // a placeholder holding no test
+        }
+        let parsed: ftw::TestFile = match serde_saphyr::from_str(&text) {
+            Ok(p) => p,
+            Err(e) => panic!("{}: {e}", file.display()),
+        };
+        let tally = families.entry(family).or_default();
+        for test in &parsed.tests {
+            let name = format!("{}-{}", parsed.rule_id, test.test_id);
+            let mut verdict: Result<(), String> = Ok(());
+            let mut skipped = None;
+            for stage in &test.stages {
+                let output = match overrides.get(&(parsed.rule_id, test.test_id)) {
+                    Some(Replaced::Skip(reason)) => {
+                        skipped = Some(reason.clone());
+                        break;
+                    }
+                    Some(Replaced::Output(output)) => output,
+                    None => &stage.output,
+                };
+                let request = match stage.input.request() {
+                    Ok(r) => r,
+                    Err(e) => {
+                        verdict = Err(e);
+                        break;
+                    }
+                };
+                if let Some(why) = judge(output, &run_stage(&rules, &request)) {
+                    verdict = Err(why);
+                    break;
+                }
+            }
+            match (skipped, verdict) {
+                (Some(reason), _) => {
+                    tally.skipped += 1;
+                    writeln!(report, "SKIP {name}: {reason}").unwrap();
+                }
+                (None, Ok(())) => tally.passed += 1,
+                (None, Err(why)) => {
+                    tally.failed += 1;
+                    writeln!(report, "FAIL {name}: {why}").unwrap();
+                }
+            }
+        }
+    }
+    let mut table = format!(
+        "{:<8} {:>7} {:>7} {:>7} {:>7}\n",
+        "family", "passed", "failed", "skipped", "rate"
+    );
+    let mut total = Tally::default();
+    for (family, t) in &families {
+        let run = t.passed + t.failed;
+        let rate = if run == 0 {
+            1.0
+        } else {
+            t.passed as f64 / run as f64
+        };
+        writeln!(
+            table,
+            "{family:<8} {:>7} {:>7} {:>7} {:>6.1}%",
+            t.passed,
+            t.failed,
+            t.skipped,
+            rate * 100.0
+        )
+        .unwrap();
+        total.passed += t.passed;
+        total.failed += t.failed;
+        total.skipped += t.skipped;
+    }
+    let rate = total.passed as f64 / (total.passed + total.failed).max(1) as f64;
+    writeln!(
+        table,
+        "{:<8} {:>7} {:>7} {:>7} {:>6.1}%",
+        "total",
+        total.passed,
+        total.failed,
+        total.skipped,
+        rate * 100.0
+    )
+    .unwrap();
+    println!("{table}");
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .join("crs-report.txt");
+    std::fs::write(&target, format!("{table}\n{report}")).unwrap();
+    println!("failures and skips written to {}", target.display());
+    assert!(
+        rate >= PASS_RATE_FLOOR,
+        "pass rate {:.1}% fell below the floor {:.1}%",
+        rate * 100.0,
+        PASS_RATE_FLOOR * 100.0
+    );
+}
