@@ -35,6 +35,9 @@ pub enum Mode {
     GrpcUnary,
     /// gRPC `StreamingOutputCall`: `--stream-messages` responses of `--size` bytes per call.
     GrpcStream,
+    /// gRPC `FullDuplexCall` as a ping-pong: `--stream-messages` requests of `--size` bytes
+    /// per call, each sent only after the echo of the one before arrived.
+    GrpcBidi,
     /// gRPC-Web `UnaryCall` (binary) with a `--size` byte payload each way, over HTTP/1.1
     /// keep-alive; one connection per worker.
     GrpcWebUnary,
@@ -55,6 +58,7 @@ impl Mode {
         match self {
             Mode::GrpcUnary => "grpc-unary",
             Mode::GrpcStream => "grpc-stream",
+            Mode::GrpcBidi => "grpc-bidi",
             Mode::GrpcWebUnary => "grpc-web-unary",
             Mode::H1Get => "h1-get",
             Mode::RestUnary => "rest-unary",
@@ -94,9 +98,13 @@ pub struct TargetArgs {
     /// Payload bytes per gRPC message (request and response).
     #[arg(long, default_value_t = 64)]
     pub size: usize,
-    /// Responses per server-streaming call.
+    /// Responses per server-streaming call; messages each way per grpc-bidi call.
     #[arg(long, default_value_t = 100)]
     pub stream_messages: usize,
+    /// How long a grpc-bidi call waits for each echo before it closes its side to tell a
+    /// proxy that holds messages back from one that loses them.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
+    pub echo_wait: Duration,
     /// Protocol of idle connections.
     #[arg(long, value_enum, default_value = "h2")]
     pub idle_proto: IdleProto,

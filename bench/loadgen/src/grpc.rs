@@ -108,14 +108,28 @@ impl Connections {
 }
 
 /// A worker's client, fetched from the shared connections on first use and after an error.
-struct Cached {
+pub struct Cached {
     connections: Arc<Connections>,
     index: usize,
     current: Option<(http2::SendRequest<Body>, TestServiceClient<H2>)>,
 }
 
 impl Cached {
-    async fn client(
+    /// Worker `index`'s client on `connections`, connected on first use.
+    pub fn new(connections: &Arc<Connections>, index: usize) -> Cached {
+        Cached {
+            connections: connections.clone(),
+            index,
+            current: None,
+        }
+    }
+
+    /// The run's shared setup.
+    pub fn setup(&self) -> &Setup {
+        &self.connections.setup
+    }
+
+    pub async fn client(
         &mut self,
     ) -> Result<&mut (http2::SendRequest<Body>, TestServiceClient<H2>), String> {
         if self.current.is_none() {
@@ -128,7 +142,8 @@ impl Cached {
             .ok_or_else(|| "no connection".to_owned())
     }
 
-    fn failed(&mut self, status: &tonic::Status) -> String {
+    /// The error kind of a failed call; drops the client when its connection failed.
+    pub fn failed(&mut self, status: &tonic::Status) -> String {
         match self.current.take() {
             Some((sender, client)) => {
                 let kind = error_kind(status, &sender);
@@ -153,11 +168,7 @@ impl Unary {
     pub fn new(connections: &Arc<Connections>, index: usize) -> Unary {
         let setup = &connections.setup;
         Unary {
-            cached: Cached {
-                connections: connections.clone(),
-                index,
-                current: None,
-            },
+            cached: Cached::new(connections, index),
             request: SimpleRequest {
                 response_size: setup.response_size,
                 payload: Some(Payload {
@@ -209,11 +220,7 @@ impl Stream {
             interval_us: 0,
         };
         Stream {
-            cached: Cached {
-                connections: connections.clone(),
-                index,
-                current: None,
-            },
+            cached: Cached::new(connections, index),
             request: StreamingOutputCallRequest {
                 response_parameters: vec![parameters; setup.stream_messages],
                 ..Default::default()

@@ -1,6 +1,6 @@
 //! `loadgen`: the load generator of sekisho's benchmarks.
 //!
-//! `loadgen run` drives gRPC (unary, server streaming), gRPC-Web unary, HTTP/1.1 keep-alive GETs, TLS
+//! `loadgen run` drives gRPC (unary, server streaming, bidirectional ping-pong), gRPC-Web unary, HTTP/1.1 keep-alive GETs, TLS
 //! handshakes or idle connections at a proxy, or straight at a backend, and prints one JSON
 //! object with throughput, latency percentiles, errors by kind and the watched proxy's CPU time
 //! and memory. `loadgen probe` waits until a target answers, for start-up scripts.
@@ -13,6 +13,7 @@ use clap::Parser;
 
 mod cli;
 mod grpc;
+mod grpc_bidi;
 mod grpc_web;
 mod h1;
 mod idle;

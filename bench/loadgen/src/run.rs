@@ -166,7 +166,7 @@ fn summary(out: &Value) -> String {
         out["target"].as_str().unwrap_or("?"),
         number(&["rps"]).unwrap_or(0.0)
     );
-    if out["mode"] == "grpc-stream" {
+    if out["mode"] == "grpc-stream" || out["mode"] == "grpc-bidi" {
         line += &format!(" ({:.0} msg/s)", number(&["mps"]).unwrap_or(0.0));
     }
     for (name, key) in [("p50", "p50"), ("p99", "p99"), ("p99.9", "p999")] {
@@ -201,7 +201,7 @@ async fn load(setup: &Arc<Setup>, args: &RunArgs, watch: &Watch) -> Result<Value
     // Connect before the clock starts, so a dead target fails here and not as a flood of
     // errors, and handshakes do not count as latency.
     let grpc = match setup.mode {
-        Mode::GrpcUnary | Mode::GrpcStream => {
+        Mode::GrpcUnary | Mode::GrpcStream | Mode::GrpcBidi => {
             Some(crate::grpc::Connections::open(setup.clone(), args.connections).await?)
         }
         _ => None,
@@ -225,6 +225,12 @@ async fn load(setup: &Arc<Setup>, args: &RunArgs, watch: &Watch) -> Result<Value
             }
             (Mode::GrpcStream, Some(connections)) => {
                 workers.spawn(worker(crate::grpc::Stream::new(connections, index), plan));
+            }
+            (Mode::GrpcBidi, Some(connections)) => {
+                workers.spawn(worker(
+                    crate::grpc_bidi::Bidi::new(connections, index),
+                    plan,
+                ));
             }
             (Mode::GrpcWebUnary, _) => {
                 workers.spawn(worker(crate::grpc_web::Unary::new(setup.clone()), plan));
@@ -258,13 +264,14 @@ async fn load(setup: &Arc<Setup>, args: &RunArgs, watch: &Watch) -> Result<Value
                 "duration_s": args.duration.as_secs_f64(),
                 "warmup_s": args.warmup.as_secs_f64(),
                 "connections": match setup.mode {
-                    Mode::GrpcUnary | Mode::GrpcStream => args.connections,
+                    Mode::GrpcUnary | Mode::GrpcStream | Mode::GrpcBidi => args.connections,
                     _ => args.concurrency,
                 },
                 "concurrency": args.concurrency,
                 "rate": args.rate,
                 "size": setup.size,
-                "stream_messages": (setup.mode == Mode::GrpcStream).then_some(setup.stream_messages),
+                "stream_messages": matches!(setup.mode, Mode::GrpcStream | Mode::GrpcBidi)
+                    .then_some(setup.stream_messages),
             }),
         );
         if !watch.is_empty() {
@@ -329,12 +336,13 @@ pub async fn probe(args: ProbeArgs) -> Result<(), Error> {
 /// One request of the mode on a fresh connection.
 async fn one_request(setup: &Arc<Setup>) -> Result<(), String> {
     match setup.mode {
-        Mode::GrpcUnary | Mode::GrpcStream => {
+        Mode::GrpcUnary | Mode::GrpcStream | Mode::GrpcBidi => {
             let connections = crate::grpc::Connections::open(setup.clone(), 1)
                 .await
                 .map_err(|e| e.to_string())?;
             let outcome = match setup.mode {
                 Mode::GrpcUnary => crate::grpc::Unary::new(&connections, 0).call().await,
+                Mode::GrpcBidi => crate::grpc_bidi::Bidi::new(&connections, 0).call().await,
                 _ => crate::grpc::Stream::new(&connections, 0).call().await,
             };
             outcome.map(drop)

@@ -29,6 +29,8 @@ pub struct Setup {
     /// `size` as the protocol's `int32`.
     pub response_size: i32,
     pub stream_messages: usize,
+    /// How long a grpc-bidi call waits for each echo.
+    pub echo_wait: Duration,
     pub idle_proto: IdleProto,
     pub timeout: Duration,
     /// Present for tls-handshake.
@@ -93,6 +95,7 @@ impl Setup {
             rest_body: rest_body(args.size),
             response_size,
             stream_messages: args.stream_messages,
+            echo_wait: args.echo_wait,
             idle_proto: args.idle_proto,
             timeout: args.timeout,
             tls,

@@ -16,6 +16,12 @@ mod chart;
 pub const DIRECT: &str = "direct";
 /// The gateway under test.
 pub const SEKISHO: &str = "sekisho";
+/// The gateway with the OWASP Core Rule Set, and the WAF it is measured against: nginx with
+/// ModSecurity running the same rules.
+pub const SEKISHO_WAF: &str = "sekisho-waf";
+pub const NGINX_MODSEC: &str = "nginx-modsec";
+/// What sekisho-waf should reach in gRPC calls per second against nginx-modsec.
+const WAF_GOAL: f64 = 5.0;
 
 /// One `loadgen run` result, labelled by the run script's tags.
 pub struct Row {
@@ -111,6 +117,7 @@ impl Scenario {
     pub fn unit(&self) -> &'static str {
         match self.rows.first().and_then(|r| r.json.get("mode")?.as_str()) {
             Some("grpc-stream") => "msg/s",
+            Some("grpc-bidi") => "calls/s",
             Some("tls-handshake") => "handshakes/s",
             _ => "req/s",
         }
@@ -310,6 +317,7 @@ pub fn markdown(scenarios: &[Scenario], meta: &[(String, String)], machine: &Mac
         match scenario.kind {
             Kind::Throughput => {
                 throughput_table(&mut md, scenario);
+                waf_line(&mut md, scenario);
                 busy_line(&mut md, scenario);
             }
             Kind::FixedRate => {
@@ -353,6 +361,48 @@ fn throughput_table(md: &mut String, scenario: &Scenario) {
             ratio(row.throughput(), best.and_then(Row::throughput)),
         );
     }
+}
+
+/// sekisho-waf against nginx-modsec, where both ran: the comparison the WAF rows are for.
+fn waf_line(md: &mut String, scenario: &Scenario) {
+    let (Some(ours), Some(theirs)) = (scenario.row(SEKISHO_WAF), scenario.row(NGINX_MODSEC)) else {
+        return;
+    };
+    if theirs.throughput().is_none_or(|t| t <= 0.0) {
+        let _ = writeln!(
+            md,
+            "\nWith the same Core Rule Set, {NGINX_MODSEC} completed nothing (errors: {}); \
+             {SEKISHO_WAF}: {} {} (errors: {}).",
+            theirs.errors_text(),
+            or_dash(ours.throughput().map(grouped)),
+            scenario.unit(),
+            ours.errors_text()
+        );
+        return;
+    }
+    let mut parts = vec![format!(
+        "{} {}",
+        ratio(ours.throughput(), theirs.throughput()),
+        scenario.unit()
+    )];
+    if let (Some(a), Some(b)) = (cpu_per_request(ours), cpu_per_request(theirs)) {
+        parts.push(format!("{:.2}× the CPU per request", a / b));
+    }
+    for quantile in ["p50", "p99"] {
+        if let (Some(a), Some(b)) = (ours.latency(quantile), theirs.latency(quantile)) {
+            parts.push(format!(
+                "{quantile} {} µs against {} µs",
+                grouped(a),
+                grouped(b)
+            ));
+        }
+    }
+    let _ = writeln!(
+        md,
+        "
+With the same Core Rule Set, {SEKISHO_WAF} against {NGINX_MODSEC}: {}.",
+        parts.join(", ")
+    );
 }
 
 /// How busy the proxy and the load generator with the backend were, as shares of one CPU:
@@ -528,6 +578,31 @@ fn goals(md: &mut String, scenarios: &[Scenario]) {
             ));
         }
     }
+    if let Some(s) = find("grpc-unary-64")
+        && let (Some(ours), Some(theirs)) = (
+            s.row(SEKISHO_WAF).and_then(Row::throughput),
+            s.row(NGINX_MODSEC).and_then(Row::throughput),
+        )
+        && theirs > 0.0
+    {
+        let x = ours / theirs;
+        lines.push((
+            format!("gRPC unary 64 B with the WAF: req/s vs {NGINX_MODSEC}"),
+            format!("≥ {WAF_GOAL:.2}×"),
+            format!("{x:.2}×"),
+            x >= WAF_GOAL,
+        ));
+    }
+    if let Some(row) = find("grpc-bidi").and_then(|s| s.row(SEKISHO_WAF)) {
+        let ok = row.number(&["ok"]).unwrap_or(0.0);
+        lines.push((
+            "bidirectional streaming with the WAF: calls failed (each echo before the next message)"
+                .to_owned(),
+            "0, and some calls".to_owned(),
+            format!("{} of {}", row.errors_text(), grouped(ok + row.errors() as f64)),
+            row.errors() == 0 && ok > 0.0,
+        ));
+    }
     let errors: u64 = scenarios
         .iter()
         .filter_map(|s| s.row(SEKISHO))
@@ -630,6 +705,55 @@ mod tests {
         assert!(
             md.contains(
                 "| gRPC unary 64 B: req/s vs best peer | ≥ 1.20× | 1.29× (haproxy) | yes |"
+            ),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn waf_pair() {
+        let cpu = |seconds: f64| format!(r#","proxy":{{"cpu_s":{seconds}}}"#);
+        let bidi = r#"{"mode":"grpc-bidi","tags":{"scenario":"grpc-bidi","proxy":"nginx-modsec"},"ok":0,"errors":48,"errors_by_kind":{"held_until_close":48},"rps":0.0,"latency_us":{}}"#;
+        let text = [
+            line("grpc-unary-64", "sekisho-waf", 6000.0, 900, &cpu(0.5)),
+            line("grpc-unary-64", "nginx-modsec", 1000.0, 5000, &cpu(1.0)),
+            line("grpc-unary-64", "nginx", 9000.0, 700, &cpu(0.25)),
+            line("grpc-bidi", "sekisho-waf", 400.0, 2000, "").replace("grpc-unary", "grpc-bidi"),
+            bidi.to_owned(),
+        ]
+        .join("\n");
+        let scenarios = load(&text).expect("valid lines");
+        // sekisho-waf is ours, never the peer to beat.
+        assert_eq!(
+            scenarios[0].best_peer().map(|r| r.proxy.as_str()),
+            Some("nginx")
+        );
+        let machine = Machine {
+            cpu: "test CPU".to_owned(),
+            cpus: 2,
+            kernel: "6.1".to_owned(),
+        };
+        let md = markdown(&scenarios, &[], &machine);
+        assert!(
+            md.contains(
+                "sekisho-waf against nginx-modsec: 6.00× req/s, 0.50× the CPU per request, \
+                 p50 900 µs against 5,000 µs"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "| gRPC unary 64 B with the WAF: req/s vs nginx-modsec | ≥ 5.00× | 6.00× | yes |"
+            ),
+            "{md}"
+        );
+        assert!(md.contains("| 0 of 1,000 | yes |"), "{md}");
+        assert!(md.contains("| 48 (held_until_close: 48) |"), "{md}");
+        assert!(md.contains("| proxy | calls/s |"), "{md}");
+        assert!(
+            md.contains(
+                "nginx-modsec completed nothing (errors: 48 (held_until_close: 48)); \
+                 sekisho-waf: 400 calls/s (errors: 0)."
             ),
             "{md}"
         );

@@ -48,6 +48,9 @@ pub struct Messages {
     pending: BytesMut,
     /// Bytes of an oversized message still to pass through uninspected.
     passing: usize,
+    /// Whether a message went on; until then the end of the body must be polled, so the
+    /// inspection of a body without messages runs.
+    forwarded: bool,
     ended: bool,
 }
 
@@ -60,6 +63,7 @@ impl Messages {
             encoding: Encoding::of(headers),
             pending: BytesMut::new(),
             passing: 0,
+            forwarded: false,
             ended: false,
         }
     }
@@ -115,6 +119,7 @@ impl Messages {
             }
             None => self.inspection.uninspected_message(),
         }
+        self.forwarded = true;
         Ok(Some(frame))
     }
 }
@@ -193,8 +198,13 @@ impl HttpBody for Messages {
         }
     }
 
+    /// Also true once the caller's body ended behind the last message sent, so that message
+    /// goes upstream with END_STREAM as the caller sent it: a separate empty end frame after
+    /// every small message counts against the upstream's budget of small DATA frames (h2
+    /// answers a flood of them with GOAWAY ENHANCE_YOUR_CALM, failing every call in flight).
     fn is_end_stream(&self) -> bool {
-        self.ended && self.pending.is_empty()
+        self.pending.is_empty()
+            && (self.ended || (self.forwarded && self.passing == 0 && self.inner.is_end_stream()))
     }
 }
 
