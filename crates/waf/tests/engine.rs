@@ -225,17 +225,27 @@ fn body_limit_rejects_when_enforcing() {
 }
 
 #[test]
-fn streamed_messages_share_the_anomaly_score() {
+fn streamed_messages_are_judged_one_by_one_with_the_headers() {
     let r = rules(&format!(
-        "{BASE}SecRule ARGS_POST \"@rx attack\" \"id:1,phase:2,pass,setvar:tx.score=+3\"\n\
-         SecRule TX:score \"@ge 6\" \"id:2,phase:2,deny,status:403\"\n"
+        "{BASE}SecRule REQUEST_HEADERS:x-client \"@rx old\" \"id:1,phase:2,pass,log,setvar:tx.score=+2\"\n\
+         SecRule ARGS_POST \"@rx attack\" \"id:2,phase:2,pass,log,setvar:tx.score=+3\"\n\
+         SecRule ARGS_POST \"@rx worse\" \"id:3,phase:2,pass,log,setvar:tx.score=+5\"\n\
+         SecRule TX:score \"@ge 6\" \"id:9,phase:2,deny,status:403\"\n"
     ));
     let mut tx = r.transaction();
     tx.request_line("POST", "/svc/Method", "HTTP/2");
+    tx.request_header("x-client", b"old-app");
     tx.process_request_headers();
-    let msg = vec![("field".to_string(), b"attack".to_vec())];
-    assert_eq!(tx.process_message(&msg, b"raw"), Verdict::Continue);
-    assert!(matches!(tx.process_message(&msg, b"raw"), Verdict::Interrupt(i) if i.rule_id == 2));
+    // The header rule scores with every message and one low match per message is allowed:
+    // neither adds up over a long stream.
+    let low = vec![("1".to_string(), b"attack".to_vec())];
+    for _ in 0..100 {
+        assert_eq!(tx.process_message(&low, b"raw"), Verdict::Continue);
+    }
+    assert_eq!(ids(&tx), vec![1, 2], "each rule is logged once per stream");
+    // A message that crosses the threshold with the headers' score is refused.
+    let high = vec![("1".to_string(), b"worse attack".to_vec())];
+    assert!(matches!(tx.process_message(&high, b"raw"), Verdict::Interrupt(i) if i.rule_id == 9));
 }
 
 #[test]

@@ -119,6 +119,8 @@ pub struct Transaction<'r> {
     response_headers: Vec<Pair>,
     response_body: Vec<u8>,
     tx: Members,
+    /// TX as it was before the first streamed message, restored before each one.
+    tx_before_messages: Option<Members>,
     /// IP, GLOBAL, SESSION, USER, RESOURCE: per transaction only (no persistence).
     other: Vec<(Var, Members)>,
     env: Members,
@@ -168,6 +170,7 @@ impl<'r> Transaction<'r> {
             response_headers: Vec::new(),
             response_body: Vec::new(),
             tx: Members::default(),
+            tx_before_messages: None,
             other: Vec::new(),
             env: Members::default(),
             matched_var: Vec::new(),
@@ -270,11 +273,17 @@ impl<'r> Transaction<'r> {
     }
 
     /// Inspects one more message of a streaming body (such as one gRPC message) as
-    /// REQUEST_BODY and ARGS_POST with the phase-2 rules; TX, and so the anomaly score,
-    /// carries over from the messages before.
+    /// REQUEST_BODY and ARGS_POST with the phase-2 rules. Each message is judged on its own
+    /// with the headers: TX (and so the anomaly score) goes back to what it was before the
+    /// first message, so low scores of earlier messages, and phase-2 rules that read headers
+    /// and score again with every message, never add up to a refusal over a long stream.
     pub fn process_message(&mut self, args: &[(String, Vec<u8>)], raw: &[u8]) -> Verdict {
         if let Some(v) = self.stopped() {
             return v;
+        }
+        match &self.tx_before_messages {
+            Some(before) => self.tx = before.clone(),
+            None => self.tx_before_messages = Some(self.tx.clone()),
         }
         self.args_post = args.to_vec();
         self.body = raw.to_vec();
@@ -506,6 +515,16 @@ impl<'r> Transaction<'r> {
             self.highest_severity = self.highest_severity.min(s);
         }
         if !rule.log {
+            return;
+        }
+        // A rule matching again in a later message of a stream is logged once, so the list
+        // stays bounded however long the stream runs.
+        if self.tx_before_messages.is_some()
+            && self
+                .matched
+                .iter()
+                .any(|m| m.id == rule.id && m.phase == phase)
+        {
             return;
         }
         let msg = rule
