@@ -27,29 +27,8 @@ use support::*;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-const REQUIRE: &str = "SEKISHO_REQUIRE_BROWSER";
-
 fn page_dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser"))
-}
-
-/// Chromium from `SEKISHO_CHROMIUM` or the `PATH`.
-fn chromium() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("SEKISHO_CHROMIUM") {
-        return Some(PathBuf::from(path));
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .flat_map(|dir| ["chromium", "chromium-browser"].map(|name| dir.join(name)))
-        .find(|candidate| candidate.is_file())
-}
-
-/// Passes with a note when the browser test cannot run here, unless it is required.
-fn cannot_run(why: &str) {
-    if std::env::var(REQUIRE).is_ok_and(|v| v == "1") {
-        panic!("{why}; {REQUIRE}=1 requires the browser test to run");
-    }
-    eprintln!("skipped: {why} (set {REQUIRE}=1 to make this a failure)");
 }
 
 /// Generates the TestService stubs and bundles the page (`npm run build`).
@@ -129,11 +108,13 @@ async fn page_response(
 #[tokio::test]
 async fn a_browser_calls_the_gateway_with_grpc_web() {
     let Some(chromium) = chromium() else {
-        return cannot_run("no chromium on PATH");
+        return browser_cannot_run("no chromium on PATH");
     };
     let dir = page_dir();
     if !dir.join("node_modules").is_dir() {
-        return cannot_run("the page's Node packages are missing (run `npm ci` in tests/browser)");
+        return browser_cannot_run(
+            "the page's Node packages are missing (run `npm ci` in tests/browser)",
+        );
     }
     if let Err(e) = build_page(&dir) {
         panic!("{e}");

@@ -21,8 +21,6 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
-const REQUIRE_BROWSER: &str = "SEKISHO_REQUIRE_BROWSER";
-
 /// A running `sekisho up` and what its banner told.
 struct Up {
     child: Child,
@@ -258,31 +256,14 @@ async fn a_second_up_on_the_same_data_directory_is_refused() {
     assert!(first.interrupt().await);
 }
 
-fn chromium() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("SEKISHO_CHROMIUM") {
-        return Some(PathBuf::from(path));
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .flat_map(|dir| ["chromium", "chromium-browser"].map(|name| dir.join(name)))
-        .find(|candidate| candidate.is_file())
-}
-
-fn cannot_run(why: &str) {
-    if std::env::var(REQUIRE_BROWSER).is_ok_and(|v| v == "1") {
-        panic!("{why}; {REQUIRE_BROWSER}=1 requires the browser test to run");
-    }
-    eprintln!("skipped: {why} (set {REQUIRE_BROWSER}=1 to make this a failure)");
-}
-
 #[tokio::test]
 async fn a_person_signs_in_on_the_page_and_gets_a_shoe_size() {
     let Some(chromium) = chromium() else {
-        return cannot_run("no chromium on PATH");
+        return browser_cannot_run("no chromium on PATH");
     };
     let driver_dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser"));
     if !driver_dir.join("node_modules/playwright-core").is_dir() {
-        return cannot_run("playwright-core is not installed (npm ci in tests/browser)");
+        return browser_cannot_run("playwright-core is not installed (npm ci in tests/browser)");
     }
     let data = TempDir::new("up-web");
     let up = Up::start(data.path()).await;

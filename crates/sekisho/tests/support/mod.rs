@@ -634,3 +634,26 @@ pub async fn http_backend(name: &str) -> (SocketAddr, interop::ServerHandle) {
         .await
         .expect("start HTTP backend")
 }
+
+/// The environment variable that makes a browser test fail, rather than pass with a note,
+/// when Chromium or its Node packages are missing (CI sets it).
+pub const REQUIRE_BROWSER: &str = "SEKISHO_REQUIRE_BROWSER";
+
+/// Chromium from `SEKISHO_CHROMIUM` or the `PATH`.
+pub fn chromium() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("SEKISHO_CHROMIUM") {
+        return Some(PathBuf::from(path));
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .flat_map(|dir| ["chromium", "chromium-browser"].map(|name| dir.join(name)))
+        .find(|candidate| candidate.is_file())
+}
+
+/// Passes a browser test with a note when it cannot run here, unless it is required.
+pub fn browser_cannot_run(why: &str) {
+    if std::env::var(REQUIRE_BROWSER).is_ok_and(|v| v == "1") {
+        panic!("{why}; {REQUIRE_BROWSER}=1 requires the browser test to run");
+    }
+    eprintln!("skipped: {why} (set {REQUIRE_BROWSER}=1 to make this a failure)");
+}
