@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use ftw::suite::{Replaced, Tally, overrides, test_files};
+use ftw::suite::{Replaced, Tally, overrides, parsed_test_files};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -366,18 +366,7 @@ async fn crs_regression_suite_through_the_gateway() {
     let mut families: BTreeMap<String, Tally> = BTreeMap::new();
     let mut report = String::new();
     let mut marker = 0u64;
-    for (family, file) in test_files(&crs) {
-        let text = std::fs::read_to_string(&file).expect("read a test file");
-        if text
-            .lines()
-            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
-        {
-            continue; // a placeholder holding no test
-        }
-        let parsed: ftw::TestFile = match serde_saphyr::from_str(&text) {
-            Ok(p) => p,
-            Err(e) => panic!("{}: {e}", file.display()),
-        };
+    for (family, parsed) in parsed_test_files(&crs) {
         let tally = families.entry(family).or_default();
         for test in &parsed.tests {
             let name = format!("{}-{}", parsed.rule_id, test.test_id);

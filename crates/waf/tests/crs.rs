@@ -22,7 +22,7 @@ use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
-use ftw::suite::{Replaced, Tally, overrides, test_files};
+use ftw::suite::{Replaced, Tally, overrides, parsed_test_files};
 use waf::{RuleSet, Transaction};
 
 const CRS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/crs");
@@ -297,18 +297,7 @@ fn crs_regression_suite() {
     let overrides = overrides(&crs);
     let mut families: BTreeMap<String, Tally> = BTreeMap::new();
     let mut report = String::new();
-    for (family, file) in test_files(&crs) {
-        let text = std::fs::read_to_string(&file).unwrap();
-        if text
-            .lines()
-            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
-        {
-            continue; // a placeholder holding no test
-        }
-        let parsed: ftw::TestFile = match serde_saphyr::from_str(&text) {
-            Ok(p) => p,
-            Err(e) => panic!("{}: {e}", file.display()),
-        };
+    for (family, parsed) in parsed_test_files(&crs) {
         let tally = families.entry(family).or_default();
         for test in &parsed.tests {
             let name = format!("{}-{}", parsed.rule_id, test.test_id);

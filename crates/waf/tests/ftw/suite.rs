@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use super::{Output, Overrides};
+use super::{Output, Overrides, TestFile};
 
 /// Tests of one rule family (or all) by result.
 #[derive(Default)]
@@ -13,6 +13,26 @@ pub struct Tally {
     pub passed: usize,
     pub failed: usize,
     pub skipped: usize,
+}
+
+/// The suite's test files that hold tests, parsed, by family, in order.
+pub fn parsed_test_files(crs: &Path) -> Vec<(String, TestFile)> {
+    test_files(crs)
+        .into_iter()
+        .filter_map(|(family, file)| {
+            let text = std::fs::read_to_string(&file)
+                .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            let placeholder = text
+                .lines()
+                .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'));
+            if placeholder {
+                return None;
+            }
+            let parsed =
+                serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            Some((family, parsed))
+        })
+        .collect()
 }
 
 /// Every test file of the suite, by family (the rule file's number, e.g. `942`), in order.
