@@ -35,11 +35,10 @@ pub fn write_self_signed_for(
     names: &[&str],
     dir: &Path,
 ) -> Result<(PathBuf, PathBuf), Error> {
-    let host = stem;
     let pair = self_signed(names)?;
     std::fs::create_dir_all(dir).map_err(|e| Error::Io(format!("{}: {e}", dir.display())))?;
-    let cert = dir.join(format!("{host}.crt"));
-    let key = dir.join(format!("{host}.key"));
+    let cert = dir.join(format!("{stem}.crt"));
+    let key = dir.join(format!("{stem}.key"));
     std::fs::write(&cert, pair.cert_pem)
         .map_err(|e| Error::Io(format!("{}: {e}", cert.display())))?;
     write_private(&key, pair.key_pem.as_bytes())?;

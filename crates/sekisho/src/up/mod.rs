@@ -180,11 +180,6 @@ impl System {
         })
     }
 
-    /// Where the page is, e.g. `https://localhost:8443`.
-    pub fn url(&self) -> &str {
-        &self.banner.url
-    }
-
     /// Drains the gateway, then stops ashi and the site.
     pub async fn stop(self) -> Result<(), Error> {
         self.gateway.shutdown().await;
