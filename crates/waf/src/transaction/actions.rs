@@ -1,5 +1,7 @@
 //! Macro expansion and the actions that run for every match.
 
+use std::io::Write as _;
+
 use super::Transaction;
 use super::members::Members;
 use crate::action::{Ctl, Runtime, SetOp, SetVar};
@@ -82,7 +84,7 @@ impl Transaction<'_> {
             Runtime::SetEnv(k, v) => {
                 let k = String::from_utf8_lossy(&self.expand(k, Some(rule))).into_owned();
                 let v = self.expand(v, Some(rule));
-                self.env.set(&k, v);
+                self.env.set(&k, &v);
             }
             Runtime::Ctl(ctl) => match ctl {
                 Ctl::RuleEngine(mode) => self.engine = *mode,
@@ -97,9 +99,26 @@ impl Transaction<'_> {
         }
     }
 
+    /// Runs a `setvar`. CRS runs hundreds per request, nearly all with a literal name and
+    /// a literal or single-macro value, so those take no allocation.
     pub(super) fn set_var(&mut self, s: &SetVar, rule: &Rule) {
-        let name = String::from_utf8_lossy(&self.expand(&s.name, Some(rule))).to_ascii_lowercase();
-        let value = self.expand(&s.value, Some(rule));
+        let expanded_name;
+        let name = match s.name.literal() {
+            Some(name) => name,
+            None => {
+                expanded_name =
+                    String::from_utf8_lossy(&self.expand(&s.name, Some(rule))).into_owned();
+                &expanded_name
+            }
+        };
+        let expanded_value;
+        let value: &[u8] = match s.value.literal() {
+            Some(value) => value.as_bytes(),
+            None => {
+                expanded_value = self.expand(&s.value, Some(rule));
+                &expanded_value
+            }
+        };
         let members = match s.collection {
             Var::Tx => &mut self.tx,
             other => {
@@ -113,17 +132,20 @@ impl Transaction<'_> {
             }
         };
         match s.op {
-            SetOp::Assign => members.set(&name, value),
-            SetOp::Delete => members.remove(&name),
+            SetOp::Assign => members.set(name, value),
+            SetOp::Delete => members.remove(name),
             SetOp::Add | SetOp::Subtract => {
-                let current = members.get(&name).map_or(0, parse_number);
-                let delta = parse_number(&value);
+                let current = members.get(name).map_or(0, parse_number);
+                let delta = parse_number(value);
                 let result = if s.op == SetOp::Add {
                     current.saturating_add(delta)
                 } else {
                     current.saturating_sub(delta)
                 };
-                members.set(&name, result.to_string().into_bytes());
+                members.set_with(name, |v| {
+                    // Writing to a Vec cannot fail.
+                    let _ = write!(v, "{result}");
+                });
             }
         }
     }

@@ -10,14 +10,17 @@ use crate::body::{Pair, json, multipart, urlencoded, xml};
 
 mod actions;
 mod members;
+mod reused;
 mod transform_cache;
 mod variables;
 
 use crate::macros::MacroText;
+use crate::operator::Operator;
 use crate::rule::{Entry, LimitAction, Rule};
 use crate::ruleset::Rules;
 use crate::variable::{Selector, Var};
 use members::Members;
+use reused::Reused;
 use transform_cache::TransformCache;
 use variables::{parse_cookies, percent_decode};
 
@@ -73,6 +76,7 @@ pub struct MatchedRule {
 }
 
 /// A value the operator matched, kept until the rule's actions have run.
+#[derive(Default)]
 struct Match {
     var: Option<Var>,
     key: String,
@@ -118,15 +122,17 @@ pub struct Transaction<'r> {
     response_protocol: String,
     response_headers: Vec<Pair>,
     response_body: Vec<u8>,
+    /// Since the first streamed message, TX records its changes so that each message
+    /// starts from the state the headers left.
     tx: Members,
-    /// TX as it was before the first streamed message, restored before each one.
-    tx_before_messages: Option<Members>,
     /// IP, GLOBAL, SESSION, USER, RESOURCE: per transaction only (no persistence).
     other: Vec<(Var, Members)>,
     env: Members,
     matched_var: Vec<u8>,
     matched_var_name: String,
-    matched_vars: Vec<Pair>,
+    matched_vars: Reused<Pair>,
+    /// The current rule's matches (kept to reuse their buffers).
+    matches: Reused<Match>,
     removed_rules: Vec<RuleSelector>,
     removed_targets: Vec<(RuleSelector, Var, Selector)>,
     highest_severity: u8,
@@ -170,12 +176,12 @@ impl<'r> Transaction<'r> {
             response_headers: Vec::new(),
             response_body: Vec::new(),
             tx: Members::default(),
-            tx_before_messages: None,
             other: Vec::new(),
             env: Members::default(),
             matched_var: Vec::new(),
             matched_var_name: String::new(),
-            matched_vars: Vec::new(),
+            matched_vars: Reused::default(),
+            matches: Reused::default(),
             removed_rules: Vec::new(),
             removed_targets: Vec::new(),
             highest_severity: 255,
@@ -281,12 +287,15 @@ impl<'r> Transaction<'r> {
         if let Some(v) = self.stopped() {
             return v;
         }
-        match &self.tx_before_messages {
-            Some(before) => self.tx = before.clone(),
-            None => self.tx_before_messages = Some(self.tx.clone()),
+        if self.tx.has_checkpoint() {
+            self.tx.roll_back();
+        } else {
+            self.tx.checkpoint();
         }
-        self.args_post = args.to_vec();
-        self.body = raw.to_vec();
+        self.args_post.clear();
+        self.args_post.extend_from_slice(args);
+        self.body.clear();
+        self.body.extend_from_slice(raw);
         self.parsed = Parsed::default();
         self.run_phase(2)
     }
@@ -519,7 +528,7 @@ impl<'r> Transaction<'r> {
         }
         // A rule matching again in a later message of a stream is logged once, so the list
         // stays bounded however long the stream runs.
-        if self.tx_before_messages.is_some()
+        if self.tx.has_checkpoint()
             && self
                 .matched
                 .iter()
@@ -552,37 +561,43 @@ impl<'r> Transaction<'r> {
 
     /// Evaluates a rule and its chain; the matches' actions run as they are found.
     fn evaluate(&mut self, rule: &Rule) -> bool {
-        let matches = match &rule.operator {
-            None => vec![Match {
-                var: None,
-                key: String::new(),
-                value: Vec::new(),
-                captures: Vec::new(),
-            }],
-            Some(_) => self.find_matches(rule),
-        };
-        if matches.is_empty() {
-            return false;
+        let mut matches = std::mem::take(&mut self.matches);
+        matches.clear();
+        match &rule.operator {
+            None => {
+                let m = matches.next();
+                m.var = None;
+                m.captures.clear();
+            }
+            Some(op) => self.find_matches(rule, op, &mut matches),
         }
-        for m in matches {
+        let found = !matches.is_empty();
+        for m in matches.as_slice() {
             if let Some(var) = m.var {
-                let name = if m.key.is_empty() || !var.is_collection() {
-                    var.name().to_string()
-                } else {
-                    format!("{}:{}", var.name(), m.key)
-                };
-                self.matched_vars.push((name.clone(), m.value.clone()));
-                self.matched_var_name = name;
-                self.matched_var = m.value;
+                let name = &mut self.matched_var_name;
+                name.clear();
+                name.push_str(var.name());
+                if !m.key.is_empty() && var.is_collection() {
+                    name.push(':');
+                    name.push_str(&m.key);
+                }
+                let (k, v) = self.matched_vars.next();
+                k.clone_from(name);
+                v.clone_from(&m.value);
+                self.matched_var.clone_from(&m.value);
             }
             if rule.actions.capture {
-                for (n, c) in m.captures.into_iter().enumerate() {
-                    self.tx.set(&n.to_string(), c);
+                for (name, c) in CAPTURE_NAMES.iter().zip(&m.captures) {
+                    self.tx.set(name, c);
                 }
             }
             for action in &rule.actions.runtime {
                 self.run_action(action, rule);
             }
+        }
+        self.matches = matches;
+        if !found {
+            return false;
         }
         match &rule.chained {
             Some(next) => self.evaluate(next),
@@ -590,14 +605,8 @@ impl<'r> Transaction<'r> {
         }
     }
 
-    fn find_matches(&self, rule: &Rule) -> Vec<Match> {
-        let Some(op) = &rule.operator else {
-            return Vec::new();
-        };
-        let mut values = Vec::with_capacity(16);
-        for target in &rule.targets {
-            self.collect(Some(rule), target, &mut values);
-        }
+    /// Runs the operator over every value of the rule's targets, transformed.
+    fn find_matches(&self, rule: &Rule, op: &Operator, out: &mut Reused<Match>) {
         let expand = |text: &str| -> String {
             match MacroText::parse(text) {
                 Ok(m) => String::from_utf8_lossy(&self.expand(&m, Some(rule))).into_owned(),
@@ -605,46 +614,48 @@ impl<'r> Transaction<'r> {
             }
         };
         let want = rule.actions.capture;
-        let mut out = Vec::new();
         let mut captures = Vec::new();
-        for v in values {
-            if rule.actions.multi_match {
-                let mut current = v.value;
-                let mut last_matched: Option<Vec<u8>> = None;
-                for step in 0..=rule.transforms.len() {
-                    if step > 0 {
-                        current = rule.transforms[step - 1].apply(current);
+        let mut found = |var: Var, key: &str, value: &[u8], captures: &mut Vec<Vec<u8>>| {
+            let m = out.next();
+            m.var = Some(var);
+            m.key.clear();
+            m.key.push_str(key);
+            m.value.clear();
+            m.value.extend_from_slice(value);
+            m.captures = std::mem::take(captures);
+        };
+        for target in &rule.targets {
+            self.visit(Some(rule), target, &mut |v| {
+                if rule.actions.multi_match {
+                    let mut current = v.value;
+                    let mut last_matched: Option<Vec<u8>> = None;
+                    for step in 0..=rule.transforms.len() {
+                        if step > 0 {
+                            current = rule.transforms[step - 1].apply(current);
+                        }
+                        if last_matched.as_deref() == Some(&current[..]) {
+                            continue;
+                        }
+                        captures.clear();
+                        if matches_value(op, &current, &expand, want, &mut captures) {
+                            last_matched = Some(current.to_vec());
+                            found(v.var, &v.key, &current, &mut captures);
+                        }
                     }
-                    if last_matched.as_deref() == Some(&current[..]) {
-                        continue;
-                    }
+                } else {
+                    let current = self.transformed(rule, v.value);
                     captures.clear();
                     if matches_value(op, &current, &expand, want, &mut captures) {
-                        last_matched = Some(current.to_vec());
-                        out.push(Match {
-                            var: Some(v.var),
-                            key: v.key.to_string(),
-                            value: current.to_vec(),
-                            captures: std::mem::take(&mut captures),
-                        });
+                        found(v.var, &v.key, &current, &mut captures);
                     }
                 }
-            } else {
-                let current = self.transformed(rule, v.value);
-                captures.clear();
-                if matches_value(op, &current, &expand, want, &mut captures) {
-                    out.push(Match {
-                        var: Some(v.var),
-                        key: v.key.into_owned(),
-                        value: current.to_vec(),
-                        captures: std::mem::take(&mut captures),
-                    });
-                }
-            }
+            });
         }
-        out
     }
 }
+
+/// TX names of capture groups: ModSecurity keeps groups 0 to 9.
+const CAPTURE_NAMES: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
 
 /// Appends as much of `chunk` as fits under `limit`; returns whether some was cut off.
 fn fill(buf: &mut Vec<u8>, chunk: &[u8], limit: usize) -> bool {
@@ -656,7 +667,7 @@ fn fill(buf: &mut Vec<u8>, chunk: &[u8], limit: usize) -> bool {
 /// Runs an operator, asking for capture groups only once it is known to match: most
 /// values do not match, and a plain match test is much cheaper than finding groups.
 fn matches_value(
-    op: &crate::operator::Operator,
+    op: &Operator,
     input: &[u8],
     expand: &dyn Fn(&str) -> String,
     want_captures: bool,

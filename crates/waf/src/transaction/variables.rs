@@ -37,22 +37,44 @@ impl<'r> Transaction<'r> {
         target: &Target,
         out: &mut Vec<Value<'a>>,
     ) {
+        self.visit(rule, target, &mut |v| out.push(v));
+    }
+
+    /// Hands each value one target yields, after exclusions, to `f` (for `&VAR`, the
+    /// count). Rules inspect the values as they come, so no list of them is built.
+    pub(super) fn visit<'a>(
+        &'a self,
+        rule: Option<&Rule>,
+        target: &Target,
+        f: &mut dyn FnMut(Value<'a>),
+    ) {
+        if !target.count {
+            return self.members(rule, target, f);
+        }
+        if !target.var.is_collection() && self.excluded(rule, target.var, "") {
+            return;
+        }
+        let mut n = 0usize;
+        self.members(rule, target, &mut |_| n += 1);
+        let key = match &target.selector {
+            Selector::Key(k) if target.var.is_collection() => Cow::Owned(k.clone()),
+            _ => Cow::Borrowed(""),
+        };
+        f(Value {
+            var: target.var,
+            key,
+            value: Cow::Owned(n.to_string().into_bytes()),
+        });
+    }
+
+    fn members<'a>(&'a self, rule: Option<&Rule>, target: &Target, f: &mut dyn FnMut(Value<'a>)) {
         let var = target.var;
         if !var.is_collection() {
             // `ctl:ruleRemoveTarget*` can take a whole single-valued variable away.
-            if self.excluded(rule, var, "") {
-                return;
-            }
-            let value = self.scalar(var);
-            if target.count {
-                let n = usize::from(value.is_some());
-                out.push(Value {
-                    var,
-                    key: Cow::Borrowed(""),
-                    value: Cow::Owned(n.to_string().into_bytes()),
-                });
-            } else if let Some(value) = value {
-                out.push(Value {
+            if !self.excluded(rule, var, "")
+                && let Some(value) = self.scalar(var)
+            {
+                f(Value {
                     var,
                     key: Cow::Borrowed(""),
                     value,
@@ -60,10 +82,9 @@ impl<'r> Transaction<'r> {
             }
             return;
         }
-        let start = out.len();
         let mut push = |key: &'a str, value: Cow<'a, [u8]>| {
             if target.selector.selects(key) && !self.excluded(rule, var, key) {
-                out.push(Value {
+                f(Value {
                     var,
                     key: Cow::Borrowed(key),
                     value,
@@ -105,8 +126,8 @@ impl<'r> Transaction<'r> {
             Var::MultipartPartHeaders => pairs(&self.parsed.part_headers, false, &mut push),
             Var::Tx => pairs(self.tx.select(&target.selector), false, &mut push),
             Var::Env => pairs(self.env.select(&target.selector), false, &mut push),
-            Var::MatchedVars => pairs(&self.matched_vars, false, &mut push),
-            Var::MatchedVarsNames => pairs(&self.matched_vars, true, &mut push),
+            Var::MatchedVars => pairs(self.matched_vars.as_slice(), false, &mut push),
+            Var::MatchedVarsNames => pairs(self.matched_vars.as_slice(), true, &mut push),
             Var::Ip | Var::Global | Var::Session | Var::User | Var::Resource => {
                 if let Some((_, m)) = self.other.iter().find(|(v, _)| *v == var) {
                     pairs(m.select(&target.selector), false, &mut push);
@@ -146,19 +167,6 @@ impl<'r> Transaction<'r> {
                 }
             }
             _ => {}
-        }
-        if target.count {
-            let n = out.len() - start;
-            out.truncate(start);
-            let key = match &target.selector {
-                Selector::Key(k) => Cow::Owned(k.clone()),
-                _ => Cow::Borrowed(""),
-            };
-            out.push(Value {
-                var,
-                key,
-                value: Cow::Owned(n.to_string().into_bytes()),
-            });
         }
     }
 
