@@ -249,6 +249,24 @@ fn streamed_messages_are_judged_one_by_one_with_the_headers() {
 }
 
 #[test]
+fn each_message_is_transformed_afresh() {
+    // Transformation results are remembered per value; a later message whose text lands
+    // where an earlier one lay must still be judged on its own bytes.
+    let r = rules(&format!(
+        "{BASE}SecRule ARGS_POST \"@rx ^drop tables$\" \"id:5,phase:2,t:lowercase,deny,status:403\"\n"
+    ));
+    let mut tx = r.transaction();
+    tx.request_line("POST", "/svc/Method", "HTTP/2");
+    tx.process_request_headers();
+    for _ in 0..50 {
+        let clean = vec![("1".to_string(), b"HELLO WORLD".to_vec())];
+        assert_eq!(tx.process_message(&clean, b"raw"), Verdict::Continue);
+    }
+    let attack = vec![("1".to_string(), b"DROP TABLES".to_vec())];
+    assert!(matches!(tx.process_message(&attack, b"raw"), Verdict::Interrupt(i) if i.rule_id == 5));
+}
+
+#[test]
 fn response_phases_see_status_headers_and_body() {
     let r = rules(
         "SecRuleEngine On\nSecResponseBodyAccess On\nSecResponseBodyMimeType text/html\n\

@@ -25,25 +25,23 @@ impl Transaction<'_> {
                 Part::Literal(s) => out.extend_from_slice(s.as_bytes()),
                 Part::Var(Var::Rule, Some(key)) => {
                     let Some(rule) = rule else { continue };
-                    match key.to_ascii_lowercase().as_str() {
-                        "id" => out.extend_from_slice(rule.id.to_string().as_bytes()),
-                        "msg" => {
-                            if let Some(msg) = &rule.actions.msg {
-                                out.extend(self.expand(msg, None));
-                            }
+                    let is = |name: &str| key.eq_ignore_ascii_case(name);
+                    if is("id") {
+                        let _ = write!(out, "{}", rule.id);
+                    } else if is("msg") {
+                        if let Some(msg) = &rule.actions.msg {
+                            out.extend(self.expand(msg, None));
                         }
-                        "logdata" => {
-                            if let Some(l) = &rule.actions.logdata {
-                                out.extend(self.expand(l, None));
-                            }
+                    } else if is("logdata") {
+                        if let Some(l) = &rule.actions.logdata {
+                            out.extend(self.expand(l, None));
                         }
-                        "severity" => {
-                            if let Some(s) = rule.actions.severity {
-                                out.extend_from_slice(s.to_string().as_bytes());
-                            }
+                    } else if is("severity") {
+                        if let Some(s) = rule.actions.severity {
+                            let _ = write!(out, "{s}");
                         }
-                        "phase" => out.extend_from_slice(rule.phase.to_string().as_bytes()),
-                        _ => {}
+                    } else if is("phase") {
+                        let _ = write!(out, "{}", rule.phase);
                     }
                 }
                 Part::Var(var, key) => {

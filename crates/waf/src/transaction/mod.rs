@@ -1,6 +1,6 @@
 //! One HTTP exchange run through a rule set, phase by phase.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::net::IpAddr;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -140,7 +140,6 @@ pub struct Transaction<'r> {
     interruption: Option<Interruption>,
     allowed: Option<AllowScope>,
     transform_cache: RefCell<TransformCache>,
-    transform_cache_bytes: Cell<usize>,
 }
 
 impl<'r> Transaction<'r> {
@@ -189,7 +188,6 @@ impl<'r> Transaction<'r> {
             interruption: None,
             allowed: None,
             transform_cache: RefCell::default(),
-            transform_cache_bytes: Cell::new(0),
         }
     }
 
@@ -207,6 +205,7 @@ impl<'r> Transaction<'r> {
 
     /// Records the request line; `uri` is the raw target as received.
     pub fn request_line(&mut self, method: &str, uri: &str, protocol: &str) {
+        self.forget_transforms();
         self.method = method.to_string();
         self.uri = uri.to_string();
         self.protocol = protocol.to_string();
@@ -224,6 +223,7 @@ impl<'r> Transaction<'r> {
 
     /// Adds one request header (repeat for repeated headers).
     pub fn request_header(&mut self, name: &str, value: &[u8]) {
+        self.forget_transforms();
         if name.eq_ignore_ascii_case("cookie") {
             parse_cookies(value, &mut self.cookies);
         }
@@ -244,6 +244,7 @@ impl<'r> Transaction<'r> {
         if !self.body_access {
             return Verdict::Continue;
         }
+        self.forget_transforms();
         let settings = &self.rules.settings;
         if fill(&mut self.body, chunk, settings.request_body_limit) {
             self.body_truncated = true;
@@ -260,6 +261,7 @@ impl<'r> Transaction<'r> {
             return v;
         }
         if self.body_access {
+            self.forget_transforms();
             let rules = self.rules.clone();
             let settings = &rules.settings;
             let processor = self.body_processor.or_else(|| self.default_processor());
@@ -287,6 +289,7 @@ impl<'r> Transaction<'r> {
         if let Some(v) = self.stopped() {
             return v;
         }
+        self.forget_transforms();
         if self.tx.has_checkpoint() {
             self.tx.roll_back();
         } else {
@@ -302,12 +305,14 @@ impl<'r> Transaction<'r> {
 
     /// Records the response status line.
     pub fn response_status(&mut self, status: u16, protocol: &str) {
+        self.forget_transforms();
         self.status = status;
         self.response_protocol = protocol.to_string();
     }
 
     /// Adds one response header.
     pub fn response_header(&mut self, name: &str, value: &[u8]) {
+        self.forget_transforms();
         self.response_headers
             .push((name.to_string(), value.to_vec()));
     }
@@ -325,6 +330,7 @@ impl<'r> Transaction<'r> {
         if !self.inspects_response_body() {
             return Verdict::Continue;
         }
+        self.forget_transforms();
         let settings = &self.rules.settings;
         if fill(&mut self.response_body, chunk, settings.response_body_limit)
             && settings.response_body_limit_action == LimitAction::Reject
@@ -643,7 +649,7 @@ impl<'r> Transaction<'r> {
                         }
                     }
                 } else {
-                    let current = self.transformed(rule, v.value);
+                    let current = self.transformed(rule, v.var, v.value);
                     captures.clear();
                     if matches_value(op, &current, &expand, want, &mut captures) {
                         found(v.var, &v.key, &current, &mut captures);

@@ -34,7 +34,7 @@ impl<'r> Transaction<'r> {
     pub(super) fn collect<'a>(
         &'a self,
         rule: Option<&Rule>,
-        target: &Target,
+        target: &'a Target,
         out: &mut Vec<Value<'a>>,
     ) {
         self.visit(rule, target, &mut |v| out.push(v));
@@ -45,7 +45,7 @@ impl<'r> Transaction<'r> {
     pub(super) fn visit<'a>(
         &'a self,
         rule: Option<&Rule>,
-        target: &Target,
+        target: &'a Target,
         f: &mut dyn FnMut(Value<'a>),
     ) {
         if !target.count {
@@ -57,13 +57,13 @@ impl<'r> Transaction<'r> {
         let mut n = 0usize;
         self.members(rule, target, &mut |_| n += 1);
         let key = match &target.selector {
-            Selector::Key(k) if target.var.is_collection() => Cow::Owned(k.clone()),
-            _ => Cow::Borrowed(""),
+            Selector::Key(k) if target.var.is_collection() => k.as_str(),
+            _ => "",
         };
         f(Value {
             var: target.var,
-            key,
-            value: Cow::Owned(n.to_string().into_bytes()),
+            key: Cow::Borrowed(key),
+            value: number(n),
         });
     }
 
@@ -174,7 +174,7 @@ impl<'r> Transaction<'r> {
     pub(super) fn scalar(&self, var: Var) -> Option<Cow<'_, [u8]>> {
         let b = |s: &'_ str| -> Option<Cow<'_, [u8]>> { Some(Cow::Owned(s.as_bytes().to_vec())) };
         let flag = |f: bool| Some(Cow::Borrowed(if f { &b"1"[..] } else { &b"0"[..] }));
-        let number = |n: usize| Some(Cow::Owned(n.to_string().into_bytes()));
+        let number = |n: usize| Some(number(n));
         match var {
             Var::RequestMethod => Some(Cow::Borrowed(self.method.as_bytes())),
             Var::RequestProtocol => Some(Cow::Borrowed(self.protocol.as_bytes())),
@@ -291,6 +291,15 @@ impl<'r> Transaction<'r> {
     pub(super) fn uri_path(&self) -> &str {
         let uri = strip_authority(&self.uri);
         uri.split(['?', '#']).next().unwrap_or("")
+    }
+}
+
+/// A count or length as text; the small ones rules read most take no allocation.
+fn number(n: usize) -> Cow<'static, [u8]> {
+    const DIGITS: [&[u8]; 10] = [b"0", b"1", b"2", b"3", b"4", b"5", b"6", b"7", b"8", b"9"];
+    match DIGITS.get(n) {
+        Some(digit) => Cow::Borrowed(digit),
+        None => Cow::Owned(n.to_string().into_bytes()),
     }
 }
 
