@@ -43,11 +43,14 @@ const TRANSFORM_CACHE_BUDGET: usize = 1 << 20;
 /// about a hundred, so the table is not regrown several times per request.
 const TRANSFORM_CACHE_CAPACITY: usize = 256;
 
-/// Results by (chain id, address, length) of a value in the transaction's request buffers;
-/// `None`: the chain leaves the value unchanged.
+/// A transformation chain's id and the address and length of its input.
+type Key = (u32, usize, usize);
+
+/// Results by [`Key`] of a value in the transaction's request buffers; `None`: the chain
+/// leaves the value unchanged.
 #[derive(Default)]
 pub(super) struct TransformCache {
-    results: FastMap<(u32, usize, usize), Option<Arc<[u8]>>>,
+    results: FastMap<Key, Option<Arc<[u8]>>>,
     bytes: usize,
 }
 
