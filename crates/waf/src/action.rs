@@ -1,5 +1,7 @@
 //! Rule actions: parsed once at load into typed values so evaluation never re-reads text.
 
+use std::sync::Arc;
+
 use crate::macros::MacroText;
 use crate::transform::Transform;
 use crate::variable::{Selector, Target, Var};
@@ -126,6 +128,8 @@ pub(crate) enum SetOp {
 pub(crate) struct SetVar {
     pub collection: Var,
     pub name: MacroText,
+    /// The name when it is literal, shared with every transaction that creates the member.
+    pub literal_name: Option<Arc<str>>,
     pub op: SetOp,
     pub value: MacroText,
 }
@@ -390,9 +394,11 @@ fn parse_setvar(text: &str) -> Result<SetVar, String> {
             ));
         }
     };
+    let name = MacroText::parse(&name.trim().to_ascii_lowercase())?;
     Ok(SetVar {
         collection,
-        name: MacroText::parse(&name.trim().to_ascii_lowercase())?,
+        literal_name: name.literal().map(Arc::from),
+        name,
         op,
         value: MacroText::parse(value)?,
     })

@@ -267,6 +267,32 @@ fn each_message_is_transformed_afresh() {
 }
 
 #[test]
+fn message_field_paths_are_selectable_but_not_inspected_as_names() {
+    let r = rules(&format!(
+        "{BASE}SecRule ARGS_NAMES \"@rx ^\\d\" \"id:1,phase:2,log,pass\"\n\
+         SecRule ARGS_POST:3.2 \"@rx evil\" \"id:2,phase:2,log,pass\"\n\
+         SecRule ARGS|!ARGS:1 \"@rx evil\" \"id:3,phase:2,log,pass\"\n"
+    ));
+    let mut tx = r.transaction();
+    tx.request_line("POST", "/svc/Method", "HTTP/2");
+    tx.process_request_headers();
+    let fields = vec![
+        ("1".to_string(), b"evil".to_vec()),
+        ("3.2".to_string(), b"evil".to_vec()),
+    ];
+    tx.process_message(&fields, b"raw");
+    assert_eq!(ids(&tx), vec![2, 3]);
+    // A form body's names are request text and are inspected.
+    let form = run(
+        &r,
+        "/f",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        b"1=a",
+    );
+    assert_eq!(ids(&form), vec![1]);
+}
+
+#[test]
 fn response_phases_see_status_headers_and_body() {
     let r = rules(
         "SecRuleEngine On\nSecResponseBodyAccess On\nSecResponseBodyMimeType text/html\n\

@@ -130,7 +130,9 @@ impl Transaction<'_> {
             }
         };
         match s.op {
-            SetOp::Assign => members.set(name, value),
+            SetOp::Assign => members.set_with(name, s.literal_name.as_ref(), |v| {
+                v.extend_from_slice(value)
+            }),
             SetOp::Delete => members.remove(name),
             SetOp::Add | SetOp::Subtract => {
                 let current = members.get(name).map_or(0, parse_number);
@@ -140,7 +142,7 @@ impl Transaction<'_> {
                 } else {
                     current.saturating_sub(delta)
                 };
-                members.set_with(name, |v| {
+                members.set_with(name, s.literal_name.as_ref(), |v| {
                     // Writing to a Vec cannot fail.
                     let _ = write!(v, "{result}");
                 });

@@ -1,6 +1,7 @@
 //! Writable collections (TX, ENV, ...).
 
-use crate::body::Pair;
+use std::sync::Arc;
+
 use crate::fasthash::FastMap;
 use crate::variable::Selector;
 
@@ -10,14 +11,17 @@ use crate::variable::Selector;
 #[derive(Debug, Default)]
 pub(super) struct Members {
     /// In insertion order, for iteration; names in lower case (as ModSecurity's setvar
-    /// keeps them).
-    pairs: Vec<Pair>,
-    /// Lower-cased name to position in `pairs`.
-    index: FastMap<String, usize>,
+    /// keeps them), shared with the rule that names them when it can be.
+    pairs: Vec<Member>,
+    /// Name to position in `pairs`.
+    index: FastMap<Arc<str>, usize>,
     /// While recording: each member's value before its first change (`None`: it did not
     /// exist), so [`Members::roll_back`] can undo the changes.
     journal: Option<Vec<(String, Option<Vec<u8>>)>>,
 }
+
+/// A member's lower-case name and value.
+pub(super) type Member = (Arc<str>, Vec<u8>);
 
 /// CRS sets about this many TX variables in every transaction; sizing a collection for
 /// them at its first write saves regrowing its table and index several times per request.
@@ -53,12 +57,18 @@ impl Members {
     }
 
     pub(super) fn set(&mut self, key: &str, value: &[u8]) {
-        self.set_with(key, |v| v.extend_from_slice(value));
+        self.set_with(key, None, |v| v.extend_from_slice(value));
     }
 
     /// Sets a member to what `write` appends to an empty buffer; an existing member's
-    /// buffer is reused, so rewriting a score allocates nothing.
-    pub(super) fn set_with(&mut self, key: &str, write: impl FnOnce(&mut Vec<u8>)) {
+    /// buffer is reused, so rewriting a score allocates nothing. `shared` is `key` in lower
+    /// case, when the caller holds it so, for a new member to take without allocating.
+    pub(super) fn set_with(
+        &mut self,
+        key: &str,
+        shared: Option<&Arc<str>>,
+        write: impl FnOnce(&mut Vec<u8>),
+    ) {
         let position = self.position(key);
         self.record(key, position);
         match position {
@@ -74,8 +84,11 @@ impl Members {
                 }
                 let mut value = Vec::new();
                 write(&mut value);
-                let name = key.to_ascii_lowercase();
-                self.index.insert(name.clone(), self.pairs.len());
+                let name = match shared {
+                    Some(name) => Arc::clone(name),
+                    None => Arc::from(key.to_ascii_lowercase()),
+                };
+                self.index.insert(Arc::clone(&name), self.pairs.len());
                 self.pairs.push((name, value));
             }
         }
@@ -134,8 +147,9 @@ impl Members {
                 (Some(i), Some(value)) => self.pairs[i].1 = value,
                 (Some(i), None) => self.remove_at(i),
                 (None, Some(value)) => {
-                    self.index.insert(key.clone(), self.pairs.len());
-                    self.pairs.push((key, value));
+                    let name: Arc<str> = Arc::from(key);
+                    self.index.insert(Arc::clone(&name), self.pairs.len());
+                    self.pairs.push((name, value));
                 }
                 (None, None) => {}
             }
@@ -144,7 +158,7 @@ impl Members {
     }
 
     /// The members a selector takes: a direct lookup for a plain name.
-    pub(super) fn select(&self, selector: &Selector) -> &[Pair] {
+    pub(super) fn select(&self, selector: &Selector) -> &[Member] {
         match selector {
             Selector::Key(k) => match self.position(k) {
                 Some(i) => std::slice::from_ref(&self.pairs[i]),
@@ -160,7 +174,10 @@ mod tests {
     use super::*;
 
     fn names(m: &Members) -> Vec<(String, Vec<u8>)> {
-        m.pairs.clone()
+        m.pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
     }
 
     #[test]
@@ -168,7 +185,7 @@ mod tests {
         let mut m = Members::default();
         m.set("Anomaly_Score", b"5");
         assert_eq!(m.get("ANOMALY_SCORE"), Some(&b"5"[..]));
-        m.set_with("anomaly_score", |v| v.extend_from_slice(b"10"));
+        m.set_with("anomaly_score", None, |v| v.extend_from_slice(b"10"));
         assert_eq!(m.get("anomaly_score"), Some(&b"10"[..]));
         let long = "X".repeat(100);
         m.set(&long, b"1");

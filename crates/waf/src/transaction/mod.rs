@@ -113,6 +113,9 @@ pub struct Transaction<'r> {
     cookies: Vec<Pair>,
     args_get: Vec<Pair>,
     args_post: Vec<Pair>,
+    /// Whether `args_post` came from a streamed message, whose field paths are not request
+    /// text and so are not offered to rules as ARGS_NAMES.
+    args_post_structural: bool,
     body: Vec<u8>,
     body_access: bool,
     body_processor: Option<BodyProcessor>,
@@ -165,6 +168,7 @@ impl<'r> Transaction<'r> {
             cookies: Vec::new(),
             args_get: Vec::new(),
             args_post: Vec::new(),
+            args_post_structural: false,
             body: Vec::new(),
             body_access,
             body_processor: None,
@@ -281,7 +285,10 @@ impl<'r> Transaction<'r> {
     }
 
     /// Inspects one more message of a streaming body (such as one gRPC message) as
-    /// REQUEST_BODY and ARGS_POST with the phase-2 rules. Each message is judged on its own
+    /// REQUEST_BODY and ARGS_POST with the phase-2 rules. The arguments' names are taken
+    /// to be structural, such as protobuf field paths (`3.2`): they serve selectors and
+    /// exclusions (`ARGS:3.2`, `!ARGS_POST:1`) but are not request text, so ARGS_NAMES and
+    /// ARGS_POST_NAMES leave them out and no rule spends time on them. Each message is judged on its own
     /// with the headers: TX (and so the anomaly score) goes back to what it was before the
     /// first message, so low scores of earlier messages, and phase-2 rules that read headers
     /// and score again with every message, never add up to a refusal over a long stream.
@@ -297,6 +304,7 @@ impl<'r> Transaction<'r> {
         }
         self.args_post.clear();
         self.args_post.extend_from_slice(args);
+        self.args_post_structural = true;
         self.body.clear();
         self.body.extend_from_slice(raw);
         self.parsed = Parsed::default();
@@ -429,6 +437,7 @@ impl<'r> Transaction<'r> {
 
     fn parse_body(&mut self, processor: Option<BodyProcessor>) {
         self.parsed.processor = processor;
+        self.args_post_structural = false;
         let body = std::mem::take(&mut self.body);
         match processor {
             Some(BodyProcessor::UrlEncoded) => {

@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::members::Member;
 use super::{Transaction, selects_rule};
 use crate::action::BodyProcessor;
 use crate::body::Pair;
@@ -104,6 +105,11 @@ impl<'r> Transaction<'r> {
                     );
                 }
             };
+        let members = |list: &'a [Member], push: &mut dyn FnMut(&'a str, Cow<'a, [u8]>)| {
+            for (k, v) in list {
+                push(k, Cow::Borrowed(v.as_slice()));
+            }
+        };
         match var {
             Var::Args => {
                 pairs(&self.args_get, false, &mut push);
@@ -111,12 +117,16 @@ impl<'r> Transaction<'r> {
             }
             Var::ArgsNames => {
                 pairs(&self.args_get, true, &mut push);
-                pairs(&self.args_post, true, &mut push);
+                if !self.args_post_structural {
+                    pairs(&self.args_post, true, &mut push);
+                }
             }
             Var::ArgsGet => pairs(&self.args_get, false, &mut push),
             Var::ArgsGetNames => pairs(&self.args_get, true, &mut push),
             Var::ArgsPost => pairs(&self.args_post, false, &mut push),
-            Var::ArgsPostNames => pairs(&self.args_post, true, &mut push),
+            Var::ArgsPostNames if !self.args_post_structural => {
+                pairs(&self.args_post, true, &mut push)
+            }
             Var::RequestHeaders => pairs(&self.request_headers, false, &mut push),
             Var::RequestHeadersNames => pairs(&self.request_headers, true, &mut push),
             Var::RequestCookies => pairs(&self.cookies, false, &mut push),
@@ -124,13 +134,13 @@ impl<'r> Transaction<'r> {
             Var::ResponseHeaders => pairs(&self.response_headers, false, &mut push),
             Var::ResponseHeadersNames => pairs(&self.response_headers, true, &mut push),
             Var::MultipartPartHeaders => pairs(&self.parsed.part_headers, false, &mut push),
-            Var::Tx => pairs(self.tx.select(&target.selector), false, &mut push),
-            Var::Env => pairs(self.env.select(&target.selector), false, &mut push),
+            Var::Tx => members(self.tx.select(&target.selector), &mut push),
+            Var::Env => members(self.env.select(&target.selector), &mut push),
             Var::MatchedVars => pairs(self.matched_vars.as_slice(), false, &mut push),
             Var::MatchedVarsNames => pairs(self.matched_vars.as_slice(), true, &mut push),
             Var::Ip | Var::Global | Var::Session | Var::User | Var::Resource => {
                 if let Some((_, m)) = self.other.iter().find(|(v, _)| *v == var) {
-                    pairs(m.select(&target.selector), false, &mut push);
+                    members(m.select(&target.selector), &mut push);
                 }
             }
             Var::Files => {
