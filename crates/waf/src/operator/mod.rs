@@ -15,6 +15,7 @@ use self::ip::IpSet;
 use self::pattern::PhraseSet;
 use self::rx::Rx;
 use self::validate::ByteSet;
+use crate::macros::MacroText;
 
 /// A parsed operator with its parameter prepared for fast evaluation.
 #[derive(Debug)]
@@ -24,6 +25,8 @@ pub struct Operator {
     negated: bool,
     /// The parameter as written, which is what `expand` resolves for dynamic parameters.
     param: String,
+    /// The parameter's macros, parsed once, when it has any.
+    macros: Option<MacroText>,
     kind: Kind,
 }
 
@@ -168,10 +171,15 @@ impl Operator {
                 );
             }
         };
+        let macros = param
+            .contains("%{")
+            .then(|| MacroText::parse(param).ok())
+            .flatten();
         Ok(Operator {
             name: canonical,
             negated,
             param: param.to_owned(),
+            macros,
             kind,
         })
     }
@@ -179,6 +187,11 @@ impl Operator {
     /// The operator's name as SecLang spells it (`rx`, `pmFromFile`, ...), for logs.
     pub fn name(&self) -> &'static str {
         self.name
+    }
+
+    /// The parameter's macros, parsed at load, for callers that expand them.
+    pub(crate) fn macros(&self) -> Option<&MacroText> {
+        self.macros.as_ref()
     }
 
     /// Whether the parameter holds `%{...}` macros the caller must expand per evaluation.

@@ -20,6 +20,12 @@ impl Transaction<'_> {
     /// Expands macros to bytes; unknown members expand to nothing.
     pub(super) fn expand(&self, m: &MacroText, rule: Option<&Rule>) -> Vec<u8> {
         let mut out = Vec::new();
+        self.expand_into(m, rule, &mut out);
+        out
+    }
+
+    /// Appends the expansion to `out`.
+    pub(super) fn expand_into(&self, m: &MacroText, rule: Option<&Rule>, out: &mut Vec<u8>) {
         for part in m.parts() {
             match part {
                 Part::Literal(s) => out.extend_from_slice(s.as_bytes()),
@@ -30,11 +36,11 @@ impl Transaction<'_> {
                         let _ = write!(out, "{}", rule.id);
                     } else if is("msg") {
                         if let Some(msg) = &rule.actions.msg {
-                            out.extend(self.expand(msg, None));
+                            self.expand_into(msg, None, out);
                         }
                     } else if is("logdata") {
                         if let Some(l) = &rule.actions.logdata {
-                            out.extend(self.expand(l, None));
+                            self.expand_into(l, None, out);
                         }
                     } else if is("severity") {
                         if let Some(s) = rule.actions.severity {
@@ -73,7 +79,6 @@ impl Transaction<'_> {
                 }
             }
         }
-        out
     }
 
     pub(super) fn run_action(&mut self, action: &Runtime, rule: &Rule) {
@@ -109,12 +114,13 @@ impl Transaction<'_> {
                 &expanded_name
             }
         };
-        let expanded_value;
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
         let value: &[u8] = match s.value.literal() {
             Some(value) => value.as_bytes(),
             None => {
-                expanded_value = self.expand(&s.value, Some(rule));
-                &expanded_value
+                self.expand_into(&s.value, Some(rule), &mut scratch);
+                &scratch
             }
         };
         let members = match s.collection {
@@ -148,6 +154,7 @@ impl Transaction<'_> {
                 });
             }
         }
+        self.scratch = scratch;
     }
 }
 

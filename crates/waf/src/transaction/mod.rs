@@ -131,6 +131,8 @@ pub struct Transaction<'r> {
     /// IP, GLOBAL, SESSION, USER, RESOURCE: per transaction only (no persistence).
     other: Vec<(Var, Members)>,
     env: Members,
+    /// A buffer `setvar` expands values into, kept to save an allocation per expansion.
+    scratch: Vec<u8>,
     matched_var: Vec<u8>,
     matched_var_name: String,
     matched_vars: Reused<Pair>,
@@ -181,6 +183,7 @@ impl<'r> Transaction<'r> {
             tx: Members::default(),
             other: Vec::new(),
             env: Members::default(),
+            scratch: Vec::new(),
             matched_var: Vec::new(),
             matched_var_name: String::new(),
             matched_vars: Reused::default(),
@@ -623,10 +626,19 @@ impl<'r> Transaction<'r> {
     /// Runs the operator over every value of the rule's targets, transformed.
     fn find_matches(&self, rule: &Rule, op: &Operator, out: &mut Reused<Match>) {
         let expand = |text: &str| -> String {
-            match MacroText::parse(text) {
-                Ok(m) => String::from_utf8_lossy(&self.expand(&m, Some(rule))).into_owned(),
-                Err(_) => text.to_string(),
-            }
+            let parsed;
+            let macros = match op.macros() {
+                Some(m) => m,
+                None => match MacroText::parse(text) {
+                    Ok(m) => {
+                        parsed = m;
+                        &parsed
+                    }
+                    Err(_) => return text.to_string(),
+                },
+            };
+            String::from_utf8(self.expand(macros, Some(rule)))
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
         };
         let want = rule.actions.capture;
         let mut captures = Vec::new();
