@@ -22,6 +22,7 @@ macro_rules! variables {
             }
 
             /// Whether the variable is a collection with named members.
+            #[inline]
             pub(crate) fn is_collection(self) -> bool {
                 match self { $( Var::$variant => $collection, )* }
             }
@@ -141,6 +142,7 @@ pub(crate) enum Selector {
 
 impl Selector {
     /// Whether a member name is selected.
+    #[inline]
     pub(crate) fn selects(&self, name: &str) -> bool {
         match self {
             Selector::All | Selector::XPath(_) => true,
