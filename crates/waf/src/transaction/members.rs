@@ -94,6 +94,18 @@ impl Members {
         }
     }
 
+    /// How many members the tables have room for.
+    pub(super) fn capacity(&self) -> usize {
+        self.pairs.capacity()
+    }
+
+    /// Removes every member, keeping the tables' capacity.
+    pub(super) fn clear(&mut self) {
+        self.pairs.clear();
+        self.index.clear();
+        self.journal = None;
+    }
+
     pub(super) fn remove(&mut self, key: &str) {
         if let Some(i) = self.position(key) {
             self.record(key, Some(i));

@@ -10,6 +10,7 @@ use crate::body::{Pair, json, multipart, urlencoded, xml};
 
 mod actions;
 mod members;
+mod pool;
 mod reused;
 mod transform_cache;
 mod variables;
@@ -20,6 +21,7 @@ use crate::rule::{Entry, LimitAction, Rule};
 use crate::ruleset::Rules;
 use crate::variable::{Selector, Var};
 use members::Members;
+use pool::Storage;
 use reused::Reused;
 use transform_cache::TransformCache;
 use variables::{parse_cookies, percent_decode};
@@ -154,6 +156,7 @@ impl<'r> Transaction<'r> {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
+        let storage = Storage::take();
         Transaction {
             rules,
             engine,
@@ -166,10 +169,10 @@ impl<'r> Transaction<'r> {
             protocol: String::new(),
             line: String::new(),
             filename: Vec::new(),
-            request_headers: Vec::new(),
+            request_headers: storage.request_headers,
             cookies: Vec::new(),
             args_get: Vec::new(),
-            args_post: Vec::new(),
+            args_post: storage.args_post,
             args_post_structural: false,
             body: Vec::new(),
             body_access,
@@ -180,21 +183,21 @@ impl<'r> Transaction<'r> {
             response_protocol: String::new(),
             response_headers: Vec::new(),
             response_body: Vec::new(),
-            tx: Members::default(),
+            tx: storage.tx,
             other: Vec::new(),
             env: Members::default(),
             scratch: Vec::new(),
             matched_var: Vec::new(),
             matched_var_name: String::new(),
-            matched_vars: Reused::default(),
-            matches: Reused::default(),
+            matched_vars: storage.matched_vars,
+            matches: storage.matches,
             removed_rules: Vec::new(),
             removed_targets: Vec::new(),
             highest_severity: 255,
             matched: Vec::new(),
             interruption: None,
             allowed: None,
-            transform_cache: RefCell::default(),
+            transform_cache: RefCell::new(storage.transform_cache),
         }
     }
 
@@ -678,6 +681,20 @@ impl<'r> Transaction<'r> {
                 }
             });
         }
+    }
+}
+
+impl Drop for Transaction<'_> {
+    fn drop(&mut self) {
+        Storage {
+            tx: std::mem::take(&mut self.tx),
+            transform_cache: std::mem::take(self.transform_cache.get_mut()),
+            matches: std::mem::take(&mut self.matches),
+            matched_vars: std::mem::take(&mut self.matched_vars),
+            request_headers: std::mem::take(&mut self.request_headers),
+            args_post: std::mem::take(&mut self.args_post),
+        }
+        .give_back();
     }
 }
 

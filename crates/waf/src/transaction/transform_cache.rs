@@ -121,9 +121,20 @@ impl Transaction<'_> {
     /// Empties the cache: to be called before the request buffers change, since a result
     /// is known by the address of its input.
     pub(super) fn forget_transforms(&mut self) {
-        let cache = self.transform_cache.get_mut();
-        cache.results.clear();
-        cache.bytes = 0;
+        self.transform_cache.get_mut().clear();
+    }
+}
+
+impl TransformCache {
+    /// How many results the table has room for.
+    pub(super) fn capacity(&self) -> usize {
+        self.results.capacity()
+    }
+
+    /// Forgets every result, keeping the table's capacity.
+    pub(super) fn clear(&mut self) {
+        self.results.clear();
+        self.bytes = 0;
     }
 }
 
