@@ -293,6 +293,27 @@ fn message_field_paths_are_selectable_but_not_inspected_as_names() {
 }
 
 #[test]
+fn a_transaction_starts_clean_after_others_on_the_same_thread() {
+    // Finished transactions leave their tables for the next ones: nothing they held may
+    // show through, neither TX variables nor cached transformations.
+    let r = rules(&format!(
+        "{BASE}SecRule ARGS:flag \"@streq on\" \"id:1,phase:1,pass,nolog,setvar:tx.flagged=1\"\n\
+         SecRule TX:flagged \"@eq 1\" \"id:2,phase:1,log,pass\"\n\
+         SecRule REQUEST_HEADERS:x-note \"@rx ^drop tables$\" \"id:3,phase:1,t:lowercase,log,pass\"\n"
+    ));
+    for _ in 0..20 {
+        let tx = run(&r, "/?flag=on", &[("x-note", "HELLO WORLD")], b"");
+        assert_eq!(ids(&tx), vec![2]);
+    }
+    let tx = run(&r, "/", &[("x-note", "DROP TABLES")], b"");
+    assert_eq!(
+        ids(&tx),
+        vec![3],
+        "no TX from earlier transactions, the new header's own text"
+    );
+}
+
+#[test]
 fn response_phases_see_status_headers_and_body() {
     let r = rules(
         "SecRuleEngine On\nSecResponseBodyAccess On\nSecResponseBodyMimeType text/html\n\
