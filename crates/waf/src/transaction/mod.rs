@@ -294,10 +294,12 @@ impl<'r> Transaction<'r> {
     /// REQUEST_BODY and ARGS_POST with the phase-2 rules. The arguments' names are taken
     /// to be structural, such as protobuf field paths (`3.2`): they serve selectors and
     /// exclusions (`ARGS:3.2`, `!ARGS_POST:1`) but are not request text, so ARGS_NAMES and
-    /// ARGS_POST_NAMES leave them out and no rule spends time on them. Each message is judged on its own
-    /// with the headers: TX (and so the anomaly score) goes back to what it was before the
-    /// first message, so low scores of earlier messages, and phase-2 rules that read headers
-    /// and score again with every message, never add up to a refusal over a long stream.
+    /// ARGS_POST_NAMES leave them out and no rule spends time on them.
+    ///
+    /// Each message is judged on its own with the headers: TX (and so the anomaly score)
+    /// goes back to what it was before the first message, so low scores of earlier
+    /// messages, and phase-2 rules that read headers and score again with every message,
+    /// never add up to a refusal over a long stream.
     pub fn process_message(&mut self, args: &[(String, Vec<u8>)], raw: &[u8]) -> Verdict {
         if let Some(v) = self.stopped() {
             return v;
