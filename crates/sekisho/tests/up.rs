@@ -186,6 +186,16 @@ async fn up_serves_partners_over_rest_and_apps_over_grpc_then_stops_on_ctrl_c() 
         .measurements;
     assert_eq!(measurements.len(), 1);
     assert_eq!(measurements[0].measurement_id, up.measurement_id);
+    // The demo user's token does not reach another user's measurements.
+    let someone_else = ListMeasurementsRequest {
+        user_id: "someone-else".into(),
+        ..list.clone()
+    };
+    let denied = app
+        .list_measurements(up.with_token(someone_else))
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied, "{denied:?}");
 
     // Access log lines on stdout name the routes that served them.
     let log = up.log.clone();

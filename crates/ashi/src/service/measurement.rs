@@ -1,7 +1,7 @@
 //! `ashi.v1.MeasurementService`: uploads, and measurements stored per user.
 
 use super::convert::{ms_from_timestamp, now_ms, timestamp, timestamp_from_ms};
-use super::{Shared, objects_status, page_size, store_status};
+use super::{Shared, check_user, objects_status, page_size, store_status};
 use crate::pb::measurement_service_server::MeasurementService;
 use crate::pb::*;
 use crate::store::{NewMeasurement, StoredMeasurement};
@@ -56,8 +56,9 @@ impl MeasurementService for Measurements {
         &self,
         request: Request<CreateUploadRequest>,
     ) -> Result<Response<CreateUploadResponse>, Status> {
-        let req = request.into_inner();
+        let (metadata, _, req) = request.into_parts();
         let user_id = validate::id("user_id", &req.user_id)?;
+        check_user(&metadata, user_id)?;
         let Some(&(content_type, ext)) = SCAN_CONTENT_TYPES
             .iter()
             .find(|(ct, _)| ct.eq_ignore_ascii_case(req.content_type.trim()))
@@ -103,8 +104,9 @@ impl MeasurementService for Measurements {
         &self,
         request: Request<RegisterMeasurementRequest>,
     ) -> Result<Response<Measurement>, Status> {
-        let req = request.into_inner();
+        let (metadata, _, req) = request.into_parts();
         let user_id = validate::id("user_id", &req.user_id)?.to_owned();
+        check_user(&metadata, &user_id)?;
         let feet = validate::feet(req.left.as_ref(), req.right.as_ref())?;
         if req.scan_object_keys.is_empty() || req.scan_object_keys.len() > MAX_SCANS {
             return Err(FieldError::new(
@@ -162,8 +164,9 @@ impl MeasurementService for Measurements {
         &self,
         request: Request<GetMeasurementRequest>,
     ) -> Result<Response<Measurement>, Status> {
-        let req = request.into_inner();
+        let (metadata, _, req) = request.into_parts();
         let user_id = validate::id("user_id", &req.user_id)?;
+        check_user(&metadata, user_id)?;
         let id = validate::id("measurement_id", &req.measurement_id)?;
         match self
             .0
@@ -183,8 +186,9 @@ impl MeasurementService for Measurements {
         &self,
         request: Request<ListMeasurementsRequest>,
     ) -> Result<Response<ListMeasurementsResponse>, Status> {
-        let req = request.into_inner();
+        let (metadata, _, req) = request.into_parts();
         let user_id = validate::id("user_id", &req.user_id)?;
+        check_user(&metadata, user_id)?;
         let page = self
             .0
             .store
@@ -203,8 +207,9 @@ impl MeasurementService for Measurements {
         &self,
         request: Request<DeleteMeasurementRequest>,
     ) -> Result<Response<DeleteMeasurementResponse>, Status> {
-        let req = request.into_inner();
+        let (metadata, _, req) = request.into_parts();
         let user_id = validate::id("user_id", &req.user_id)?;
+        check_user(&metadata, user_id)?;
         let id = validate::id("measurement_id", &req.measurement_id)?;
         let Some(m) = self
             .0

@@ -12,6 +12,7 @@ use crate::validate::FieldError;
 use std::sync::Arc;
 use std::time::Duration;
 use tonic::Status;
+use tonic::metadata::MetadataMap;
 
 /// What every service shares.
 pub struct App {
@@ -24,6 +25,24 @@ pub struct App {
 
 /// Shared handle to [`App`].
 pub type Shared = Arc<App>;
+
+/// The gateway sends the subject of the caller's verified token in this header
+/// (`forward_claims: { sub: x-user-id }`, replacing any the caller sent). A request that
+/// carries it may only name that user; one without it comes from a caller the deployment
+/// trusts with every user's data (a partner server behind the gateway's allow list, another
+/// service inside the cluster).
+pub const USER_HEADER: &str = "x-user-id";
+
+/// Refuses a request whose signed-in user (see [`USER_HEADER`]) is not `user_id`.
+pub fn check_user(metadata: &MetadataMap, user_id: &str) -> Result<(), Status> {
+    let mut callers = metadata.get_all(USER_HEADER).iter().peekable();
+    if callers.peek().is_none() || callers.all(|c| c.as_bytes() == user_id.as_bytes()) {
+        return Ok(());
+    }
+    Err(Status::permission_denied(format!(
+        "the signed-in user may only reach their own data, not user {user_id}'s"
+    )))
+}
 
 /// Largest page a listing returns.
 pub const MAX_PAGE_SIZE: u32 = 100;

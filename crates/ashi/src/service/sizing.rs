@@ -1,13 +1,14 @@
 //! `ashi.v1.SizingService`: the sizing rules applied to stored measurements and catalog shoes.
 
 use super::convert::size_to_pb;
-use super::{Shared, store_status};
+use super::{Shared, check_user, store_status};
 use crate::catalog::Shoe;
 use crate::foot::Feet;
 use crate::pb::sizing_service_server::SizingService;
 use crate::pb::*;
 use crate::sizing::{arch, diagnose, hallux, jis, recommend, toe};
 use crate::validate::{self, FieldError, in_range};
+use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
 /// Most shoes one RecommendSizes call may ask about.
@@ -17,9 +18,15 @@ pub const MAX_SHOES_PER_CALL: usize = 50;
 pub struct Sizing(pub Shared);
 
 impl Sizing {
-    async fn feet(&self, r: Option<&MeasurementRef>) -> Result<Feet, Status> {
+    /// The feet of the measurement `r` names, if the caller may read it.
+    async fn feet(
+        &self,
+        metadata: &MetadataMap,
+        r: Option<&MeasurementRef>,
+    ) -> Result<Feet, Status> {
         let r = r.ok_or_else(|| FieldError::new("measurement", "is required"))?;
         let user_id = validate::id("measurement.user_id", &r.user_id)?;
+        check_user(metadata, user_id)?;
         let id = validate::id("measurement.measurement_id", &r.measurement_id)?;
         match self
             .0
@@ -151,7 +158,7 @@ impl SizingService for Sizing {
         &self,
         request: Request<DiagnoseFootRequest>,
     ) -> Result<Response<DiagnoseFootResponse>, Status> {
-        let req = request.into_inner();
+        let (metadata, _, req) = request.into_parts();
         let table = match JisTable::try_from(req.table) {
             Ok(JisTable::Men) => jis::Table::Men,
             Ok(JisTable::Women) => jis::Table::Women,
@@ -165,7 +172,7 @@ impl SizingService for Sizing {
             Some(t) => in_range("toe_tolerance_mm", t, (0.0, 10.0))?,
             None => self.0.toe_tolerance_mm,
         };
-        let feet = self.feet(req.measurement.as_ref()).await?;
+        let feet = self.feet(&metadata, req.measurement.as_ref()).await?;
         let d = diagnose::feet(table, tolerance, &feet);
         Ok(Response::new(DiagnoseFootResponse {
             left: Some(foot_to_pb(&d.left)),
@@ -181,8 +188,8 @@ impl SizingService for Sizing {
         &self,
         request: Request<RecommendSizeRequest>,
     ) -> Result<Response<Recommendation>, Status> {
-        let req = request.into_inner();
-        let feet = self.feet(req.measurement.as_ref()).await?;
+        let (metadata, _, req) = request.into_parts();
+        let feet = self.feet(&metadata, req.measurement.as_ref()).await?;
         let shoe = self.shoe("shoe_id", &req.shoe_id).await?;
         Ok(Response::new(recommendation(&feet, &shoe)?))
     }
@@ -191,7 +198,7 @@ impl SizingService for Sizing {
         &self,
         request: Request<RecommendSizesRequest>,
     ) -> Result<Response<RecommendSizesResponse>, Status> {
-        let req = request.into_inner();
+        let (metadata, _, req) = request.into_parts();
         if req.shoe_ids.is_empty() || req.shoe_ids.len() > MAX_SHOES_PER_CALL {
             return Err(FieldError::new(
                 "shoe_ids",
@@ -199,7 +206,7 @@ impl SizingService for Sizing {
             )
             .into());
         }
-        let feet = self.feet(req.measurement.as_ref()).await?;
+        let feet = self.feet(&metadata, req.measurement.as_ref()).await?;
         let mut recommendations = Vec::with_capacity(req.shoe_ids.len());
         for (i, id) in req.shoe_ids.iter().enumerate() {
             let shoe = self.shoe(&format!("shoe_ids[{i}]"), id).await?;
