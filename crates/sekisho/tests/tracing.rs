@@ -176,3 +176,53 @@ clusters:
         "spans beyond the queue are dropped and counted: {metrics}"
     );
 }
+
+#[tokio::test]
+async fn an_unsampled_request_passes_its_trace_on_and_exports_nothing() {
+    let (collector, received) = otlp::receiver().await;
+    let (backend, _b) = serve_http("backend").await.expect("backend");
+    let gw = start_gateway(&fill(
+        r#"
+access_log: { enabled: false }
+tracing: { otlp_endpoint: "http://@collector@", sampling: 0.0 }
+listeners:
+  - name: plain
+    address: 127.0.0.1:0
+routes:
+  - name: traced
+    to: backends
+clusters:
+  - name: backends
+    endpoints: [{ address: "@backend@" }]
+"#,
+        &[
+            ("collector", collector.to_string()),
+            ("backend", backend.to_string()),
+        ],
+    ))
+    .await;
+    let addr = gw.listener("plain");
+    // The caller's trace is not sampled: the backend still joins it, marked not sampled.
+    const UNSAMPLED: &str = "0af7651916cd43dd8448eb211c80319c";
+    let traceparent = format!("00-{UNSAMPLED}-{PARENT}-00");
+    let response = http1_get(addr, "/orders/8", &[("traceparent", &traceparent)]).await;
+    assert_eq!(response.status, 200);
+    let upstream = response.json()["headers"]["traceparent"]
+        .as_str()
+        .expect("traceparent sent upstream")
+        .to_owned();
+    let fields: Vec<&str> = upstream.split('-').collect();
+    assert_eq!(fields.len(), 4, "{upstream}");
+    assert_eq!((fields[0], fields[1], fields[3]), ("00", UNSAMPLED, "00"));
+    assert_ne!(fields[2], PARENT, "the gateway's own span id: {upstream}");
+
+    // A sampled request afterwards is exported; nothing of the unsampled one ever was.
+    let sampled = format!("00-{TRACE}-{PARENT}-01");
+    let response = http1_get(addr, "/orders/9", &[("traceparent", &sampled)]).await;
+    assert_eq!(response.status, 200);
+    let received = received.wait_until(|spans| spans.len() >= 2).await;
+    assert!(
+        received.iter().all(|r| hex(&r.span.trace_id) == TRACE),
+        "only the sampled trace is exported: {received:#?}"
+    );
+}

@@ -150,10 +150,11 @@ impl Trace {
             .then(|| (sc.trace_id().to_string(), sc.span_id().to_string()))
     }
 
-    /// Adds attributes to the server span.
-    pub fn set(&mut self, attributes: impl IntoIterator<Item = KeyValue>) {
+    /// Adds attributes to the server span. They are made only when the span records: most
+    /// requests are not sampled, and their attributes would be built to be thrown away.
+    pub fn set<I: IntoIterator<Item = KeyValue>>(&mut self, attributes: impl FnOnce() -> I) {
         if self.server.is_recording() {
-            self.server.set_attributes(attributes);
+            self.server.set_attributes(attributes());
         }
     }
 
@@ -171,13 +172,19 @@ impl Trace {
     }
 
     /// Starts the client span of one upstream attempt and writes its `traceparent` (and
-    /// the caller's `tracestate`) into the upstream request's headers.
+    /// the caller's `tracestate`) into the upstream request's headers. An attempt of a
+    /// request that is not sampled gets no span (the sampler follows the parent, so it
+    /// would not record): the upstream continues the trace from the server span.
     pub fn attempt(
         &self,
         n: u32,
         endpoint: std::net::SocketAddr,
         headers: &mut HeaderMap,
     ) -> Attempt {
+        if !self.server.is_recording() {
+            inject(self.server.span_context(), headers);
+            return Attempt { span: None };
+        }
         let mut span = self
             .tracing
             .tracer
@@ -190,7 +197,7 @@ impl Trace {
             KeyValue::new("sekisho.attempt", i64::from(n)),
         ]);
         inject(span.span_context(), headers);
-        Attempt { span }
+        Attempt { span: Some(span) }
     }
 
     /// Ends the server span with the request's outcome.
@@ -214,31 +221,33 @@ impl Trace {
     }
 }
 
-/// One upstream attempt's client span.
+/// One upstream attempt's client span (none when the request is not sampled).
 pub struct Attempt {
-    span: Span,
+    span: Option<Span>,
 }
 
 impl Attempt {
     /// Ends the span with the attempt's outcome: a status, or why it failed.
-    pub fn finish(mut self, outcome: Result<(u16, Option<u16>), String>) {
+    pub fn finish(self, outcome: Result<(u16, Option<u16>), String>) {
+        let Some(mut span) = self.span else {
+            return;
+        };
         match outcome {
             Ok((status, grpc)) => {
-                self.span.set_attribute(KeyValue::new(
+                span.set_attribute(KeyValue::new(
                     "http.response.status_code",
                     i64::from(status),
                 ));
                 if let Some(code) = grpc {
-                    self.span
-                        .set_attribute(KeyValue::new("rpc.grpc.status_code", i64::from(code)));
+                    span.set_attribute(KeyValue::new("rpc.grpc.status_code", i64::from(code)));
                 }
                 if status >= 500 || grpc == Some(14) {
-                    self.span.set_status(Status::error(""));
+                    span.set_status(Status::error(""));
                 }
             }
-            Err(reason) => self.span.set_status(Status::error(reason)),
+            Err(reason) => span.set_status(Status::error(reason)),
         }
-        self.span.end();
+        span.end();
     }
 }
 

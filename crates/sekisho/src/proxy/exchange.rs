@@ -203,9 +203,13 @@ impl Record {
             },
             duration,
         );
-        let ids = self.trace.as_ref().and_then(Trace::ids);
+        let ids = self
+            .log
+            .as_ref()
+            .and(self.trace.as_ref())
+            .and_then(Trace::ids);
         if let Some(mut trace) = self.trace {
-            trace.set(
+            trace.set(|| {
                 [
                     self.route
                         .as_deref()
@@ -221,8 +225,8 @@ impl Record {
                     )),
                 ]
                 .into_iter()
-                .flatten(),
-            );
+                .flatten()
+            });
             trace.finish(self.status, self.grpc_status, self.error.as_deref());
         }
         let route = self.route.as_deref();

@@ -113,21 +113,25 @@ pub async fn handle(
             _ => parts.method.as_str().to_owned(),
         };
         let mut trace = tracing.server_span(name, &parts.headers);
-        trace.set([
-            KeyValue::new("http.request.method", parts.method.as_str().to_owned()),
-            KeyValue::new("url.path", parts.uri.path().to_owned()),
-            KeyValue::new("sekisho.listener", downstream.listener.to_string()),
-        ]);
+        trace.set(|| {
+            [
+                KeyValue::new("http.request.method", parts.method.as_str().to_owned()),
+                KeyValue::new("url.path", parts.uri.path().to_owned()),
+                KeyValue::new("sekisho.listener", downstream.listener.to_string()),
+            ]
+        });
         if let Some((service, method)) = protocol
             .is_grpc()
             .then(|| grpc_call(parts.uri.path()))
             .flatten()
         {
-            trace.set([
-                KeyValue::new("rpc.system", "grpc"),
-                KeyValue::new("rpc.service", service.to_owned()),
-                KeyValue::new("rpc.method", method.to_owned()),
-            ]);
+            trace.set(|| {
+                [
+                    KeyValue::new("rpc.system", "grpc"),
+                    KeyValue::new("rpc.service", service.to_owned()),
+                    KeyValue::new("rpc.method", method.to_owned()),
+                ]
+            });
         }
         record.trace = Some(trace);
     }
