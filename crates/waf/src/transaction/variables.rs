@@ -50,13 +50,13 @@ impl<'r> Transaction<'r> {
         f: &mut dyn FnMut(Value<'a>),
     ) {
         if !target.count {
-            return self.members(rule, target, f);
+            return self.values(rule, target, f);
         }
         if !target.var.is_collection() && self.excluded(rule, target.var, "") {
             return;
         }
         let mut n = 0usize;
-        self.members(rule, target, &mut |_| n += 1);
+        self.values(rule, target, &mut |_| n += 1);
         let key = match &target.selector {
             Selector::Key(k) if target.var.is_collection() => k.as_str(),
             _ => "",
@@ -68,7 +68,8 @@ impl<'r> Transaction<'r> {
         });
     }
 
-    fn members<'a>(&'a self, rule: Option<&Rule>, target: &Target, f: &mut dyn FnMut(Value<'a>)) {
+    /// The values of a target, without `&` counting.
+    fn values<'a>(&'a self, rule: Option<&Rule>, target: &Target, f: &mut dyn FnMut(Value<'a>)) {
         let var = target.var;
         if !var.is_collection() {
             // `ctl:ruleRemoveTarget*` can take a whole single-valued variable away.
@@ -105,7 +106,7 @@ impl<'r> Transaction<'r> {
                     );
                 }
             };
-        let members = |list: &'a [Member], push: &mut dyn FnMut(&'a str, Cow<'a, [u8]>)| {
+        let written = |list: &'a [Member], push: &mut dyn FnMut(&'a str, Cow<'a, [u8]>)| {
             for (k, v) in list {
                 push(k, Cow::Borrowed(v.as_slice()));
             }
@@ -134,13 +135,13 @@ impl<'r> Transaction<'r> {
             Var::ResponseHeaders => pairs(&self.response_headers, false, &mut push),
             Var::ResponseHeadersNames => pairs(&self.response_headers, true, &mut push),
             Var::MultipartPartHeaders => pairs(&self.parsed.part_headers, false, &mut push),
-            Var::Tx => members(self.tx.select(&target.selector), &mut push),
-            Var::Env => members(self.env.select(&target.selector), &mut push),
+            Var::Tx => written(self.tx.select(&target.selector), &mut push),
+            Var::Env => written(self.env.select(&target.selector), &mut push),
             Var::MatchedVars => pairs(self.matched_vars.as_slice(), false, &mut push),
             Var::MatchedVarsNames => pairs(self.matched_vars.as_slice(), true, &mut push),
             Var::Ip | Var::Global | Var::Session | Var::User | Var::Resource => {
                 if let Some((_, m)) = self.other.iter().find(|(v, _)| *v == var) {
-                    members(m.select(&target.selector), &mut push);
+                    written(m.select(&target.selector), &mut push);
                 }
             }
             Var::Files => {
