@@ -115,23 +115,18 @@ clusters:
     );
 }
 
-#[tokio::test]
-async fn a_dead_collector_changes_nothing_for_clients() {
-    // Accepts connections and never answers: exports hang until their timeout.
-    let black_hole = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let collector = black_hole.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((stream, _)) = black_hole.accept().await {
-            held.push(stream);
-        }
-    });
-    let (backend, _b) = serve_http("backend").await.expect("backend");
-    let gw = start_gateway(&fill(
+/// A gateway with one route to `backend`, exporting to `collector` with the tracing settings
+/// `settings` (besides the endpoint).
+async fn traced_gateway(
+    settings: &str,
+    collector: std::net::SocketAddr,
+    backend: std::net::SocketAddr,
+) -> Running {
+    start_gateway(&fill(
         r#"
 admin: { address: 127.0.0.1:0 }
 access_log: { enabled: false }
-tracing: { otlp_endpoint: "http://@collector@", sampling: 1.0, max_queue: 4, timeout: 10s }
+tracing: { otlp_endpoint: "http://@collector@", @settings@ }
 listeners:
   - name: plain
     address: 127.0.0.1:0
@@ -145,8 +140,29 @@ clusters:
         &[
             ("collector", collector.to_string()),
             ("backend", backend.to_string()),
+            ("settings", settings.to_owned()),
         ],
     ))
+    .await
+}
+
+#[tokio::test]
+async fn a_dead_collector_changes_nothing_for_clients() {
+    // Accepts connections and never answers: exports hang until their timeout.
+    let black_hole = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let collector = black_hole.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = black_hole.accept().await {
+            held.push(stream);
+        }
+    });
+    let (backend, _b) = serve_http("backend").await.expect("backend");
+    let gw = traced_gateway(
+        "sampling: 1.0, max_queue: 4, timeout: 10s",
+        collector,
+        backend,
+    )
     .await;
     let addr = gw.listener("plain");
     let mut conn = H1Conn::connect(addr).await;
@@ -181,26 +197,7 @@ clusters:
 async fn an_unsampled_request_passes_its_trace_on_and_exports_nothing() {
     let (collector, received) = otlp::receiver().await;
     let (backend, _b) = serve_http("backend").await.expect("backend");
-    let gw = start_gateway(&fill(
-        r#"
-access_log: { enabled: false }
-tracing: { otlp_endpoint: "http://@collector@", sampling: 0.0 }
-listeners:
-  - name: plain
-    address: 127.0.0.1:0
-routes:
-  - name: traced
-    to: backends
-clusters:
-  - name: backends
-    endpoints: [{ address: "@backend@" }]
-"#,
-        &[
-            ("collector", collector.to_string()),
-            ("backend", backend.to_string()),
-        ],
-    ))
-    .await;
+    let gw = traced_gateway("sampling: 0.0", collector, backend).await;
     let addr = gw.listener("plain");
     // The caller's trace is not sampled: the backend still joins it, marked not sampled.
     const UNSAMPLED: &str = "0af7651916cd43dd8448eb211c80319c";
