@@ -184,11 +184,13 @@ clusters:
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).expect("browser log"))
         .kill_on_drop(true)
+        // Its own process group, so the renderer and helper processes can be stopped with it.
+        .process_group(0)
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {}: {e}", chromium.display()));
 
     let report = tokio::time::timeout(Duration::from_secs(90), reports.recv()).await;
-    let _ = browser.kill().await;
+    stop_browser(&mut browser).await;
     let report = match report {
         Ok(Some(report)) => report,
         _ => panic!(
@@ -247,4 +249,17 @@ clusters:
             && line.contains(r#"status_class="2xx""#)
     });
     assert!(preflights, "no preflight answered:\n{metrics}");
+}
+
+/// Kills the browser's whole process group and waits for the browser: its helper processes
+/// would otherwise outlive it and write into the profile directory after the test removed it.
+async fn stop_browser(browser: &mut tokio::process::Child) {
+    if let Some(pid) = browser.id() {
+        let _ = tokio::process::Command::new("kill")
+            .args(["-KILL", "--", &format!("-{pid}")])
+            .status()
+            .await;
+    }
+    let _ = browser.kill().await;
+    let _ = browser.wait().await;
 }
