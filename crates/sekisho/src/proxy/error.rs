@@ -254,6 +254,17 @@ impl fmt::Display for GatewayError {
 
 impl std::error::Error for GatewayError {}
 
+/// The trailers that end a gRPC call the gateway cuts short mid-stream: `grpc-status` and
+/// the percent-encoded `grpc-message`.
+pub fn grpc_trailers(code: u16, message: &str) -> http::HeaderMap {
+    let mut trailers = http::HeaderMap::new();
+    trailers.insert("grpc-status", HeaderValue::from(code));
+    if let Ok(message) = HeaderValue::from_str(&percent_encode(message)) {
+        trailers.insert("grpc-message", message);
+    }
+    trailers
+}
+
 /// `grpc-message` encoding: bytes outside printable ASCII, and `%`, as `%XX`.
 pub fn percent_encode(message: &str) -> String {
     let mut out = String::with_capacity(message.len());

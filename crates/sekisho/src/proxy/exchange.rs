@@ -16,7 +16,7 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 
-use super::error::{grpc_code, percent_encode};
+use super::error::{grpc_code, grpc_trailers};
 use crate::body::BoxError;
 use crate::observe::access_log::{AccessLog, Entry, timestamp};
 use crate::observe::metrics;
@@ -376,15 +376,10 @@ fn deadline_passed(slot: &mut Option<Record>) -> Option<Result<Frame<Bytes>, Box
     if record.protocol.is_grpc() {
         record.grpc_status = Some(grpc_code::DEADLINE_EXCEEDED);
         record.finish();
-        let mut trailers = HeaderMap::new();
-        trailers.insert(
-            "grpc-status",
-            HeaderValue::from(grpc_code::DEADLINE_EXCEEDED),
-        );
-        if let Ok(message) = HeaderValue::from_str(&percent_encode("deadline exceeded")) {
-            trailers.insert("grpc-message", message);
-        }
-        Some(Ok(Frame::trailers(trailers)))
+        Some(Ok(Frame::trailers(grpc_trailers(
+            grpc_code::DEADLINE_EXCEEDED,
+            "deadline exceeded",
+        ))))
     } else {
         record.finish();
         Some(Err("deadline exceeded".into()))

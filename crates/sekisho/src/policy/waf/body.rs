@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
-use http::{HeaderMap, HeaderValue, Response};
+use http::Response;
 use http_body::{Body as HttpBody, Frame};
 use http_body_util::BodyExt;
 
 use super::{Blocked, Inspection};
 use crate::body::{Body, BoxError};
-use crate::proxy::error::{GatewayError, grpc_code, percent_encode};
+use crate::proxy::error::{GatewayError, grpc_code, grpc_trailers};
 
 /// Why a buffered request body did not pass.
 pub enum Inspected {
@@ -116,18 +116,8 @@ impl Guarded {
 
     fn refuse(&mut self, blocked: Blocked) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         self.done = true;
-        let err = GatewayError::WafBlocked {
-            rule_id: blocked.rule_id,
-            status: blocked.status,
-        };
-        let mut trailers = HeaderMap::new();
-        trailers.insert(
-            "grpc-status",
-            HeaderValue::from(grpc_code::PERMISSION_DENIED),
-        );
-        if let Ok(message) = HeaderValue::from_str(&percent_encode(&err.to_string())) {
-            trailers.insert("grpc-message", message);
-        }
+        let message = GatewayError::from(blocked).to_string();
+        let trailers = grpc_trailers(grpc_code::PERMISSION_DENIED, &message);
         Poll::Ready(Some(Ok(Frame::trailers(trailers))))
     }
 }
