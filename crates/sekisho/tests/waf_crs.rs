@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use ftw::suite::{Replaced, Tally, overrides, parsed_test_files};
+use ftw::suite::{Answer, Replaced, Tally, backend_answer, overrides, parsed_test_files};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -96,45 +96,25 @@ async fn backend() -> SocketAddr {
 }
 
 async fn answer(req: Request<Incoming>) -> Response<Full<Bytes>> {
-    let reflect = req.uri().path().starts_with("/reflect");
+    let path = req.uri().path().to_owned();
     let body = req
         .into_body()
         .collect()
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
-    let mut status = 200;
-    let mut headers = vec![("content-type".to_owned(), "text/html".to_owned())];
-    let mut out = String::new();
-    if reflect && let Ok(doc) = serde_json::from_slice::<serde_json::Value>(&body) {
-        if let Some(s) = doc["status"].as_u64() {
-            status = u16::try_from(s).unwrap_or(200);
-        }
-        if let Some(given) = doc["headers"].as_object() {
-            headers = given
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        v.as_str().map_or_else(|| v.to_string(), str::to_owned),
-                    )
-                })
-                .collect();
-            if !given.keys().any(|k| k.eq_ignore_ascii_case("content-type")) {
-                headers.push(("content-type".to_owned(), "text/html".to_owned()));
-            }
-        }
-        if let Some(text) = doc["body"].as_str() {
-            out = text.to_owned();
-        }
-    }
+    let Answer {
+        status,
+        headers,
+        body,
+    } = backend_answer(&path, &body);
     let mut response = Response::builder().status(status);
     for (name, value) in &headers {
         response = response.header(name.as_str(), value.as_str());
     }
     response
-        .body(Full::new(Bytes::from(out.clone())))
-        .unwrap_or_else(|_| Response::new(Full::new(Bytes::from(out))))
+        .body(Full::new(Bytes::from(body.clone())))
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::from(body))))
 }
 
 /// The request's bytes as go-ftw sends them.

@@ -22,7 +22,7 @@ use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
-use ftw::suite::{Replaced, Tally, overrides, parsed_test_files};
+use ftw::suite::{Answer, Replaced, Tally, backend_answer, overrides, parsed_test_files};
 use waf::{RuleSet, Transaction};
 
 const CRS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/crs");
@@ -186,39 +186,13 @@ fn run_stage(rules: &RuleSet, request: &ftw::Request) -> Outcome {
     }
 }
 
-/// The backend: `/reflect` answers with the status, headers and body posted to it as
-/// JSON; every other path answers 200 with an empty HTML page.
+/// Runs the response phases over what the suite's backend answers to `request`.
 fn respond(tx: &mut Transaction<'_>, request: &ftw::Request) {
-    let mut status = 200u16;
-    let mut headers: Vec<(String, String)> = vec![("Content-Type".into(), "text/html".into())];
-    let mut body = Vec::new();
-    if request.uri.starts_with("/reflect")
-        && let Ok(doc) = serde_json::from_slice::<serde_json::Value>(&request.body)
-    {
-        if let Some(s) = doc.get("status").and_then(|s| s.as_u64()) {
-            status = u16::try_from(s).unwrap_or(200);
-        }
-        if let Some(h) = doc.get("headers").and_then(|h| h.as_object()) {
-            headers = h
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        v.as_str().map_or_else(|| v.to_string(), str::to_string),
-                    )
-                })
-                .collect();
-        }
-        if let Some(b) = doc.get("body").and_then(|b| b.as_str()) {
-            body = b.as_bytes().to_vec();
-        }
-    }
-    if !headers
-        .iter()
-        .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
-    {
-        headers.push(("Content-Type".into(), "text/html".into()));
-    }
+    let Answer {
+        status,
+        headers,
+        body,
+    } = backend_answer(&request.uri, &request.body);
     tx.response_status(status, "HTTP/1.1");
     for (k, v) in &headers {
         tx.response_header(k, v.as_bytes());

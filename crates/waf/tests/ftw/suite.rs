@@ -139,3 +139,51 @@ pub fn table(families: &BTreeMap<String, Tally>) -> (String, f64) {
     .unwrap();
     (table, rate)
 }
+
+/// What the suite's backend answers.
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// The suite's backend: `/reflect` answers with the status, headers and body posted to it
+/// as JSON (a `Content-Type` of text/html unless given); every other path answers 200 with
+/// an empty HTML page.
+pub fn backend_answer(path: &str, body: &[u8]) -> Answer {
+    let mut answer = Answer {
+        status: 200,
+        headers: vec![("Content-Type".into(), "text/html".into())],
+        body: Vec::new(),
+    };
+    let Some(doc) = path
+        .starts_with("/reflect")
+        .then(|| serde_json::from_slice::<serde_json::Value>(body).ok())
+        .flatten()
+    else {
+        return answer;
+    };
+    if let Some(s) = doc["status"].as_u64() {
+        answer.status = u16::try_from(s).unwrap_or(200);
+    }
+    if let Some(given) = doc["headers"].as_object() {
+        answer.headers = given
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+                )
+            })
+            .collect();
+        if !given.keys().any(|k| k.eq_ignore_ascii_case("content-type")) {
+            answer
+                .headers
+                .push(("Content-Type".into(), "text/html".into()));
+        }
+    }
+    if let Some(text) = doc["body"].as_str() {
+        answer.body = text.as_bytes().to_vec();
+    }
+    answer
+}
