@@ -29,7 +29,10 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use ftw::suite::{Answer, Replaced, Tally, backend_answer, overrides, parsed_test_files};
+use ftw::suite::{
+    AFTER_CRS_SETUP, Answer, BODY_PROCESSORS, Replaced, Tally, backend_answer, overrides,
+    parsed_test_files,
+};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -55,24 +58,12 @@ const NGINX_ONLY: &[u32] = &[920181, 933110, 933220, 944140];
 /// declared body never comes, for one).
 const RESPONSE_WAIT: Duration = Duration::from_millis(700);
 
-/// TESTS-README.md's engine settings and body processors, before the CRS setup.
+/// TESTS-README.md's engine settings the route's `waf` does not set, before the CRS setup
+/// (then its body processors).
 const BEFORE: &str = r#"
 SecRequestBodyNoFilesLimit 131072
 SecResponseBodyMimeType text/plain text/html text/xml application/json
 SecArgumentSeparator &
-SecRule REQUEST_HEADERS:Content-Type "^(?:application(?:/soap\+|/)|text/)xml" "id:200000,phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=XML"
-SecRule REQUEST_HEADERS:Content-Type "^application/json" "id:200001,phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=JSON"
-"#;
-
-/// The test's SecAction 900005 and the recommended body-error rules, after the CRS setup.
-const AFTER: &str = r#"
-SecAction "id:900005,phase:1,nolog,pass,ctl:ruleEngine=DetectionOnly,ctl:ruleRemoveById=910000,\
-  setvar:tx.blocking_paranoia_level=4,setvar:tx.crs_validate_utf8_encoding=1,setvar:tx.arg_name_length=100,\
-  setvar:tx.arg_length=400,setvar:tx.total_arg_length=64000,setvar:tx.max_num_args=255,\
-  setvar:tx.max_file_size=64100,setvar:tx.combined_file_sizes=65535"
-SecRule REQBODY_ERROR "!@eq 0" "id:200002,phase:2,t:none,log,deny,status:400,msg:'Failed to parse request body.',logdata:'%{reqbody_error_msg}',severity:2"
-SecRule MULTIPART_STRICT_ERROR "!@eq 0" "id:200003,phase:2,t:none,log,deny,status:400,msg:'Multipart request body failed strict validation'"
-SecRule MULTIPART_UNMATCHED_BOUNDARY "@eq 1" "id:200004,phase:2,t:none,log,deny,msg:'Multipart parser detected a possible unmatched boundary.'"
 "#;
 
 /// The backend: `/reflect` answers with the status, headers and body posted to it as
@@ -301,8 +292,11 @@ fn judge(output: &ftw::Output, seen: &Seen) -> Judged {
 
 async fn gateway(backend: SocketAddr) -> (Running, PathBuf) {
     let dir = TempDir::new("waf-crs-suite");
-    let before = dir.write("crs-test-before.conf", BEFORE);
-    let after = dir.write("crs-test-after.conf", AFTER);
+    let before = dir.write(
+        "crs-test-before.conf",
+        &format!("{BEFORE}{BODY_PROCESSORS}"),
+    );
+    let after = dir.write("crs-test-after.conf", AFTER_CRS_SETUP);
     let log = dir.path().join("access.log");
     let yaml = fill(
         r#"

@@ -22,7 +22,10 @@ use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
-use ftw::suite::{Answer, Replaced, Tally, backend_answer, overrides, parsed_test_files};
+use ftw::suite::{
+    AFTER_CRS_SETUP, Answer, BODY_PROCESSORS, Replaced, Tally, backend_answer, overrides,
+    parsed_test_files,
+};
 use waf::{RuleSet, Transaction};
 
 const CRS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/crs");
@@ -44,16 +47,9 @@ SecRequestBodyLimit 13107200
 SecRequestBodyNoFilesLimit 131072
 SecRequestBodyLimitAction Reject
 SecArgumentSeparator &
-SecRule REQUEST_HEADERS:Content-Type "^(?:application(?:/soap\+|/)|text/)xml" "id:200000,phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=XML"
-SecRule REQUEST_HEADERS:Content-Type "^application/json" "id:200001,phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=JSON"
+{BODY_PROCESSORS}
 Include {crs}/crs-setup.conf.example
-SecAction "id:900005,phase:1,nolog,pass,ctl:ruleEngine=DetectionOnly,ctl:ruleRemoveById=910000,\
-  setvar:tx.blocking_paranoia_level=4,setvar:tx.crs_validate_utf8_encoding=1,setvar:tx.arg_name_length=100,\
-  setvar:tx.arg_length=400,setvar:tx.total_arg_length=64000,setvar:tx.max_num_args=255,\
-  setvar:tx.max_file_size=64100,setvar:tx.combined_file_sizes=65535"
-SecRule REQBODY_ERROR "!@eq 0" "id:200002,phase:2,t:none,log,deny,status:400,msg:'Failed to parse request body.',logdata:'%{{reqbody_error_msg}}',severity:2"
-SecRule MULTIPART_STRICT_ERROR "!@eq 0" "id:200003,phase:2,t:none,log,deny,status:400,msg:'Multipart request body failed strict validation'"
-SecRule MULTIPART_UNMATCHED_BOUNDARY "@eq 1" "id:200004,phase:2,t:none,log,deny,msg:'Multipart parser detected a possible unmatched boundary.'"
+{AFTER_CRS_SETUP}
 Include {crs}/rules/*.conf
 "#,
         crs = crs.display()

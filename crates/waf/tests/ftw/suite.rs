@@ -7,6 +7,24 @@ use std::path::{Path, PathBuf};
 
 use super::{Output, Overrides, TestFile};
 
+/// TESTS-README.md's body processors: XML and JSON bodies parsed into arguments.
+pub const BODY_PROCESSORS: &str = r#"
+SecRule REQUEST_HEADERS:Content-Type "^(?:application(?:/soap\+|/)|text/)xml" "id:200000,phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=XML"
+SecRule REQUEST_HEADERS:Content-Type "^application/json" "id:200001,phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=JSON"
+"#;
+
+/// What TESTS-README.md puts after the CRS setup: the tests' SecAction 900005
+/// (DetectionOnly, paranoia level 4 and the test limits) and the recommended body-error rules.
+pub const AFTER_CRS_SETUP: &str = r#"
+SecAction "id:900005,phase:1,nolog,pass,ctl:ruleEngine=DetectionOnly,ctl:ruleRemoveById=910000,\
+  setvar:tx.blocking_paranoia_level=4,setvar:tx.crs_validate_utf8_encoding=1,setvar:tx.arg_name_length=100,\
+  setvar:tx.arg_length=400,setvar:tx.total_arg_length=64000,setvar:tx.max_num_args=255,\
+  setvar:tx.max_file_size=64100,setvar:tx.combined_file_sizes=65535"
+SecRule REQBODY_ERROR "!@eq 0" "id:200002,phase:2,t:none,log,deny,status:400,msg:'Failed to parse request body.',logdata:'%{reqbody_error_msg}',severity:2"
+SecRule MULTIPART_STRICT_ERROR "!@eq 0" "id:200003,phase:2,t:none,log,deny,status:400,msg:'Multipart request body failed strict validation'"
+SecRule MULTIPART_UNMATCHED_BOUNDARY "@eq 1" "id:200004,phase:2,t:none,log,deny,msg:'Multipart parser detected a possible unmatched boundary.'"
+"#;
+
 /// Tests of one rule family (or all) by result.
 #[derive(Default)]
 pub struct Tally {
