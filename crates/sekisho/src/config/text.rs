@@ -17,6 +17,9 @@ use serde::ser::{Serialize, Serializer};
 pub const REDACTED: &str = "<redacted>";
 
 /// A string from the config, with `${env:..}` and `${file:..}` references expanded.
+///
+/// It has no `Display`: `to_string()` and `&*text` give the value, which is what matching and
+/// verification compare against; what may be shown (logs, `/config`) is [`Text::display`].
 #[derive(Clone, PartialEq, Eq)]
 pub struct Text {
     value: String,
@@ -92,12 +95,6 @@ impl Deref for Text {
 impl fmt::Debug for Text {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(self.display(), f)
-    }
-}
-
-impl fmt::Display for Text {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.display())
     }
 }
 
@@ -200,7 +197,9 @@ mod tests {
         assert_eq!(&*text, format!("p={path}"));
         assert!(text.is_secret());
         assert_eq!(format!("{text:?}"), format!("{REDACTED:?}"));
-        assert_eq!(text.to_string(), REDACTED);
+        assert_eq!(text.display(), REDACTED);
+        // What policies compare against is the value itself, never its shown form.
+        assert_eq!(text.to_string(), format!("p={path}"));
     }
 
     #[test]
