@@ -51,6 +51,9 @@ pub enum GatewayError {
     WafBlocked { rule_id: u32, status: StatusCode },
     /// The client's request body broke off while the gateway read it.
     RequestBody { reason: String },
+    /// A content type that starts like gRPC's but is not one cleanly (RFC 9110 8.3,
+    /// gRPC over HTTP/2: 415 so no HTTP client reads the refusal as a success).
+    UnsupportedMediaType { reason: &'static str },
 }
 
 /// gRPC status codes the gateway produces.
@@ -92,7 +95,9 @@ impl GatewayError {
             GatewayError::Unauthenticated { .. } => grpc_code::UNAUTHENTICATED,
             GatewayError::Forbidden { .. } => grpc_code::PERMISSION_DENIED,
             GatewayError::WafBlocked { .. } => grpc_code::PERMISSION_DENIED,
-            GatewayError::RequestBody { .. } => grpc_code::INVALID_ARGUMENT,
+            GatewayError::RequestBody { .. } | GatewayError::UnsupportedMediaType { .. } => {
+                grpc_code::INVALID_ARGUMENT
+            }
         }
     }
 
@@ -113,6 +118,7 @@ impl GatewayError {
             GatewayError::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
             GatewayError::WafBlocked { status, .. } => *status,
             GatewayError::RequestBody { .. } => StatusCode::BAD_REQUEST,
+            GatewayError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         }
     }
 
@@ -247,6 +253,9 @@ impl fmt::Display for GatewayError {
             }
             GatewayError::RequestBody { reason } => {
                 write!(f, "request body could not be read: {reason}")
+            }
+            GatewayError::UnsupportedMediaType { reason } => {
+                write!(f, "unsupported media type: {reason}")
             }
         }
     }

@@ -17,6 +17,7 @@ use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 
 use super::error::{grpc_code, grpc_trailers};
+use super::media_type::{self, Family};
 use crate::body::BoxError;
 use crate::observe::access_log::{AccessLog, Entry, timestamp};
 use crate::observe::metrics;
@@ -39,7 +40,18 @@ pub enum Protocol {
 }
 
 impl Protocol {
-    /// Classifies a request by its content type.
+    /// Classifies a request by its content type, rewriting a gRPC one to its canonical
+    /// form (see [`media_type`]); a lookalike of a gRPC type is refused.
+    pub fn classify(headers: &mut HeaderMap) -> Result<Self, media_type::Unclear> {
+        Ok(match media_type::classify(headers)? {
+            Family::Grpc => Protocol::Grpc,
+            Family::GrpcWeb => Protocol::GrpcWeb,
+            Family::Other => Protocol::Http,
+        })
+    }
+
+    /// The protocol of a head that was classified already (its content type is canonical),
+    /// such as one an adapter rewrote.
     pub fn of(headers: &HeaderMap) -> Self {
         let content_type = headers
             .get(http::header::CONTENT_TYPE)

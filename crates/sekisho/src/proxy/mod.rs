@@ -7,6 +7,7 @@ pub mod error;
 mod exchange;
 mod forward;
 mod headers;
+mod media_type;
 pub mod mirror;
 mod replay;
 
@@ -63,7 +64,8 @@ pub async fn handle(
     let listener = snapshot.listeners.get(&*downstream.listener);
 
     // Classify, find the client, and record.
-    let protocol = Protocol::of(&parts.headers);
+    let classified = Protocol::classify(&mut parts.headers);
+    let protocol = classified.unwrap_or(Protocol::Http);
     let preflight = Preflight::of(&parts.method, &parts.headers);
     let authority = Authority::of(&parts);
     let peer = downstream.client.ip();
@@ -134,6 +136,10 @@ pub async fn handle(
             });
         }
         record.trace = Some(trace);
+    }
+
+    if let Err(media_type::Unclear(reason)) = classified {
+        return Ok(answer(GatewayError::UnsupportedMediaType { reason }, record));
     }
 
     // The listener's own limits and allow list.
