@@ -93,6 +93,9 @@ pub use status::{Code, Detail, Status};
 pub struct Options {
     /// Full names of the services this route exposes; `None` exposes every service with rules.
     pub services: Option<Vec<String>>,
+    /// Methods this route exposes (`package.Service/Method`), of those services; `None`
+    /// exposes all of them. Lets one route serve a service's reads and not its writes.
+    pub methods: Option<Vec<String>>,
     /// Skip query parameters that name no field instead of answering 400.
     pub ignore_unknown_query: bool,
     /// How response JSON is written.
@@ -110,6 +113,7 @@ impl Default for Options {
     fn default() -> Options {
         Options {
             services: None,
+            methods: None,
             ignore_unknown_query: false,
             print: PrintOptions::default(),
             stream_as_array: false,
@@ -228,7 +232,11 @@ impl Transcoder {
     /// Loads an encoded `FileDescriptorSet` and checks every rule of the selected services.
     pub fn new(descriptor_set: &[u8], options: &Options) -> Result<Transcoder, LoadError> {
         let pool = descriptors::decode_pool(descriptor_set)?;
-        let rules = rules::load(&pool, options.services.as_deref())?;
+        let rules = rules::load(
+            &pool,
+            options.services.as_deref(),
+            options.methods.as_deref(),
+        )?;
         let print = SerializeOptions::new()
             .skip_default_fields(!options.print.emit_defaults)
             .use_proto_field_name(options.print.original_names)

@@ -89,7 +89,14 @@ pub(crate) struct Rules {
     pub router: Router,
 }
 
-pub(crate) fn load(pool: &DescriptorPool, services: Option<&[String]>) -> Result<Rules, LoadError> {
+/// Loads the rules of `services` (all when `None`), keeping only `methods` when given
+/// (`package.Service/Method`, as the gRPC path names them); a listed method that is not
+/// there, or has no rule, is an error.
+pub(crate) fn load(
+    pool: &DescriptorPool,
+    services: Option<&[String]>,
+    methods: Option<&[String]>,
+) -> Result<Rules, LoadError> {
     let selected = match services {
         Some(names) => names
             .iter()
@@ -105,21 +112,37 @@ pub(crate) fn load(pool: &DescriptorPool, services: Option<&[String]>) -> Result
         bindings: Vec::new(),
         router: Router::default(),
     };
+    let mut bound = Vec::new();
     for service in &selected {
         let before = rules.bindings.len();
         for method in service.methods() {
+            let path = format!("{}/{}", service.full_name(), method.name());
+            if methods.is_some_and(|allowed| !allowed.contains(&path)) {
+                continue;
+            }
             let Some(rule) = http_rule(pool, &method) else {
                 continue;
             };
             add_rule(&mut rules, &method, &rule, true)?;
+            bound.push(path);
         }
-        if services.is_some() && rules.bindings.len() == before {
+        if services.is_some() && methods.is_none() && rules.bindings.len() == before {
             return Err(LoadError::new(format!(
                 "the service `{}` has no method with a google.api.http rule",
                 service.full_name()
             ))
             .in_file(service.parent_file().name()));
         }
+    }
+    if let Some(missing) = methods
+        .into_iter()
+        .flatten()
+        .find(|method| !bound.contains(method))
+    {
+        return Err(LoadError::new(format!(
+            "the method `{missing}` is not a method with a google.api.http rule of the \
+             exposed services (write it `package.Service/Method`)"
+        )));
     }
     if rules.bindings.is_empty() {
         return Err(LoadError::new(

@@ -210,3 +210,32 @@ fn selected_services_hide_the_others() {
             .is_none()
     );
 }
+
+#[test]
+fn selected_methods_serve_only_themselves() {
+    let options = Options {
+        services: Some(vec![
+            "testing.messaging.ByQuery".into(),
+            "testing.messaging.BodyField".into(),
+        ]),
+        methods: Some(vec!["testing.messaging.ByQuery/GetMessage".into()]),
+        ..Options::default()
+    };
+    let transcoder = Transcoder::new(common::messaging(), &options).unwrap();
+    let read = transcoder.resolve(&http::Method::GET, "/v1/messages/1", None);
+    assert!(read.unwrap().is_some(), "the listed read is served");
+    let write = transcoder.resolve(&http::Method::PATCH, "/v1/messages/1", None);
+    assert!(
+        write.unwrap().is_none(),
+        "a method of an exposed service that is not listed is not served"
+    );
+
+    let options = Options {
+        methods: Some(vec!["testing.messaging.ByQuery/Nope".into()]),
+        ..Options::default()
+    };
+    let error = Transcoder::new(common::messaging(), &options)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("testing.messaging.ByQuery/Nope"), "{error}");
+}

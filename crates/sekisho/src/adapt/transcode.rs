@@ -82,6 +82,8 @@ impl Transcoding {
         let options = Options {
             services: (!spec.services.is_empty())
                 .then(|| spec.services.iter().map(|s| s.to_string()).collect()),
+            methods: (!spec.methods.is_empty())
+                .then(|| spec.methods.iter().map(|m| m.to_string()).collect()),
             ignore_unknown_query: spec.ignore_unknown_query,
             print: PrintOptions {
                 emit_defaults: spec.emit_defaults,
