@@ -16,6 +16,7 @@ use crate::observe::access_log::AccessLog;
 use crate::observe::trace::Tracing;
 use crate::policy::cidr::CidrSet;
 use crate::policy::client_ip::ClientIp;
+use crate::policy::identity::InternalHeaders;
 use crate::policy::ip_acl::IpAcl;
 use crate::policy::jwt::Providers;
 use crate::policy::waf::{RuleSets, Waf};
@@ -64,6 +65,8 @@ pub struct Snapshot {
     pub jwt_providers: Providers,
     /// The tracer, when tracing is on (and a runtime is there to export).
     pub tracing: Option<Arc<Tracing>>,
+    /// Headers no client may send.
+    pub internal_headers: InternalHeaders,
 }
 
 impl Snapshot {
@@ -189,6 +192,7 @@ impl Snapshot {
             }
         }
 
+        let internal_headers = InternalHeaders::compile(&config, &mut problems);
         let jwt_providers = Providers::compile(
             &config.jwt_providers,
             previous.map(|p| &p.jwt_providers),
@@ -294,6 +298,7 @@ impl Snapshot {
             config,
             listeners,
             routes: RouteTable::new(routes),
+            internal_headers,
             clusters,
             drain_timeout,
             access_log,

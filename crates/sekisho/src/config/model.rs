@@ -42,6 +42,12 @@ pub struct Config {
     /// Distributed tracing; off when absent.
     #[serde(default)]
     pub tracing: Option<Tracing>,
+    /// Headers only the gateway may give a value (the identity a backend trusts, such as
+    /// a user id or a service name): removed from every client request on arrival, so
+    /// only a route's `jwt.forward_claims` or `request_headers.add` sets them. Headers a
+    /// route's `forward_claims` names are internal whether listed here or not.
+    #[serde(default)]
+    pub internal_headers: Vec<Spanned<Text>>,
 }
 
 /// Spans exported over OTLP/gRPC.
@@ -481,6 +487,11 @@ pub struct Transcode {
     /// Services exposed; every service with rules when empty.
     #[serde(default)]
     pub services: Vec<Text>,
+    /// Only these methods (`package.Service/Method`) of those services; empty: all. A route
+    /// for partners can serve a service's reads and leave its writes to a route that
+    /// requires a role.
+    #[serde(default)]
+    pub methods: Vec<Text>,
     /// Skip query parameters that name no field instead of answering 400.
     #[serde(default)]
     pub ignore_unknown_query: bool,

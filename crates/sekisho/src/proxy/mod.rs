@@ -28,6 +28,7 @@ use crate::adapt::grpc_web;
 use crate::adapt::transcode::Plan;
 use crate::body::{self, Body};
 use crate::config::model::Protocol as Upstream;
+use crate::policy::identity::Vouched;
 use crate::policy::waf::{Guarded, Inspected, Messages};
 use crate::route::{RequestFacts, Route};
 use crate::state::State;
@@ -66,6 +67,7 @@ pub async fn handle(
     // Classify, find the client, and record.
     let classified = Protocol::classify(&mut parts.headers);
     let protocol = classified.unwrap_or(Protocol::Http);
+    snapshot.internal_headers.strip(&mut parts.headers);
     let preflight = Preflight::of(&parts.method, &parts.headers);
     let authority = Authority::of(&parts);
     let peer = downstream.client.ip();
@@ -139,7 +141,10 @@ pub async fn handle(
     }
 
     if let Err(media_type::Unclear(reason)) = classified {
-        return Ok(answer(GatewayError::UnsupportedMediaType { reason }, record));
+        return Ok(answer(
+            GatewayError::UnsupportedMediaType { reason },
+            record,
+        ));
     }
 
     // The listener's own limits and allow list.
@@ -227,9 +232,13 @@ pub async fn handle(
         waf = Some(inspection);
     }
     let mut claims = None;
+    let mut vouched = Vouched::default();
     if let Some(jwt) = &route.jwt {
         match jwt.check(&mut parts).await {
-            Ok(verified) => claims = Some(verified),
+            Ok(verified) => {
+                claims = Some(verified.claims);
+                vouched = verified.vouched;
+            }
             Err(denial) => return Ok(browser.response(answer(denial.into(), record))),
         }
     }
@@ -299,8 +308,11 @@ pub async fn handle(
             &mut shadow,
             route,
             &mirror.cluster,
-            forwarding,
-            &record.request_id,
+            Vouching {
+                forwarding,
+                request_id: &record.request_id,
+                vouched: &vouched,
+            },
             &authority,
         );
         let (original, copy) = mirror::split(body);
@@ -317,8 +329,11 @@ pub async fn handle(
         &mut parts,
         route,
         cluster,
-        forwarding,
-        &record.request_id,
+        Vouching {
+            forwarding,
+            request_id: &record.request_id,
+            vouched: &vouched,
+        },
         &record.authority,
     );
 
@@ -421,13 +436,23 @@ where
     Response::from_parts(parts, body::boxed(body))
 }
 
-/// Turns the client's request head into the upstream's.
+/// The headers the gateway itself vouches for on an upstream request.
+struct Vouching<'a> {
+    forwarding: Forwarding,
+    request_id: &'a HeaderValue,
+    /// What the route's policies earned (forwarded claims).
+    vouched: &'a Vouched,
+}
+
+/// Turns the client's request head into the upstream's. Headers the gateway vouches for
+/// are written after hop-by-hop stripping, so a `Connection` header cannot remove them,
+/// and after every adapter rebuilt the head; forwarded claims come last of all, so not
+/// even the route's own `request_headers` can change the identity they carry.
 fn prepare(
     parts: &mut Parts,
     route: &Route,
     cluster: &Cluster,
-    forwarding: Forwarding,
-    request_id: &HeaderValue,
+    vouching: Vouching<'_>,
     authority: &Authority,
 ) {
     let headers = &mut parts.headers;
@@ -435,12 +460,13 @@ fn prepare(
         // HTTP/2 forbids connection-specific headers; the h2 codec already rejects them.
         headers::strip_hop_by_hop(headers);
     }
-    headers::set_forwarded(headers, forwarding);
+    headers::set_forwarded(headers, vouching.forwarding);
     // Never indexed by HPACK: a fresh value per request would only churn the table.
-    let mut request_id = request_id.clone();
+    let mut request_id = vouching.request_id.clone();
     request_id.set_sensitive(true);
     headers.insert(headers::X_REQUEST_ID.clone(), request_id);
     route.request_headers.apply(headers);
+    vouching.vouched.apply(headers);
 
     let path_and_query = match (&route.rewrite, parts.uri.path_and_query()) {
         (Some(_), Some(pq)) => {

@@ -103,10 +103,32 @@ fn scalar_text(value: &Value) -> Option<String> {
     }
 }
 
-/// A claim as a header value: scalars as text, arrays and objects as compact JSON.
-pub fn header_value(value: &Value) -> Option<HeaderValue> {
+/// Claims RFC 7519 defines as strings: forwarded only when they are one.
+const STRING_CLAIMS: [&str; 3] = ["sub", "iss", "jti"];
+
+/// A claim as the header value a backend will read, or why it cannot be one: scalars as
+/// text, arrays and objects as compact JSON. Refused: a missing claim, an empty value, a
+/// value with bytes a header cannot carry (controls, tabs, non-ASCII), and one with leading
+/// or trailing spaces, which HTTP trims, so the backend would read another value than
+/// the token holds.
+pub fn forwarded_value(claim: &str, value: Option<&Value>) -> Result<HeaderValue, &'static str> {
+    let value = value.ok_or("is missing")?;
+    if STRING_CLAIMS.contains(&claim) && !value.is_string() {
+        return Err("is not a string");
+    }
     let text = scalar_text(value).unwrap_or_else(|| value.to_string());
-    HeaderValue::from_str(&text).ok()
+    if text.is_empty() {
+        return Err("is empty");
+    }
+    if text.starts_with(' ') || text.ends_with(' ') {
+        return Err("starts or ends with white space");
+    }
+    // Visible ASCII and inner spaces only: `HeaderValue` would also take bytes past ASCII,
+    // which backends read differently (or not at all).
+    if !text.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
+        return Err("holds characters a header value cannot carry");
+    }
+    HeaderValue::from_str(&text).map_err(|_| "holds characters a header value cannot carry")
 }
 
 #[cfg(test)]
@@ -116,6 +138,30 @@ mod tests {
 
     fn claims(v: Value) -> Map<String, Value> {
         v.as_object().cloned().expect("object")
+    }
+
+    #[test]
+    fn forwarded_claims_fail_closed() {
+        let ok = |claim: &str, v: Value| forwarded_value(claim, Some(&v));
+        assert_eq!(ok("sub", json!("alice")).expect("a plain subject"), "alice");
+        assert_eq!(ok("tenant", json!(42)).expect("a number"), "42");
+        assert_eq!(
+            ok("roles", json!(["a", "b"])).expect("JSON"),
+            r#"["a","b"]"#
+        );
+        assert_eq!(forwarded_value("sub", None), Err("is missing"));
+        for bad in [
+            json!(""),
+            json!(" alice"),
+            json!("alice\t"),
+            json!("alice\nx-admin: 1"),
+            json!("al\u{0}ice"),
+            json!("ålice"),
+            json!({"id": "alice"}),
+            json!(7),
+        ] {
+            assert!(ok("sub", bad.clone()).is_err(), "sub {bad} must be refused");
+        }
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub use verify::Algorithm;
 use crate::config::Problem;
 use crate::config::jwt::{JwtKeys, JwtProvider, RouteJwt as RouteSpec};
 use crate::observe::metrics;
+use crate::policy::identity::Vouched;
 use crate::proxy::GatewayError;
 use claims::{Registered, Requirement};
 use jwks::{RemoteKeys, RemoteSpec};
@@ -286,6 +287,15 @@ fn check_signature(set: &KeySet, jws: &Jws<'_>) -> Signature {
 /// A verified token's claims, for the stages after authentication (rate limits by claim).
 pub type Claims = Map<String, Value>;
 
+/// What a request that passed a route's JWT check carries on.
+#[derive(Debug)]
+pub struct Verified {
+    /// The token's claims.
+    pub claims: Claims,
+    /// The forwarded claims, written onto the upstream request last.
+    pub vouched: Vouched,
+}
+
 /// The compiled providers of one snapshot, by name.
 #[derive(Default)]
 pub struct Providers {
@@ -374,10 +384,11 @@ impl RouteJwt {
         })
     }
 
-    /// Lets the request through, with claims forwarded and the token stripped as the route
-    /// says, or tells why not. Headers named for forwarded claims are always replaced, so
-    /// a client cannot send its own.
-    pub async fn check(&self, parts: &mut Parts) -> Result<Claims, Denial> {
+    /// Lets the request through, with the token stripped as the route says and the
+    /// forwarded claims to write upstream, or tells why not. Fails closed: a claim the
+    /// route forwards that is missing or cannot be a header value refuses the token, so a
+    /// request never goes on without the identity the route promises its backend.
+    pub async fn check(&self, parts: &mut Parts) -> Result<Verified, Denial> {
         let result = self.decide(parts).await;
         let outcome = match &result {
             Ok(_) => "allowed",
@@ -387,7 +398,7 @@ impl RouteJwt {
         result
     }
 
-    async fn decide(&self, parts: &mut Parts) -> Result<Claims, Denial> {
+    async fn decide(&self, parts: &mut Parts) -> Result<Verified, Denial> {
         let provider = &self.provider;
         let deny = |kind, reason| Denial {
             realm: provider.name.clone(),
@@ -406,15 +417,17 @@ impl RouteJwt {
                 .check(&claims)
                 .map_err(|reason| deny(DenialKind::Forbidden, reason))?;
         }
+        let mut vouched = Vouched::default();
         for (claim, header) in &self.forward {
-            parts.headers.remove(header);
-            if let Some(value) = claims.get(claim).and_then(claims::header_value) {
-                parts.headers.insert(header.clone(), value);
-            }
+            let value = claims::forwarded_value(claim, claims.get(claim)).map_err(|why| {
+                let reason = format!("token claim {claim:?}, forwarded as {header}, {why}");
+                deny(DenialKind::Invalid, reason)
+            })?;
+            vouched.push(header.clone(), value);
         }
         if self.strip_token {
             place.strip(parts);
         }
-        Ok(claims)
+        Ok(Verified { claims, vouched })
     }
 }
