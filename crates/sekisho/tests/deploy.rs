@@ -16,10 +16,12 @@
 
 mod support;
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use regex::Regex;
 use serde_json::Value;
 use support::TempDir;
 
@@ -251,4 +253,539 @@ fn every_listener_port_is_a_port_of_the_pod() {
             );
         }
     }
+}
+
+// Identity and authorization: ashi believes `x-user-id` (a user) and `x-ashi-service` (a
+// service principal) and refuses calls with neither, so only the gateway may give them a
+// value, and catalog writes must need the role `catalog-admin` wherever they are offered.
+// These read the configs as written (not through sekisho's config model), so they hold the
+// deployment to its promises whatever the model accepts.
+
+/// The headers ashi takes a caller's identity from.
+const IDENTITY_HEADERS: [&str; 2] = ["x-user-id", "x-ashi-service"];
+
+/// What the partner REST route may serve: sizing, and reading the catalog.
+const PARTNER_READS: [&str; 5] = [
+    "ashi.v1.SizingService/DiagnoseFoot",
+    "ashi.v1.SizingService/RecommendSize",
+    "ashi.v1.SizingService/RecommendSizes",
+    "ashi.v1.CatalogService/GetShoe",
+    "ashi.v1.CatalogService/ListShoes",
+];
+
+/// A gateway config as written, YAML anchors resolved.
+fn raw(relative: &str) -> Value {
+    yaml(&read(relative))
+}
+
+fn routes(config: &Value) -> &Vec<Value> {
+    config["routes"].as_array().expect("routes")
+}
+
+/// A list of strings; absent is empty.
+fn strings(value: &Value) -> Vec<&str> {
+    match value {
+        Value::Null => Vec::new(),
+        Value::Array(items) => items
+            .iter()
+            .map(|v| v.as_str().expect("a string"))
+            .collect(),
+        other => panic!("a list of strings: {other}"),
+    }
+}
+
+/// An RPC of ashi's API with its `google.api.http` rule.
+#[derive(Debug)]
+struct Rpc {
+    /// `ashi.v1.CatalogService`
+    service: String,
+    /// `UpsertShoe`
+    method: String,
+    /// `get`, `put`, `post`, `delete` or `patch`.
+    verb: String,
+    /// `/v1/shoes/{shoe.shoe_id}`
+    template: String,
+}
+
+impl Rpc {
+    fn full_name(&self) -> String {
+        format!("{}/{}", self.service, self.method)
+    }
+}
+
+/// The RPCs of one `.proto` file of ashi's API (the repository's `proto/`, which the image
+/// carries too), read line by line: `service X {`, `rpc M(`, then the rule's verb line.
+fn rpcs(relative: &str) -> Vec<Rpc> {
+    let text = read(relative);
+    let package = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("package "))
+        .expect("a package")
+        .trim_end_matches(';')
+        .trim()
+        .to_owned();
+    let mut service = None;
+    let mut found: Vec<Rpc> = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if let Some(rest) = line.strip_prefix("service ") {
+            let name = rest.split_whitespace().next().expect("a service name");
+            service = Some(format!("{package}.{name}"));
+        } else if let Some(rest) = line.strip_prefix("rpc ") {
+            let method = rest.split('(').next().expect("an rpc name").trim();
+            found.push(Rpc {
+                service: service.clone().expect("an rpc inside a service"),
+                method: method.to_owned(),
+                verb: String::new(),
+                template: String::new(),
+            });
+        } else if let Some((verb, template)) = line.split_once(':')
+            && ["get", "put", "post", "delete", "patch"].contains(&verb.trim())
+            && let Some(rpc) = found.last_mut()
+            && rpc.verb.is_empty()
+        {
+            rpc.verb = verb.trim().to_owned();
+            rpc.template = template.trim().trim_matches('"').to_owned();
+        }
+    }
+    for rpc in &found {
+        assert!(!rpc.verb.is_empty(), "{relative}: {rpc:?} has no http rule");
+    }
+    found
+}
+
+/// A call of an RPC as it reaches the gateway.
+struct Call {
+    http_method: String,
+    path: String,
+    /// Service and method of a gRPC or gRPC-Web call; `None` for REST.
+    grpc: Option<(String, String)>,
+}
+
+impl Call {
+    fn grpc(rpc: &Rpc) -> Call {
+        Call {
+            http_method: "POST".into(),
+            path: format!("/{}/{}", rpc.service, rpc.method),
+            grpc: Some((rpc.service.clone(), rpc.method.clone())),
+        }
+    }
+
+    /// The REST call of the rule, with a value in every path variable.
+    fn rest(rpc: &Rpc) -> Call {
+        let variables = Regex::new(r"\{[^}]*\}").unwrap();
+        Call {
+            http_method: rpc.verb.to_ascii_uppercase(),
+            path: variables.replace_all(&rpc.template, "x").into_owned(),
+            grpc: None,
+        }
+    }
+}
+
+/// Whether a route's `match` takes the call, as sekisho's matcher decides: `None` never,
+/// `Some(true)` always, `Some(false)` depending on what the call here does not fix (host,
+/// headers), so later routes may still get it.
+fn takes(conditions: &Value, call: &Call) -> Option<bool> {
+    let mut always = true;
+    let Some(conditions) = conditions.as_object() else {
+        return Some(true); // no conditions: everything
+    };
+    for (key, want) in conditions {
+        let text = || want.as_str().expect("a string");
+        let holds = match key.as_str() {
+            "host" => {
+                always = false;
+                true
+            }
+            "headers" => {
+                always &= is_empty_list(want);
+                true
+            }
+            "path" => call.path == text(),
+            "path_prefix" => call.path.starts_with(text()),
+            "path_regex" => Regex::new(&format!("^(?:{})$", text()))
+                .expect("path_regex")
+                .is_match(&call.path),
+            "method" => call.http_method == text(),
+            "grpc_service" => call.grpc.as_ref().is_some_and(|(s, _)| s == text()),
+            "grpc_method" => call.grpc.as_ref().is_some_and(|(_, m)| m == text()),
+            other => panic!("match.{other}: a condition this test does not know; teach `takes`"),
+        };
+        if !holds {
+            return None;
+        }
+    }
+    Some(always)
+}
+
+fn is_empty_list(value: &Value) -> bool {
+    value.as_array().is_none_or(Vec::is_empty)
+}
+
+/// Whether a transcoding route offers the RPC over REST (`services`, then `methods`; an
+/// empty list is everything).
+fn transcodes(transcode: &Value, rpc: &Rpc) -> bool {
+    let services = strings(&transcode["services"]);
+    let methods = strings(&transcode["methods"]);
+    (services.is_empty() || services.contains(&rpc.service.as_str()))
+        && (methods.is_empty() || methods.contains(&rpc.full_name().as_str()))
+}
+
+/// The route lets through only tokens with role `catalog-admin` and names the user upstream.
+fn needs_catalog_admin(route: &Value) -> bool {
+    let jwt = &route["jwt"];
+    let roles = strings(&jwt["require"]["role"]);
+    !roles.is_empty()
+        && roles.iter().all(|r| *r == "catalog-admin")
+        && jwt["forward_claims"]["sub"] == "x-user-id"
+}
+
+/// The catalog's writes: every CatalogService RPC whose rule is not a GET.
+fn catalog_writes() -> Vec<Rpc> {
+    let writes: Vec<Rpc> = rpcs("proto/ashi/v1/catalog.proto")
+        .into_iter()
+        .filter(|r| r.service == "ashi.v1.CatalogService" && r.verb != "get")
+        .collect();
+    let names: Vec<&str> = writes.iter().map(|r| r.method.as_str()).collect();
+    for expected in ["UpsertShoe", "ImportShoesCsv"] {
+        assert!(
+            names.contains(&expected),
+            "{expected} is a write: {names:?}"
+        );
+    }
+    writes
+}
+
+#[test]
+fn every_gateway_config_removes_identity_headers_from_clients() {
+    for relative in gateway_configs() {
+        let config = raw(&relative);
+        let internal: Vec<String> = strings(&config["internal_headers"])
+            .iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect();
+        for header in IDENTITY_HEADERS {
+            assert!(
+                internal.iter().any(|h| h == header),
+                "{relative}: `internal_headers` must name {header}, or a client could send it \
+                 and ashi would believe it: {internal:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_route_names_its_caller_to_ashi() {
+    for relative in gateway_configs() {
+        let config = raw(&relative);
+        for route in routes(&config) {
+            let name = &route["name"];
+            let added = &route["request_headers"]["add"];
+            assert!(
+                added["x-user-id"].is_null() && added["X-User-Id"].is_null(),
+                "{relative}: route {name} must not set a fixed x-user-id; it comes from a token"
+            );
+            let user = route["jwt"]["forward_claims"]["sub"] == "x-user-id";
+            let service = added["x-ashi-service"]
+                .as_str()
+                .is_some_and(|s| !s.is_empty());
+            assert!(
+                user || service,
+                "{relative}: route {name} gives ashi neither x-user-id (jwt.forward_claims) nor \
+                 x-ashi-service (request_headers.add); ashi refuses such calls"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_route_to_a_catalog_write_needs_the_catalog_admin_role() {
+    let writes = catalog_writes();
+    for relative in gateway_configs() {
+        let config = raw(&relative);
+        for rpc in &writes {
+            let mut grpc_routes = Vec::new();
+            for (call, grpc) in [(Call::grpc(rpc), true), (Call::rest(rpc), false)] {
+                // Routes match in file order and the first one that takes a call serves it
+                // (or refuses it): every route up to one that surely takes it is checked.
+                for route in routes(&config) {
+                    let Some(always) = takes(&route["match"], &call) else {
+                        continue;
+                    };
+                    // A REST call reaches ashi only through a transcoding route that offers
+                    // the RPC; a gRPC call through any route that takes it.
+                    let reaches = grpc
+                        || (!route["transcode"].is_null() && transcodes(&route["transcode"], rpc));
+                    if reaches {
+                        assert!(
+                            needs_catalog_admin(route),
+                            "{relative}: route {} lets {} {} through to {} without requiring \
+                             role catalog-admin (jwt.require.role: [catalog-admin] with \
+                             forward_claims sub: x-user-id)",
+                            route["name"],
+                            call.http_method,
+                            call.path,
+                            rpc.full_name()
+                        );
+                        if grpc {
+                            grpc_routes.push(route["name"].clone());
+                        }
+                    }
+                    if always {
+                        break;
+                    }
+                }
+            }
+            assert!(
+                !grpc_routes.is_empty(),
+                "{relative}: no route serves {} over gRPC; the catalog team writes there",
+                rpc.full_name()
+            );
+        }
+    }
+}
+
+#[test]
+fn the_partner_route_serves_only_reads() {
+    let known: Vec<String> = ["sizing", "catalog", "measurement"]
+        .iter()
+        .flat_map(|file| rpcs(&format!("proto/ashi/v1/{file}.proto")))
+        .map(|r| r.full_name())
+        .collect();
+    for read in PARTNER_READS {
+        assert!(
+            known.iter().any(|k| k == read),
+            "{read} is not an RPC of proto/ashi/v1"
+        );
+    }
+    let mut reads = PARTNER_READS.to_vec();
+    reads.sort_unstable();
+    for relative in gateway_configs() {
+        let config = raw(&relative);
+        let partner = routes(&config)
+            .iter()
+            .find(|r| r["name"] == "partner-rest")
+            .unwrap_or_else(|| panic!("{relative}: the partner-rest route"));
+        let mut methods = strings(&partner["transcode"]["methods"]);
+        methods.sort_unstable();
+        assert_eq!(
+            methods, reads,
+            "{relative}: partner-rest's transcode.methods must list exactly the reads (an empty \
+             list serves every method of `services`, the catalog's writes among them)"
+        );
+        assert_eq!(
+            partner["request_headers"]["add"]["x-ashi-service"], "partner",
+            "{relative}: partner-rest names its callers to ashi as the service `partner`"
+        );
+        assert!(
+            !partner["ip_acl"].is_null(),
+            "{relative}: partner-rest is open only to the partners' networks"
+        );
+    }
+}
+
+/// Every document of every YAML file under `deploy/`, with the file it came from.
+fn manifests() -> Vec<(String, Value)> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("read deploy/") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                out.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(&repo().join("deploy"), &mut files);
+    files.sort();
+    let mut documents = Vec::new();
+    for path in files {
+        let text = std::fs::read_to_string(&path).expect("read manifest");
+        let name = path.display().to_string();
+        let docs: Vec<Value> =
+            serde_saphyr::from_multiple(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        documents.extend(docs.into_iter().map(|d| (name.clone(), d)));
+    }
+    documents
+}
+
+/// Whether a label selector selects pods with these labels.
+fn selects(selector: &Value, labels: &Value) -> bool {
+    assert!(
+        selector["matchExpressions"].is_null(),
+        "matchExpressions: teach `selects` about them"
+    );
+    selector["matchLabels"]
+        .as_object()
+        .is_none_or(|want| want.iter().all(|(k, v)| &labels[k] == v))
+}
+
+/// The NetworkPolicies that select pods with these labels (they all apply, and add up).
+fn policies_for(labels: &Value) -> Vec<(String, Value)> {
+    manifests()
+        .into_iter()
+        .filter(|(_, d)| d["kind"] == "NetworkPolicy" && selects(&d["spec"]["podSelector"], labels))
+        .collect()
+}
+
+/// The ports an ingress rule admits; `None` is every port.
+fn rule_ports(rule: &Value) -> Option<BTreeSet<u64>> {
+    let ports = rule["ports"].as_array().filter(|p| !p.is_empty())?;
+    Some(
+        ports
+            .iter()
+            .map(|p| p["port"].as_u64().expect("ports by number in the policies"))
+            .collect(),
+    )
+}
+
+#[test]
+fn only_the_gateway_pods_may_connect_to_ashi() {
+    let ashi = yaml(&read("deploy/base/ashi-deployment.yaml"));
+    let gateway = yaml(&read("deploy/base/gateway-deployment.yaml"));
+    let ashi_pod = &ashi["spec"]["template"]["metadata"]["labels"];
+    let gateway_pod = &gateway["spec"]["template"]["metadata"]["labels"];
+    let gateway_selector = &gateway["spec"]["selector"];
+    let kustomization = yaml(&read("deploy/base/kustomization.yaml"));
+    assert!(
+        strings(&kustomization["resources"]).contains(&"ashi-networkpolicy.yaml"),
+        "the base deploys ashi-networkpolicy.yaml"
+    );
+
+    let policies = policies_for(ashi_pod);
+    assert!(
+        policies
+            .iter()
+            .any(|(file, _)| file.ends_with("base/ashi-networkpolicy.yaml")),
+        "base/ashi-networkpolicy.yaml selects the ashi pods: {:?}",
+        policies.iter().map(|(f, _)| f).collect::<Vec<_>>()
+    );
+    let mut admitted = BTreeSet::new();
+    for (file, policy) in &policies {
+        let spec = &policy["spec"];
+        assert!(
+            strings(&spec["policyTypes"]).contains(&"Ingress"),
+            "{file}: policyTypes names Ingress"
+        );
+        for rule in spec["ingress"].as_array().into_iter().flatten() {
+            let peers = rule["from"].as_array().filter(|f| !f.is_empty());
+            let peers = peers.unwrap_or_else(|| {
+                panic!("{file}: an ingress rule without `from` admits everyone to ashi")
+            });
+            for peer in peers {
+                let keys: Vec<&String> = peer.as_object().expect("a peer").keys().collect();
+                assert_eq!(
+                    keys,
+                    ["podSelector"],
+                    "{file}: ashi admits only pods of its namespace (no namespaceSelector, no \
+                     ipBlock): {peer}"
+                );
+                assert_eq!(
+                    &peer["podSelector"], gateway_selector,
+                    "{file}: ashi admits exactly the gateway Deployment's pods"
+                );
+                assert!(selects(&peer["podSelector"], gateway_pod));
+                assert!(!selects(&peer["podSelector"], ashi_pod));
+            }
+            match rule_ports(rule) {
+                Some(ports) => admitted.extend(ports),
+                None => admitted.extend([50051, 50052]),
+            }
+        }
+    }
+    // The gateway still reaches ashi's gRPC port (the cluster's endpoint) and its HTTP side.
+    let grpc = ashi["spec"]["template"]["spec"]["containers"][0]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "grpc")
+        .and_then(|p| p["containerPort"].as_u64())
+        .expect("ashi's grpc port");
+    let env = ashi["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap();
+    let http: SocketAddr = env
+        .iter()
+        .find(|e| e["name"] == "ASHI_HTTP_LISTEN")
+        .and_then(|e| e["value"].as_str())
+        .expect("ASHI_HTTP_LISTEN")
+        .parse()
+        .unwrap();
+    for port in [grpc, u64::from(http.port())] {
+        assert!(
+            admitted.contains(&port),
+            "the gateway must still reach ashi on {port}: {admitted:?}"
+        );
+    }
+}
+
+#[test]
+fn the_admin_port_is_not_open_to_everyone() {
+    let gateway = yaml(&read("deploy/base/gateway-deployment.yaml"));
+    let gateway_pod = &gateway["spec"]["template"]["metadata"]["labels"];
+    let admin = address_port(&raw("deploy/base/gateway/gateway.yaml")["admin"]["address"]);
+    let policies = policies_for(gateway_pod);
+    assert!(
+        policies
+            .iter()
+            .any(|(file, _)| file.ends_with("base/gateway-networkpolicy.yaml")),
+        "base/gateway-networkpolicy.yaml selects the gateway pods"
+    );
+    for (file, policy) in &policies {
+        for rule in policy["spec"]["ingress"].as_array().into_iter().flatten() {
+            if rule_ports(rule).is_some_and(|p| !p.contains(&admin)) {
+                continue;
+            }
+            let peers = rule["from"].as_array().filter(|f| !f.is_empty());
+            let peers = peers.unwrap_or_else(|| {
+                panic!("{file}: a rule without `from` opens the admin port {admin} to everyone")
+            });
+            for peer in peers {
+                let everywhere = peer["namespaceSelector"]
+                    .as_object()
+                    .is_some_and(|s| s.is_empty())
+                    || peer["ipBlock"]["cidr"] == "0.0.0.0/0"
+                    || peer["ipBlock"]["cidr"] == "::/0";
+                assert!(
+                    !everywhere,
+                    "{file}: {peer} opens the admin port to everyone"
+                );
+            }
+        }
+    }
+}
+
+fn address_port(value: &Value) -> u64 {
+    let address: SocketAddr = value
+        .as_str()
+        .expect("an address")
+        .parse()
+        .expect("address");
+    u64::from(address.port())
+}
+
+#[test]
+fn the_nlb_alone_may_send_proxy_headers() {
+    // Any peer in `proxy_protocol.from` can name any client, so the list is the NLB's
+    // subnets, the same ones its NetworkPolicy lets reach the TLS port.
+    let config = raw("deploy/overlays/nlb/gateway.yaml");
+    let from: BTreeSet<&str> = config["listeners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|l| strings(&l["proxy_protocol"]["from"]))
+        .collect();
+    assert!(!from.is_empty(), "the NLB listener reads PROXY headers");
+    let policy = yaml(&read("deploy/overlays/nlb/networkpolicy-nlb.yaml"));
+    let blocks: BTreeSet<&str> = policy["spec"]["ingress"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["from"].as_array().unwrap())
+        .map(|peer| peer["ipBlock"]["cidr"].as_str().expect("ipBlocks"))
+        .collect();
+    assert_eq!(
+        from, blocks,
+        "proxy_protocol.from and networkpolicy-nlb.yaml's ipBlocks name the same NLB subnets"
+    );
 }
