@@ -59,6 +59,11 @@ pub struct Config {
     pub demo_catalog: bool,
     /// Export spans of each RPC and its queries over OTLP; `None` turns tracing off.
     pub tracing: Option<crate::trace::TraceConfig>,
+    /// Serve a call that carries no identity header at all as this service principal, which
+    /// reaches every user's data. For in-cluster callers that cannot go through the gateway;
+    /// anyone who can reach the gRPC port then gets that access, so it is off (`None`) by
+    /// default. Malformed identity headers are refused regardless.
+    pub anonymous_service: Option<String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -77,6 +82,7 @@ impl std::fmt::Debug for Config {
             .field("toe_tolerance_mm", &self.toe_tolerance_mm)
             .field("demo_catalog", &self.demo_catalog)
             .field("tracing", &self.tracing)
+            .field("anonymous_service", &self.anonymous_service)
             .finish()
     }
 }
@@ -116,6 +122,7 @@ impl Config {
             toe_tolerance_mm: crate::sizing::toe::DEFAULT_TOLERANCE_MM,
             demo_catalog: false,
             tracing: None,
+            anonymous_service: None,
         }
     }
 }

@@ -58,6 +58,12 @@ struct ServeArgs {
     /// Load the demo shoe catalog on start.
     #[arg(long, env = "ASHI_DEMO")]
     demo: bool,
+    /// Serve calls that carry no caller identity (neither x-user-id nor x-ashi-service) as
+    /// this service, with access to every user's data. Only for in-cluster callers that cannot
+    /// go through the gateway: anyone reaching the gRPC port gets that access. Default: such
+    /// calls are refused.
+    #[arg(long, env = "ASHI_ANONYMOUS_SERVICE", value_parser = identity)]
+    anonymous_service: Option<String>,
     #[command(flatten)]
     s3: S3Args,
     #[command(flatten)]
@@ -76,6 +82,12 @@ struct TraceArgs {
     /// `service.name` of the spans.
     #[arg(long, env = "ASHI_TRACE_SERVICE_NAME", default_value = ashi::trace::DEFAULT_SERVICE_NAME)]
     trace_service_name: String,
+}
+
+fn identity(text: &str) -> Result<String, String> {
+    ashi::service::caller::check_identity(text)
+        .map(|()| text.to_owned())
+        .map_err(|problem| format!("the name {problem}"))
 }
 
 fn sampling(text: &str) -> Result<f64, String> {
@@ -127,6 +139,7 @@ impl ServeArgs {
         config.max_upload_bytes = self.max_upload_bytes;
         config.toe_tolerance_mm = self.toe_tolerance_mm;
         config.demo_catalog = self.demo;
+        config.anonymous_service = self.anonymous_service;
         config.tracing = self.trace.otlp_endpoint.map(|endpoint| ashi::TraceConfig {
             sampling: self.trace.trace_sampling,
             service_name: self.trace.trace_service_name,

@@ -10,6 +10,7 @@ use crate::objects::{self, Objects};
 use crate::pb::catalog_service_server::CatalogServiceServer;
 use crate::pb::measurement_service_server::MeasurementServiceServer;
 use crate::pb::sizing_service_server::SizingServiceServer;
+use crate::service::caller::{self, Identify};
 use crate::service::catalog::Catalog;
 use crate::service::measurement::Measurements;
 use crate::service::sizing::Sizing;
@@ -44,6 +45,8 @@ pub enum Error {
     Io(#[from] std::io::Error),
     #[error("tracing: {0}")]
     Tracing(String),
+    #[error("anonymous service name {0}")]
+    AnonymousService(String),
 }
 
 /// Runs ashi until `shutdown` completes: gRPC on `grpc`, signed object URLs on `http`. Opens
@@ -55,6 +58,13 @@ pub async fn serve(
     http: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
+    if let Some(name) = &config.anonymous_service {
+        caller::check_identity(name).map_err(Error::AnonymousService)?;
+        tracing::warn!(
+            service = %name,
+            "calls without an identity are served as the anonymous service"
+        );
+    }
     let public_url = match &config.public_url {
         Some(url) => url.clone(),
         None => format!("http://{}", http.local_addr()?),
@@ -107,7 +117,8 @@ pub async fn serve(
             result
         })
     };
-    let grpc_result = serve_grpc(grpc, app.clone(), tracer, stop_rx).await;
+    let identify = Identify::new(config.anonymous_service.as_deref());
+    let grpc_result = serve_grpc(grpc, app.clone(), identify, tracer, stop_rx).await;
     stop_tx.send_replace(true);
     let http_result = http_task.await.map_err(std::io::Error::other)?;
     forward.abort();
@@ -129,6 +140,7 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
 async fn serve_grpc(
     listener: TcpListener,
     app: Shared,
+    identify: Identify,
     tracer: trace::Tracer,
     stop: watch::Receiver<bool>,
 ) -> Result<(), Error> {
@@ -147,9 +159,20 @@ async fn serve_grpc(
         .layer(trace::RpcSpans::new(tracer))
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(MeasurementServiceServer::new(Measurements(app.clone())))
-        .add_service(SizingServiceServer::new(Sizing(app.clone())))
-        .add_service(CatalogServiceServer::new(Catalog(app)))
+        // Health and reflection answer anyone (probes send no identity); every ashi.v1 call
+        // needs a caller.
+        .add_service(MeasurementServiceServer::with_interceptor(
+            Measurements(app.clone()),
+            identify.clone(),
+        ))
+        .add_service(SizingServiceServer::with_interceptor(
+            Sizing(app.clone()),
+            identify.clone(),
+        ))
+        .add_service(CatalogServiceServer::with_interceptor(
+            Catalog(app),
+            identify,
+        ))
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::TcpListenerStream::new(listener),
             async move {

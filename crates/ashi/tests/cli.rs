@@ -25,6 +25,7 @@ fn help_documents_every_setting() {
         "ASHI_MAX_UPLOAD_BYTES",
         "ASHI_TOE_TOLERANCE_MM",
         "ASHI_DEMO",
+        "ASHI_ANONYMOUS_SERVICE",
         "ASHI_S3_ENDPOINT",
         "ASHI_S3_BUCKET",
         "ASHI_S3_REGION",
@@ -88,7 +89,12 @@ fn serve_starts_and_stops_on_sigterm() {
 
 #[test]
 fn a_bad_setting_is_named() {
-    for (flag, value) in [("--upload-expiry", "soon"), ("--trace-sampling", "1.5")] {
+    for (flag, value) in [
+        ("--upload-expiry", "soon"),
+        ("--trace-sampling", "1.5"),
+        ("--anonymous-service", ""),
+        ("--anonymous-service", "two\tparts"),
+    ] {
         let out = Command::new(BIN)
             .args(["serve", flag, value])
             .output()

@@ -1,7 +1,7 @@
 //! `ashi.v1.CatalogService`: shoes and their per-size inner dimensions.
 
 use super::convert::{shoe_from_pb, shoe_to_pb};
-use super::{Shared, page_size, store_status};
+use super::{Caller, Shared, page_size, store_status};
 use crate::catalog_csv;
 use crate::pb::catalog_service_server::CatalogService;
 use crate::pb::*;
@@ -17,8 +17,9 @@ impl CatalogService for Catalog {
         &self,
         request: Request<UpsertShoeRequest>,
     ) -> Result<Response<Shoe>, Status> {
-        let shoe = request
-            .into_inner()
+        // The catalog holds no user's data: any identified caller may use it.
+        let (_caller, req) = Caller::from_request(request)?;
+        let shoe = req
             .shoe
             .ok_or_else(|| FieldError::new("shoe", "is required"))?;
         let shoe = shoe_from_pb(shoe)?;
@@ -31,7 +32,7 @@ impl CatalogService for Catalog {
     }
 
     async fn get_shoe(&self, request: Request<GetShoeRequest>) -> Result<Response<Shoe>, Status> {
-        let req = request.into_inner();
+        let (_caller, req) = Caller::from_request(request)?;
         let id = validate::id("shoe_id", &req.shoe_id)?;
         match self.0.store.get_shoe(id).await.map_err(store_status)? {
             Some(shoe) => Ok(Response::new(shoe_to_pb(&shoe))),
@@ -43,7 +44,7 @@ impl CatalogService for Catalog {
         &self,
         request: Request<ListShoesRequest>,
     ) -> Result<Response<ListShoesResponse>, Status> {
-        let req = request.into_inner();
+        let (_caller, req) = Caller::from_request(request)?;
         let page = self
             .0
             .store
@@ -60,8 +61,9 @@ impl CatalogService for Catalog {
         &self,
         request: Request<ImportShoesCsvRequest>,
     ) -> Result<Response<ImportShoesCsvResponse>, Status> {
-        let shoes = catalog_csv::parse(&request.into_inner().csv)
-            .map_err(|e| FieldError::new("csv", e.to_string()))?;
+        let (_caller, req) = Caller::from_request(request)?;
+        let shoes =
+            catalog_csv::parse(&req.csv).map_err(|e| FieldError::new("csv", e.to_string()))?;
         self.0
             .store
             .upsert_shoes(&shoes)

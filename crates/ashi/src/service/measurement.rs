@@ -1,7 +1,7 @@
 //! `ashi.v1.MeasurementService`: uploads, and measurements stored per user.
 
 use super::convert::{ms_from_timestamp, now_ms, timestamp, timestamp_from_ms};
-use super::{Shared, check_user, objects_status, page_size, store_status};
+use super::{Caller, Shared, objects_status, page_size, store_status};
 use crate::pb::measurement_service_server::MeasurementService;
 use crate::pb::*;
 use crate::store::{NewMeasurement, StoredMeasurement};
@@ -56,9 +56,9 @@ impl MeasurementService for Measurements {
         &self,
         request: Request<CreateUploadRequest>,
     ) -> Result<Response<CreateUploadResponse>, Status> {
-        let (metadata, _, req) = request.into_parts();
+        let (caller, req) = Caller::from_request(request)?;
         let user_id = validate::id("user_id", &req.user_id)?;
-        check_user(&metadata, user_id)?;
+        caller.may_reach(user_id)?;
         let Some(&(content_type, ext)) = SCAN_CONTENT_TYPES
             .iter()
             .find(|(ct, _)| ct.eq_ignore_ascii_case(req.content_type.trim()))
@@ -104,9 +104,9 @@ impl MeasurementService for Measurements {
         &self,
         request: Request<RegisterMeasurementRequest>,
     ) -> Result<Response<Measurement>, Status> {
-        let (metadata, _, req) = request.into_parts();
+        let (caller, req) = Caller::from_request(request)?;
         let user_id = validate::id("user_id", &req.user_id)?.to_owned();
-        check_user(&metadata, &user_id)?;
+        caller.may_reach(&user_id)?;
         let feet = validate::feet(req.left.as_ref(), req.right.as_ref())?;
         if req.scan_object_keys.is_empty() || req.scan_object_keys.len() > MAX_SCANS {
             return Err(FieldError::new(
@@ -164,17 +164,11 @@ impl MeasurementService for Measurements {
         &self,
         request: Request<GetMeasurementRequest>,
     ) -> Result<Response<Measurement>, Status> {
-        let (metadata, _, req) = request.into_parts();
+        let (caller, req) = Caller::from_request(request)?;
         let user_id = validate::id("user_id", &req.user_id)?;
-        check_user(&metadata, user_id)?;
+        caller.may_reach(user_id)?;
         let id = validate::id("measurement_id", &req.measurement_id)?;
-        match self
-            .0
-            .store
-            .get_measurement(user_id, id)
-            .await
-            .map_err(store_status)?
-        {
+        match self.0.reachable_measurement(&caller, user_id, id).await? {
             Some(m) => Ok(Response::new(measurement_to_pb(&m))),
             None => Err(Status::not_found(format!(
                 "measurement {id} of user {user_id}"
@@ -186,15 +180,18 @@ impl MeasurementService for Measurements {
         &self,
         request: Request<ListMeasurementsRequest>,
     ) -> Result<Response<ListMeasurementsResponse>, Status> {
-        let (metadata, _, req) = request.into_parts();
+        let (caller, req) = Caller::from_request(request)?;
         let user_id = validate::id("user_id", &req.user_id)?;
-        check_user(&metadata, user_id)?;
+        caller.may_reach(user_id)?;
         let page = self
             .0
             .store
             .list_measurements(user_id, page_size(req.page_size), &req.page_token)
             .await
             .map_err(store_status)?;
+        for m in &page.items {
+            caller.may_reach(&m.user_id)?;
+        }
         Ok(Response::new(ListMeasurementsResponse {
             measurements: page.items.iter().map(measurement_to_pb).collect(),
             next_page_token: page.next_token,
@@ -207,17 +204,11 @@ impl MeasurementService for Measurements {
         &self,
         request: Request<DeleteMeasurementRequest>,
     ) -> Result<Response<DeleteMeasurementResponse>, Status> {
-        let (metadata, _, req) = request.into_parts();
+        let (caller, req) = Caller::from_request(request)?;
         let user_id = validate::id("user_id", &req.user_id)?;
-        check_user(&metadata, user_id)?;
+        caller.may_reach(user_id)?;
         let id = validate::id("measurement_id", &req.measurement_id)?;
-        let Some(m) = self
-            .0
-            .store
-            .get_measurement(user_id, id)
-            .await
-            .map_err(store_status)?
-        else {
+        let Some(m) = self.0.reachable_measurement(&caller, user_id, id).await? else {
             return Ok(Response::new(DeleteMeasurementResponse { deleted: false }));
         };
         for key in &m.scan_object_keys {
@@ -226,7 +217,7 @@ impl MeasurementService for Measurements {
         let deleted = self
             .0
             .store
-            .delete_measurement(user_id, id)
+            .delete_measurement(&m.user_id, &m.measurement_id)
             .await
             .map_err(store_status)?;
         Ok(Response::new(DeleteMeasurementResponse { deleted }))

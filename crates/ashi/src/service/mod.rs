@@ -1,18 +1,21 @@
-//! The gRPC services. Each handler reads top to bottom: validate, act, convert; errors become
-//! a `tonic::Status` that names the field or thing that was wrong.
+//! The gRPC services. Each handler reads top to bottom: take the caller (see [`caller`]),
+//! validate, check the caller may reach the user's data, act, convert; errors become a
+//! `tonic::Status` that names the field or thing that was wrong.
 
+pub mod caller;
 pub mod catalog;
 mod convert;
 pub mod measurement;
 pub mod sizing;
 
+pub use caller::{Caller, SERVICE_HEADER, USER_HEADER};
+
 use crate::objects::Objects;
-use crate::store::{self, Store};
+use crate::store::{self, Store, StoredMeasurement};
 use crate::validate::FieldError;
 use std::sync::Arc;
 use std::time::Duration;
 use tonic::Status;
-use tonic::metadata::MetadataMap;
 
 /// What every service shares.
 pub struct App {
@@ -26,22 +29,28 @@ pub struct App {
 /// Shared handle to [`App`].
 pub type Shared = Arc<App>;
 
-/// The gateway sends the subject of the caller's verified token in this header
-/// (`forward_claims: { sub: x-user-id }`, replacing any the caller sent). A request that
-/// carries it may only name that user; one without it comes from a caller the deployment
-/// trusts with every user's data (a partner server behind the gateway's allow list, another
-/// service inside the cluster).
-pub const USER_HEADER: &str = "x-user-id";
-
-/// Refuses a request whose signed-in user (see [`USER_HEADER`]) is not `user_id`.
-pub fn check_user(metadata: &MetadataMap, user_id: &str) -> Result<(), Status> {
-    let mut callers = metadata.get_all(USER_HEADER).iter().peekable();
-    if callers.peek().is_none() || callers.all(|c| c.as_bytes() == user_id.as_bytes()) {
-        return Ok(());
+impl App {
+    /// The measurement `measurement_id` of `user_id`, if it exists and `caller` may reach it.
+    /// The caller is checked against the user the request names before the read, and against
+    /// the owner of the row actually read after it: every handler that reads a stored
+    /// measurement goes through here.
+    pub async fn reachable_measurement(
+        &self,
+        caller: &Caller,
+        user_id: &str,
+        measurement_id: &str,
+    ) -> Result<Option<StoredMeasurement>, Status> {
+        caller.may_reach(user_id)?;
+        let found = self
+            .store
+            .get_measurement(user_id, measurement_id)
+            .await
+            .map_err(store_status)?;
+        if let Some(m) = &found {
+            caller.may_reach(&m.user_id)?;
+        }
+        Ok(found)
     }
-    Err(Status::permission_denied(format!(
-        "the signed-in user may only reach their own data, not user {user_id}'s"
-    )))
 }
 
 /// Largest page a listing returns.

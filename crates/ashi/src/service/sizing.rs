@@ -1,14 +1,13 @@
 //! `ashi.v1.SizingService`: the sizing rules applied to stored measurements and catalog shoes.
 
 use super::convert::size_to_pb;
-use super::{Shared, check_user, store_status};
+use super::{Caller, Shared, store_status};
 use crate::catalog::Shoe;
 use crate::foot::Feet;
 use crate::pb::sizing_service_server::SizingService;
 use crate::pb::*;
 use crate::sizing::{arch, diagnose, hallux, jis, recommend, toe};
 use crate::validate::{self, FieldError, in_range};
-use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
 /// Most shoes one RecommendSizes call may ask about.
@@ -19,22 +18,12 @@ pub struct Sizing(pub Shared);
 
 impl Sizing {
     /// The feet of the measurement `r` names, if the caller may read it.
-    async fn feet(
-        &self,
-        metadata: &MetadataMap,
-        r: Option<&MeasurementRef>,
-    ) -> Result<Feet, Status> {
+    async fn feet(&self, caller: &Caller, r: Option<&MeasurementRef>) -> Result<Feet, Status> {
         let r = r.ok_or_else(|| FieldError::new("measurement", "is required"))?;
         let user_id = validate::id("measurement.user_id", &r.user_id)?;
-        check_user(metadata, user_id)?;
+        caller.may_reach(user_id)?;
         let id = validate::id("measurement.measurement_id", &r.measurement_id)?;
-        match self
-            .0
-            .store
-            .get_measurement(user_id, id)
-            .await
-            .map_err(store_status)?
-        {
+        match self.0.reachable_measurement(caller, user_id, id).await? {
             Some(m) => Ok(m.feet),
             None => Err(Status::not_found(format!(
                 "measurement {id} of user {user_id}"
@@ -158,7 +147,7 @@ impl SizingService for Sizing {
         &self,
         request: Request<DiagnoseFootRequest>,
     ) -> Result<Response<DiagnoseFootResponse>, Status> {
-        let (metadata, _, req) = request.into_parts();
+        let (caller, req) = Caller::from_request(request)?;
         let table = match JisTable::try_from(req.table) {
             Ok(JisTable::Men) => jis::Table::Men,
             Ok(JisTable::Women) => jis::Table::Women,
@@ -172,7 +161,7 @@ impl SizingService for Sizing {
             Some(t) => in_range("toe_tolerance_mm", t, (0.0, 10.0))?,
             None => self.0.toe_tolerance_mm,
         };
-        let feet = self.feet(&metadata, req.measurement.as_ref()).await?;
+        let feet = self.feet(&caller, req.measurement.as_ref()).await?;
         let d = diagnose::feet(table, tolerance, &feet);
         Ok(Response::new(DiagnoseFootResponse {
             left: Some(foot_to_pb(&d.left)),
@@ -188,8 +177,8 @@ impl SizingService for Sizing {
         &self,
         request: Request<RecommendSizeRequest>,
     ) -> Result<Response<Recommendation>, Status> {
-        let (metadata, _, req) = request.into_parts();
-        let feet = self.feet(&metadata, req.measurement.as_ref()).await?;
+        let (caller, req) = Caller::from_request(request)?;
+        let feet = self.feet(&caller, req.measurement.as_ref()).await?;
         let shoe = self.shoe("shoe_id", &req.shoe_id).await?;
         Ok(Response::new(recommendation(&feet, &shoe)?))
     }
@@ -198,7 +187,7 @@ impl SizingService for Sizing {
         &self,
         request: Request<RecommendSizesRequest>,
     ) -> Result<Response<RecommendSizesResponse>, Status> {
-        let (metadata, _, req) = request.into_parts();
+        let (caller, req) = Caller::from_request(request)?;
         if req.shoe_ids.is_empty() || req.shoe_ids.len() > MAX_SHOES_PER_CALL {
             return Err(FieldError::new(
                 "shoe_ids",
@@ -206,7 +195,7 @@ impl SizingService for Sizing {
             )
             .into());
         }
-        let feet = self.feet(&metadata, req.measurement.as_ref()).await?;
+        let feet = self.feet(&caller, req.measurement.as_ref()).await?;
         let mut recommendations = Vec::with_capacity(req.shoe_ids.len());
         for (i, id) in req.shoe_ids.iter().enumerate() {
             let shoe = self.shoe(&format!("shoe_ids[{i}]"), id).await?;

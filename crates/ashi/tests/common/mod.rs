@@ -1,5 +1,7 @@
 //! Starting real ashi servers for tests: SQLite with the local store in a temporary directory,
 //! or PostgreSQL with an S3-compatible server named by the environment (started by `.ci/run`).
+//! The ready-made clients call as the service principal [`TEST_SERVICE`]; tests of identity
+//! build their own clients on [`Running::channel`].
 #![allow(dead_code)]
 
 use ashi::config::{ObjectsConfig, S3Config};
@@ -12,15 +14,33 @@ use hyper_util::rt::TokioIo;
 use std::path::PathBuf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+use tonic::{Request, Status};
+
+/// The service principal the ready-made clients call as (`x-ashi-service`).
+pub const TEST_SERVICE: &str = "test";
+
+/// Names every call's caller as the service [`TEST_SERVICE`].
+pub fn as_test_service(mut request: Request<()>) -> Result<Request<()>, Status> {
+    request.metadata_mut().insert(
+        ashi::service::SERVICE_HEADER,
+        tonic::metadata::MetadataValue::from_static(TEST_SERVICE),
+    );
+    Ok(request)
+}
+
+/// A channel whose calls go out as [`TEST_SERVICE`].
+pub type AsService = InterceptedService<Channel, fn(Request<()>) -> Result<Request<()>, Status>>;
 
 /// A running server and clients for it.
 pub struct Running {
     pub config: ashi::Config,
+    /// The plain channel: calls on it carry no identity unless the test adds one.
     pub channel: Channel,
-    pub measurements: MeasurementServiceClient<Channel>,
-    pub sizing: SizingServiceClient<Channel>,
-    pub catalog: CatalogServiceClient<Channel>,
+    pub measurements: MeasurementServiceClient<AsService>,
+    pub sizing: SizingServiceClient<AsService>,
+    pub catalog: CatalogServiceClient<AsService>,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), ashi::Error>>,
     temp_dir: Option<PathBuf>,
@@ -146,11 +166,12 @@ pub async fn start(config: ashi::Config, temp_dir: Option<PathBuf>) -> Running {
         .connect()
         .await
         .unwrap();
+    let as_service: fn(Request<()>) -> Result<Request<()>, Status> = as_test_service;
     Running {
         config,
-        measurements: MeasurementServiceClient::new(channel.clone()),
-        sizing: SizingServiceClient::new(channel.clone()),
-        catalog: CatalogServiceClient::new(channel.clone()),
+        measurements: MeasurementServiceClient::with_interceptor(channel.clone(), as_service),
+        sizing: SizingServiceClient::with_interceptor(channel.clone(), as_service),
+        catalog: CatalogServiceClient::with_interceptor(channel.clone(), as_service),
         channel,
         stop: Some(stop),
         task,
