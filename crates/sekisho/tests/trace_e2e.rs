@@ -52,12 +52,14 @@ impl System {
                 r#"
 access_log: { enabled: false }
 @tracing@
+internal_headers: [x-user-id, x-ashi-service]
 listeners:
   - name: plain
     address: 127.0.0.1:0
 routes:
   - name: partner-rest
     match: { path_prefix: /v1/ }
+    request_headers: { add: { x-ashi-service: partner } }
     transcode: { descriptors: "@descriptors@" }
     to: ashi
 clusters:

@@ -21,6 +21,18 @@ pub struct Layout<'a> {
     pub partners: &'a [&'a str],
 }
 
+/// CatalogService methods that change the catalog.
+const CATALOG_WRITES: [&str; 2] = ["UpsertShoe", "ImportShoesCsv"];
+
+/// What partners may call over REST: sizing, and reading the catalog.
+const PARTNER_METHODS: [&str; 5] = [
+    "ashi.v1.SizingService/DiagnoseFoot",
+    "ashi.v1.SizingService/RecommendSize",
+    "ashi.v1.SizingService/RecommendSizes",
+    "ashi.v1.CatalogService/GetShoe",
+    "ashi.v1.CatalogService/ListShoes",
+];
+
 /// A YAML string literal (JSON's double-quoted strings are YAML too).
 fn quoted(text: &str) -> String {
     serde_json::Value::from(text).to_string()
@@ -47,6 +59,23 @@ pub fn render(l: &Layout<'_>) -> String {
             )
         })
         .collect();
+    // Catalog writes are for the catalog team: matched before the catalog's user route.
+    let catalog_writes: String = CATALOG_WRITES
+        .iter()
+        .map(|method| {
+            format!(
+                r#"  - name: catalog-{method}
+    match: {{ grpc_service: ashi.v1.CatalogService, grpc_method: {method} }}
+    jwt:
+      provider: demo
+      require: {{ role: [catalog-admin] }}
+      forward_claims: {{ sub: x-user-id }}
+    to: ashi
+"#
+            )
+        })
+        .collect();
+    let partner_methods = PARTNER_METHODS.join(", ");
     let partners = l
         .partners
         .iter()
@@ -57,6 +86,10 @@ pub fn render(l: &Layout<'_>) -> String {
         r#"# Written by `sekisho up` at every start; copy it elsewhere to change it.
 # Native apps and the browser page call ashi over gRPC and gRPC-Web with a token from the demo
 # identity; partner servers call the sizing and catalog APIs over REST from listed addresses.
+# ashi serves no call without a caller the gateway vouches for: a user (x-user-id, the token's
+# subject) or a named service (x-ashi-service, set by a route). No client may send either.
+internal_headers: [x-user-id, x-ashi-service]
+
 admin:
   address: {admin}
 access_log: {{ enabled: true }}
@@ -77,18 +110,21 @@ jwt_providers:
     keys: {{ jwks_file: {jwks} }}
 
 routes:
-{app_routes}  # Server reflection and health for tools such as grpcurl; they reveal no user data.
+{catalog_writes}{app_routes}  # Server reflection and health for tools such as grpcurl; they reveal no user data.
   - name: grpc-tools
     match: {{ path_regex: "^/grpc\\.(reflection\\.v1(alpha)?\\.ServerReflection|health\\.v1\\.Health)/" }}
     to: ashi
 
+  # Partners read: sizing and the catalog, never its writes, and ashi knows them as `partner`.
   - name: partner-rest
     match: {{ path_prefix: /v1/ }}
     ip_acl:
       allow: [{partners}]
+    request_headers: {{ add: {{ x-ashi-service: partner }} }}
     transcode:
       descriptors: {descriptors}
       services: [ashi.v1.SizingService, ashi.v1.CatalogService]
+      methods: [{partner_methods}]
       openapi: /v1/openapi.json
     to: ashi
 

@@ -35,11 +35,14 @@ pub async fn demo_data(
         .map_err(|e| Error::Ashi(format!("cannot reach ashi at {ashi}: {e}")))?;
     let mut measurements = MeasurementServiceClient::new(channel.clone());
     let listed = measurements
-        .list_measurements(ListMeasurementsRequest {
-            user_id: user.to_owned(),
-            page_size: 1,
-            page_token: String::new(),
-        })
+        .list_measurements(as_user(
+            user,
+            ListMeasurementsRequest {
+                user_id: user.to_owned(),
+                page_size: 1,
+                page_token: String::new(),
+            },
+        )?)
         .await
         .map_err(|e| Error::Ashi(e.message().to_owned()))?
         .into_inner();
@@ -48,14 +51,17 @@ pub async fn demo_data(
         None => {
             let scan = upload_scan(&mut measurements, ashi_objects, user).await?;
             measurements
-                .register_measurement(RegisterMeasurementRequest {
-                    user_id: user.to_owned(),
-                    left: Some(foot(262.0, 250.0, 101.0, 22.0)),
-                    right: Some(foot(265.0, 252.0, 102.0, 14.0)),
-                    scan_object_keys: vec![scan],
-                    device: "demo".to_owned(),
-                    measured_at: None,
-                })
+                .register_measurement(as_user(
+                    user,
+                    RegisterMeasurementRequest {
+                        user_id: user.to_owned(),
+                        left: Some(foot(262.0, 250.0, 101.0, 22.0)),
+                        right: Some(foot(265.0, 252.0, 102.0, 14.0)),
+                        scan_object_keys: vec![scan],
+                        device: "demo".to_owned(),
+                        measured_at: None,
+                    },
+                )?)
                 .await
                 .map_err(|e| Error::Ashi(e.message().to_owned()))?
                 .into_inner()
@@ -63,10 +69,13 @@ pub async fn demo_data(
         }
     };
     let shoes = CatalogServiceClient::new(channel)
-        .list_shoes(ListShoesRequest {
-            page_size: 100,
-            page_token: String::new(),
-        })
+        .list_shoes(as_user(
+            user,
+            ListShoesRequest {
+                page_size: 100,
+                page_token: String::new(),
+            },
+        )?)
         .await
         .map_err(|e| Error::Ashi(e.message().to_owned()))?
         .into_inner()
@@ -91,6 +100,19 @@ pub async fn demo_data(
     })
 }
 
+/// A call made as the demo user: ashi serves no call without a caller identity, and the
+/// seeder, beside ashi rather than behind the gateway, names the user it acts for.
+fn as_user<T>(user: &str, message: T) -> Result<tonic::Request<T>, Error> {
+    let mut request = tonic::Request::new(message);
+    let value = user
+        .parse()
+        .map_err(|_| Error::Ashi(format!("user id {user:?} is not a header value")))?;
+    request
+        .metadata_mut()
+        .insert(ashi::service::USER_HEADER, value);
+    Ok(request)
+}
+
 /// A stand-in scan: an ASCII PLY point cloud of a few points.
 const DEMO_SCAN: &str = "ply\nformat ascii 1.0\ncomment sekisho demo scan\nelement vertex 4\n\
 property float x\nproperty float y\nproperty float z\nend_header\n\
@@ -104,11 +126,14 @@ async fn upload_scan(
     user: &str,
 ) -> Result<String, Error> {
     let upload = measurements
-        .create_upload(CreateUploadRequest {
-            user_id: user.to_owned(),
-            content_type: "model/ply".to_owned(),
-            content_length: DEMO_SCAN.len() as u64,
-        })
+        .create_upload(as_user(
+            user,
+            CreateUploadRequest {
+                user_id: user.to_owned(),
+                content_type: "model/ply".to_owned(),
+                content_length: DEMO_SCAN.len() as u64,
+            },
+        )?)
         .await
         .map_err(|e| Error::Ashi(e.message().to_owned()))?
         .into_inner();
