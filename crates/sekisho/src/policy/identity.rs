@@ -43,6 +43,21 @@ impl InternalHeaders {
         names.extend(forwarded);
         names.sort_by(|a, b| a.as_str().cmp(b.as_str()));
         names.dedup();
+        // A condition on an internal header would only ever see it absent: a route written
+        // to admit a client by it would admit everyone (`present: false`) or no one.
+        for (i, route) in config.routes.iter().enumerate() {
+            for (j, condition) in route.matches.headers.iter().enumerate() {
+                let name = HeaderName::from_bytes(condition.name.value.as_bytes()).ok();
+                if name.is_some_and(|name| names.contains(&name)) {
+                    problems.push(Problem::on(
+                        &condition.name,
+                        format!("routes[{i}].match.headers[{j}].name"),
+                        "an internal header: clients cannot send it, so no route condition \
+                         can see it",
+                    ));
+                }
+            }
+        }
         InternalHeaders { names }
     }
 
@@ -51,11 +66,6 @@ impl InternalHeaders {
         for name in &self.names {
             headers.remove(name);
         }
-    }
-
-    /// Whether `name` is internal.
-    pub fn contains(&self, name: &HeaderName) -> bool {
-        self.names.contains(name)
     }
 }
 
@@ -81,5 +91,58 @@ impl Vouched {
         for (name, value) in &self.headers {
             headers.insert(name.clone(), value.clone());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compile(yaml: &str) -> (InternalHeaders, Vec<Problem>) {
+        let config = crate::config::parse(yaml).expect("parses");
+        let mut problems = Vec::new();
+        (InternalHeaders::compile(&config, &mut problems), problems)
+    }
+
+    #[test]
+    fn listed_and_forwarded_headers_are_stripped_and_others_stay() {
+        let (internal, problems) = compile(
+            r#"
+internal_headers: [X-Ashi-Service]
+routes:
+  - name: app
+    jwt: { provider: p, forward_claims: { sub: x-user-id } }
+    to: a
+"#,
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        let mut headers = HeaderMap::new();
+        headers.append("x-user-id", HeaderValue::from_static("alice"));
+        headers.append("x-user-id", HeaderValue::from_static("bob"));
+        headers.insert("x-ashi-service", HeaderValue::from_static("partner"));
+        headers.insert("x-tenant", HeaderValue::from_static("acme"));
+        internal.strip(&mut headers);
+        assert!(headers.get("x-user-id").is_none());
+        assert!(headers.get("x-ashi-service").is_none());
+        assert_eq!(headers["x-tenant"], "acme");
+    }
+
+    #[test]
+    fn a_route_condition_on_an_internal_header_is_a_config_error() {
+        let (_, problems) = compile(
+            r#"
+internal_headers: [x-ashi-service]
+routes:
+  - name: gate
+    match: { headers: [{ name: X-Ashi-Service, exact: partner }] }
+    to: a
+"#,
+        );
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].field, "routes[0].match.headers[0].name");
+        assert_eq!(problems[0].line, 5);
+
+        let (_, problems) = compile("internal_headers: [\"not a name\"]\n");
+        assert_eq!(problems[0].field, "internal_headers[0]");
     }
 }
