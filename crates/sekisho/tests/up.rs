@@ -389,3 +389,268 @@ async fn a_person_signs_in_on_the_page_and_gets_a_shoe_size() {
     assert!(screenshot.is_file());
     assert!(up.interrupt().await);
 }
+
+/// The printed token is the demo user's alone. By gRPC, gRPC-Web (over HTTP/1.1 with
+/// `Connection` naming the forwarded subject, and over HTTP/2) and REST, it reads no other
+/// user's measurements, and another user's token (signed by the same demo identity) reads none
+/// of the demo user's. The partner REST route serves no user data and no catalog writes.
+#[tokio::test]
+async fn the_printed_token_reaches_no_other_users_data() {
+    use ashi::pb::GetMeasurementRequest;
+    use http::Method;
+
+    let data = TempDir::new("up-hostile");
+    let up = Up::start(data.path()).await;
+    let mallory = token_for_another_user(&up, data.path(), "mallory");
+    let demo = &up.token;
+    let id = up.measurement_id.clone();
+    let list = |user: &str| ListMeasurementsRequest {
+        user_id: user.into(),
+        page_size: 10,
+        page_token: String::new(),
+    };
+    let get_demo = GetMeasurementRequest {
+        user_id: "demo".into(),
+        measurement_id: id.clone(),
+    };
+
+    // gRPC over TLS: the demo user reads their own, nobody else's; mallory reads none of theirs.
+    let mut app = MeasurementServiceClient::new(up.channel().await);
+    let own = app
+        .list_measurements(up.with_token(list("demo")))
+        .await
+        .expect("the printed token reads the demo user's measurements");
+    assert_eq!(own.into_inner().measurements[0].measurement_id, id);
+    let denied = app
+        .list_measurements(with_bearer(demo, list("someone-else")))
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied, "{denied:?}");
+    let denied = app
+        .list_measurements(with_bearer(&mallory, list("demo")))
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied, "{denied:?}");
+    let denied = app
+        .get_measurement(with_bearer(&mallory, get_demo.clone()))
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied, "{denied:?}");
+
+    // gRPC-Web, as the page calls it.
+    const LIST: &str = "/ashi.v1.MeasurementService/ListMeasurements";
+    const GET: &str = "/ashi.v1.MeasurementService/GetMeasurement";
+    let own = up_web(
+        &up,
+        b"http/1.1",
+        LIST,
+        grpc_frame(&list("demo")),
+        demo,
+        None,
+    )
+    .await;
+    assert_eq!(grpc_web_status(&own), Some(0), "{}", own.text());
+    assert!(own.text().contains(&id), "{}", own.text());
+    let attempts = [
+        (demo.as_str(), LIST, grpc_frame(&list("someone-else"))),
+        (mallory.as_str(), LIST, grpc_frame(&list("demo"))),
+        (mallory.as_str(), GET, grpc_frame(&get_demo)),
+    ];
+    let wires: [(&[u8], Option<&str>); 5] = [
+        (b"http/1.1", None),
+        (b"http/1.1", Some("x-user-id")),
+        (b"http/1.1", Some("X-User-Id, close")),
+        (
+            b"http/1.1",
+            Some("x-forwarded-for, x-ashi-service, x-user-id"),
+        ),
+        (b"h2", None),
+    ];
+    for (alpn, connection) in wires {
+        for (token, path, body) in &attempts {
+            let reply = up_web(&up, alpn, path, body.clone(), token, connection).await;
+            let what = format!(
+                "gRPC-Web {} {path} Connection {connection:?}",
+                String::from_utf8_lossy(alpn)
+            );
+            assert_eq!(grpc_web_status(&reply), Some(7), "{what}: {}", reply.text());
+            assert!(!reply.text().contains(&id), "{what}: {}", reply.text());
+        }
+    }
+
+    // REST from the partner's allowed address: no user routes, with any token or none.
+    let one = format!("/v1/users/demo/measurements/{id}");
+    let rest_reads: [(&str, Option<&str>); 5] = [
+        ("/v1/users/demo/measurements", None),
+        (&one, None),
+        ("/v1/users/demo/measurements", Some(&mallory)),
+        ("/v1/users/someone-else/measurements", Some(demo)),
+        (&one, Some(&mallory)),
+    ];
+    for (path, token) in rest_reads {
+        for connection in [None, Some("x-user-id")] {
+            let reply = up_rest(&up, Method::GET, path, token, connection, None).await;
+            let what = format!("REST {path} token {} {connection:?}", token.is_some());
+            assert!(!reply.status.is_success(), "{what}: {}", reply.text());
+            assert!(!reply.text().contains(&id), "{what}: {}", reply.text());
+        }
+    }
+
+    // Catalog writes over REST are refused, with the printed token or without one.
+    let shoe = serde_json::json!({
+        "shoeId": "hostile-up", "brand": "Hostile", "model": "Intruder",
+        "category": "SHOE_CATEGORY_RUNNING", "gender": "GENDER_MEN",
+        "unitSystem": "UNIT_SYSTEM_JIS_MM",
+        "sizes": [{"sizeMm": 250, "innerLengthMm": 264.5, "innerBallGirthMm": 244.5}],
+    });
+    let csv = serde_json::json!({"csv": format!(
+        "shoe_id,brand,model,category,gender,unit_system,size_mm,inner_length_mm,\
+         inner_ball_girth_mm,inner_width_mm,label_eu,label_uk,label_us\n\
+         hostile-up-csv,Hostile,Intruder,running,men,us,250,264.5,244.5,101.2,40,6,7\n"
+    )});
+    for token in [None, Some(demo.as_str())] {
+        let put = up_rest(
+            &up,
+            Method::PUT,
+            "/v1/shoes/hostile-up",
+            token,
+            None,
+            Some(&shoe),
+        );
+        let put = put.await;
+        assert!(!put.status.is_success(), "PUT a shoe: {}", put.text());
+        let import = up_rest(
+            &up,
+            Method::POST,
+            "/v1/shoes:importCsv",
+            token,
+            None,
+            Some(&csv),
+        );
+        let import = import.await;
+        assert!(
+            !import.status.is_success(),
+            "import shoes: {}",
+            import.text()
+        );
+    }
+    for (shoe, status) in [
+        ("hostile-up", 404),
+        ("hostile-up-csv", 404),
+        (&*up.shoe_id, 200),
+    ] {
+        let path = format!("/v1/shoes/{shoe}");
+        let reply = up_rest(&up, Method::GET, &path, None, None, None).await;
+        assert_eq!(reply.status, status, "GET {path}: {}", reply.text());
+    }
+    assert!(up.interrupt().await);
+}
+
+/// `message` with `token` as a bearer token.
+fn with_bearer<T>(token: &str, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    let value = format!("Bearer {token}")
+        .parse()
+        .expect("token as metadata");
+    request.metadata_mut().insert("authorization", value);
+    request
+}
+
+/// A token for `sub` from the demo identity: the printed token's header and claims with another
+/// subject, signed with the key `up` keeps in its data directory.
+fn token_for_another_user(up: &Up, data: &Path, sub: &str) -> String {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    let part = |i: usize| -> serde_json::Value {
+        let text = up.token.split('.').nth(i).expect("a JWS part");
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(text).expect("base64url")).expect("JSON")
+    };
+    let (header, mut claims) = (part(0), part(1));
+    claims["sub"] = sub.into();
+    let pem = std::fs::read(data.join("identity/signing-key.pem")).expect("the demo signing key");
+    let key = jsonwebtoken::EncodingKey::from_ec_pem(&pem).expect("an EC key");
+    let mut jws = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    jws.kid = header["kid"].as_str().map(str::to_owned);
+    jsonwebtoken::encode(&jws, &claims, &key).expect("sign")
+}
+
+/// A TLS connection to `up`'s port offering `alpn` (`http/1.1` or `h2`).
+async fn up_tls(up: &Up, alpn: &[u8]) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let ca = std::fs::read_to_string(&up.cert).expect("the printed certificate");
+    tls_connect(
+        ([127, 0, 0, 1], up.port).into(),
+        "localhost",
+        tls_config(&[&ca], &[alpn]),
+    )
+    .await
+    .expect("TLS handshake")
+}
+
+/// Sends `request` (origin-form path) over a fresh TLS connection offering `alpn`.
+async fn up_send(
+    up: &Up,
+    alpn: &[u8],
+    mut request: http::Request<http_body_util::Full<bytes::Bytes>>,
+) -> HttpResponse {
+    let stream = up_tls(up, alpn).await;
+    let authority = format!("localhost:{}", up.port);
+    if alpn == b"h2" {
+        let path = request.uri().path_and_query().unwrap().as_str().to_owned();
+        *request.uri_mut() = format!("https://{authority}{path}").parse().unwrap();
+        *request.version_mut() = http::Version::HTTP_2;
+        H2Conn::handshake(stream).await.send(request).await
+    } else {
+        request
+            .headers_mut()
+            .insert(http::header::HOST, authority.parse().unwrap());
+        H1Conn::handshake(stream).await.send(request).await
+    }
+}
+
+/// A binary gRPC-Web call with `token`, and on HTTP/1.1 a `Connection` header if given.
+async fn up_web(
+    up: &Up,
+    alpn: &[u8],
+    path: &str,
+    body: bytes::Bytes,
+    token: &str,
+    connection: Option<&str>,
+) -> HttpResponse {
+    let mut request = http::Request::post(path)
+        .header("content-type", "application/grpc-web+proto")
+        .header("x-grpc-web", "1")
+        .header("authorization", format!("Bearer {token}"));
+    if let Some(connection) = connection {
+        request = request.header("connection", connection);
+    }
+    let request = request.body(http_body_util::Full::new(body)).unwrap();
+    up_send(up, alpn, request).await
+}
+
+/// A REST call over HTTP/1.1 with an optional token, `Connection` header and JSON body.
+async fn up_rest(
+    up: &Up,
+    method: http::Method,
+    path: &str,
+    token: Option<&str>,
+    connection: Option<&str>,
+    json: Option<&serde_json::Value>,
+) -> HttpResponse {
+    let mut request = http::Request::builder().method(method).uri(path);
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    if let Some(connection) = connection {
+        request = request.header("connection", connection);
+    }
+    let body = match json {
+        Some(json) => {
+            request = request.header("content-type", "application/json");
+            bytes::Bytes::from(json.to_string())
+        }
+        None => bytes::Bytes::new(),
+    };
+    let request = request.body(http_body_util::Full::new(body)).unwrap();
+    up_send(up, b"http/1.1", request).await
+}

@@ -63,7 +63,10 @@ fn looks_grpc(value: &[u8]) -> bool {
 
 /// Parses a value that starts like a gRPC type into its family and canonical value.
 fn parse(value: &[u8]) -> Result<(Family, HeaderValue), Unclear> {
-    if !value.iter().all(|&b| b == b'\t' || (b' '..=b'~').contains(&b)) {
+    if !value
+        .iter()
+        .all(|&b| b == b'\t' || (b' '..=b'~').contains(&b))
+    {
         return Err(Unclear("content-type holds bytes outside visible ASCII"));
     }
     let essence_end = value.iter().position(|&b| b == b';').unwrap_or(value.len());
@@ -142,8 +145,14 @@ mod tests {
     fn grpc_web_types_keep_text_mode_and_format() {
         for (value, canonical) in [
             (&b"application/grpc-web"[..], "application/grpc-web"),
-            (b"Application/gRPC-Web-Text+Proto", "application/grpc-web-text+proto"),
-            (b"application/grpc-web+proto; x=y", "application/grpc-web+proto"),
+            (
+                b"Application/gRPC-Web-Text+Proto",
+                "application/grpc-web-text+proto",
+            ),
+            (
+                b"application/grpc-web+proto; x=y",
+                "application/grpc-web+proto",
+            ),
         ] {
             let (family, header) = read(value);
             assert_eq!(family, Ok(Family::GrpcWeb), "{value:?}");
@@ -168,7 +177,11 @@ mod tests {
 
     #[test]
     fn other_types_are_other_and_untouched() {
-        for value in [&b"application/json"[..], b"text/plain; charset=\xe9", b"grpc"] {
+        for value in [
+            &b"application/json"[..],
+            b"text/plain; charset=\xe9",
+            b"grpc",
+        ] {
             let (family, header) = read(value);
             assert_eq!(family, Ok(Family::Other));
             assert_eq!(header.expect("kept").as_bytes(), value);

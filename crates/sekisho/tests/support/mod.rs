@@ -657,3 +657,59 @@ pub fn browser_cannot_run(why: &str) {
     }
     eprintln!("skipped: {why} (set {REQUIRE_BROWSER}=1 to make this a failure)");
 }
+
+/// One message as an uncompressed gRPC frame: the body of a unary gRPC call, and of a binary
+/// gRPC-Web one.
+pub fn grpc_frame(message: &impl Message) -> Bytes {
+    let encoded = message.encode_to_vec();
+    let mut frame = BytesMut::with_capacity(encoded.len() + 5);
+    frame.put_u8(0);
+    frame.put_u32(u32::try_from(encoded.len()).expect("message fits a frame"));
+    frame.put_slice(&encoded);
+    frame.freeze()
+}
+
+/// The `name: value` lines of a gRPC-Web trailer frame, names in lower case.
+pub type TrailerLines = Vec<(String, String)>;
+
+/// The frames of a gRPC or binary gRPC-Web body: its messages, and the lines of a gRPC-Web
+/// trailer frame (flag 0x80). `None` when the body is not a whole run of frames.
+pub fn grpc_frames(body: &[u8]) -> Option<(Vec<Bytes>, TrailerLines)> {
+    let mut data = Bytes::copy_from_slice(body);
+    let mut messages = Vec::new();
+    let mut trailers = Vec::new();
+    while !data.is_empty() {
+        if data.len() < 5 {
+            return None;
+        }
+        let flag = data.get_u8();
+        let len = data.get_u32() as usize;
+        if data.len() < len {
+            return None;
+        }
+        let payload = data.split_to(len);
+        if flag & 0x80 == 0 {
+            messages.push(payload);
+            continue;
+        }
+        let text = std::str::from_utf8(&payload).ok()?;
+        for line in text.split("\r\n").filter(|l| !l.is_empty()) {
+            let (name, value) = line.split_once(':')?;
+            trailers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+        }
+    }
+    Some((messages, trailers))
+}
+
+/// The `grpc-status` of a gRPC-Web answer: a header of a trailers-only answer, or a line of
+/// the body's trailer frame.
+pub fn grpc_web_status(response: &HttpResponse) -> Option<i32> {
+    if let Some(status) = response.header("grpc-status") {
+        return status.parse().ok();
+    }
+    let (_, trailers) = grpc_frames(&response.body)?;
+    trailers
+        .iter()
+        .find(|(name, _)| name == "grpc-status")
+        .and_then(|(_, value)| value.parse().ok())
+}
