@@ -1360,9 +1360,15 @@ async fn forged_identity_headers_never_reach_ashi() {
         }
     }
 
-    // Any route: the site behind the catch-all sees neither header.
+    // Any route: the site behind the catch-all sees neither header, nor the look-alikes a
+    // CGI-style backend (nginx variables, WSGI) would read as the same variable.
     for wire in [Wire::H1, Wire::H2] {
-        let mut lines = vec![("x-user-id", "alice"), ("X-Ashi-Service", "partner")];
+        let mut lines = vec![
+            ("x-user-id", "alice"),
+            ("X-Ashi-Service", "partner"),
+            ("x_user_id", "alice"),
+            ("x-ashi_service", "partner"),
+        ];
         if wire == Wire::H1 {
             lines.push(("connection", "keep-alive"));
         }
@@ -1374,6 +1380,8 @@ async fn forged_identity_headers_never_reach_ashi() {
         let seen = &echoed.json()["headers"];
         assert!(seen.get("x-user-id").is_none(), "{wire:?}: {seen}");
         assert!(seen.get("x-ashi-service").is_none(), "{wire:?}: {seen}");
+        assert!(seen.get("x_user_id").is_none(), "{wire:?}: {seen}");
+        assert!(seen.get("x-ashi_service").is_none(), "{wire:?}: {seen}");
     }
 }
 

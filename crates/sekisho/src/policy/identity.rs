@@ -61,12 +61,36 @@ impl InternalHeaders {
         InternalHeaders { names }
     }
 
-    /// Removes every client copy of an internal header.
+    /// Removes every client copy of an internal header, and look-alikes written with `_`
+    /// for `-` (`x_user_id`): CGI-style backends (nginx variables, WSGI, PHP) read both
+    /// as the same variable.
     pub fn strip(&self, headers: &mut HeaderMap) {
+        if self.names.is_empty() {
+            return;
+        }
         for name in &self.names {
             headers.remove(name);
         }
+        let lookalikes: Vec<HeaderName> = headers
+            .keys()
+            .filter(|key| key.as_str().contains('_'))
+            .filter(|key| self.names.iter().any(|name| same_but_underscores(name, key)))
+            .cloned()
+            .collect();
+        for key in lookalikes {
+            headers.remove(key);
+        }
     }
+}
+
+/// Whether `key` is `name` with some `-` written `_`.
+fn same_but_underscores(name: &HeaderName, key: &HeaderName) -> bool {
+    let (name, key) = (name.as_str().as_bytes(), key.as_str().as_bytes());
+    name.len() == key.len()
+        && name
+            .iter()
+            .zip(key)
+            .all(|(n, k)| n == k || (*n == b'-' && *k == b'_'))
 }
 
 fn header_name(name: &Spanned<Text>) -> Result<HeaderName, String> {
@@ -121,8 +145,14 @@ routes:
         headers.append("x-user-id", HeaderValue::from_static("bob"));
         headers.insert("x-ashi-service", HeaderValue::from_static("partner"));
         headers.insert("x-tenant", HeaderValue::from_static("acme"));
+        headers.insert("x_user_id", HeaderValue::from_static("alice"));
+        headers.insert("x-ashi_service", HeaderValue::from_static("partner"));
+        headers.insert("x_tenant", HeaderValue::from_static("acme"));
         internal.strip(&mut headers);
         assert!(headers.get("x-user-id").is_none());
+        assert!(headers.get("x_user_id").is_none(), "a CGI look-alike");
+        assert!(headers.get("x-ashi_service").is_none(), "a CGI look-alike");
+        assert_eq!(headers["x_tenant"], "acme");
         assert!(headers.get("x-ashi-service").is_none());
         assert_eq!(headers["x-tenant"], "acme");
     }
