@@ -112,7 +112,7 @@ jwt_providers:
 routes:
 {catalog_writes}{app_routes}  # Server reflection and health for tools such as grpcurl; they reveal no user data.
   - name: grpc-tools
-    match: {{ path_regex: "^/grpc\\.(reflection\\.v1(alpha)?\\.ServerReflection|health\\.v1\\.Health)/" }}
+    match: {{ path_regex: "^/grpc\\.(reflection\\.v1(alpha)?\\.ServerReflection|health\\.v1\\.Health)/[^/]+$" }}
     to: ashi
 
   # Partners read: sizing and the catalog, never its writes, and ashi knows them as `partner`.
