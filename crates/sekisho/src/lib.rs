@@ -79,6 +79,10 @@ struct Inner {
     /// Bound addresses by listener name, readable while a reload holds `listeners`.
     bound: std::sync::RwLock<HashMap<String, SocketAddr>>,
     watch: std::sync::Mutex<Option<FileWatch>>,
+    /// Held by a reload from before it reads the config file until its snapshot is in
+    /// place: reloads (SIGHUP, the watcher, [`Gateway::reload`]) take turns in the order
+    /// they were asked for, so the config read last is the one swapped in last.
+    reloading: Mutex<()>,
 }
 
 impl Gateway {
@@ -95,10 +99,9 @@ impl Gateway {
     ) -> Result<Gateway, Error> {
         metrics::install();
         let path = config_path.as_ref().to_path_buf();
-        let config = config::load(&path)?;
         let log = AccessLog::start();
         let resolver = options.resolver;
-        let snapshot = Snapshot::compile(config, &path, None, Some(&log), &resolver)?;
+        let snapshot = compile(path.clone(), None, Some(log.clone()), resolver.clone()).await?;
         resolve_new_dns(&snapshot).await;
         snapshot.jwt_providers.start().await;
         activate(&snapshot);
@@ -135,6 +138,7 @@ impl Gateway {
             bound: std::sync::RwLock::new(bound_addresses(&listeners)),
             listeners: Mutex::new(listeners),
             watch: std::sync::Mutex::new(None),
+            reloading: Mutex::new(()),
         });
         let (changed, mut changes) = mpsc::unbounded_channel();
         match FileWatch::start(changed) {
@@ -149,6 +153,8 @@ impl Gateway {
         let weak = Arc::downgrade(&inner);
         let reloader = tokio::spawn(async move {
             while changes.recv().await.is_some() {
+                // Changes that queued up while the last reload ran are all seen by the next.
+                while changes.try_recv().is_ok() {}
                 let Some(inner) = weak.upgrade() else { return };
                 let _ = inner.reload().await;
             }
@@ -172,6 +178,9 @@ impl Gateway {
     }
 
     /// Reads the config file again, as SIGHUP does. On error the running config stays.
+    /// Reloads take turns with each other and with the file watcher's, each reading the
+    /// file when its turn comes, so the file as last written is what ends up running; the
+    /// compilation runs on the blocking pool, not on the threads serving requests.
     pub async fn reload(&self) -> Result<(), Error> {
         self.inner.reload().await
     }
@@ -209,17 +218,15 @@ impl Inner {
     }
 
     async fn try_reload(&self) -> Result<(), Error> {
+        let _turn = self.reloading.lock().await;
         let state = &self.state;
-        let path = state.config_path.clone();
-        let config = config::load(&path)?;
-        let current = state.snapshot();
-        let snapshot = Snapshot::compile(
-            config,
-            &path,
-            Some(&current),
-            Some(&state.access_log),
-            &self.resolver,
-        )?;
+        let snapshot = compile(
+            state.config_path.clone(),
+            Some(state.snapshot()),
+            Some(state.access_log.clone()),
+            self.resolver.clone(),
+        )
+        .await?;
         resolve_new_dns(&snapshot).await;
         snapshot.jwt_providers.start().await;
 
@@ -314,6 +321,29 @@ async fn start_listener(
     };
     let socket = listener::bind(address).await.map_err(bind_error)?;
     listener::spawn(socket, Arc::from(name), address, state.clone()).map_err(bind_error)
+}
+
+/// Reads and compiles the config file on tokio's blocking pool. Reading files, compiling
+/// the WAF's rules (the CRS is hundreds of regular expressions) and `.proto` sources take
+/// from milliseconds to seconds; on the runtime's threads that would stall every request,
+/// and all traffic on a single-threaded runtime. The blocking pool's threads are inside the
+/// runtime, so what the snapshot starts (health checks, a rate limit's sweeper) is spawned
+/// on it as before.
+async fn compile(
+    path: PathBuf,
+    previous: Option<Arc<Snapshot>>,
+    log: Option<AccessLog>,
+    resolver: Arc<dyn Resolve>,
+) -> Result<Snapshot, Error> {
+    let compiled = tokio::task::spawn_blocking(move || {
+        let config = config::load(&path)?;
+        Snapshot::compile(config, &path, previous.as_deref(), log.as_ref(), &resolver)
+    })
+    .await;
+    match compiled {
+        Ok(result) => Ok(result?),
+        Err(e) => Err(Error::Io(format!("compiling the config failed: {e}"))),
+    }
 }
 
 /// Resolves DNS endpoints of clusters that have none yet, so a new config starts with

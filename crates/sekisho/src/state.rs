@@ -35,7 +35,9 @@ impl State {
         self.snapshot.load_full()
     }
 
-    /// Makes `snapshot` the one new requests use.
+    /// Makes `snapshot` the one new requests use. Reloads take turns from reading the file
+    /// to this swap (`Gateway`'s reload lock), so an older config is never swapped in after
+    /// a newer one.
     pub fn swap(&self, snapshot: Snapshot) -> Arc<Snapshot> {
         self.snapshot.swap(Arc::new(snapshot))
     }
