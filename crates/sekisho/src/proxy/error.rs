@@ -49,15 +49,29 @@ pub enum GatewayError {
     /// A rule of the route's WAF refused the request (rule 0: its body limit);
     /// `status` is what HTTP callers are told.
     WafBlocked { rule_id: u32, status: StatusCode },
-    /// The client's request body broke off while the gateway read it.
+    /// The client's request body broke off while the gateway read it, or was malformed
+    /// (a bad chunk, a length that does not match) while it was sent upstream.
     RequestBody { reason: String },
+    /// The client went away (closed or reset its connection, or reset its HTTP/2 stream)
+    /// while its request was sent upstream. Logged as 499, nginx's "client closed request";
+    /// nothing reaches the client. Not the upstream's fault.
+    ClientClosed { reason: String },
+    /// The upstream's time ran out while the gateway was still waiting for the client to
+    /// send its request body: the client was too slow, not the upstream (408).
+    RequestTimeout { after: Duration },
     /// A content type that starts like gRPC's but is not one cleanly (RFC 9110 8.3,
     /// gRPC over HTTP/2: 415 so no HTTP client reads the refusal as a success).
     UnsupportedMediaType { reason: &'static str },
+    /// A request whose host or path the gateway will not guess at.
+    BadRequest { reason: &'static str },
+    /// The request's header block is larger than the listener allows.
+    HeadersTooLarge { limit: usize },
 }
 
 /// gRPC status codes the gateway produces.
 pub mod grpc_code {
+    /// The caller cancelled (or went away).
+    pub const CANCELLED: u16 = 1;
     /// The deadline passed.
     pub const DEADLINE_EXCEEDED: u16 = 4;
     /// No such method here.
@@ -82,7 +96,10 @@ impl GatewayError {
             GatewayError::NoEndpoint { .. }
             | GatewayError::Connect { .. }
             | GatewayError::Reset { .. } => grpc_code::UNAVAILABLE,
-            GatewayError::Timeout { .. } => grpc_code::DEADLINE_EXCEEDED,
+            GatewayError::Timeout { .. } | GatewayError::RequestTimeout { .. } => {
+                grpc_code::DEADLINE_EXCEEDED
+            }
+            GatewayError::ClientClosed { .. } => grpc_code::CANCELLED,
             GatewayError::Overloaded { .. } | GatewayError::RateLimited { .. } => {
                 grpc_code::RESOURCE_EXHAUSTED
             }
@@ -95,9 +112,10 @@ impl GatewayError {
             GatewayError::Unauthenticated { .. } => grpc_code::UNAUTHENTICATED,
             GatewayError::Forbidden { .. } => grpc_code::PERMISSION_DENIED,
             GatewayError::WafBlocked { .. } => grpc_code::PERMISSION_DENIED,
-            GatewayError::RequestBody { .. } | GatewayError::UnsupportedMediaType { .. } => {
-                grpc_code::INVALID_ARGUMENT
-            }
+            GatewayError::RequestBody { .. }
+            | GatewayError::UnsupportedMediaType { .. }
+            | GatewayError::BadRequest { .. } => grpc_code::INVALID_ARGUMENT,
+            GatewayError::HeadersTooLarge { .. } => grpc_code::RESOURCE_EXHAUSTED,
         }
     }
 
@@ -110,6 +128,8 @@ impl GatewayError {
             | GatewayError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::Reset { .. } => StatusCode::BAD_GATEWAY,
             GatewayError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            GatewayError::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            GatewayError::ClientClosed { .. } => client_closed(),
             GatewayError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
             GatewayError::Forbidden { .. } => StatusCode::FORBIDDEN,
             GatewayError::IpRefused { status, .. } => *status,
@@ -119,15 +139,17 @@ impl GatewayError {
             GatewayError::WafBlocked { status, .. } => *status,
             GatewayError::RequestBody { .. } => StatusCode::BAD_REQUEST,
             GatewayError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            GatewayError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            GatewayError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
         }
     }
 
     /// The message with what only operators should see (addresses, OS errors), for logs.
     pub fn detail(&self) -> String {
         match self {
-            GatewayError::Connect { reason, .. } | GatewayError::Reset { reason, .. } => {
-                format!("{self}: {reason}")
-            }
+            GatewayError::Connect { reason, .. }
+            | GatewayError::Reset { reason, .. }
+            | GatewayError::ClientClosed { reason } => format!("{self}: {reason}"),
             // Rule ids are for operators: they tell an attacker what to get around.
             GatewayError::WafBlocked { rule_id: 0, .. } => {
                 format!("{self}: request body longer than the WAF inspects")
@@ -142,6 +164,11 @@ impl GatewayError {
     pub fn render(&self, grpc: bool) -> Response<Body> {
         let mut response = self.render_body(grpc);
         match self {
+            GatewayError::ClientClosed { .. } => {
+                // Never delivered; the status is for the log and the metrics, which then
+                // read 499 for gRPC callers too (with grpc-status CANCELLED).
+                *response.status_mut() = client_closed();
+            }
             GatewayError::Overloaded { .. } => {
                 // Lets clients and load balancers tell shedding from a failing backend.
                 response
@@ -254,14 +281,34 @@ impl fmt::Display for GatewayError {
             GatewayError::RequestBody { reason } => {
                 write!(f, "request body could not be read: {reason}")
             }
+            GatewayError::ClientClosed { .. } => {
+                f.write_str("client closed the request before it was answered")
+            }
+            GatewayError::RequestTimeout { after } => write!(
+                f,
+                "request body did not arrive within {}",
+                humantime::format_duration(*after)
+            ),
             GatewayError::UnsupportedMediaType { reason } => {
                 write!(f, "unsupported media type: {reason}")
+            }
+            GatewayError::BadRequest { reason } => write!(f, "bad request: {reason}"),
+            GatewayError::HeadersTooLarge { limit } => {
+                write!(f, "request headers are larger than {limit} bytes")
             }
         }
     }
 }
 
 impl std::error::Error for GatewayError {}
+
+/// 499, nginx's "client closed request": the status logged for a request whose client
+/// went away before it was answered (never sent: the client is gone).
+pub const CLIENT_CLOSED: u16 = 499;
+
+fn client_closed() -> StatusCode {
+    StatusCode::from_u16(CLIENT_CLOSED).unwrap_or(StatusCode::BAD_REQUEST)
+}
 
 /// The trailers that end a gRPC call the gateway cuts short mid-stream: `grpc-status` and
 /// the percent-encoded `grpc-message`.

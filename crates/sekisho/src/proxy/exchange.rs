@@ -16,9 +16,9 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 
-use super::error::{grpc_code, grpc_trailers};
+use super::error::{CLIENT_CLOSED, grpc_code, grpc_trailers};
 use super::media_type::{self, Family};
-use crate::body::BoxError;
+use crate::body::{BoxError, TooLong};
 use crate::observe::access_log::{AccessLog, Entry, timestamp};
 use crate::observe::metrics;
 use crate::observe::trace::Trace;
@@ -95,17 +95,6 @@ pub enum Authority {
 }
 
 impl Authority {
-    /// Takes the authority from a request head.
-    pub fn of(parts: &http::request::Parts) -> Self {
-        if let Some(authority) = parts.uri.authority() {
-            Authority::Uri(authority.clone())
-        } else if let Some(host) = parts.headers.get(http::header::HOST) {
-            Authority::Host(host.clone())
-        } else {
-            Authority::Missing
-        }
-    }
-
     /// As text; empty when missing or not text.
     pub fn as_str(&self) -> &str {
         match self {
@@ -171,8 +160,13 @@ pub struct Record {
 }
 
 impl Record {
-    /// Logs and counts the request.
-    fn finish(mut self) {
+    /// Logs and counts the request, by dropping it (see the `Drop` impl).
+    fn finish(self) {
+        drop(self);
+    }
+
+    /// Logs and counts the request; called once, when the record is dropped.
+    fn log_and_count(&mut self) {
         let duration = self.started.elapsed();
         let waf = self.waf.take().map(|inspection| inspection.finish());
         if let Some(waf) = &waf {
@@ -197,6 +191,7 @@ impl Record {
         }
         if let Some(in_flight) = &self.in_flight {
             let outcome = if self.upstream_failed {
+                metrics::upstream_failure(&in_flight.cluster().name, "response");
                 Outcome::Failure
             } else {
                 Outcome::of_response(self.status, self.grpc_status)
@@ -220,7 +215,7 @@ impl Record {
             .as_ref()
             .and(self.trace.as_ref())
             .and_then(Trace::ids);
-        if let Some(mut trace) = self.trace {
+        if let Some(mut trace) = self.trace.take() {
             trace.set(|| {
                 [
                     self.route
@@ -276,6 +271,29 @@ impl Record {
     }
 }
 
+/// A record is logged and counted exactly once, when it goes, however it goes. Most go
+/// with their response body ([`Observed`]); but when a client resets its HTTP/2 stream, or
+/// closes its connection, before the gateway has answered, hyper drops the request's
+/// future, and the record with it, while the request still waits (for the upstream, or
+/// for the client's own body). Logging on drop keeps those requests in the access log and
+/// the metrics: they get nginx's 499, "client closed request".
+impl Drop for Record {
+    fn drop(&mut self) {
+        if self.status == 0 {
+            // No answer was decided: the request's future was dropped, which only hyper
+            // does, when the client went away.
+            self.status = CLIENT_CLOSED;
+            if self.protocol.is_grpc() {
+                self.grpc_status = Some(grpc_code::CANCELLED);
+            }
+            self.error
+                .get_or_insert_with(|| "client went away before the gateway answered".into());
+            metrics::client_closed(self.cluster.as_deref().unwrap_or(""), "request");
+        }
+        self.log_and_count();
+    }
+}
+
 /// Reads `grpc-status` from a header block.
 pub fn grpc_status_of(headers: &HeaderMap) -> Option<u16> {
     headers.get("grpc-status")?.to_str().ok()?.parse().ok()
@@ -302,8 +320,11 @@ pin_project! {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             if let Some(mut record) = this.record.take() {
-                if !this.inner.is_end_stream() {
-                    record.error.get_or_insert_with(|| "client went away before the response ended".into());
+                // An answer that already says what went wrong (the gateway's own, such as
+                // a 499 for a client already gone) keeps its error and is not counted twice.
+                if !this.inner.is_end_stream() && record.error.is_none() {
+                    record.error = Some("client went away before the response ended".into());
+                    metrics::client_closed(record.cluster.as_deref().unwrap_or(""), "response");
                 }
                 record.finish();
             }
@@ -356,8 +377,25 @@ where
                 }
             }
             Some(Err(e)) => {
-                record.error = Some(format!("upstream response failed: {e}"));
-                record.upstream_failed = true;
+                // An upstream response cut off because the client's request body failed
+                // (the gateway reset the upstream stream or closed its connection) is the
+                // client's doing, not the endpoint's.
+                match record
+                    .in_flight
+                    .as_ref()
+                    .and_then(InFlight::request_body_failure)
+                {
+                    Some(client) => {
+                        record.error = Some(format!(
+                            "client's request body failed ({}); the response was cut off",
+                            client.reason
+                        ));
+                    }
+                    None => {
+                        record.error = Some(format!("upstream response failed: {e}"));
+                        record.upstream_failed = true;
+                    }
+                }
                 if let Some(record) = this.record.take() {
                     record.finish();
                 }
@@ -442,10 +480,7 @@ where
             if let Some(limit) = *this.limit
                 && total > limit
             {
-                return Poll::Ready(Some(Err(format!(
-                    "request body is longer than {limit} bytes"
-                )
-                .into())));
+                return Poll::Ready(Some(Err(Box::new(TooLong { limit }))));
             }
         }
         Poll::Ready(frame)

@@ -1,6 +1,13 @@
 //! Sending a request upstream: one attempt, or, under a retry policy, attempts on
 //! different endpoints until one answers well or the policy, the retry budget or the time
 //! runs out.
+//!
+//! A failed attempt is judged before it is counted: the client's request body is watched
+//! on its way upstream ([`Watched`]), and when it broke (the client sent half a body and
+//! left, sent a malformed chunk, reset its stream) or the time ran out while the gateway
+//! was waiting for the client's next bytes, the failure is the client's. Then no endpoint
+//! is blamed (outlier ejection), nothing is retried, no upstream failure is counted, and
+//! the client is answered 400, 408 or 413, or logged 499 when it went away.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,7 +20,7 @@ use hyper::body::Incoming;
 use super::GatewayError;
 use super::exchange::grpc_status_of;
 use super::replay::Replay;
-use crate::body::Body;
+use crate::body::{self, Body, Fault, Watch, Watched};
 use crate::observe::metrics;
 use crate::observe::trace::{Attempt, Trace};
 use crate::upstream::retry::{Failed, RetryPolicy};
@@ -78,15 +85,53 @@ impl Failure {
         }
     }
 
-    /// Counts the failure against the endpoint and turns it into the client's answer.
-    fn settle(self, in_flight: &InFlight) -> GatewayError {
+    /// The client's answer when the failure was the client's doing: its request body
+    /// failed (and the gateway broke the upstream exchange off because of it), or the
+    /// time ran out while the gateway waited for the client to send more of its body.
+    /// `None` when the upstream is to blame. A failed connect or a cluster limit is never
+    /// the client's: no body was read for them.
+    fn client_fault(&self, watch: Option<&Watch>) -> Option<GatewayError> {
+        let watch = watch?;
+        if matches!(
+            self,
+            Failure::Send(SendError::Connect(_) | SendError::Overloaded(_))
+        ) {
+            return None;
+        }
+        if let Some(failure) = watch.failure() {
+            let reason = failure.reason.clone();
+            return Some(match failure.fault {
+                Fault::Closed => GatewayError::ClientClosed { reason },
+                Fault::Malformed => GatewayError::RequestBody { reason },
+                Fault::TooLong { limit } => GatewayError::BodyTooLarge { limit },
+            });
+        }
+        match self {
+            Failure::Timeout { after, .. } if watch.waiting_for_client() => {
+                Some(GatewayError::RequestTimeout { after: *after })
+            }
+            _ => None,
+        }
+    }
+
+    /// Turns the failure into the client's answer, counting it against the endpoint (and
+    /// in the upstream failure metric) only when the upstream is to blame.
+    fn settle(self, in_flight: &InFlight, watch: Option<&Watch>) -> GatewayError {
         let cluster = in_flight.cluster().name.clone();
+        if let Some(err) = self.client_fault(watch) {
+            if matches!(err, GatewayError::ClientClosed { .. }) {
+                metrics::client_closed(&cluster, "request");
+            }
+            return err;
+        }
         match self {
             Failure::Send(SendError::Connect(reason)) => {
+                metrics::upstream_failure(&cluster, "connect");
                 in_flight.report(Outcome::Failure);
                 GatewayError::Connect { cluster, reason }
             }
             Failure::Send(SendError::Reset(reason)) => {
+                metrics::upstream_failure(&cluster, "reset");
                 in_flight.report(Outcome::Failure);
                 GatewayError::Reset { cluster, reason }
             }
@@ -94,6 +139,7 @@ impl Failure {
                 GatewayError::Overloaded { cluster, limit }
             }
             Failure::Timeout { after, .. } => {
+                metrics::upstream_failure(&cluster, "timeout");
                 in_flight.report(Outcome::Failure);
                 GatewayError::Timeout { cluster, after }
             }
@@ -128,20 +174,30 @@ pub async fn forward(
         host,
         limit,
     } = route;
+    // Watched beneath any replay buffer: only the client's own body is judged, not a
+    // reader a retry superseded.
+    let watch = (!http_body::Body::is_end_stream(&body)).then(|| Arc::new(Watch::default()));
+    let body = match &watch {
+        Some(watch) => body::boxed(Watched::new(body, watch.clone())),
+        None => body,
+    };
     let Some(policy) = retry.filter(|p| p.attempts > 1) else {
         // The common case: one attempt, nothing kept for a second.
         *attempts = 1;
-        let in_flight = pick(cluster, &[])?;
+        let mut in_flight = pick(cluster, &[])?;
         let mut req = Request::from_parts(parts, body);
         let span = trace.map(|t| t.attempt(1, in_flight.endpoint().addr, req.headers_mut()));
         let result = attempt(cluster, &in_flight, host, req, limit, limit).await;
         end_attempt(span, &result);
         return match result {
-            Ok(response) => Ok(Sent {
-                response,
-                in_flight,
-            }),
-            Err(failure) => Err(failure.settle(&in_flight)),
+            Ok(response) => {
+                in_flight.carry_request_body(watch);
+                Ok(Sent {
+                    response,
+                    in_flight,
+                })
+            }
+            Err(failure) => Err(failure.settle(&in_flight, watch.as_deref())),
         };
     };
 
@@ -152,7 +208,7 @@ pub async fn forward(
     let mut retrying = None;
     loop {
         *attempts += 1;
-        let in_flight = pick(cluster, &tried)?;
+        let mut in_flight = pick(cluster, &tried)?;
         tried.push(in_flight.endpoint().addr);
         let remaining = limit.map(|l| l.saturating_sub(started.elapsed()));
         let per_try = [policy.per_try_timeout, remaining]
@@ -174,6 +230,8 @@ pub async fn forward(
                     .retries_response(status, grpc_status)
                     .then_some(Failed::Status(status, grpc_status))
             }
+            // The client's failure would only repeat: never retried.
+            Err(failure) if failure.client_fault(watch.as_deref()).is_some() => None,
             Err(failure) => failure.kind().filter(|kind| policy.retries(*kind)),
         };
         let slot = match failed {
@@ -184,11 +242,14 @@ pub async fn forward(
         };
         let Some(slot) = slot else {
             return match result {
-                Ok(response) => Ok(Sent {
-                    response,
-                    in_flight,
-                }),
-                Err(failure) => Err(failure.settle(&in_flight)),
+                Ok(response) => {
+                    in_flight.carry_request_body(watch);
+                    Ok(Sent {
+                        response,
+                        in_flight,
+                    })
+                }
+                Err(failure) => Err(failure.settle(&in_flight, watch.as_deref())),
             };
         };
         // This attempt is given up: count it against its endpoint and try another.
@@ -201,7 +262,7 @@ pub async fn forward(
                 ));
             }
             Err(failure) => {
-                failure.settle(&in_flight);
+                failure.settle(&in_flight, watch.as_deref());
             }
         }
         drop(in_flight);

@@ -30,7 +30,7 @@ pub use limits::{Limits, Overload, Slot};
 pub use outlier::Outcome;
 pub use pool::SendError;
 
-use crate::body::Body;
+use crate::body::{Body, ClientFailure, Watch};
 use crate::config::model::{self, Balance, Protocol};
 use crate::observe::metrics;
 use connect::Connector;
@@ -270,6 +270,7 @@ impl Cluster {
         Some(InFlight {
             cluster: self.clone(),
             endpoint: endpoint.clone(),
+            request_body: None,
         })
     }
 
@@ -405,6 +406,8 @@ impl Shared {
 pub struct InFlight {
     cluster: Arc<Cluster>,
     endpoint: Arc<Endpoint>,
+    /// What became of the client's request body sent on this attempt, if it had one.
+    request_body: Option<Arc<Watch>>,
 }
 
 impl InFlight {
@@ -416,6 +419,19 @@ impl InFlight {
     /// The cluster it belongs to.
     pub fn cluster(&self) -> &Arc<Cluster> {
         &self.cluster
+    }
+
+    /// Ties the client's request body, as it is watched, to this attempt: a response
+    /// that breaks off later may have been cut because the client's body failed (the
+    /// gateway then resets the upstream stream or closes its connection), and that is
+    /// the client's doing, not the endpoint's.
+    pub fn carry_request_body(&mut self, watch: Option<Arc<Watch>>) {
+        self.request_body = watch;
+    }
+
+    /// How the client's request body on this attempt failed, if it did.
+    pub fn request_body_failure(&self) -> Option<&ClientFailure> {
+        self.request_body.as_deref().and_then(Watch::failure)
     }
 
     /// Counts how the attempt went, for passive health checking.
