@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio_rustls::TlsAcceptor;
 
-use crate::config::model::{Http1, Http2};
+use crate::config::model::{Http1, Http2, PathPolicy};
 use crate::config::{Config, ConfigError, Problem};
 use crate::listener::proxy_protocol::ProxyProtocol;
 use crate::listener::tls;
@@ -43,6 +43,8 @@ pub struct ListenerSettings {
     pub ip_acl: Option<IpAcl>,
     /// Longest request target accepted.
     pub max_uri_bytes: usize,
+    /// How request paths are normalized.
+    pub paths: PathPolicy,
 }
 
 /// The compiled config.
@@ -168,6 +170,7 @@ impl Snapshot {
                 client_ip,
                 ip_acl,
                 max_uri_bytes: spec.max_uri_bytes,
+                paths: spec.paths,
             };
             listeners.insert(spec.name.value.to_string(), Arc::new(settings));
         }

@@ -74,7 +74,11 @@ impl InternalHeaders {
         let lookalikes: Vec<HeaderName> = headers
             .keys()
             .filter(|key| key.as_str().contains('_'))
-            .filter(|key| self.names.iter().any(|name| same_but_underscores(name, key)))
+            .filter(|key| {
+                self.names
+                    .iter()
+                    .any(|name| same_but_underscores(name, key))
+            })
             .cloned()
             .collect();
         for key in lookalikes {

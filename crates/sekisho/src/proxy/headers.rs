@@ -48,6 +48,14 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// The size of a header block as HTTP/1.1 writes it: `name: value` and CRLF per field.
+pub fn head_bytes(headers: &HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum()
+}
+
 /// The `content-length` a request declares, if any and well-formed.
 pub fn content_length(headers: &HeaderMap) -> Option<u64> {
     headers

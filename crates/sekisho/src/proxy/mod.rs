@@ -7,16 +7,16 @@ pub mod error;
 mod exchange;
 mod forward;
 mod headers;
+mod host;
 mod media_type;
 pub mod mirror;
+mod path;
 mod replay;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
-
-use std::borrow::Cow;
 
 use http::header::{self, HeaderValue};
 use http::request::Parts;
@@ -27,7 +27,7 @@ use hyper::body::Incoming;
 use crate::adapt::grpc_web;
 use crate::adapt::transcode::Plan;
 use crate::body::{self, Body};
-use crate::config::model::Protocol as Upstream;
+use crate::config::model::{PathPolicy, Protocol as Upstream};
 use crate::policy::identity::Vouched;
 use crate::policy::waf::{Guarded, Inspected, Messages};
 use crate::route::{RequestFacts, Route};
@@ -68,8 +68,11 @@ pub async fn handle(
     let classified = Protocol::classify(&mut parts.headers);
     let protocol = classified.unwrap_or(Protocol::Http);
     snapshot.internal_headers.strip(&mut parts.headers);
+    // The target every later stage sees: one clean host, a normalized path.
+    let authority = host::authority(&parts);
+    let paths = listener.map_or_else(PathPolicy::default, |l| l.paths);
+    let normalized = path::normalize_uri(&mut parts.uri, &paths);
     let preflight = Preflight::of(&parts.method, &parts.headers);
-    let authority = Authority::of(&parts);
     let peer = downstream.client.ip();
     let client = listener.map_or(peer, |l| l.client_ip.derive(peer, &parts.headers));
     let forwarding = Forwarding {
@@ -93,7 +96,7 @@ pub async fn handle(
         },
         protocol,
         method: parts.method.clone(),
-        authority,
+        authority: authority.clone().unwrap_or(Authority::Missing),
         path: parts.uri.path_and_query().cloned(),
         route: None,
         cluster: None,
@@ -146,9 +149,20 @@ pub async fn handle(
             record,
         ));
     }
+    if let Err(host::BadHost(reason)) = authority {
+        return Ok(answer(GatewayError::BadRequest { reason }, record));
+    }
+    if let Err(path::BadPath(reason)) = normalized {
+        return Ok(answer(GatewayError::BadRequest { reason }, record));
+    }
 
     // The listener's own limits and allow list.
     if let Some(listener) = listener {
+        // hyper bounds its read buffer, not a head that arrives whole in one read.
+        let limit = listener.http1.max_header_bytes;
+        if parts.version != Version::HTTP_2 && headers::head_bytes(&parts.headers) > limit {
+            return Ok(answer(GatewayError::HeadersTooLarge { limit }, record));
+        }
         if parts.uri.path_and_query().map_or(0, |pq| pq.as_str().len()) > listener.max_uri_bytes {
             let limit = listener.max_uri_bytes;
             return Ok(answer(GatewayError::UriTooLong { limit }, record));
@@ -162,7 +176,7 @@ pub async fn handle(
     }
 
     // Match a route (a preflight matches the route of the request it asks about).
-    let host = host_of(record.authority.as_str());
+    let host = host::for_matching(record.authority.as_str());
     let facts = RequestFacts {
         host: &host,
         path: parts.uri.path(),
@@ -320,7 +334,7 @@ pub async fn handle(
         let req = Request::from_parts(shadow, copy);
         mirror::send(
             mirror.cluster.clone(),
-            host_of(authority.as_str()).into_owned(),
+            host::for_matching(authority.as_str()).into_owned(),
             req,
             wait,
         );
@@ -577,20 +591,6 @@ fn own(response: Response<Body>, grpc_status: Option<u16>, mut record: Record) -
     Response::from_parts(parts, body::boxed(Observed::new(body, record, None)))
 }
 
-/// The host without port, lower case, for matching.
-fn host_of(authority: &str) -> Cow<'_, str> {
-    let host = if authority.starts_with('[') {
-        authority.split_inclusive(']').next().unwrap_or(authority)
-    } else {
-        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
-    };
-    if host.bytes().any(|b| b.is_ascii_uppercase()) {
-        Cow::Owned(host.to_ascii_lowercase())
-    } else {
-        Cow::Borrowed(host)
-    }
-}
-
 /// `/package.Service/Method` split into service and method.
 fn grpc_call(path: &str) -> Option<(&str, &str)> {
     let (service, method) = path.strip_prefix('/')?.split_once('/')?;
@@ -601,13 +601,6 @@ fn grpc_call(path: &str) -> Option<(&str, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hosts_lose_port_and_case() {
-        assert_eq!(host_of("API.Example.com:8443"), "api.example.com");
-        assert_eq!(host_of("[::1]:8080"), "[::1]");
-        assert_eq!(host_of("localhost"), "localhost");
-    }
 
     #[test]
     fn grpc_paths_split_into_service_and_method() {

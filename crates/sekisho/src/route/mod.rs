@@ -199,7 +199,7 @@ impl Route {
             rate_limit: spec
                 .rate_limit
                 .as_ref()
-                .map(RateLimit::compile)
+                .map(|limit| RateLimit::compile(&spec.name.value, limit))
                 .transpose()
                 .map_err(|e| format!("rate_limit: {e}"))?,
             max_body_bytes: spec.max_body_bytes,
@@ -240,11 +240,22 @@ impl Route {
         }
     }
 
-    /// The upstream path after any prefix rewrite.
+    /// The upstream path after any prefix rewrite, joined with one slash where the
+    /// replacement and the rest meet (`/api` -> `/` on `/api/x` is `/x`, not `//x`).
     pub fn rewrite_path<'a>(&self, path: &'a str) -> std::borrow::Cow<'a, str> {
         match &self.rewrite {
             Some((from, to)) if path.starts_with(from.as_str()) => {
-                std::borrow::Cow::Owned(format!("{to}{}", &path[from.len()..]))
+                let rest = &path[from.len()..];
+                let rest = match (to.ends_with('/'), rest.strip_prefix('/')) {
+                    (true, Some(rest)) => rest,
+                    _ => rest,
+                };
+                let lead = if to.starts_with('/') || rest.starts_with('/') {
+                    ""
+                } else {
+                    "/"
+                };
+                std::borrow::Cow::Owned(format!("{lead}{to}{rest}"))
             }
             _ => std::borrow::Cow::Borrowed(path),
         }
