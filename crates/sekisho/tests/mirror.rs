@@ -154,3 +154,137 @@ clusters:
         .await
         .expect("the sent copies are counted");
 }
+
+/// A gateway whose route `/uploads` goes to an echo backend and is mirrored in full to a
+/// recording shadow cluster named `shadow_name` (unique per test: metrics are counted per
+/// process).
+async fn mirroring_to(shadow_name: &str) -> (Running, Vec<interop::ServerHandle>) {
+    let (primary, primary_handle) = serve_http("primary").await.expect("primary");
+    let (shadow_addr, _seen) = shadow(Arc::new(Semaphore::new(100))).await;
+    let gw = start_gateway(&fill(
+        r#"
+admin: { address: 127.0.0.1:0 }
+access_log: { enabled: false }
+listeners:
+  - name: plain
+    address: 127.0.0.1:0
+routes:
+  - name: uploads
+    match: { path_prefix: /uploads }
+    mirror: { cluster: @name@, percent: 100 }
+    to: primary
+clusters:
+  - name: primary
+    endpoints: [{ address: "@primary@" }]
+  - name: @name@
+    endpoints: [{ address: "@shadow@" }]
+    outlier: { consecutive_failures: 5 }
+"#,
+        &[
+            ("name", shadow_name.to_owned()),
+            ("primary", primary.to_string()),
+            ("shadow", shadow_addr.to_string()),
+        ],
+    ))
+    .await;
+    (gw, vec![primary_handle])
+}
+
+/// Waits for the shadow's copy to be counted, then checks that it was counted as
+/// `incomplete` and nothing was held against the shadow's endpoint.
+async fn assert_copy_not_held_against(gw: &Running, shadow_name: &str) {
+    let counted = format!(r#"sekisho_mirror_requests_total{{cluster="{shadow_name}",result="#);
+    let metrics = async {
+        loop {
+            let text = http1_get(gw.admin(), "/metrics", &[]).await.text();
+            if text.contains(&counted) {
+                return text;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let text = tokio::time::timeout(Duration::from_secs(5), metrics)
+        .await
+        .expect("the copy's end is counted");
+    let clusters = http1_get(gw.admin(), "/clusters", &[]).await.json();
+    let shadow = clusters["clusters"]
+        .as_array()
+        .and_then(|all| all.iter().find(|c| c["name"] == shadow_name))
+        .expect("the shadow cluster")
+        .clone();
+    assert_eq!(
+        shadow["endpoints"][0]["consecutive_failures"], 0,
+        "no failure reported against the shadow's endpoint: {shadow}"
+    );
+    assert!(
+        !text.contains(&format!(
+            r#"sekisho_upstream_failures_total{{cluster="{shadow_name}""#
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            r#"sekisho_mirror_requests_total{{cluster="{shadow_name}",result="incomplete"}} 1"#
+        )),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_copy_cut_short_by_the_client_is_not_held_against_the_shadow() {
+    use tokio::io::AsyncWriteExt;
+
+    let (gw, _backends) = mirroring_to("shadow-short").await;
+    // A body that promises 100 bytes, sends 10, and leaves.
+    let mut client = tokio::net::TcpStream::connect(gw.listener("plain"))
+        .await
+        .expect("connect");
+    client
+        .write_all(
+            b"POST /uploads/short HTTP/1.1\r\nhost: shop.example\r\ncontent-length: 100\r\n\r\n0123456789",
+        )
+        .await
+        .expect("write");
+    // Time for the copy to set out for the shadow (the test holds either way: a copy
+    // still waiting for its connection fails the same when the client leaves).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    drop(client);
+    assert_copy_not_held_against(&gw, "shadow-short").await;
+}
+
+#[tokio::test]
+async fn a_copy_of_a_cancelled_stream_is_not_held_against_the_shadow() {
+    use http_body::Frame;
+    use http_body_util::StreamBody;
+
+    let (gw, _backends) = mirroring_to("shadow-cancel").await;
+    // An HTTP/2 upload that sends a chunk, then resets its stream.
+    let stream = tokio::net::TcpStream::connect(gw.listener("plain"))
+        .await
+        .expect("connect");
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        TokioIo::new(stream),
+    )
+    .await
+    .expect("HTTP/2 handshake");
+    tokio::spawn(conn);
+    type Chunk = Result<Frame<Bytes>, std::io::Error>;
+    let (chunks, receiver) = tokio::sync::mpsc::channel::<Chunk>(4);
+    let body = StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(receiver));
+    let request = Request::post("http://shop.example/uploads/1")
+        .body(body)
+        .expect("request");
+    let exchange = tokio::spawn(async move { sender.send_request(request).await });
+    chunks
+        .send(Ok(Frame::data(Bytes::from_static(b"first chunk"))))
+        .await
+        .expect("chunk");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    chunks
+        .send(Err(std::io::Error::other("cancelled by the client")))
+        .await
+        .expect("cancel");
+    let _ = exchange.await;
+    assert_copy_not_held_against(&gw, "shadow-cancel").await;
+}

@@ -2,8 +2,10 @@
 //! combinations of settings that cannot work together.
 
 use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 
 use http::header::{HeaderName, HeaderValue};
+use rustls_pki_types::ServerName;
 
 use super::Problem;
 use super::jwt;
@@ -136,6 +138,9 @@ fn check_cluster(
             "upstream TLS needs `protocol: h2`",
         ));
     }
+    if cluster.protocol == Protocol::H2 {
+        check_tls_name(i, cluster, problems);
+    }
     let at = |field: &str| format!("clusters[{i}].{field}");
     if let Some(health) = &cluster.health {
         let kinds = [
@@ -219,6 +224,54 @@ fn check_cluster(
             at("retry_budget.percent"),
             "must be between 0 and 100",
         ));
+    }
+}
+
+/// An `h2` cluster's connections are verified against one name per endpoint, never the
+/// client's `Host` (a connection carries requests for every host): `tls.server_name`, else
+/// the endpoint's DNS name. Endpoints written as IP addresses have no name to verify but
+/// the address itself, which service certificates rarely carry and the operator never
+/// chose, so such a cluster must say which name it expects.
+fn check_tls_name(i: usize, cluster: &Cluster, problems: &mut Vec<Problem>) {
+    let field = format!("clusters[{i}].tls.server_name");
+    if let Some(name) = cluster.tls.as_ref().and_then(|t| t.server_name.as_ref()) {
+        if ServerName::try_from(&*name.value).is_err() {
+            problems.push(Problem::on(
+                name,
+                field,
+                format!(
+                    "{:?} is neither a DNS name nor an IP address",
+                    name.value.display()
+                ),
+            ));
+        }
+        return;
+    }
+    for (j, endpoint) in cluster.endpoints.iter().enumerate() {
+        // Where the problem points: the `dns` value, or (addresses carry no location)
+        // the cluster's name.
+        let (ip, at) = match (&endpoint.address, &endpoint.dns) {
+            (Some(address), _) => (Some(address.get().ip().to_string()), &cluster.name),
+            (None, Some(dns)) => (
+                split_host_port(&dns.value)
+                    .filter(|(host, _)| host.parse::<IpAddr>().is_ok())
+                    .map(|(host, _)| host.to_owned()),
+                dns,
+            ),
+            (None, None) => (None, &cluster.name),
+        };
+        if let Some(ip) = ip {
+            problems.push(Problem::on(
+                at,
+                field,
+                format!(
+                    "endpoints[{j}] is the IP address {ip}: an h2 (TLS) cluster with address \
+                     endpoints needs `tls.server_name`, the name their certificates are \
+                     verified against (the client's Host is never used)"
+                ),
+            ));
+            return;
+        }
     }
 }
 
@@ -544,6 +597,47 @@ pub fn split_host_port(text: &str) -> Option<(&str, u16)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The problems of a config with one listener and the cluster written in `cluster`.
+    fn cluster_problems(cluster: &str) -> Vec<Problem> {
+        let yaml =
+            format!("listeners:\n  - name: plain\n    address: 127.0.0.1:0\nclusters:\n{cluster}");
+        check(&super::super::parse(&yaml).expect("parses"))
+    }
+
+    #[test]
+    fn an_h2_cluster_of_addresses_needs_a_server_name() {
+        let problems = cluster_problems(
+            "  - name: secure\n    protocol: h2\n    endpoints: [{ address: 10.0.0.7:443 }]\n",
+        );
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].field, "clusters[0].tls.server_name");
+        assert_eq!(problems[0].line, 5, "points at the cluster: {problems:?}");
+        assert!(problems[0].message.contains("10.0.0.7"), "{problems:?}");
+
+        let literal = cluster_problems(
+            "  - name: secure\n    protocol: h2\n    tls: {}\n    endpoints: [{ dns: \"[::1]:443\" }]\n",
+        );
+        assert_eq!(literal.len(), 1, "an IP written as a DNS name: {literal:?}");
+        assert_eq!(literal[0].field, "clusters[0].tls.server_name");
+        assert_eq!(literal[0].line, 8, "points at the dns value: {literal:?}");
+    }
+
+    #[test]
+    fn an_h2_cluster_is_fine_with_a_server_name_or_dns_names() {
+        for cluster in [
+            "  - name: a\n    protocol: h2\n    tls: { server_name: api.internal }\n    endpoints: [{ address: 10.0.0.7:443 }]\n",
+            "  - name: b\n    protocol: h2\n    endpoints: [{ dns: api.internal:443 }]\n",
+            "  - name: c\n    protocol: h2c\n    endpoints: [{ address: 10.0.0.7:80 }]\n",
+        ] {
+            assert_eq!(cluster_problems(cluster), Vec::new(), "{cluster}");
+        }
+        let bad = cluster_problems(
+            "  - name: d\n    protocol: h2\n    tls: { server_name: \"not a name\" }\n    endpoints: [{ address: 10.0.0.7:443 }]\n",
+        );
+        assert_eq!(bad.len(), 1, "{bad:?}");
+        assert_eq!(bad[0].field, "clusters[0].tls.server_name");
+    }
 
     #[test]
     fn origins_are_scheme_host_and_port_only() {

@@ -128,16 +128,26 @@ fn gcd(a: u32, b: u32) -> u32 {
 mod tests {
     use super::*;
     use crate::config::model::Protocol;
+    use crate::upstream::connect::{Connector, ConnectorKey};
     use crate::upstream::endpoint::Live;
     use crate::upstream::pool::Pool;
 
     fn set(weights: &[u32]) -> EndpointSet {
+        let connector = Arc::new(
+            Connector::new(ConnectorKey {
+                protocol: Protocol::H2c,
+                connect_timeout: std::time::Duration::from_secs(1),
+                ca_pem: None,
+                server_name: None,
+            })
+            .expect("clear-text connector"),
+        );
         let endpoints = weights
             .iter()
             .enumerate()
             .map(|(i, w)| {
                 let addr = format!("127.0.0.1:{}", 1000 + i).parse().expect("addr");
-                let pool = Pool::new(addr, "c".into(), Protocol::H2c, Arc::default());
+                let pool = Pool::new(connector.clone(), addr, None, "c".into(), Arc::default());
                 Arc::new(Endpoint::new(addr, *w, None, Arc::new(Live::new(pool))))
             })
             .collect();

@@ -1,5 +1,11 @@
 //! Opening connections to an endpoint: TCP, then TLS with ALPN `h2` where the cluster
 //! asks for it, then the HTTP handshake.
+//!
+//! The name TLS sends in SNI and verifies the certificate against belongs to the cluster
+//! and the endpoint ([`Connector::server_name`]), never to the request: a pooled
+//! connection carries requests for every host a client names, so a name taken from the
+//! first request's `Host` would let a client pick which certificate the gateway accepts
+//! for everyone after it.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -29,7 +35,8 @@ pub struct ConnectorKey {
     pub connect_timeout: Duration,
     /// PEM bytes of the trusted CAs (the system roots when absent).
     pub ca_pem: Option<Vec<u8>>,
-    /// SNI and verified name; the endpoint's host when absent.
+    /// The cluster's `tls.server_name`: SNI and verified name for every endpoint. When
+    /// absent, each endpoint's DNS name (or, failing that, its address) is used.
     pub server_name: Option<String>,
 }
 
@@ -54,7 +61,24 @@ impl Connector {
         Ok(Connector { key, tls })
     }
 
-    async fn transport(&self, addr: SocketAddr, host: &str) -> Result<Transport, ConnectError> {
+    /// The name TLS uses with the endpoint at `addr` that came from the DNS source
+    /// `origin` (`host:port`, `None` for a static address): the cluster's `server_name`,
+    /// else the DNS host, else the address. `None` in clear text, where no name is sent.
+    pub fn server_name(&self, origin: Option<&str>, addr: SocketAddr) -> Option<Arc<str>> {
+        self.tls.as_ref()?;
+        Some(match (&self.key.server_name, origin) {
+            (Some(name), _) => Arc::from(name.as_str()),
+            (None, Some(origin)) => Arc::from(dns_host(origin)),
+            (None, None) => Arc::from(addr.ip().to_string()),
+        })
+    }
+
+    /// TCP, then TLS as `server_name` when the cluster uses TLS.
+    async fn transport(
+        &self,
+        addr: SocketAddr,
+        server_name: Option<&str>,
+    ) -> Result<Transport, ConnectError> {
         let connect = TcpStream::connect(addr);
         let tcp = match tokio::time::timeout(self.key.connect_timeout, connect).await {
             Ok(Ok(tcp)) => tcp,
@@ -70,7 +94,11 @@ impl Connector {
         let Some(tls) = &self.tls else {
             return Ok(Transport::Plain(tcp));
         };
-        let name = self.key.server_name.as_deref().unwrap_or(host);
+        let Some(name) = server_name else {
+            return Err(ConnectError(format!(
+                "TLS to {addr}: no server name to verify"
+            )));
+        };
         let server_name = ServerName::try_from(name.to_owned())
             .map_err(|e| ConnectError(format!("bad TLS server name {name:?}: {e}")))?;
         let handshake = tls.connect(server_name, tcp);
@@ -87,9 +115,10 @@ impl Connector {
     pub async fn http1(
         &self,
         addr: SocketAddr,
+        server_name: Option<&str>,
         on_close: impl FnOnce() + Send + 'static,
     ) -> Result<http1::SendRequest<Body>, ConnectError> {
-        let io = self.transport(addr, &addr.ip().to_string()).await?;
+        let io = self.transport(addr, server_name).await?;
         let (sender, conn) = http1::Builder::new()
             .handshake(TokioIo::new(io))
             .await
@@ -101,14 +130,15 @@ impl Connector {
         Ok(sender)
     }
 
-    /// Opens an HTTP/2 connection; the connection runs on its own task.
+    /// Opens an HTTP/2 connection, over TLS as `server_name` when the cluster uses TLS;
+    /// the connection runs on its own task.
     pub async fn http2(
         &self,
         addr: SocketAddr,
-        host: &str,
+        server_name: Option<&str>,
         on_close: impl FnOnce() + Send + 'static,
     ) -> Result<http2::SendRequest<Body>, ConnectError> {
-        let io = self.transport(addr, host).await?;
+        let io = self.transport(addr, server_name).await?;
         let (sender, conn) = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .initial_stream_window_size(1024 * 1024)
@@ -156,6 +186,14 @@ pub(crate) fn tls_connector(ca_pem: Option<&[u8]>, alpn: &[u8]) -> Result<TlsCon
         .with_no_client_auth();
     config.alpn_protocols = vec![alpn.to_vec()];
     Ok(TlsConnector::from(Arc::new(config)))
+}
+
+/// The host of a DNS source written `host:port`, without the brackets of an IPv6 literal.
+fn dns_host(origin: &str) -> &str {
+    let host = origin.rsplit_once(':').map_or(origin, |(host, _)| host);
+    host.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
 }
 
 /// Reads a CA bundle for [`ConnectorKey::ca_pem`].
@@ -230,5 +268,43 @@ impl AsyncWrite for Transport {
             Transport::Plain(s) => std::pin::Pin::new(s).poll_shutdown(cx),
             Transport::Tls(s) => std::pin::Pin::new(s).poll_shutdown(cx),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connector(protocol: Protocol, server_name: Option<&str>) -> Connector {
+        let ca = crate::cert::self_signed(&["backend.test"]).expect("certificate");
+        Connector::new(ConnectorKey {
+            protocol,
+            connect_timeout: Duration::from_secs(1),
+            ca_pem: Some(ca.cert_pem.into_bytes()),
+            server_name: server_name.map(str::to_owned),
+        })
+        .expect("connector")
+    }
+
+    #[test]
+    fn the_tls_name_is_the_clusters_then_the_dns_name_then_the_address() {
+        let addr: SocketAddr = "10.0.0.7:443".parse().expect("addr");
+        let pinned = connector(Protocol::H2, Some("api.internal"));
+        assert_eq!(
+            pinned.server_name(Some("other.test:443"), addr).as_deref(),
+            Some("api.internal")
+        );
+        let by_dns = connector(Protocol::H2, None);
+        assert_eq!(
+            by_dns.server_name(Some("ashi.svc:443"), addr).as_deref(),
+            Some("ashi.svc")
+        );
+        assert_eq!(
+            by_dns.server_name(Some("[::1]:443"), addr).as_deref(),
+            Some("::1")
+        );
+        assert_eq!(by_dns.server_name(None, addr).as_deref(), Some("10.0.0.7"));
+        let clear = connector(Protocol::H2c, Some("api.internal"));
+        assert_eq!(clear.server_name(Some("ashi.svc:80"), addr), None);
     }
 }

@@ -66,7 +66,9 @@ impl Endpoint {
         self.live.health.is_healthy() && !self.live.outlier.is_ejected(now)
     }
 
-    /// The host name probes and TLS use: the DNS name without its port, or the address.
+    /// The host health probes name (`:authority`, `Host`) unless configured otherwise:
+    /// the DNS name without its port, or the address. TLS takes its name from the pool
+    /// ([`super::PoolKey::server_name`]).
     pub fn host(&self) -> String {
         match &self.origin {
             Some(name) => name

@@ -11,7 +11,7 @@ pub mod outlier;
 mod pool;
 pub mod retry;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -28,7 +28,7 @@ pub use connect::{ConnectorKey, read_ca};
 pub use endpoint::{Endpoint, Live};
 pub use limits::{Limits, Overload, Slot};
 pub use outlier::Outcome;
-pub use pool::SendError;
+pub use pool::{PoolKey, SendError};
 
 use crate::body::{Body, ClientFailure, Watch};
 use crate::config::model::{self, Balance, Protocol};
@@ -108,7 +108,7 @@ impl Cluster {
                 .tls
                 .as_ref()
                 .and_then(|t| t.server_name.as_ref())
-                .map(|n| n.to_string()),
+                .map(|n| n.value.to_string()),
         };
         let previous = previous.filter(|p| p.connector.key == key);
         let connector = match previous {
@@ -139,13 +139,7 @@ impl Cluster {
         let resolved = dns_addresses(&carried);
         if fresh {
             // Nothing else sees a new cluster's state yet.
-            shared.set_endpoints(assemble(
-                &shared,
-                spec.protocol,
-                &sources,
-                &resolved,
-                &carried,
-            ));
+            shared.set_endpoints(assemble(&shared, &connector, &sources, &resolved, &carried));
         }
         let cluster = Cluster {
             name,
@@ -176,7 +170,7 @@ impl Cluster {
             let resolved = dns_addresses(&carried);
             let set = assemble(
                 &self.shared,
-                self.protocol,
+                &self.connector,
                 &self.sources,
                 &resolved,
                 &carried,
@@ -204,7 +198,7 @@ impl Cluster {
         if resolved != previous {
             let set = assemble(
                 &self.shared,
-                self.protocol,
+                &self.connector,
                 &self.sources,
                 &resolved,
                 &current,
@@ -274,18 +268,17 @@ impl Cluster {
         })
     }
 
-    /// Sends `req` to `endpoint` (one of this cluster's).
+    /// Sends `req` to `endpoint` (one of this cluster's) on one of the endpoint's pooled
+    /// connections. `_authority`, the request's host, chooses nothing here: the TLS name
+    /// is the cluster's and the endpoint's ([`PoolKey::server_name`]), since a connection
+    /// carries requests for every host. The parameter goes once callers stop passing it.
     pub async fn send(
         &self,
         endpoint: &Endpoint,
-        host: &str,
+        _authority: &str,
         req: Request<Body>,
     ) -> Result<Response<Incoming>, SendError> {
-        endpoint
-            .live
-            .pool
-            .send(&self.connector, &self.limits, host, req)
-            .await
+        endpoint.live.pool.send(&self.limits, req).await
     }
 
     /// Counts how a request to `endpoint` went; ejects it after too many failures.
@@ -458,26 +451,47 @@ fn dns_addresses(set: &EndpointSet) -> HashMap<Arc<str>, Vec<SocketAddr>> {
 }
 
 /// Builds the endpoint set from the sources, reusing the live state of `current`'s
-/// endpoints by address.
+/// endpoints whose pool has the same key (address, TLS name, way of connecting). One
+/// address under two DNS names is two endpoints when TLS names them differently, and
+/// one in clear text.
 fn assemble(
     shared: &Shared,
-    protocol: Protocol,
+    connector: &Arc<Connector>,
     sources: &[Source],
     resolved: &HashMap<Arc<str>, Vec<SocketAddr>>,
     current: &EndpointSet,
 ) -> EndpointSet {
-    let existing: HashMap<SocketAddr, &Arc<Endpoint>> =
-        current.endpoints.iter().map(|e| (e.addr, e)).collect();
+    // By address and TLS name; the rest of the key is compared once one is found.
+    let existing: HashMap<(SocketAddr, Option<&str>), &Arc<Endpoint>> = current
+        .endpoints
+        .iter()
+        .map(|e| {
+            let key = e.live.pool.key();
+            ((key.addr, key.server_name.as_deref()), e)
+        })
+        .collect();
     let mut endpoints: Vec<Arc<Endpoint>> = Vec::new();
+    let mut added: HashSet<(SocketAddr, Option<Arc<str>>)> = HashSet::new();
     let mut add = |addr: SocketAddr, weight: u32, origin: Option<Arc<str>>| {
-        if endpoints.iter().any(|e| e.addr == addr) {
+        let key = Pool::key_for(connector, addr, origin.as_deref());
+        if !added.insert((addr, key.server_name.clone())) {
             return;
         }
-        let endpoint = match existing.get(&addr) {
-            Some(old) if old.weight == weight && old.origin == origin => (*old).clone(),
+        let existing = existing
+            .get(&(addr, key.server_name.as_deref()))
+            .copied()
+            .filter(|e| *e.live.pool.key() == key);
+        let endpoint = match existing {
+            Some(old) if old.weight == weight && old.origin == origin => old.clone(),
             Some(old) => Arc::new(Endpoint::new(addr, weight, origin, old.live.clone())),
             None => {
-                let pool = Pool::new(addr, shared.name.clone(), protocol, shared.counters.clone());
+                let pool = Pool::new(
+                    connector.clone(),
+                    addr,
+                    origin.as_deref(),
+                    shared.name.clone(),
+                    shared.counters.clone(),
+                );
                 Arc::new(Endpoint::new(
                     addr,
                     weight,
@@ -499,4 +513,71 @@ fn assemble(
         }
     }
     EndpointSet::new(endpoints)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connector(protocol: Protocol) -> Arc<Connector> {
+        let ca = crate::cert::self_signed(&["a.test", "b.test"]).expect("certificate");
+        Arc::new(
+            Connector::new(ConnectorKey {
+                protocol,
+                connect_timeout: Duration::from_secs(1),
+                ca_pem: Some(ca.cert_pem.into_bytes()),
+                server_name: None,
+            })
+            .expect("connector"),
+        )
+    }
+
+    /// Two DNS names that resolve to one address.
+    fn two_names_one_address(connector: &Arc<Connector>, current: &EndpointSet) -> EndpointSet {
+        let shared = Shared::new("c".into());
+        let addr: SocketAddr = "127.0.0.1:8443".parse().expect("addr");
+        let sources = [
+            Source::Dns {
+                name: "a.test:8443".into(),
+                weight: 1,
+            },
+            Source::Dns {
+                name: "b.test:8443".into(),
+                weight: 1,
+            },
+        ];
+        let resolved = sources
+            .iter()
+            .filter_map(|s| match s {
+                Source::Dns { name, .. } => Some((name.clone(), vec![addr])),
+                Source::Static { .. } => None,
+            })
+            .collect();
+        assemble(&shared, connector, &sources, &resolved, current)
+    }
+
+    fn names(set: &EndpointSet) -> Vec<Option<&str>> {
+        set.endpoints
+            .iter()
+            .map(|e| e.live.pool.key().server_name.as_deref())
+            .collect()
+    }
+
+    #[test]
+    fn one_address_under_two_tls_names_is_two_pools() {
+        let tls = connector(Protocol::H2);
+        let empty = EndpointSet::new(Vec::new());
+        let set = two_names_one_address(&tls, &empty);
+        assert_eq!(names(&set), [Some("a.test"), Some("b.test")]);
+
+        // Assembled again (a DNS refresh), each name keeps its own pool.
+        let again = two_names_one_address(&tls, &set);
+        for (old, new) in set.endpoints.iter().zip(&again.endpoints) {
+            assert!(Arc::ptr_eq(&old.live, &new.live));
+        }
+
+        // In clear text no name is sent: one address is one pool.
+        let clear = two_names_one_address(&connector(Protocol::H2c), &empty);
+        assert_eq!(names(&clear), [None]);
+    }
 }

@@ -6,6 +6,11 @@
 //! Opening counts against the cluster's `max_connections`; requests waiting for a
 //! connection count against `max_pending`. When the pool is dropped (its endpoint left the
 //! cluster) idle connections close at once and busy ones once their response is done.
+//!
+//! A pool is keyed by everything its connections depend on ([`PoolKey`]): requests reach
+//! a connection only through the pool whose key describes it, so two clusters, or two
+//! endpoints of one cluster, that differ in TLS server name, CA or protocol never share
+//! a connection, and a reload carries a pool over only to an identical key.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -17,7 +22,7 @@ use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
 use tokio::sync::Notify;
 
-use super::connect::Connector;
+use super::connect::{Connector, ConnectorKey};
 use super::limits::{Counters, Limits, Overload};
 use crate::body::Body;
 use crate::config::model::Protocol;
@@ -49,9 +54,23 @@ impl fmt::Display for SendError {
     }
 }
 
+/// Everything a pooled connection depends on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolKey {
+    /// Where connections go.
+    pub addr: SocketAddr,
+    /// What TLS sends in SNI and verifies the certificate against; `None` in clear text.
+    pub server_name: Option<Arc<str>>,
+    /// How connections are made: protocol, trusted CAs, connect timeout (and the client
+    /// certificate, should clusters ever present one: it belongs in the connector).
+    pub connector: ConnectorKey,
+}
+
 /// Connections to one endpoint.
 pub struct Pool {
-    addr: SocketAddr,
+    key: PoolKey,
+    /// Makes this pool's connections; its key is `key.connector`.
+    connector: Arc<Connector>,
     cluster: Arc<str>,
     counters: Arc<Counters>,
     kind: Kind,
@@ -73,14 +92,18 @@ enum Kind {
 }
 
 impl Pool {
-    /// An empty pool; connections are opened on first use.
+    /// An empty pool for the endpoint at `addr` that came from the DNS source `origin`;
+    /// connections are opened on first use, with the TLS name the connector gives the
+    /// endpoint.
     pub fn new(
+        connector: Arc<Connector>,
         addr: SocketAddr,
+        origin: Option<&str>,
         cluster: Arc<str>,
-        protocol: Protocol,
         counters: Arc<Counters>,
     ) -> Self {
-        let kind = match protocol {
+        let key = Self::key_for(&connector, addr, origin);
+        let kind = match key.connector.protocol {
             Protocol::Http1 => Kind::Http1(Arc::new(Idle {
                 list: Mutex::new(Vec::new()),
                 returned: Notify::new(),
@@ -91,33 +114,45 @@ impl Pool {
             },
         };
         Pool {
-            addr,
+            key,
+            connector,
             cluster,
             counters,
             kind,
         }
     }
 
+    /// The key a pool for this endpoint would have: compared with [`Pool::key`] to decide
+    /// whether an existing pool may serve it.
+    pub fn key_for(connector: &Connector, addr: SocketAddr, origin: Option<&str>) -> PoolKey {
+        PoolKey {
+            addr,
+            server_name: connector.server_name(origin, addr),
+            connector: connector.key.clone(),
+        }
+    }
+
+    /// What this pool's connections depend on.
+    pub fn key(&self) -> &PoolKey {
+        &self.key
+    }
+
     /// Sends `req` on a pooled connection, opening one if none is usable.
     pub async fn send(
         &self,
-        connector: &Connector,
         limits: &Limits,
-        host: &str,
         req: Request<Body>,
     ) -> Result<Response<Incoming>, SendError> {
         match &self.kind {
-            Kind::Http1(idle) => self.send_http1(connector, limits, idle, req).await,
+            Kind::Http1(idle) => self.send_http1(limits, idle, req).await,
             Kind::Http2 { current, opening } => {
-                self.send_http2(connector, limits, host, current, opening, req)
-                    .await
+                self.send_http2(limits, current, opening, req).await
             }
         }
     }
 
     async fn send_http1(
         &self,
-        connector: &Connector,
         limits: &Limits,
         idle: &Arc<Idle>,
         mut req: Request<Body>,
@@ -141,11 +176,11 @@ impl Pool {
                 waiting = Some(self.wait(limits)?);
             }
             if self.counters.open_connection(limits) {
-                break self.open_http1(connector).await?;
+                break self.open_http1().await?;
             }
             // At the connection limit: wait for a connection to come back.
             let returned = idle.returned.notified();
-            if tokio::time::timeout(connector.key.connect_timeout, returned)
+            if tokio::time::timeout(self.key.connector.connect_timeout, returned)
                 .await
                 .is_err()
             {
@@ -158,11 +193,13 @@ impl Pool {
         Ok(response)
     }
 
-    async fn open_http1(
-        &self,
-        connector: &Connector,
-    ) -> Result<http1::SendRequest<Body>, SendError> {
-        match connector.http1(self.addr, self.on_close()).await {
+    async fn open_http1(&self) -> Result<http1::SendRequest<Body>, SendError> {
+        let name = self.key.server_name.as_deref();
+        match self
+            .connector
+            .http1(self.key.addr, name, self.on_close())
+            .await
+        {
             Ok(sender) => {
                 metrics::upstream_connection_opened(&self.cluster);
                 Ok(sender)
@@ -173,9 +210,7 @@ impl Pool {
 
     async fn send_http2(
         &self,
-        connector: &Connector,
         limits: &Limits,
-        host: &str,
         current: &Mutex<Option<http2::SendRequest<Body>>>,
         opening: &tokio::sync::Mutex<()>,
         req: Request<Body>,
@@ -199,7 +234,12 @@ impl Pool {
                     if !self.counters.open_connection(limits) {
                         return Err(self.overloaded(Overload::Connections));
                     }
-                    let sender = match connector.http2(self.addr, host, self.on_close()).await {
+                    let name = self.key.server_name.as_deref();
+                    let opened = self
+                        .connector
+                        .http2(self.key.addr, name, self.on_close())
+                        .await;
+                    let sender = match opened {
                         Ok(sender) => sender,
                         Err(e) => return Err(self.connect_failed(e.0)),
                     };
@@ -235,7 +275,7 @@ impl Pool {
     }
 
     fn reset(&self, error: &(dyn std::error::Error + 'static)) -> SendError {
-        SendError::Reset(format!("{}: {}", self.addr, chain(error)))
+        SendError::Reset(format!("{}: {}", self.key.addr, chain(error)))
     }
 
     fn connect_failed(&self, reason: String) -> SendError {
