@@ -19,6 +19,7 @@ mod variable;
 pub mod operator;
 pub mod transform;
 
+pub use body::Limit;
 pub use error::LoadError;
 pub use ruleset::RuleSet;
 pub use transaction::{InterruptAction, Interruption, MatchedRule, Transaction, Verdict};

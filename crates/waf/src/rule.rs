@@ -54,6 +54,20 @@ pub(crate) enum LimitAction {
     ProcessPartial,
 }
 
+/// SecArgumentsLimit when no directive sets it: ModSecurity's recommended value. An
+/// unbounded count would let one body make every rule run over hundreds of thousands of
+/// values.
+pub(crate) const DEFAULT_ARGUMENTS_LIMIT: usize = 1000;
+
+/// SecRequestBodyJsonDepthLimit when no directive sets it: the depth serde_json (and so
+/// most Rust services) accepts; .NET stops at 64. Documents nested deeper are attacks on
+/// recursive parsers, not data.
+pub(crate) const DEFAULT_JSON_DEPTH_LIMIT: usize = 128;
+
+/// SecRequestBodyXmlDepthLimit when no directive sets it: libxml2's own limit, so what
+/// ModSecurity reads.
+pub(crate) const DEFAULT_XML_DEPTH_LIMIT: usize = 256;
+
 /// Engine-wide settings from the Sec* configuration directives.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
@@ -67,6 +81,12 @@ pub(crate) struct Settings {
     pub response_body_limit_action: LimitAction,
     pub response_body_mime_types: Vec<String>,
     pub argument_separator: u8,
+    /// SecArgumentsLimit: arguments (query and body together) inspected at most.
+    pub arguments_limit: usize,
+    /// SecRequestBodyJsonDepthLimit: JSON containers nested at most.
+    pub json_depth_limit: usize,
+    /// SecRequestBodyXmlDepthLimit (this engine's own): XML elements nested at most.
+    pub xml_depth_limit: usize,
     /// Body processor chosen by content type when no rule chooses one.
     pub default_processors: Vec<(String, BodyProcessor)>,
 }
@@ -84,6 +104,9 @@ impl Default for Settings {
             response_body_limit_action: LimitAction::ProcessPartial,
             response_body_mime_types: vec!["text/plain".into(), "text/html".into()],
             argument_separator: b'&',
+            arguments_limit: DEFAULT_ARGUMENTS_LIMIT,
+            json_depth_limit: DEFAULT_JSON_DEPTH_LIMIT,
+            xml_depth_limit: DEFAULT_XML_DEPTH_LIMIT,
             default_processors: vec![
                 (
                     "application/x-www-form-urlencoded".into(),

@@ -50,6 +50,13 @@ impl RuleSet {
         Transaction::new(Rules::Shared(Arc::clone(self)))
     }
 
+    /// The arguments a request may have (SecArgumentsLimit), so that a caller reading
+    /// arguments itself (such as a gateway reading protobuf fields for
+    /// [`Transaction::process_message`]) can stop reading where the engine stops.
+    pub fn arguments_limit(&self) -> usize {
+        self.settings.arguments_limit
+    }
+
     /// How many rules (chains counted once) the set holds.
     pub fn rule_count(&self) -> usize {
         self.phases

@@ -1,7 +1,7 @@
 //! `multipart/form-data` bodies, with the strictness flags rules use to refuse
 //! ambiguous encodings (which different back ends would parse differently).
 
-use super::Pair;
+use super::{BodyError, Budget, Limit, Pair};
 
 /// One uploaded file.
 #[derive(Debug, Clone)]
@@ -82,40 +82,56 @@ fn boundary(content_type: &str, flags: &mut Flags) -> Result<String, String> {
     Ok(value.to_string())
 }
 
-/// Parses a multipart body. An error means the body could not be read at all.
-pub(crate) fn parse(content_type: &str, body: &[u8]) -> Result<Multipart, String> {
-    let mut m = Multipart::default();
-    let boundary = boundary(content_type, &mut m.flags)?;
+/// Part header lines a body may yield per argument it may yield: a part has one to three
+/// (Content-Disposition, Content-Type, Content-Transfer-Encoding).
+const PART_HEADERS_PER_ARGUMENT: usize = 4;
+
+/// Parses a multipart body within `budget` into `m`: each field and each file is one
+/// value, and part headers are bounded too. An error means the body could not be read at
+/// all, or yields more than the budget allows; `m` then holds the parts read before it.
+pub(crate) fn parse(
+    content_type: &str,
+    body: &[u8],
+    budget: &mut Budget,
+    m: &mut Multipart,
+) -> Result<(), BodyError> {
+    let boundary = boundary(content_type, &mut m.flags).map_err(BodyError::Malformed)?;
     let delimiter = format!("--{boundary}").into_bytes();
-    let lines = split_lines(body, &mut m.flags);
-    let mut i = 0;
+    let mut headers_left = budget
+        .values_left()
+        .saturating_mul(PART_HEADERS_PER_ARGUMENT);
+    let mut lines = Lines::new(body);
     // Preamble.
-    while i < lines.len() && !lines[i].starts_with(&delimiter) {
-        if !lines[i].is_empty() {
-            m.flags.data_before = true;
+    loop {
+        match lines.peek() {
+            None => {
+                return Err(BodyError::Malformed(
+                    "multipart body without a boundary".into(),
+                ));
+            }
+            Some(l) if l.starts_with(&delimiter) => break,
+            Some(l) => {
+                if !l.is_empty() {
+                    m.flags.data_before = true;
+                }
+                lines.next();
+            }
         }
-        i += 1;
-    }
-    if i == lines.len() {
-        return Err("multipart body without a boundary".into());
     }
     let mut finished = false;
-    while i < lines.len() {
-        let line = lines[i];
+    // Each turn starts at a delimiter line.
+    while let Some(line) = lines.next() {
         let tail = &line[delimiter.len()..];
         if tail.starts_with(b"--") {
             finished = true;
-            i += 1;
             break;
         }
         if !tail.iter().all(|b| b.is_ascii_whitespace()) {
             m.flags.unmatched_boundary = true;
         }
-        i += 1;
         // Headers.
         let mut headers: Vec<Vec<u8>> = Vec::new();
-        while i < lines.len() && !lines[i].is_empty() {
-            let l = lines[i];
+        while let Some(l) = lines.peek().filter(|l| !l.is_empty()) {
             if l[0] == b' ' || l[0] == b'\t' {
                 m.flags.header_folding = true;
                 match headers.last_mut() {
@@ -123,33 +139,41 @@ pub(crate) fn parse(content_type: &str, body: &[u8]) -> Result<Multipart, String
                     None => m.flags.invalid_header_folding = true,
                 }
             } else {
+                headers_left = headers_left.checked_sub(1).ok_or(Limit::Arguments)?;
                 headers.push(l.to_vec());
             }
-            i += 1;
+            lines.next();
         }
-        if i >= lines.len() {
+        if lines.next().is_none() {
             m.flags.invalid_part = true;
             break;
         }
-        i += 1;
-        // Content until the next delimiter line.
-        let start = i;
-        while i < lines.len() && !lines[i].starts_with(&delimiter) {
-            i += 1;
-        }
-        let content = join(&lines[start..i]);
-        add_part(&mut m, headers, content);
+        add_part(m, headers, &mut lines, &delimiter, budget)?;
     }
     if !finished {
         m.flags.invalid_part = true;
     }
-    if lines[i.min(lines.len())..].iter().any(|l| !l.is_empty()) {
-        m.flags.data_after = true;
+    while let Some(l) = lines.next() {
+        if !l.is_empty() {
+            m.flags.data_after = true;
+        }
     }
-    Ok(m)
+    if lines.lf {
+        m.flags.lf_line = true;
+        m.flags.crlf_lf_lines = lines.crlf;
+    }
+    Ok(())
 }
 
-fn add_part(m: &mut Multipart, headers: Vec<Vec<u8>>, content: Vec<u8>) {
+/// Reads one part's content (up to the next delimiter line) and stores the part: a field
+/// as an argument, a file by its name and size (its content is only measured).
+fn add_part(
+    m: &mut Multipart,
+    headers: Vec<Vec<u8>>,
+    lines: &mut Lines<'_>,
+    delimiter: &[u8],
+    budget: &mut Budget,
+) -> Result<(), BodyError> {
     let mut name = None;
     let mut filename = None;
     for h in &headers {
@@ -165,21 +189,47 @@ fn add_part(m: &mut Multipart, headers: Vec<Vec<u8>>, content: Vec<u8>) {
         name = n;
         filename = f;
     }
+    // Content lines are joined with CRLF, whatever ended them.
+    let mut content = Vec::new();
+    let mut size = 0;
+    let mut first = true;
+    while let Some(l) = lines.peek().filter(|l| !l.starts_with(delimiter)) {
+        if !first {
+            size += 2;
+            if filename.is_none() {
+                content.extend_from_slice(b"\r\n");
+            }
+        }
+        first = false;
+        size += l.len();
+        if filename.is_none() {
+            content.extend_from_slice(l);
+        }
+        lines.next();
+    }
     let Some(name) = name else {
         m.flags.invalid_part = true;
-        return;
+        return Ok(());
     };
     for h in headers {
+        budget.take_bytes(name.len() + h.len())?;
         m.part_headers.push((name.clone(), h));
     }
     match filename {
-        Some(filename) => m.files.push(FilePart {
-            name,
-            filename: filename.into_bytes(),
-            size: content.len(),
-        }),
-        None => m.args.push((name, content)),
+        Some(filename) => {
+            budget.take(name.len() + filename.len())?;
+            m.files.push(FilePart {
+                name,
+                filename: filename.into_bytes(),
+                size,
+            });
+        }
+        None => {
+            budget.take(name.len() + content.len())?;
+            m.args.push((name, content));
+        }
     }
+    Ok(())
 }
 
 /// Reads `name` and `filename` from a Content-Disposition value.
@@ -260,43 +310,60 @@ fn disposition(value: &str, flags: &mut Flags) -> (Option<String>, Option<String
     (name, filename)
 }
 
-/// Splits on CRLF, noting lines that end in a bare LF.
-fn split_lines<'a>(body: &'a [u8], flags: &mut Flags) -> Vec<&'a [u8]> {
-    let mut lines = Vec::new();
-    let mut crlf = false;
-    let mut lf = false;
-    let mut start = 0;
-    for (i, &b) in body.iter().enumerate() {
-        if b == b'\n' {
-            if i > start && body[i - 1] == b'\r' {
-                crlf = true;
-                lines.push(&body[start..i - 1]);
-            } else {
-                lf = true;
-                lines.push(&body[start..i]);
-            }
-            start = i + 1;
-        }
-    }
-    if start < body.len() {
-        lines.push(&body[start..]);
-    }
-    if lf {
-        flags.lf_line = true;
-        flags.crlf_lf_lines = crlf;
-    }
-    lines
+/// The lines of a body, split on CRLF or a bare LF as they are read (none are collected:
+/// a body of line breaks would otherwise cost many times its size), noting which endings
+/// were seen.
+struct Lines<'a> {
+    body: &'a [u8],
+    at: usize,
+    peeked: Option<Option<&'a [u8]>>,
+    crlf: bool,
+    lf: bool,
 }
 
-fn join(lines: &[&[u8]]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (i, l) in lines.iter().enumerate() {
-        if i > 0 {
-            out.extend_from_slice(b"\r\n");
+impl<'a> Lines<'a> {
+    fn new(body: &'a [u8]) -> Self {
+        Lines {
+            body,
+            at: 0,
+            peeked: None,
+            crlf: false,
+            lf: false,
         }
-        out.extend_from_slice(l);
     }
-    out
+
+    fn peek(&mut self) -> Option<&'a [u8]> {
+        *self.peeked.get_or_insert_with(|| {
+            Self::read(self.body, &mut self.at, &mut self.crlf, &mut self.lf)
+        })
+    }
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        match self.peeked.take() {
+            Some(line) => line,
+            None => Self::read(self.body, &mut self.at, &mut self.crlf, &mut self.lf),
+        }
+    }
+
+    fn read(body: &'a [u8], at: &mut usize, crlf: &mut bool, lf: &mut bool) -> Option<&'a [u8]> {
+        let start = *at;
+        if start >= body.len() {
+            return None;
+        }
+        let Some(off) = memchr::memchr(b'\n', &body[start..]) else {
+            *at = body.len();
+            return Some(&body[start..]);
+        };
+        let i = start + off;
+        *at = i + 1;
+        if i > start && body[i - 1] == b'\r' {
+            *crlf = true;
+            Some(&body[start..i - 1])
+        } else {
+            *lf = true;
+            Some(&body[start..i])
+        }
+    }
 }
 
 #[cfg(test)]
@@ -305,11 +372,20 @@ mod tests {
 
     const CT: &str = "multipart/form-data; boundary=XX";
 
+    fn roomy() -> Budget {
+        Budget::new(1000, 1 << 20, 1)
+    }
+
+    fn parse(content_type: &str, body: &[u8], budget: &mut Budget) -> Result<Multipart, BodyError> {
+        let mut m = Multipart::default();
+        super::parse(content_type, body, budget, &mut m).map(|()| m)
+    }
+
     #[test]
     fn fields_and_files() {
         let body = b"--XX\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nline1\r\nline2\r\n--XX\r\n\
 Content-Disposition: form-data; name=\"f\"; filename=\"x.php\"\r\nContent-Type: text/plain\r\n\r\n<?php\r\n--XX--\r\n";
-        let m = parse(CT, body).unwrap();
+        let m = parse(CT, body, &mut roomy()).unwrap();
         assert_eq!(m.args, vec![("a".to_string(), b"line1\r\nline2".to_vec())]);
         assert_eq!(m.files[0].filename, b"x.php");
         assert_eq!(m.files[0].size, 5);
@@ -322,14 +398,39 @@ Content-Disposition: form-data; name=\"f\"; filename=\"x.php\"\r\nContent-Type: 
         let m = parse(
             "multipart/form-data; boundary=\"XX\"",
             b"junk\n--XX\nContent-Disposition: form-data; name=a\n\nv\n--XX--\n",
+            &mut roomy(),
         )
         .unwrap();
         assert!(m.flags.boundary_quoted && m.flags.data_before && m.flags.lf_line);
         let m = parse(
             CT,
             b"--XX\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nv\r\n",
+            &mut roomy(),
         )
         .unwrap();
         assert!(m.flags.invalid_part);
+    }
+
+    #[test]
+    fn parts_and_their_headers_are_bounded() {
+        let part = "--XX\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nv\r\n";
+        let body = format!("{}--XX--\r\n", part.repeat(3));
+        let mut budget = Budget::new(2, 1 << 20, 1);
+        assert_eq!(
+            parse(CT, body.as_bytes(), &mut budget).err(),
+            Some(BodyError::Limit(Limit::Arguments))
+        );
+        // A long name over many header lines: each header is stored under the name, so the
+        // bytes run out before the copies pile up.
+        let name = "N".repeat(10_000);
+        let body = format!(
+            "--XX\r\nContent-Disposition: form-data; name=\"{name}\"\r\n{}\r\nv\r\n--XX--\r\n",
+            "X-A: 1\r\n".repeat(3000)
+        );
+        let mut budget = Budget::new(1000, 1 << 20, 1);
+        assert_eq!(
+            parse(CT, body.as_bytes(), &mut budget).err(),
+            Some(BodyError::Limit(Limit::ArgumentBytes))
+        );
     }
 }

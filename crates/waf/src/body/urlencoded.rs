@@ -1,15 +1,23 @@
 //! `application/x-www-form-urlencoded` bodies and query strings.
 
-use super::Pair;
+use super::{Budget, Limit, Pair};
 
-/// Splits `data` on `separator` into decoded name/value pairs. A pair without `=` is a
-/// name with an empty value. Returns whether an invalid `%` escape was seen.
-pub(crate) fn parse(data: &[u8], separator: u8, out: &mut Vec<Pair>) -> bool {
+/// Splits `data` on `separator` into decoded name/value pairs within `budget` (the pairs
+/// that fit are kept). A pair without `=` is a name with an empty value. Returns whether
+/// an invalid `%` escape was seen.
+pub(crate) fn parse(
+    data: &[u8],
+    separator: u8,
+    budget: &mut Budget,
+    out: &mut Vec<Pair>,
+) -> Result<bool, Limit> {
     let mut invalid = false;
     for piece in data.split(|&b| b == separator) {
         if piece.is_empty() {
             continue;
         }
+        // Decoding never lengthens a pair.
+        budget.take(piece.len())?;
         let (name, value) = match piece.iter().position(|&b| b == b'=') {
             Some(i) => (&piece[..i], &piece[i + 1..]),
             None => (piece, &[][..]),
@@ -18,7 +26,7 @@ pub(crate) fn parse(data: &[u8], separator: u8, out: &mut Vec<Pair>) -> bool {
         let value = decode(value, &mut invalid);
         out.push((String::from_utf8_lossy(&name).into_owned(), value));
     }
-    invalid
+    Ok(invalid)
 }
 
 /// Percent- and plus-decodes; an invalid escape is kept as written.
@@ -55,11 +63,15 @@ pub(crate) fn decode(input: &[u8], invalid: &mut bool) -> Vec<u8> {
 mod tests {
     use super::*;
 
+    fn roomy() -> Budget {
+        Budget::new(1000, 1 << 20, 1)
+    }
+
     #[test]
     fn decodes_pairs_and_keeps_bad_escapes() {
         let mut out = Vec::new();
-        let invalid = parse(b"a=1+2&b&c=%41%zz&&d=x=y", b'&', &mut out);
-        assert!(invalid);
+        let invalid = parse(b"a=1+2&b&c=%41%zz&&d=x=y", b'&', &mut roomy(), &mut out);
+        assert_eq!(invalid, Ok(true));
         assert_eq!(out[0], ("a".into(), b"1 2".to_vec()));
         assert_eq!(out[1], ("b".into(), b"".to_vec()));
         assert_eq!(out[2], ("c".into(), b"A%zz".to_vec()));
@@ -69,7 +81,18 @@ mod tests {
     #[test]
     fn honours_another_separator() {
         let mut out = Vec::new();
-        parse(b"a=1;b=2", b';', &mut out);
+        assert_eq!(parse(b"a=1;b=2", b';', &mut roomy(), &mut out), Ok(false));
+        assert_eq!(out.len(), 2);
+    }
+
+    #[test]
+    fn stops_at_the_argument_limit() {
+        let mut out = Vec::new();
+        let mut budget = Budget::new(2, 1 << 20, 1);
+        assert_eq!(
+            parse(b"a=1&b=2&c=3", b'&', &mut budget, &mut out),
+            Err(Limit::Arguments)
+        );
         assert_eq!(out.len(), 2);
     }
 }

@@ -1,6 +1,10 @@
 //! XML bodies, read far enough for `XML:/*` (the document's text) and `XML://@*`
 //! (every attribute value). Entities other than the predefined and numeric ones are
-//! left as written: nothing external is ever loaded.
+//! left as written: nothing external is ever loaded. Nesting and the attribute values a
+//! document yields are bounded ([`Budget`]); element names are kept as slices of the
+//! document, so nesting costs no copies.
+
+use super::{BodyError, Budget, Limit};
 
 /// The parts of an XML document rules inspect.
 #[derive(Debug, Clone, Default)]
@@ -10,10 +14,11 @@ pub(crate) struct Document {
     pub attributes: Vec<Vec<u8>>,
 }
 
-/// Parses `data`; an error means the document is not well formed.
-pub(crate) fn parse(data: &[u8]) -> Result<Document, String> {
-    let mut doc = Document::default();
-    let mut stack: Vec<Vec<u8>> = Vec::new();
+/// Parses `data` within `budget` into `doc`: each attribute value is one value, the text
+/// is counted in bytes. An error means the document is not well formed or breaks a limit;
+/// `doc` then holds what was read before it.
+pub(crate) fn parse(data: &[u8], budget: &mut Budget, doc: &mut Document) -> Result<(), BodyError> {
+    let mut stack: Vec<&[u8]> = Vec::new();
     let mut seen_root = false;
     let mut i = 0;
     while i < data.len() {
@@ -25,9 +30,11 @@ pub(crate) fn parse(data: &[u8]) -> Result<Document, String> {
             let text = &data[i..end];
             if stack.is_empty() {
                 if !text.iter().all(u8::is_ascii_whitespace) {
-                    return Err("XML parsing error: text outside the root element".into());
+                    return Err(malformed("text outside the root element"));
                 }
             } else {
+                // Decoding never lengthens text.
+                budget.take_bytes(text.len())?;
                 decode_into(text, &mut doc.text);
             }
             i = end;
@@ -35,30 +42,35 @@ pub(crate) fn parse(data: &[u8]) -> Result<Document, String> {
         }
         let rest = &data[i..];
         if rest.starts_with(b"<!--") {
-            i += find(rest, b"-->").ok_or("XML parsing error: unclosed comment")? + 3;
+            i += find(rest, b"-->").ok_or_else(|| malformed("unclosed comment"))? + 3;
         } else if rest.starts_with(b"<![CDATA[") {
-            let end = find(rest, b"]]>").ok_or("XML parsing error: unclosed CDATA")?;
+            let end = find(rest, b"]]>").ok_or_else(|| malformed("unclosed CDATA"))?;
+            budget.take_bytes(end - 9)?;
             doc.text.extend_from_slice(&rest[9..end]);
             i += end + 3;
         } else if rest.starts_with(b"<?") {
-            i += find(rest, b"?>").ok_or("XML parsing error: unclosed processing instruction")? + 2;
+            i += find(rest, b"?>").ok_or_else(|| malformed("unclosed processing instruction"))? + 2;
         } else if rest.starts_with(b"<!") {
-            i += declaration_end(rest).ok_or("XML parsing error: unclosed declaration")?;
+            i += declaration_end(rest).ok_or_else(|| malformed("unclosed declaration"))?;
         } else if rest.starts_with(b"</") {
-            let end = find(rest, b">").ok_or("XML parsing error: unclosed end tag")?;
+            let end = find(rest, b">").ok_or_else(|| malformed("unclosed end tag"))?;
             let name = rest[2..end].trim_ascii();
             match stack.pop() {
                 Some(open) if open == name => {}
-                _ => return Err("XML parsing error: mismatched end tag".into()),
+                _ => return Err(malformed("mismatched end tag")),
             }
             i += end + 1;
         } else {
-            let (len, name, self_closing) = start_tag(rest, &mut doc.attributes)?;
+            let (len, name, self_closing) = start_tag(rest, &mut doc.attributes, budget)?;
             if stack.is_empty() {
                 if seen_root {
-                    return Err("XML parsing error: extra content after the root element".into());
+                    return Err(malformed("extra content after the root element"));
                 }
                 seen_root = true;
+            }
+            // An empty element is nested as deep as one with content.
+            if stack.len() >= budget.depth {
+                return Err(Limit::XmlDepth.into());
             }
             if !self_closing {
                 stack.push(name);
@@ -67,13 +79,17 @@ pub(crate) fn parse(data: &[u8]) -> Result<Document, String> {
         }
     }
     if !stack.is_empty() || !seen_root {
-        return Err("XML parsing error: premature end of document".into());
+        return Err(malformed("premature end of document"));
     }
-    Ok(doc)
+    Ok(())
+}
+
+fn malformed(what: &str) -> BodyError {
+    BodyError::Malformed(format!("XML parsing error: {what}"))
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+    memchr::memmem::find(hay, needle)
 }
 
 /// `<!DOCTYPE ... [ ... ]>` may nest brackets and hold `>` inside them.
@@ -95,14 +111,18 @@ fn declaration_end(rest: &[u8]) -> Option<usize> {
 }
 
 /// Reads a start tag, collecting attribute values; returns its length and name.
-fn start_tag(rest: &[u8], attributes: &mut Vec<Vec<u8>>) -> Result<(usize, Vec<u8>, bool), String> {
-    let bad = || "XML parsing error: malformed start tag".to_string();
+fn start_tag<'d>(
+    rest: &'d [u8],
+    attributes: &mut Vec<Vec<u8>>,
+    budget: &mut Budget,
+) -> Result<(usize, &'d [u8], bool), BodyError> {
+    let bad = || malformed("malformed start tag");
     let mut i = 1;
     let name_end = rest[i..]
         .iter()
         .position(|&b| b.is_ascii_whitespace() || b == b'>' || b == b'/')
         .map_or(rest.len(), |p| i + p);
-    let name = rest[i..name_end].to_vec();
+    let name = &rest[i..name_end];
     if name.is_empty() {
         return Err(bad());
     }
@@ -131,6 +151,7 @@ fn start_tag(rest: &[u8], attributes: &mut Vec<Vec<u8>>) -> Result<(usize, Vec<u
                     .ok_or_else(bad)?
                     + j
                     + 1;
+                budget.take(close - j - 1)?;
                 let mut value = Vec::new();
                 decode_into(&rest[j + 1..close], &mut value);
                 attributes.push(value);
@@ -180,17 +201,53 @@ fn decode_into(text: &[u8], out: &mut Vec<u8>) {
 mod tests {
     use super::*;
 
+    fn roomy() -> Budget {
+        Budget::new(1000, 1 << 20, 256)
+    }
+
+    fn parse(data: &[u8], budget: &mut Budget) -> Result<Document, BodyError> {
+        let mut doc = Document::default();
+        super::parse(data, budget, &mut doc).map(|()| doc)
+    }
+
     #[test]
     fn text_and_attributes() {
-        let d = parse(b"<?xml version=\"1.0\"?><!DOCTYPE r [<!ENTITY x SYSTEM \"file:///etc/passwd\">]><r a='1 &lt; 2'><b c=\"z\">hi</b><![CDATA[<x>]]> there</r>").unwrap();
+        let d = parse(b"<?xml version=\"1.0\"?><!DOCTYPE r [<!ENTITY x SYSTEM \"file:///etc/passwd\">]><r a='1 &lt; 2'><b c=\"z\">hi</b><![CDATA[<x>]]> there</r>", &mut roomy()).unwrap();
         assert_eq!(d.text, b"hi<x> there");
         assert_eq!(d.attributes, vec![b"1 < 2".to_vec(), b"z".to_vec()]);
     }
 
     #[test]
     fn malformed_documents_are_errors() {
-        assert!(parse(b"<a><b></a>").is_err());
-        assert!(parse(b"not xml").is_err());
-        assert!(parse(b"<a>").is_err());
+        for bad in [&b"<a><b></a>"[..], b"not xml", b"<a>"] {
+            assert!(matches!(
+                parse(bad, &mut roomy()),
+                Err(BodyError::Malformed(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn nesting_and_attributes_are_bounded() {
+        let mut budget = Budget::new(1000, 1 << 20, 2);
+        assert!(parse(b"<a><b/><b></b></a>", &mut budget).is_ok());
+        for deep in [&b"<a><b><c/></b></a>"[..], b"<a><b><c></c></b></a>"] {
+            let mut budget = Budget::new(1000, 1 << 20, 2);
+            assert_eq!(
+                parse(deep, &mut budget).err(),
+                Some(BodyError::Limit(Limit::XmlDepth))
+            );
+        }
+        let many = format!("<a{}/>", " x='1'".repeat(11));
+        let mut budget = Budget::new(10, 1 << 20, 8);
+        assert_eq!(
+            parse(many.as_bytes(), &mut budget).err(),
+            Some(BodyError::Limit(Limit::Arguments))
+        );
+        let mut budget = Budget::new(10, 8, 8);
+        assert_eq!(
+            parse(b"<a>0123456789</a>", &mut budget).err(),
+            Some(BodyError::Limit(Limit::ArgumentBytes))
+        );
     }
 }

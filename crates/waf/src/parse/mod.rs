@@ -96,6 +96,11 @@ impl Loader {
             v.parse::<usize>()
                 .map_err(|_| at.error(format!("{name} expects a number, got `{v}`")))
         };
+        // A limit of 0 would refuse every request that has what it counts.
+        let positive = |v: &str| match number(v)? {
+            0 => Err(at.error(format!("{name} must be at least 1"))),
+            n => Ok(n),
+        };
         let limit_action = |v: &str| match v.to_ascii_lowercase().as_str() {
             "reject" => Ok(LimitAction::Reject),
             "processpartial" => Ok(LimitAction::ProcessPartial),
@@ -139,6 +144,9 @@ impl Loader {
                     .map(str::to_ascii_lowercase)
                     .collect();
             }
+            "secargumentslimit" => self.settings.arguments_limit = positive(arg(0)?)?,
+            "secrequestbodyjsondepthlimit" => self.settings.json_depth_limit = positive(arg(0)?)?,
+            "secrequestbodyxmldepthlimit" => self.settings.xml_depth_limit = positive(arg(0)?)?,
             "secargumentseparator" => {
                 let v = arg(0)?;
                 if v.len() != 1 {

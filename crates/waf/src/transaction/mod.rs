@@ -6,7 +6,9 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::action::{AllowScope, BodyProcessor, Disruptive, EngineMode, RuleSelector};
 use crate::body::multipart::{FilePart, Flags};
-use crate::body::{Pair, json, multipart, urlencoded, xml};
+use crate::body::{
+    BodyError, Budget, Limit, Pair, argument_bytes_limit, json, multipart, urlencoded, xml,
+};
 
 mod actions;
 mod members;
@@ -122,6 +124,8 @@ pub struct Transaction<'r> {
     body_access: bool,
     body_processor: Option<BodyProcessor>,
     body_truncated: bool,
+    /// The first limit the request ran into.
+    exceeded: Option<Limit>,
     parsed: Parsed,
     status: u16,
     response_protocol: String,
@@ -178,6 +182,7 @@ impl<'r> Transaction<'r> {
             body_access,
             body_processor: None,
             body_truncated: false,
+            exceeded: None,
             parsed: Parsed::default(),
             status: 0,
             response_protocol: String::new(),
@@ -223,11 +228,21 @@ impl<'r> Transaction<'r> {
         self.filename = percent_decode(self.uri_path().as_bytes());
         self.args_get.clear();
         if let Some((_, query)) = uri.split_once('?') {
-            urlencoded::parse(
+            let settings = &self.rules.settings;
+            let mut budget = Budget::new(
+                settings.arguments_limit,
+                argument_bytes_limit(query.len()),
+                0,
+            );
+            let parsed = urlencoded::parse(
                 query.as_bytes(),
-                self.rules.settings.argument_separator,
+                settings.argument_separator,
+                &mut budget,
                 &mut self.args_get,
             );
+            if let Err(limit) = parsed {
+                self.note_limit(limit);
+            }
         }
     }
 
@@ -241,8 +256,15 @@ impl<'r> Transaction<'r> {
             .push((name.to_string(), value.to_vec()));
     }
 
-    /// Phase 1: runs the request header rules.
+    /// Phase 1: runs the request header rules. A query string with more arguments than
+    /// SecArgumentsLimit is refused here (414) under SecRequestBodyLimitAction Reject.
     pub fn process_request_headers(&mut self) -> Verdict {
+        if self.exceeded.is_some()
+            && self.rules.settings.request_body_limit_action == LimitAction::Reject
+            && let v @ Verdict::Interrupt(_) = self.refuse_over_limit(414)
+        {
+            return v;
+        }
         self.run_phase(1)
     }
 
@@ -258,14 +280,25 @@ impl<'r> Transaction<'r> {
         let settings = &self.rules.settings;
         if fill(&mut self.body, chunk, settings.request_body_limit) {
             self.body_truncated = true;
-            if settings.request_body_limit_action == LimitAction::Reject {
-                return self.limit_exceeded(413);
+            let reject = settings.request_body_limit_action == LimitAction::Reject;
+            self.note_limit(Limit::RequestBody);
+            if reject {
+                return self.refuse_over_limit(413);
             }
         }
         Verdict::Continue
     }
 
     /// Phase 2: parses the request body and runs the request body rules.
+    ///
+    /// What the body may yield is bounded: SecArgumentsLimit arguments (query and body
+    /// together; also files and XML attribute values), JSON and XML nesting
+    /// (SecRequestBodyJsonDepthLimit, SecRequestBodyXmlDepthLimit), and the bytes of all
+    /// names and values together (1 MiB plus four times the body's length: JSON names
+    /// repeat their parents' keys). A body past a limit is refused (413) under
+    /// SecRequestBodyLimitAction Reject with the engine On; otherwise its processor stops
+    /// there, REQBODY_ERROR is set (so ModSecurity's rule 200002 refuses it) and the rules
+    /// inspect what it yielded until then.
     pub fn process_request_body(&mut self) -> Verdict {
         if let Some(v) = self.stopped() {
             return v;
@@ -275,17 +308,22 @@ impl<'r> Transaction<'r> {
             let rules = self.rules.clone();
             let settings = &rules.settings;
             let processor = self.body_processor.or_else(|| self.default_processor());
+            let reject = settings.request_body_limit_action == LimitAction::Reject;
             if processor != Some(BodyProcessor::Multipart)
                 && self.body.len() > settings.request_body_no_files_limit
             {
-                if settings.request_body_limit_action == LimitAction::Reject
-                    && let v @ Verdict::Interrupt(_) = self.limit_exceeded(413)
-                {
+                self.note_limit(Limit::RequestBody);
+                if reject && let v @ Verdict::Interrupt(_) = self.refuse_over_limit(413) {
                     return v;
                 }
                 self.body.truncate(settings.request_body_no_files_limit);
             }
-            self.parse_body(processor);
+            if self.parse_body(processor).is_err()
+                && reject
+                && let v @ Verdict::Interrupt(_) = self.refuse_over_limit(413)
+            {
+                return v;
+            }
         }
         self.run_phase(2)
     }
@@ -300,6 +338,11 @@ impl<'r> Transaction<'r> {
     /// goes back to what it was before the first message, so low scores of earlier
     /// messages, and phase-2 rules that read headers and score again with every message,
     /// never add up to a refusal over a long stream.
+    ///
+    /// A message's arguments are bounded as a body's are (SecArgumentsLimit with the
+    /// query's, and their bytes by the message's length): past a limit the message is
+    /// refused (413) under SecRequestBodyLimitAction Reject with the engine On, and
+    /// otherwise inspected as far as it fits with REQBODY_ERROR set.
     pub fn process_message(&mut self, args: &[(String, Vec<u8>)], raw: &[u8]) -> Verdict {
         if let Some(v) = self.stopped() {
             return v;
@@ -311,11 +354,36 @@ impl<'r> Transaction<'r> {
             self.tx.checkpoint();
         }
         self.args_post.clear();
-        self.args_post.extend_from_slice(args);
+        self.parsed = Parsed::default();
+        let settings = &self.rules.settings;
+        let reject = settings.request_body_limit_action == LimitAction::Reject;
+        let mut budget = Budget::new(
+            settings.arguments_limit.saturating_sub(self.args_get.len()),
+            argument_bytes_limit(raw.len()),
+            0,
+        );
+        let mut breach = None;
+        let fits = args
+            .iter()
+            .take_while(|(k, v)| match budget.take(k.len() + v.len()) {
+                Ok(()) => true,
+                Err(limit) => {
+                    breach = Some(limit);
+                    false
+                }
+            })
+            .count();
+        self.args_post.extend_from_slice(&args[..fits]);
         self.args_post_structural = true;
         self.body.clear();
         self.body.extend_from_slice(raw);
-        self.parsed = Parsed::default();
+        if let Some(limit) = breach {
+            self.note_limit(limit);
+            self.parsed.error = Some(format!("Request body limit exceeded: {limit}"));
+            if reject && let v @ Verdict::Interrupt(_) = self.refuse_over_limit(413) {
+                return v;
+            }
+        }
         self.run_phase(2)
     }
 
@@ -348,10 +416,12 @@ impl<'r> Transaction<'r> {
         }
         self.forget_transforms();
         let settings = &self.rules.settings;
-        if fill(&mut self.response_body, chunk, settings.response_body_limit)
-            && settings.response_body_limit_action == LimitAction::Reject
-        {
-            return self.limit_exceeded(500);
+        if fill(&mut self.response_body, chunk, settings.response_body_limit) {
+            let reject = settings.response_body_limit_action == LimitAction::Reject;
+            self.note_limit(Limit::ResponseBody);
+            if reject {
+                return self.refuse_over_limit(500);
+            }
         }
         Verdict::Continue
     }
@@ -388,7 +458,19 @@ impl<'r> Transaction<'r> {
         self.tx.get(name)
     }
 
-    fn limit_exceeded(&mut self, status: u16) -> Verdict {
+    /// The first limit the exchange ran into, if any: what lay beyond it was not
+    /// inspected (the request may have been refused for it, see
+    /// [`Transaction::process_request_body`]). A gateway reports it, so that in
+    /// DetectionOnly a request that would have been refused is not logged as clean.
+    pub fn exceeded_limit(&self) -> Option<Limit> {
+        self.exceeded
+    }
+
+    fn note_limit(&mut self, limit: Limit) {
+        self.exceeded.get_or_insert(limit);
+    }
+
+    fn refuse_over_limit(&mut self, status: u16) -> Verdict {
         if self.engine != EngineMode::On {
             return Verdict::Continue;
         }
@@ -443,39 +525,71 @@ impl<'r> Transaction<'r> {
             .any(|m| m == mime)
     }
 
-    fn parse_body(&mut self, processor: Option<BodyProcessor>) {
+    /// Runs the body processor; a limit the body ran into is noted, set as the body's
+    /// error (REQBODY_ERROR) and returned.
+    fn parse_body(&mut self, processor: Option<BodyProcessor>) -> Result<(), Limit> {
         self.parsed.processor = processor;
         self.args_post_structural = false;
         let body = std::mem::take(&mut self.body);
-        match processor {
-            Some(BodyProcessor::UrlEncoded) => {
-                urlencoded::parse(
-                    &body,
-                    self.rules.settings.argument_separator,
-                    &mut self.args_post,
-                );
-            }
-            Some(BodyProcessor::Json) => {
-                if let Err(e) = json::parse(&body, &mut self.args_post) {
-                    self.parsed.error = Some(e);
-                }
-            }
-            Some(BodyProcessor::Xml) => match xml::parse(&body) {
-                Ok(doc) => self.parsed.xml = Some(doc),
-                Err(e) => self.parsed.error = Some(e),
+        let settings = &self.rules.settings;
+        let mut budget = Budget::new(
+            settings.arguments_limit.saturating_sub(self.args_get.len()),
+            argument_bytes_limit(body.len()),
+            match processor {
+                Some(BodyProcessor::Xml) => settings.xml_depth_limit,
+                _ => settings.json_depth_limit,
             },
-            Some(BodyProcessor::Multipart) => match multipart::parse(&self.content_type(), &body) {
-                Ok(m) => {
+        );
+        let result = match processor {
+            Some(BodyProcessor::UrlEncoded) => urlencoded::parse(
+                &body,
+                settings.argument_separator,
+                &mut budget,
+                &mut self.args_post,
+            )
+            .map(drop)
+            .map_err(BodyError::Limit),
+            Some(BodyProcessor::Json) => json::parse(&body, &mut budget, &mut self.args_post),
+            // A document past a limit keeps what was read before it; a malformed one
+            // yields nothing, as in ModSecurity.
+            Some(BodyProcessor::Xml) => {
+                let mut doc = xml::Document::default();
+                let parsed = xml::parse(&body, &mut budget, &mut doc);
+                if !matches!(parsed, Err(BodyError::Malformed(_))) {
+                    self.parsed.xml = Some(doc);
+                }
+                parsed
+            }
+            Some(BodyProcessor::Multipart) => {
+                let mut m = multipart::Multipart::default();
+                let parsed = multipart::parse(&self.content_type(), &body, &mut budget, &mut m);
+                if !matches!(parsed, Err(BodyError::Malformed(_))) {
                     self.args_post.extend(m.args);
                     self.parsed.files = m.files;
                     self.parsed.part_headers = m.part_headers;
                     self.parsed.multipart = m.flags;
                 }
-                Err(e) => self.parsed.error = Some(format!("Multipart parsing error: {e}")),
-            },
-            None => {}
-        }
+                parsed
+            }
+            None => Ok(()),
+        };
         self.body = body;
+        match result {
+            Ok(()) => Ok(()),
+            Err(BodyError::Malformed(e)) => {
+                self.parsed.error = Some(if processor == Some(BodyProcessor::Multipart) {
+                    format!("Multipart parsing error: {e}")
+                } else {
+                    e
+                });
+                Ok(())
+            }
+            Err(BodyError::Limit(limit)) => {
+                self.note_limit(limit);
+                self.parsed.error = Some(format!("Request body limit exceeded: {limit}"));
+                Err(limit)
+            }
+        }
     }
 
     fn is_removed(&self, rule: &Rule) -> bool {

@@ -1,6 +1,6 @@
 //! Bodies around an inspection: a plain HTTP request body read up to the limit and
-//! replayed, and a gRPC response ended with PERMISSION_DENIED when a later request message
-//! is refused.
+//! replayed, and a gRPC response ended with the refusal's status (PERMISSION_DENIED for a
+//! rule) when a later request message is refused.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -14,7 +14,7 @@ use http_body_util::BodyExt;
 
 use super::{Blocked, Inspection};
 use crate::body::{Body, BoxError};
-use crate::proxy::error::{GatewayError, grpc_code, grpc_trailers};
+use crate::proxy::error::{GatewayError, grpc_trailers};
 
 /// Why a buffered request body did not pass.
 pub enum Inspected {
@@ -96,8 +96,8 @@ impl HttpBody for Replay {
     }
 }
 
-/// A gRPC response whose call ends with PERMISSION_DENIED trailers once the WAF refuses
-/// a request message, whatever the upstream does after its stream was reset.
+/// A gRPC response whose call ends with the refusal's trailers once the WAF refuses a
+/// request message, whatever the upstream does after its stream was reset.
 pub struct Guarded {
     inner: Body,
     inspection: Arc<Inspection>,
@@ -116,8 +116,10 @@ impl Guarded {
 
     fn refuse(&mut self, blocked: Blocked) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         self.done = true;
-        let message = GatewayError::from(blocked).to_string();
-        let trailers = grpc_trailers(grpc_code::PERMISSION_DENIED, &message);
+        // PERMISSION_DENIED for a rule or a limit; INVALID_ARGUMENT for a message that
+        // cannot be decoded, naming why.
+        let error = GatewayError::from(blocked);
+        let trailers = grpc_trailers(error.grpc_status(), &error.to_string());
         Poll::Ready(Some(Ok(Frame::trailers(trailers))))
     }
 }

@@ -1,6 +1,10 @@
 //! A gRPC request body inspected message by message: each length-prefixed message is held
 //! until it is whole, inspected, and only then sent on, so a refused message never reaches
 //! the upstream and a stream is never buffered beyond one message.
+//!
+//! A message is never passed as inspected when it was not: one flagged compressed is
+//! inflated (gzip or deflate, never past the body limit) or, when that is not possible
+//! (an unknown `grpc-encoding`, a corrupt or oversized stream), refused in `block` mode.
 
 use std::io::Read;
 use std::pin::Pin;
@@ -11,9 +15,8 @@ use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
 use http_body::{Body as HttpBody, Frame};
 
-use super::{Blocked, Inspection, protobuf};
+use super::{Blocked, Inspection, Unread, protobuf};
 use crate::body::{Body, BoxError};
-use crate::config::model::{BodyLimitAction, WafMode};
 
 /// The 5-byte prefix of a gRPC message: compressed flag and length.
 const PREFIX: usize = 5;
@@ -24,19 +27,43 @@ enum Encoding {
     Identity,
     Gzip,
     Deflate,
-    /// Not decoded here: such messages pass uninspected (and are counted).
+    /// Not decoded here: such messages cannot be inspected.
     Other,
 }
 
 impl Encoding {
     fn of(headers: &HeaderMap) -> Self {
-        match headers.get("grpc-encoding").map(|v| v.as_bytes()) {
-            None | Some(b"identity") => Encoding::Identity,
-            Some(b"gzip") => Encoding::Gzip,
-            Some(b"deflate") => Encoding::Deflate,
-            Some(_) => Encoding::Other,
+        headers
+            .get(GRPC_ENCODING)
+            .map_or(Encoding::Identity, |v| Encoding::named(v.as_bytes()))
+    }
+
+    /// Content codings are case-insensitive (RFC 9110 8.4.1): `GZIP` is gzip, and a
+    /// backend that reads it so gets nothing the WAF did not read.
+    fn named(value: &[u8]) -> Self {
+        if value.eq_ignore_ascii_case(b"identity") {
+            Encoding::Identity
+        } else if value.eq_ignore_ascii_case(b"gzip") {
+            Encoding::Gzip
+        } else if value.eq_ignore_ascii_case(b"deflate") {
+            Encoding::Deflate
+        } else {
+            Encoding::Other
         }
     }
+}
+
+const GRPC_ENCODING: &str = "grpc-encoding";
+
+/// The `grpc-encoding` of a gRPC or gRPC-Web request whose messages the WAF could not
+/// decode, if it names one.
+pub(super) fn undecodable_encoding(headers: &HeaderMap) -> Option<&[u8]> {
+    // Content types were put in their canonical form when the request was classified.
+    let grpc = headers
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes().starts_with(b"application/grpc"));
+    let value = headers.get(GRPC_ENCODING)?.as_bytes();
+    (grpc && Encoding::named(value) == Encoding::Other).then_some(value)
 }
 
 /// The request body of a gRPC call on its way upstream, inspected one message at a time.
@@ -44,6 +71,8 @@ pub struct Messages {
     inner: Body,
     inspection: Arc<Inspection>,
     encoding: Encoding,
+    /// The `grpc-encoding` as sent, to name it in a refusal.
+    encoding_name: Bytes,
     /// Bytes of the message being assembled (prefix included).
     pending: BytesMut,
     /// Bytes of an oversized message still to pass through uninspected.
@@ -61,6 +90,10 @@ impl Messages {
             inner,
             inspection,
             encoding: Encoding::of(headers),
+            encoding_name: headers
+                .get(GRPC_ENCODING)
+                .map(|v| Bytes::copy_from_slice(v.as_bytes()))
+                .unwrap_or_default(),
             pending: BytesMut::new(),
             passing: 0,
             forwarded: false,
@@ -90,13 +123,9 @@ impl Messages {
         ]) as usize;
         let policy = &self.inspection.policy;
         if len > policy.body_limit {
-            if policy.limit_action == BodyLimitAction::Reject && policy.mode == WafMode::Block {
-                return Err(Blocked {
-                    rule_id: 0,
-                    status: http::StatusCode::PAYLOAD_TOO_LARGE,
-                });
+            if let Some(blocked) = self.inspection.unread_message(Unread::TooLong, &[]) {
+                return Err(blocked);
             }
-            self.inspection.uninspected_message();
             self.passing = PREFIX + len;
             return self.next_ready();
         }
@@ -108,16 +137,20 @@ impl Messages {
         let decoded = if compressed {
             decompress(self.encoding, &message, policy.body_limit)
         } else {
-            Some(message.to_vec())
+            Ok(message.to_vec())
         };
         match decoded {
-            Some(message) => {
-                let args = protobuf::args(&message);
+            Ok(message) => {
+                let args = protobuf::args(&message, policy.arguments_limit);
                 if let Some(blocked) = self.inspection.message(&args, &message) {
                     return Err(blocked);
                 }
             }
-            None => self.inspection.uninspected_message(),
+            Err(why) => {
+                if let Some(blocked) = self.inspection.unread_message(why, &self.encoding_name) {
+                    return Err(blocked);
+                }
+            }
         }
         self.forwarded = true;
         Ok(Some(frame))
@@ -125,8 +158,9 @@ impl Messages {
 }
 
 /// A compressed message's bytes, when its encoding is one decoded here and it fits the
-/// limit once inflated.
-fn decompress(encoding: Encoding, message: &[u8], limit: usize) -> Option<Vec<u8>> {
+/// limit once inflated. Inflation stops one byte past the limit, so a small message that
+/// inflates to gigabytes costs no more than the limit.
+fn decompress(encoding: Encoding, message: &[u8], limit: usize) -> Result<Vec<u8>, Unread> {
     let mut out = Vec::new();
     let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
     let read = match encoding {
@@ -136,9 +170,14 @@ fn decompress(encoding: Encoding, message: &[u8], limit: usize) -> Option<Vec<u8
         Encoding::Deflate => flate2::read::ZlibDecoder::new(message)
             .take(cap)
             .read_to_end(&mut out),
-        Encoding::Identity | Encoding::Other => return None,
+        // Flagged compressed without a compression named: the caller breaks the protocol.
+        Encoding::Identity => return Err(Unread::Undecodable),
+        Encoding::Other => return Err(Unread::Encoding),
     };
-    (read.is_ok() && out.len() <= limit).then_some(out)
+    if out.len() > limit {
+        return Err(Unread::TooLong);
+    }
+    read.map(|_| out).map_err(|_| Unread::Undecodable)
 }
 
 impl HttpBody for Messages {
@@ -157,8 +196,8 @@ impl HttpBody for Messages {
                     self.ended = true;
                     // The upstream's stream is reset; the caller is told by `Guarded`.
                     return Poll::Ready(Some(Err(format!(
-                        "request message refused by WAF rule {}",
-                        blocked.rule_id
+                        "request message refused by the WAF ({:?}, rule {})",
+                        blocked.cause, blocked.rule_id
                     )
                     .into())));
                 }
@@ -220,16 +259,61 @@ mod tests {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         gz.write_all(&message).expect("compress");
         let gz = gz.finish().expect("compress");
-        assert_eq!(decompress(Encoding::Gzip, &gz, 1024), Some(message.clone()));
+        assert_eq!(decompress(Encoding::Gzip, &gz, 1024), Ok(message.clone()));
         assert_eq!(
             decompress(Encoding::Gzip, &gz, 100),
-            None,
+            Err(Unread::TooLong),
             "inflates past the limit"
         );
         let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
         zlib.write_all(&message).expect("compress");
         let zlib = zlib.finish().expect("compress");
-        assert_eq!(decompress(Encoding::Deflate, &zlib, 1024), Some(message));
-        assert_eq!(decompress(Encoding::Other, &zlib, 1024), None);
+        assert_eq!(decompress(Encoding::Deflate, &zlib, 1024), Ok(message));
+        assert_eq!(
+            decompress(Encoding::Other, &zlib, 1024),
+            Err(Unread::Encoding)
+        );
+        assert_eq!(
+            decompress(Encoding::Identity, &zlib, 1024),
+            Err(Unread::Undecodable)
+        );
+        assert_eq!(
+            decompress(Encoding::Gzip, &zlib, 1024),
+            Err(Unread::Undecodable)
+        );
+    }
+
+    #[test]
+    fn a_gzip_bomb_stops_inflating_at_the_limit() {
+        // 64 MiB of zeros compress to about 64 KiB; inflation stops one byte past 1 MiB.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        for _ in 0..64 {
+            gz.write_all(&[0u8; 1 << 20]).expect("compress");
+        }
+        let gz = gz.finish().expect("compress");
+        assert!(gz.len() < 1 << 17);
+        assert_eq!(
+            decompress(Encoding::Gzip, &gz, 1 << 20),
+            Err(Unread::TooLong)
+        );
+    }
+
+    #[test]
+    fn encodings_are_named_in_any_case() {
+        assert_eq!(Encoding::named(b"GZIP"), Encoding::Gzip);
+        assert_eq!(Encoding::named(b"Deflate"), Encoding::Deflate);
+        assert_eq!(Encoding::named(b"Identity"), Encoding::Identity);
+        assert_eq!(Encoding::named(b"br"), Encoding::Other);
+        assert_eq!(Encoding::named(b"gzip, br"), Encoding::Other);
+        let mut headers = HeaderMap::new();
+        headers.insert(GRPC_ENCODING, http::HeaderValue::from_static("snappy"));
+        assert_eq!(undecodable_encoding(&headers), None, "not gRPC");
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/grpc"),
+        );
+        assert_eq!(undecodable_encoding(&headers), Some(&b"snappy"[..]));
+        headers.insert(GRPC_ENCODING, http::HeaderValue::from_static("GZIP"));
+        assert_eq!(undecodable_encoding(&headers), None);
     }
 }

@@ -6,6 +6,14 @@
 //! into gRPC) is inspected one message at a time as it streams ([`grpc`]), so streams keep
 //! flowing. The [`Inspection`] of one request is shared by the stages that feed it and by
 //! the record that logs it.
+//!
+//! What the WAF cannot inspect never passes as inspected. In `block` mode a body past one
+//! of the engine's limits (its length, argument count, JSON or XML depth, the bytes its
+//! arguments add up to) is refused under `request_body_limit_action: reject`, and a gRPC
+//! message the gateway cannot decode (an unknown `grpc-encoding`, a compressed message that
+//! does not inflate or inflates past the body limit) is refused whatever the action; in
+//! `detect` mode such a request passes, logged as `detected` with what block mode would
+//! have done.
 
 mod body;
 mod grpc;
@@ -19,7 +27,7 @@ use std::task::Waker;
 
 use http::request::Parts;
 use http::{StatusCode, Version};
-use waf::{LoadError, RuleSet, Transaction, Verdict};
+use waf::{Limit, LoadError, RuleSet, Transaction, Verdict};
 
 use crate::config::model::{self, BodyLimitAction, WafMode};
 
@@ -41,6 +49,8 @@ pub struct Waf {
     mode: WafMode,
     body_limit: usize,
     limit_action: BodyLimitAction,
+    /// The rule set's SecArgumentsLimit: protobuf fields are read up to it.
+    arguments_limit: usize,
     inspect_responses: bool,
     response_body_limit: usize,
 }
@@ -98,6 +108,7 @@ impl Waf {
             }
         })?;
         Ok(Waf {
+            arguments_limit: rules.arguments_limit(),
             rules,
             mode: spec.mode,
             body_limit: usize::try_from(body_limit).unwrap_or(usize::MAX),
@@ -151,10 +162,30 @@ impl Waf {
                 waker: None,
                 messages: 0,
                 uninspected: 0,
+                would_refuse: None,
                 finished: None,
             }),
         });
-        inspection.judge(&mut inspection.lock(), verdict);
+        let mut state = inspection.lock();
+        if inspection.judge(&mut state, verdict).is_none()
+            && let Some(value) = grpc::undecodable_encoding(&parts.headers)
+        {
+            // Messages compressed this way could not be inspected: refuse the call before
+            // any of it goes upstream.
+            let blocked = Blocked {
+                rule_id: 0,
+                status: StatusCode::BAD_REQUEST,
+                cause: Cause::Encoding(EncodingName::new(value)),
+            };
+            if self.mode == WafMode::Block {
+                inspection.refuse(&mut state, blocked);
+            } else {
+                state
+                    .would_refuse
+                    .get_or_insert("a gRPC call compressed with an encoding not decoded");
+            }
+        }
+        drop(state);
         inspection
     }
 }
@@ -184,23 +215,102 @@ fn setup_text(spec: &model::Waf, body_limit: u64, response_body_limit: u64) -> S
          SecRequestBodyLimitAction {action}\nSecResponseBodyAccess {responses}\n\
          SecResponseBodyLimit {response_body_limit}\n"
     ));
+    // Unset, the rule files' directives (or the engine's defaults: 1000, 128, 256) apply.
+    for (directive, value) in [
+        ("SecArgumentsLimit", spec.arguments_limit),
+        ("SecRequestBodyJsonDepthLimit", spec.json_depth_limit),
+        ("SecRequestBodyXmlDepthLimit", spec.xml_depth_limit),
+    ] {
+        if let Some(value) = value {
+            text.push_str(&format!("{directive} {value}\n"));
+        }
+    }
     text
 }
 
 /// Why the WAF refused a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Blocked {
-    /// The deciding rule; 0 when a body limit decided.
+    /// The deciding rule; 0 when no rule decided (see `cause`).
     pub rule_id: u32,
     /// The status the rule asked HTTP callers to get.
     pub status: StatusCode,
+    /// What decided.
+    pub cause: Cause,
+}
+
+/// What made the WAF refuse a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cause {
+    /// A rule, `Blocked::rule_id`.
+    Rule,
+    /// The body (or a gRPC message) holds more than the engine inspects.
+    Limit(Limit),
+    /// The caller compresses its gRPC messages in a way the WAF does not decode.
+    Encoding(EncodingName),
+    /// A gRPC message flagged compressed does not decode.
+    Undecodable,
+}
+
+/// A `grpc-encoding` value as the caller sent it (its first bytes, visible ASCII), kept
+/// inline so that [`Blocked`] stays `Copy`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct EncodingName {
+    bytes: [u8; 24],
+    len: u8,
+}
+
+impl EncodingName {
+    fn new(value: &[u8]) -> Self {
+        let mut bytes = [0u8; 24];
+        let len = value.len().min(bytes.len());
+        for (to, &from) in bytes.iter_mut().zip(&value[..len]) {
+            *to = if from.is_ascii_graphic() { from } else { b'?' };
+        }
+        EncodingName {
+            bytes,
+            // At most 24.
+            len: len as u8,
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        // Only visible ASCII is kept.
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("?")
+    }
+}
+
+impl std::fmt::Display for EncodingName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for EncodingName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.as_str())
+    }
 }
 
 impl From<Blocked> for crate::proxy::GatewayError {
     fn from(blocked: Blocked) -> Self {
-        crate::proxy::GatewayError::WafBlocked {
-            rule_id: blocked.rule_id,
-            status: blocked.status,
+        use crate::proxy::GatewayError;
+        match blocked.cause {
+            // The caller may learn which encodings to use instead: it is no secret of the
+            // rules.
+            Cause::Encoding(name) => GatewayError::RequestBody {
+                reason: format!(
+                    "grpc-encoding \"{name}\" is not one the web application firewall can \
+                     inspect (identity, gzip, deflate)"
+                ),
+            },
+            Cause::Undecodable => GatewayError::RequestBody {
+                reason: "a compressed message does not decode".to_owned(),
+            },
+            Cause::Rule | Cause::Limit(_) => GatewayError::WafBlocked {
+                rule_id: blocked.rule_id,
+                status: blocked.status,
+            },
         }
     }
 }
@@ -209,7 +319,8 @@ impl From<Blocked> for crate::proxy::GatewayError {
 pub struct Summary {
     /// Ids of the matched rules that log, in order.
     pub ids: Vec<u32>,
-    /// `pass`, `detected` or `blocked`.
+    /// `pass`, `detected` (rules matched, or in `detect` mode the request was one `block`
+    /// mode refuses for a limit or an encoding) or `blocked`.
     pub result: &'static str,
     /// The refusal, if any.
     pub blocked: Option<Blocked>,
@@ -228,10 +339,23 @@ struct State {
     waker: Option<Waker>,
     /// gRPC messages inspected.
     messages: u64,
-    /// gRPC messages passed without inspection (compressed in a way not decoded here,
-    /// or longer than the body limit under `process_partial`).
+    /// gRPC messages passed without inspection (longer than the body limit under
+    /// `process_partial`, or not decodable in `detect` mode).
     uninspected: u64,
+    /// In `detect` mode, why `block` mode would have refused what passed uninspected.
+    would_refuse: Option<&'static str>,
     finished: Option<Vec<u32>>,
+}
+
+/// Why a gRPC message could not be read for inspection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Unread {
+    /// Longer than the body limit, as sent or once inflated.
+    TooLong,
+    /// Flagged compressed but does not decode (or no encoding was named).
+    Undecodable,
+    /// Compressed with an encoding not decoded here.
+    Encoding,
 }
 
 impl Inspection {
@@ -244,17 +368,83 @@ impl Inspection {
     fn judge(&self, state: &mut State, verdict: Verdict) -> Option<Blocked> {
         if let Verdict::Interrupt(interruption) = verdict
             && self.policy.mode == WafMode::Block
-            && state.blocked.is_none()
         {
-            state.blocked = Some(Blocked {
-                rule_id: interruption.rule_id,
-                status: StatusCode::from_u16(interruption.status).unwrap_or(StatusCode::FORBIDDEN),
-            });
+            // Rule 0: one of the engine's limits.
+            let cause = match interruption.rule_id {
+                0 => Cause::Limit(state.tx.exceeded_limit().unwrap_or(Limit::RequestBody)),
+                _ => Cause::Rule,
+            };
+            let status = StatusCode::from_u16(interruption.status).unwrap_or(StatusCode::FORBIDDEN);
+            self.refuse(
+                state,
+                Blocked {
+                    rule_id: interruption.rule_id,
+                    status,
+                    cause,
+                },
+            );
+        }
+        state.blocked
+    }
+
+    /// Records the refusal (the first one stands) and wakes the response side of a call
+    /// waiting for it.
+    fn refuse(&self, state: &mut State, blocked: Blocked) -> Option<Blocked> {
+        if state.blocked.is_none() {
+            if blocked.cause != Cause::Rule {
+                tracing::info!(
+                    cause = ?blocked.cause,
+                    "the WAF refused a request it could not fully inspect"
+                );
+            }
+            state.blocked = Some(blocked);
             if let Some(waker) = state.waker.take() {
                 waker.wake();
             }
         }
         state.blocked
+    }
+
+    /// A gRPC message that could not be read: refused in `block` mode (one too long only
+    /// under `reject`); otherwise passed uninspected and counted.
+    fn unread_message(&self, why: Unread, encoding: &[u8]) -> Option<Blocked> {
+        let mut state = self.lock();
+        let policy = &self.policy;
+        let blocked = match why {
+            Unread::TooLong => {
+                (policy.limit_action == BodyLimitAction::Reject).then_some(Blocked {
+                    rule_id: 0,
+                    status: StatusCode::PAYLOAD_TOO_LARGE,
+                    cause: Cause::Limit(Limit::RequestBody),
+                })
+            }
+            Unread::Undecodable => Some(Blocked {
+                rule_id: 0,
+                status: StatusCode::BAD_REQUEST,
+                cause: Cause::Undecodable,
+            }),
+            Unread::Encoding => Some(Blocked {
+                rule_id: 0,
+                status: StatusCode::BAD_REQUEST,
+                cause: Cause::Encoding(EncodingName::new(encoding)),
+            }),
+        };
+        match blocked {
+            Some(blocked) if policy.mode == WafMode::Block => self.refuse(&mut state, blocked),
+            _ => {
+                state.uninspected += 1;
+                if blocked.is_some() {
+                    state.would_refuse.get_or_insert(match why {
+                        Unread::TooLong => "a gRPC message longer than the body limit",
+                        Unread::Undecodable => "a compressed gRPC message that does not decode",
+                        Unread::Encoding => {
+                            "a gRPC message compressed with an encoding not decoded"
+                        }
+                    });
+                }
+                state.blocked
+            }
+        }
     }
 
     /// The refusal decided so far.
@@ -293,10 +483,6 @@ impl Inspection {
         }
         let verdict = state.tx.process_request_body();
         self.judge(&mut state, verdict)
-    }
-
-    fn uninspected_message(&self) {
-        self.lock().uninspected += 1;
     }
 
     fn register(&self, waker: &Waker) -> Option<Blocked> {
@@ -343,18 +529,39 @@ impl Inspection {
             state.tx.process_logging();
             let ids = state.tx.matched_rules().iter().map(|m| m.id).collect();
             state.finished = Some(ids);
-            if state.uninspected > 0 {
-                tracing::info!(
+            // Response bodies are inspected as far as the response limit, by design.
+            let exceeded = state
+                .tx
+                .exceeded_limit()
+                .filter(|l| *l != Limit::ResponseBody);
+            if state.blocked.is_none()
+                && exceeded.is_some()
+                && self.policy.limit_action == BodyLimitAction::Reject
+            {
+                // Only `detect` mode lets such a request through under `reject`.
+                state
+                    .would_refuse
+                    .get_or_insert("a request past one of the WAF's limits");
+            }
+            if let Some(why) = state.would_refuse.filter(|_| state.blocked.is_none()) {
+                tracing::warn!(
+                    limit = exceeded.map(Limit::name),
                     messages = state.uninspected,
-                    "gRPC messages passed the WAF uninspected (compressed with an unknown \
-                     encoding, or longer than the body limit)"
+                    "the WAF passed {why} in detect mode; block mode refuses it"
+                );
+            } else if state.blocked.is_none() && (state.uninspected > 0 || exceeded.is_some()) {
+                tracing::info!(
+                    limit = exceeded.map(Limit::name),
+                    messages = state.uninspected,
+                    "the WAF inspected part of a request and passed the rest \
+                     (request_body_limit_action: process_partial)"
                 );
             }
         }
         let ids = state.finished.clone().unwrap_or_default();
         let result = if state.blocked.is_some() {
             "blocked"
-        } else if ids.is_empty() {
+        } else if ids.is_empty() && state.would_refuse.is_none() {
             "pass"
         } else {
             "detected"
