@@ -64,6 +64,44 @@ pub struct Config {
     /// anyone who can reach the gRPC port then gets that access, so it is off (`None`) by
     /// default. Malformed identity headers are refused regardless.
     pub anonymous_service: Option<String>,
+    /// How each of ashi's two servers bounds its client connections.
+    pub connections: ConnectionBounds,
+}
+
+/// Bounds on the client connections of one of ashi's servers, so that clients which send
+/// little or nothing cannot hold its connections: ashi may be reachable beside the gateway
+/// (uploads go straight to its HTTP side), not only through it.
+#[derive(Debug, Clone)]
+pub struct ConnectionBounds {
+    /// Connections open at once per server; more are closed as soon as accepted.
+    pub max_connections: usize,
+    /// The first bytes (the HTTP/2 preface on the gRPC side, enough to tell HTTP/1.1 from
+    /// HTTP/2 on the HTTP side) must arrive within this.
+    pub handshake_timeout: Duration,
+    /// Each HTTP/1.1 request head must arrive within this (HTTP side).
+    pub header_read_timeout: Duration,
+    /// A connection without a request in flight for this long is closed gracefully
+    /// (HTTP side; the gRPC side keeps idle connections, which the gateway pools, and
+    /// closes the ones that stop answering PINGs).
+    pub idle_timeout: Duration,
+    /// HTTP/2 PINGs this often, so a peer that vanished is noticed.
+    pub keep_alive_interval: Duration,
+    /// A PING unanswered this long closes the connection.
+    pub keep_alive_timeout: Duration,
+}
+
+impl Default for ConnectionBounds {
+    /// The gateway's own edge defaults.
+    fn default() -> Self {
+        ConnectionBounds {
+            max_connections: 10_000,
+            handshake_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(300),
+            keep_alive_interval: Duration::from_secs(60),
+            keep_alive_timeout: Duration::from_secs(20),
+        }
+    }
 }
 
 impl std::fmt::Debug for Config {
@@ -83,6 +121,7 @@ impl std::fmt::Debug for Config {
             .field("demo_catalog", &self.demo_catalog)
             .field("tracing", &self.tracing)
             .field("anonymous_service", &self.anonymous_service)
+            .field("connections", &self.connections)
             .finish()
     }
 }
@@ -123,6 +162,7 @@ impl Config {
             demo_catalog: false,
             tracing: None,
             anonymous_service: None,
+            connections: ConnectionBounds::default(),
         }
     }
 }

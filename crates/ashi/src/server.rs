@@ -6,6 +6,7 @@
 //! when S3 is configured.
 
 use crate::config::Config;
+use crate::config::ConnectionBounds;
 use crate::objects::{self, Objects};
 use crate::pb::catalog_service_server::CatalogServiceServer;
 use crate::pb::measurement_service_server::MeasurementServiceServer;
@@ -16,14 +17,24 @@ use crate::service::measurement::Measurements;
 use crate::service::sizing::Sizing;
 use crate::service::{App, Shared};
 use crate::{catalog_csv, store, trace};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::GracefulConnection;
 use rand::RngCore;
 use std::future::Future;
-use std::sync::Arc;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio_stream::StreamExt as _;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::server::{Connected, TcpConnectInfo};
 
 /// The demo shoe catalog that `Config::demo_catalog` loads.
 pub const DEMO_CATALOG_CSV: &str = include_str!("../data/demo-catalog.csv");
@@ -109,16 +120,18 @@ pub async fn serve(
         })
     };
 
+    let bounds = config.connections.clone();
     let http_task = {
         let (app, stop_tx, stop_rx) = (app.clone(), stop_tx.clone(), stop_rx.clone());
+        let bounds = bounds.clone();
         tokio::spawn(async move {
-            let result = serve_http(http, app, stop_rx).await;
+            let result = serve_http(http, app, stop_rx, bounds).await;
             stop_tx.send_replace(true);
             result
         })
     };
     let identify = Identify::new(config.anonymous_service.as_deref());
-    let grpc_result = serve_grpc(grpc, app.clone(), identify, tracer, stop_rx).await;
+    let grpc_result = serve_grpc(grpc, app.clone(), identify, tracer, stop_rx, bounds).await;
     stop_tx.send_replace(true);
     let http_result = http_task.await.map_err(std::io::Error::other)?;
     forward.abort();
@@ -143,8 +156,14 @@ async fn serve_grpc(
     identify: Identify,
     tracer: trace::Tracer,
     stop: watch::Receiver<bool>,
+    bounds: ConnectionBounds,
 ) -> Result<(), Error> {
     tracing::info!(addr = %listener.local_addr()?, "gRPC listening");
+    // tonic serves connections that have sent their preface in time; the acceptor ends
+    // when tonic drops the receiver, at shutdown.
+    let (primed, incoming) = mpsc::channel(64);
+    let acceptor = tokio::spawn(accept(listener, "grpc", bounds.clone(), primed));
+    let incoming = ReceiverStream::new(incoming).map(Ok::<Primed, io::Error>);
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<MeasurementServiceServer<Measurements>>()
@@ -155,7 +174,9 @@ async fn serve_grpc(
         .register_encoded_file_descriptor_set(crate::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
-    tonic::transport::Server::builder()
+    let served = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(bounds.keep_alive_interval))
+        .http2_keepalive_timeout(Some(bounds.keep_alive_timeout))
         .layer(trace::RpcSpans::new(tracer))
         .add_service(health_service)
         .add_service(reflection)
@@ -173,24 +194,23 @@ async fn serve_grpc(
             Catalog(app),
             identify,
         ))
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
-            async move {
-                stopped(stop).await;
-                // Health watchers (the gateway's checks) see the drain before the listener
-                // closes.
-                health
-                    .set_not_serving::<MeasurementServiceServer<Measurements>>()
-                    .await;
-                health
-                    .set_not_serving::<SizingServiceServer<Sizing>>()
-                    .await;
-                health
-                    .set_not_serving::<CatalogServiceServer<Catalog>>()
-                    .await;
-            },
-        )
-        .await?;
+        .serve_with_incoming_shutdown(incoming, async move {
+            stopped(stop).await;
+            // Health watchers (the gateway's checks) see the drain before the listener
+            // closes.
+            health
+                .set_not_serving::<MeasurementServiceServer<Measurements>>()
+                .await;
+            health
+                .set_not_serving::<SizingServiceServer<Sizing>>()
+                .await;
+            health
+                .set_not_serving::<CatalogServiceServer<Catalog>>()
+                .await;
+        })
+        .await;
+    acceptor.abort();
+    served?;
     Ok(())
 }
 
@@ -198,38 +218,333 @@ async fn serve_http(
     listener: TcpListener,
     app: Shared,
     stop: watch::Receiver<bool>,
+    bounds: ConnectionBounds,
 ) -> Result<(), Error> {
     tracing::info!(addr = %listener.local_addr()?, "object URLs listening");
-    let graceful = GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
-    let stop_signal = stopped(stop);
-    tokio::pin!(stop_signal);
+    let (primed, mut incoming) = mpsc::channel(64);
+    let acceptor = tokio::spawn(accept(listener, "http", bounds.clone(), primed));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // hyper enforces the head's deadline only with a timer.
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(bounds.header_read_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(bounds.keep_alive_interval)
+        .keep_alive_timeout(bounds.keep_alive_timeout);
+    let mut connections = JoinSet::new();
     loop {
-        let (stream, _) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    continue;
-                }
+        let primed = tokio::select! {
+            primed = incoming.recv() => match primed {
+                Some(primed) => primed,
+                None => break,
             },
-            () = &mut stop_signal => break,
+            () = stopped(stop.clone()) => break,
         };
-        let app = app.clone();
-        let service = hyper::service::service_fn(move |req| {
-            let app = app.clone();
-            async move {
-                Ok::<_, std::convert::Infallible>(objects::http::handle(&app.objects, req).await)
+        let in_flight = InFlight::new();
+        let service = {
+            let (app, in_flight) = (app.clone(), in_flight.clone());
+            hyper::service::service_fn(move |req| {
+                let app = app.clone();
+                let request = in_flight.enter();
+                async move {
+                    let response = objects::http::handle(&app.objects, req).await;
+                    drop(request);
+                    Ok::<_, std::convert::Infallible>(response)
+                }
+            })
+        };
+        let conn = builder
+            .serve_connection(TokioIo::new(primed), service)
+            .into_owned();
+        connections.spawn(drive(conn, stop.clone(), in_flight, bounds.clone()));
+        while connections.try_join_next().is_some() {}
+    }
+    acceptor.abort();
+    while connections.join_next().await.is_some() {}
+    Ok(())
+}
+
+/// Runs one object connection until it ends, `stop` asks it to finish, or it has had no
+/// request in flight for the idle timeout (it is then closed gracefully, and not waited
+/// for longer than the keep-alive timeout).
+async fn drive<C>(
+    conn: C,
+    stop: watch::Receiver<bool>,
+    in_flight: Arc<InFlight>,
+    bounds: ConnectionBounds,
+) where
+    C: GracefulConnection,
+    C::Error: std::fmt::Display,
+{
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        result = conn.as_mut() => result,
+        () = stopped(stop) => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+        () = in_flight.idle(bounds.idle_timeout) => {
+            conn.as_mut().graceful_shutdown();
+            match tokio::time::timeout(bounds.keep_alive_timeout, conn.as_mut()).await {
+                Ok(result) => result,
+                Err(_) => Ok(()),
             }
-        });
-        let conn = builder.serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn.into_owned());
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "object connection ended with an error");
+    }
+}
+
+/// Requests in flight on one connection, and since when there has been none.
+struct InFlight {
+    open: AtomicUsize,
+    started: tokio::time::Instant,
+    /// Milliseconds after `started` when the last request finished.
+    idle_since: AtomicU64,
+}
+
+impl InFlight {
+    fn new() -> Arc<Self> {
+        Arc::new(InFlight {
+            open: AtomicUsize::new(0),
+            started: tokio::time::Instant::now(),
+            idle_since: AtomicU64::new(0),
+        })
+    }
+
+    fn enter(self: &Arc<Self>) -> Request {
+        self.open.fetch_add(1, Ordering::AcqRel);
+        Request(self.clone())
+    }
+
+    /// Completes once no request has been in flight for `after`.
+    async fn idle(&self, after: Duration) {
+        loop {
+            let wake = if self.open.load(Ordering::Acquire) == 0 {
+                let since =
+                    self.started + Duration::from_millis(self.idle_since.load(Ordering::Relaxed));
+                if since + after <= tokio::time::Instant::now() {
+                    return;
+                }
+                since + after
+            } else {
+                tokio::time::Instant::now() + after
+            };
+            tokio::time::sleep_until(wake).await;
+        }
+    }
+}
+
+/// One request's place in its connection's [`InFlight`].
+struct Request(Arc<InFlight>);
+
+impl Drop for Request {
+    fn drop(&mut self) {
+        let millis = self
+            .0
+            .started
+            .elapsed()
+            .as_millis()
+            .min(u128::from(u64::MAX)) as u64;
+        self.0.idle_since.store(millis, Ordering::Relaxed);
+        self.0.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// What an HTTP/2 client with prior knowledge sends first (RFC 9113 3.4).
+const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Accepts connections on `listener` within `bounds` and hands each to `primed` once its
+/// first bytes arrived: the whole HTTP/2 preface, or enough to see it is not one. Reads
+/// (never peeks), so a client that sends part of a preface and falls silent, or closes,
+/// is closed at the handshake timeout or at once; nothing waits on it for ever.
+async fn accept(
+    listener: TcpListener,
+    name: &'static str,
+    bounds: ConnectionBounds,
+    primed: mpsc::Sender<Primed>,
+) {
+    let places = Places::new(name, bounds.max_connections);
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(server = name, error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        if primed.is_closed() {
+            return;
+        }
+        let Some(place) = places.admit() else {
+            continue;
+        };
+        let primed = primed.clone();
+        let deadline = bounds.handshake_timeout;
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "object connection ended with an error");
+            let _ = stream.set_nodelay(true);
+            match tokio::time::timeout(deadline, Primed::read(stream, place)).await {
+                Ok(Some(conn)) => {
+                    let _ = primed.send(conn).await;
+                }
+                Ok(None) => tracing::debug!(server = name, "closed before its first bytes"),
+                Err(_) => tracing::debug!(server = name, "no first bytes in time; closed"),
             }
         });
     }
-    graceful.shutdown().await;
-    Ok(())
+}
+
+/// A connection whose first bytes were read to learn whether it speaks HTTP/2; they are
+/// read again by the server. Holds the connection's place among the server's.
+struct Primed {
+    io: TcpStream,
+    ahead: Vec<u8>,
+    start: usize,
+    _place: Place,
+}
+
+impl Primed {
+    /// Reads until the preface is whole or the bytes differ from it; `None` when the peer
+    /// closes (or fails) first.
+    async fn read(mut io: TcpStream, place: Place) -> Option<Primed> {
+        let mut ahead = Vec::with_capacity(PREFACE.len());
+        loop {
+            let n = ahead.len().min(PREFACE.len());
+            if ahead[..n] != PREFACE[..n] || n == PREFACE.len() {
+                return Some(Primed {
+                    io,
+                    ahead,
+                    start: 0,
+                    _place: place,
+                });
+            }
+            let mut chunk = [0u8; PREFACE.len()];
+            match io.read(&mut chunk[..PREFACE.len() - n]).await {
+                Ok(0) | Err(_) => return None,
+                Ok(read) => ahead.extend_from_slice(&chunk[..read]),
+            }
+        }
+    }
+}
+
+impl AsyncRead for Primed {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.start < this.ahead.len() {
+            let n = (this.ahead.len() - this.start).min(buf.remaining());
+            buf.put_slice(&this.ahead[this.start..this.start + n]);
+            this.start += n;
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Primed {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+impl Connected for Primed {
+    type ConnectInfo = TcpConnectInfo;
+
+    fn connect_info(&self) -> TcpConnectInfo {
+        self.io.connect_info()
+    }
+}
+
+/// How often a server at its connection bound may say so in the log.
+const WARN_EVERY: Duration = Duration::from_secs(10);
+
+/// The open connections of one server, at most `max`.
+struct Places {
+    name: &'static str,
+    max: usize,
+    open: AtomicUsize,
+    refused: AtomicU64,
+    warned: Mutex<Option<Instant>>,
+}
+
+impl Places {
+    fn new(name: &'static str, max: usize) -> Arc<Self> {
+        Arc::new(Places {
+            name,
+            max,
+            open: AtomicUsize::new(0),
+            refused: AtomicU64::new(0),
+            warned: Mutex::new(None),
+        })
+    }
+
+    /// A place for one more connection, or `None` (the connection is closed; the log
+    /// says so at most every 10 s, with how many were refused meanwhile).
+    fn admit(self: &Arc<Self>) -> Option<Place> {
+        let admitted = self
+            .open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
+                (open < self.max).then_some(open + 1)
+            })
+            .is_ok();
+        if admitted {
+            return Some(Place(self.clone()));
+        }
+        let refused = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Ok(mut warned) = self.warned.lock()
+            && warned.is_none_or(|at| at.elapsed() >= WARN_EVERY)
+        {
+            *warned = Some(Instant::now());
+            self.refused.fetch_sub(refused, Ordering::Relaxed);
+            tracing::warn!(
+                server = self.name,
+                max_connections = self.max,
+                refused,
+                "connection limit reached; new connections are closed at once"
+            );
+        }
+        None
+    }
+}
+
+/// One connection's place in [`Places`].
+struct Place(Arc<Places>);
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::AcqRel);
+    }
 }

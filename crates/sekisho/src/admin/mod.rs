@@ -10,31 +10,27 @@ use http::header::{CONTENT_TYPE, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use serde_json::json;
 use tokio::net::TcpListener;
 
 use crate::body::{self, Body};
+use crate::listener::{self, Bounds};
 use crate::observe::metrics;
 use crate::state::State;
 
-/// Serves the admin endpoints on `socket` until the task is aborted.
+/// Serves the admin endpoints on `socket` until the task is aborted. Its connections are
+/// bounded as a gateway listener's are (`listener::Bounds::internal`): it is reachable by
+/// whoever reaches its address, and a client that opens connections and sends nothing must
+/// not take it (and the orchestrator's probes) down.
 pub fn spawn(socket: TcpListener, state: Arc<State>) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = socket.accept().await else {
-                continue;
-            };
-            let state = state.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |req| handle(state.clone(), req));
-                let _ = auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    })
+    let service = service_fn(move |req| handle(state.clone(), req));
+    tokio::spawn(listener::serve_internal(
+        socket,
+        "admin",
+        Bounds::internal(),
+        service,
+        std::future::pending(),
+    ))
 }
 
 /// The admin address actually bound.

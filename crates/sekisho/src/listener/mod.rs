@@ -4,34 +4,175 @@
 //! told apart by the connection preface); a TLS listener lets ALPN decide. Each
 //! connection reads its listener's settings from the current snapshot when it starts, so
 //! a reloaded certificate is served to the next handshake.
+//!
+//! Every connection is kept within bounds, so that clients which send little or nothing
+//! cannot hold the gateway's connections, memory or CPU: a listener holds at most
+//! `max_connections`; the PROXY header, TLS handshake and protocol sniff must be done
+//! within `handshake_timeout` (every wait there is a read, so the deadline fires); an
+//! HTTP/1.1 head must arrive within `http1.header_read_timeout`; a request body may not be
+//! silent for longer than `request_body_idle_timeout` ([`idle`]); an HTTP/2 connection with
+//! nothing open for `http2.idle_timeout` is sent GOAWAY, and one that stops answering
+//! PINGs is closed. The admin listener and `up`'s site are served the same way
+//! ([`serve_internal`]) with fixed bounds.
 
+pub mod heads;
+pub mod idle;
+pub mod limit;
 pub mod proxy_protocol;
+pub mod read_ahead;
+mod refusal;
 pub mod tls;
 
+use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use http::{Request, Response};
+use hyper::body::{Body as HttpBody, Incoming};
 use hyper::server::conn::{http1, http2};
-use hyper::service::service_fn;
+use hyper::service::{Service, service_fn};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulConnection;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
+use crate::body::{Body, BoxError};
+use crate::config::model::Listener as ListenerConfig;
+use crate::config::text::{Duration as ConfigDuration, Parsed};
 use crate::observe::metrics;
 use crate::proxy::{self, Downstream};
 use crate::snapshot::ListenerSettings;
 use crate::state::State;
+use heads::{Followed, Heads, Verdict};
+use idle::{BodyIdleTimeout, Progress, Streams, Tracked};
+use limit::{ConnectionLimit, Permit};
+use proxy_protocol::Refused;
+use read_ahead::{ReadAhead, Wire, sniff};
 
 /// Largest HTTP/2 frame a client may send: bigger than the 16 KiB default so a large
 /// gRPC message crosses in fewer frames; memory stays bounded by the flow-control windows.
 const MAX_FRAME_SIZE: u32 = 64 * 1024;
 
-/// A client has this long to finish the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Edge-safe defaults for a listener's connection bounds; `docs/config.md` shows them.
+pub mod defaults {
+    use std::time::Duration;
+
+    /// `max_connections`.
+    pub const MAX_CONNECTIONS: usize = 10_000;
+    /// `handshake_timeout`: as HAProxy's usual `timeout http-request`.
+    pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+    /// `http1.header_read_timeout`.
+    pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+    /// `request_body_idle_timeout`: half of nginx's `client_body_timeout`.
+    pub const REQUEST_BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+    /// `http2.idle_timeout`: Envoy's edge `stream_idle_timeout`.
+    pub const HTTP2_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+    /// `http2.keep_alive_interval`.
+    pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(60);
+    /// `http2.keep_alive_timeout`: hyper's own default.
+    pub const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+}
+
+/// The bounds one server keeps its client connections in.
+#[derive(Clone, Debug)]
+pub struct Bounds {
+    /// Connections open at once; `0`: no bound.
+    pub max_connections: usize,
+    /// From accept until the first bytes of HTTP.
+    pub handshake_timeout: Duration,
+    /// Each HTTP/1.1 head, and so the keep-alive idle time; `None`: off.
+    pub header_read_timeout: Option<Duration>,
+    /// A request body's silence; `None`: off.
+    pub request_body_idle_timeout: Option<Duration>,
+    /// HTTP/2 without an open stream; `None`: off.
+    pub http2_idle_timeout: Option<Duration>,
+    /// HTTP/2 PINGs; `None`: off.
+    pub keep_alive_interval: Option<Duration>,
+    /// An unanswered PING, and the close after an idle GOAWAY.
+    pub keep_alive_timeout: Duration,
+}
+
+impl Bounds {
+    /// The defaults, which the admin listener and `up`'s site are served with (one
+    /// hundred connections: they serve an orchestrator, a scraper and a person).
+    pub fn internal() -> Self {
+        Bounds {
+            max_connections: 100,
+            handshake_timeout: defaults::HANDSHAKE_TIMEOUT,
+            header_read_timeout: Some(defaults::HEADER_READ_TIMEOUT),
+            request_body_idle_timeout: Some(defaults::REQUEST_BODY_IDLE_TIMEOUT),
+            http2_idle_timeout: Some(defaults::HTTP2_IDLE_TIMEOUT),
+            keep_alive_interval: Some(defaults::KEEP_ALIVE_INTERVAL),
+            keep_alive_timeout: defaults::KEEP_ALIVE_TIMEOUT,
+        }
+    }
+
+    /// A gateway listener's bounds from its config, defaults filled in (`0s` turns a
+    /// timeout off where the config allows it).
+    pub fn of(listener: &ListenerConfig) -> Self {
+        let set = |value: &Option<Parsed<ConfigDuration>>, default| {
+            value.as_ref().map_or(default, |v| v.get().0)
+        };
+        let optional = |value, default| Some(set(value, default)).filter(|d| !d.is_zero());
+        let http2 = &listener.http2;
+        Bounds {
+            max_connections: listener.max_connections,
+            handshake_timeout: set(&listener.handshake_timeout, defaults::HANDSHAKE_TIMEOUT),
+            header_read_timeout: optional(
+                &listener.http1.header_read_timeout,
+                defaults::HEADER_READ_TIMEOUT,
+            ),
+            request_body_idle_timeout: optional(
+                &listener.request_body_idle_timeout,
+                defaults::REQUEST_BODY_IDLE_TIMEOUT,
+            ),
+            http2_idle_timeout: optional(&http2.idle_timeout, defaults::HTTP2_IDLE_TIMEOUT),
+            keep_alive_interval: optional(
+                &http2.keep_alive_interval,
+                defaults::KEEP_ALIVE_INTERVAL,
+            ),
+            keep_alive_timeout: set(&http2.keep_alive_timeout, defaults::KEEP_ALIVE_TIMEOUT),
+        }
+    }
+
+    /// The bounds of the listener `name` in the current config.
+    fn current(state: &State, name: &str) -> Option<Self> {
+        let snapshot = state.snapshot();
+        let listener = snapshot
+            .config
+            .listeners
+            .iter()
+            .find(|l| &*l.name.value == name)?;
+        Some(Bounds::of(listener))
+    }
+
+    /// An HTTP/1.1 connection builder within these bounds.
+    fn http1(&self, max_header_bytes: usize) -> http1::Builder {
+        let mut builder = http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .keep_alive(true)
+            .max_buf_size(max_header_bytes.max(8192))
+            .header_read_timeout(self.header_read_timeout);
+        builder
+    }
+
+    /// An HTTP/2 connection builder within these bounds.
+    fn http2(&self) -> http2::Builder<TokioExecutor> {
+        let mut builder = http2::Builder::new(TokioExecutor::new());
+        builder
+            .timer(TokioTimer::new())
+            .keep_alive_interval(self.keep_alive_interval)
+            .keep_alive_timeout(self.keep_alive_timeout);
+        builder
+    }
+}
 
 /// A listener that is accepting connections.
 pub struct Running {
@@ -83,11 +224,16 @@ async fn accept_loop(
 ) {
     let (close, closing) = watch::channel(false);
     let mut connections = JoinSet::new();
+    let limit = ConnectionLimit::new(name.clone(), true);
     let drain = loop {
         tokio::select! {
             accepted = socket.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    connections.spawn(connection(stream, peer, name.clone(), state.clone(), closing.clone()));
+                    // The bounds as the config is now: a reload applies to new connections.
+                    let Some(bounds) = Bounds::current(&state, &name) else { continue };
+                    let Some(permit) = limit.admit(bounds.max_connections) else { continue };
+                    let start = Start { peer, name: name.clone(), state: state.clone(), closing: closing.clone(), bounds, _permit: permit };
+                    connections.spawn(connection(stream, start));
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
@@ -118,13 +264,26 @@ async fn accept_loop(
     }
 }
 
-async fn connection(
-    mut stream: TcpStream,
+/// What a connection starts with.
+struct Start {
     peer: SocketAddr,
     name: Arc<str>,
     state: Arc<State>,
     closing: watch::Receiver<bool>,
-) {
+    bounds: Bounds,
+    /// Its place among the listener's connections, held until it ends.
+    _permit: Permit,
+}
+
+async fn connection(stream: TcpStream, start: Start) {
+    let Start {
+        peer,
+        name,
+        state,
+        closing,
+        bounds,
+        _permit,
+    } = start;
     let Some(settings) = state.snapshot().listeners.get(&*name).cloned() else {
         return;
     };
@@ -132,10 +291,17 @@ async fn connection(
     let local = stream
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    // One deadline for everything before HTTP.
+    let deadline = Instant::now() + bounds.handshake_timeout;
+    let mut io = ReadAhead::new(stream);
     // A PROXY protocol header comes first, before TLS: it names the real client.
     let mut client = peer;
     if let Some(proxy) = &settings.proxy_protocol {
-        match proxy_protocol::accept(&mut stream, peer, proxy, HANDSHAKE_TIMEOUT).await {
+        let accepted =
+            tokio::time::timeout_at(deadline, proxy_protocol::accept(&mut io, peer, proxy))
+                .await
+                .unwrap_or(Err(Refused::Silent));
+        match accepted {
             Ok(source) => client = source.unwrap_or(peer),
             Err(refused) => {
                 metrics::proxy_protocol_refused(&name, refused.as_str());
@@ -144,7 +310,6 @@ async fn connection(
             }
         }
     }
-    metrics::downstream_connection_opened(&name);
     let downstream = Arc::new(Downstream {
         state,
         listener: name.clone(),
@@ -152,130 +317,353 @@ async fn connection(
         tls: settings.tls.is_some(),
         local,
     });
+    let conn = Conn {
+        settings: &settings,
+        downstream,
+        bounds: &bounds,
+        closing,
+    };
     match &settings.tls {
-        None => {
-            if let Some(wire) = sniff(&stream).await {
-                serve(stream, wire, &settings, downstream, closing).await;
+        None => match tokio::time::timeout_at(deadline, sniff(&mut io)).await {
+            Ok(Some(wire)) => conn.serve(io, wire).await,
+            Ok(None) => {
+                metrics::downstream_connection_cut(&name, "closed_early");
+                tracing::debug!(listener = %name, %peer, "closed before its first bytes told what it speaks");
             }
-        }
-        Some(acceptor) => {
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => {
-                    let wire = match tls.get_ref().1.alpn_protocol() {
-                        Some(b"h2") => Wire::Http2,
-                        _ => Wire::Http1,
-                    };
-                    serve(tls, wire, &settings, downstream, closing).await;
-                }
-                Ok(Err(e)) => {
-                    metrics::tls_handshake_error(&name);
-                    tracing::debug!(listener = %name, %peer, error = %e, "TLS handshake failed");
-                }
-                Err(_) => {
-                    metrics::tls_handshake_error(&name);
-                    tracing::debug!(listener = %name, %peer, "TLS handshake timed out");
-                }
+            Err(_) => {
+                metrics::downstream_connection_cut(&name, "handshake_timeout");
+                tracing::debug!(listener = %name, %peer, "no HTTP within the handshake timeout");
             }
-        }
-    }
-    metrics::downstream_connection_closed(&name);
-}
-
-/// The HTTP version a connection speaks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Wire {
-    Http1,
-    Http2,
-}
-
-/// What an HTTP/2 client with prior knowledge sends first (RFC 9113 3.4).
-const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
-/// Tells HTTP/1.1 from HTTP/2 on a clear-text connection by its first bytes, without
-/// consuming them. `None` when the client closes or stays silent.
-async fn sniff(stream: &TcpStream) -> Option<Wire> {
-    let deadline = tokio::time::Instant::now() + HANDSHAKE_TIMEOUT;
-    let mut seen = [0u8; PREFACE.len()];
-    loop {
-        let n = tokio::time::timeout_at(deadline, stream.peek(&mut seen))
-            .await
-            .ok()?
-            .ok()?;
-        if n == 0 {
-            return None;
-        }
-        if seen[..n] != PREFACE[..n] {
-            return Some(Wire::Http1);
-        }
-        if n == PREFACE.len() {
-            return Some(Wire::Http2);
-        }
-        // Part of the preface so far: peek returns at once while nothing new arrives, so
-        // wait a little before looking again.
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        },
+        Some(acceptor) => match tokio::time::timeout_at(deadline, acceptor.accept(io)).await {
+            Ok(Ok(tls)) => {
+                let wire = match tls.get_ref().1.alpn_protocol() {
+                    Some(b"h2") => Wire::Http2,
+                    _ => Wire::Http1,
+                };
+                conn.serve(tls, wire).await;
+            }
+            Ok(Err(e)) => {
+                metrics::tls_handshake_error(&name);
+                tracing::debug!(listener = %name, %peer, error = %e, "TLS handshake failed");
+            }
+            Err(_) => {
+                metrics::tls_handshake_error(&name);
+                metrics::downstream_connection_cut(&name, "handshake_timeout");
+                tracing::debug!(listener = %name, %peer, "TLS handshake timed out");
+            }
+        },
     }
 }
 
-/// Serves HTTP on `io` until the client leaves or, after `closing`, the exchanges in
-/// flight finish. Each protocol gets its own hyper connection type, so an HTTP/1.1
-/// connection carries no HTTP/2 state (and the reverse).
-async fn serve<IO>(
-    io: IO,
-    wire: Wire,
-    settings: &ListenerSettings,
+/// One client connection of a gateway listener, ready for HTTP.
+struct Conn<'a> {
+    settings: &'a ListenerSettings,
     downstream: Arc<Downstream>,
+    bounds: &'a Bounds,
     closing: watch::Receiver<bool>,
-) where
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    // Boxed: hyper spawns a task per HTTP/2 stream and moves the future in and out of it;
-    // a pointer is cheaper to move than the whole request path's state.
-    let service = service_fn(move |req| Box::pin(proxy::handle(downstream.clone(), req)));
-    let io = TokioIo::new(io);
-    match wire {
-        Wire::Http1 => {
-            let h1 = &settings.http1;
-            let mut builder = http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .keep_alive(true)
-                .max_buf_size(h1.max_header_bytes.max(8192));
-            if let Some(timeout) = &h1.header_read_timeout {
-                builder.header_read_timeout(timeout.get().0);
+}
+
+/// A request's response body on its way to the client.
+type Answer = Response<Tracked<Body>>;
+
+impl Conn<'_> {
+    /// Serves HTTP on `io` until the client leaves or, after `closing`, the exchanges in
+    /// flight finish. Each protocol gets its own hyper connection type, so an HTTP/1.1
+    /// connection carries no HTTP/2 state (and the reverse).
+    async fn serve<IO>(self, io: IO, wire: Wire)
+    where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        match wire {
+            Wire::Http1 => {
+                let max_head = self.settings.http1.max_header_bytes.max(8192);
+                let heads = Arc::new(Mutex::new(Heads::new(max_head)));
+                let io = TokioIo::new(Followed::new(io, heads.clone()));
+                let service = self.service(Some(heads.clone()), None);
+                let builder = self.bounds.http1(self.settings.http1.max_header_bytes);
+                let result = drive(builder.serve_connection(io, service), self.closing, None).await;
+                if let Err(e) = result {
+                    refusal::http1_ended(&self.downstream, &e, &heads);
+                }
             }
-            drive(builder.serve_connection(io, service), closing).await;
-        }
-        Wire::Http2 => {
-            let h2 = &settings.http2;
-            let mut builder = http2::Builder::new(TokioExecutor::new());
-            builder
-                .timer(TokioTimer::new())
-                .max_concurrent_streams(h2.max_concurrent_streams)
-                .initial_stream_window_size(h2.initial_stream_window_size)
-                .initial_connection_window_size(h2.initial_connection_window_size)
-                .max_header_list_size(h2.max_header_list_size)
-                .max_frame_size(MAX_FRAME_SIZE);
-            drive(builder.serve_connection(io, service), closing).await;
+            Wire::Http2 => {
+                let h2 = &self.settings.http2;
+                let streams = Streams::new();
+                let service = self.service(None, Some(streams.clone()));
+                let mut builder = self.bounds.http2();
+                builder
+                    .max_concurrent_streams(h2.max_concurrent_streams)
+                    .initial_stream_window_size(h2.initial_stream_window_size)
+                    .initial_connection_window_size(h2.initial_connection_window_size)
+                    .max_header_list_size(h2.max_header_list_size)
+                    .max_frame_size(MAX_FRAME_SIZE);
+                let idle = self.bounds.http2_idle_timeout.map(|after| IdleClose {
+                    streams,
+                    after,
+                    grace: self.bounds.keep_alive_timeout,
+                });
+                let conn = builder.serve_connection(TokioIo::new(io), service);
+                let result = drive(conn, self.closing, idle.as_ref()).await;
+                let listener = &self.downstream.listener;
+                match result {
+                    Ok(Ended::Idle) => metrics::downstream_connection_cut(listener, "idle"),
+                    Ok(Ended::Done) => {}
+                    Err(e) if e.is_timeout() => {
+                        metrics::downstream_connection_cut(listener, "keep_alive");
+                    }
+                    Err(e) => {
+                        tracing::debug!(%listener, client = %self.downstream.client, error = %e, "client connection ended with an error");
+                    }
+                }
+            }
         }
     }
+
+    /// The service each request of the connection is handed to: `heads` for HTTP/1.1
+    /// (fragments are refused), `streams` for HTTP/2 (open streams are counted).
+    fn service(
+        &self,
+        heads: Option<Arc<Mutex<Heads>>>,
+        streams: Option<Arc<Streams>>,
+    ) -> impl Service<
+        Request<Incoming>,
+        Response = Answer,
+        Error = Infallible,
+        Future = Pin<Box<dyn Future<Output = Result<Answer, Infallible>> + Send>>,
+    > + Clone
+    + use<> {
+        let downstream = self.downstream.clone();
+        let body_idle = self.bounds.request_body_idle_timeout;
+        service_fn(move |mut req: Request<Incoming>| {
+            let stream = streams.as_ref().map(|s| s.opened());
+            // Only a request with a body to wait for needs its silence bounded.
+            let progress = body_idle
+                .filter(|_| !req.body().is_end_stream())
+                .map(|after| {
+                    let progress = Progress::new();
+                    let listener = downstream.listener.clone();
+                    req.extensions_mut().insert(BodyIdleTimeout::new(
+                        after,
+                        progress.clone(),
+                        listener,
+                    ));
+                    progress
+                });
+            let verdict = heads.as_ref().and_then(|h| {
+                h.lock()
+                    .ok()
+                    .map(|mut h| h.verdict(req.method(), req.uri()))
+            });
+            let downstream = downstream.clone();
+            // Boxed: hyper spawns a task per HTTP/2 stream and moves the future in and out
+            // of it; a pointer is cheaper to move than the whole request path's state.
+            Box::pin(async move {
+                let response = match verdict {
+                    Some(Verdict::Fragment(note)) => refusal::fragment(&downstream, &note),
+                    _ => match proxy::handle(downstream, req).await {
+                        Ok(response) => response,
+                        Err(never) => match never {},
+                    },
+                };
+                Ok(response.map(|body| Tracked::new(body, progress, stream)))
+            }) as Pin<Box<dyn Future<Output = Result<Answer, Infallible>> + Send>>
+        })
+    }
+}
+
+/// Closing an HTTP/2 connection that has nothing open.
+struct IdleClose {
+    streams: Arc<Streams>,
+    after: Duration,
+    /// How long the connection may take to close after its GOAWAY.
+    grace: Duration,
+}
+
+/// How a connection ended without an error.
+#[derive(Debug, PartialEq, Eq)]
+enum Ended {
+    /// The client or a graceful close ended it.
+    Done,
+    /// It was idle and was closed for it.
+    Idle,
 }
 
 /// Runs a connection; once `closing` is set, asks it to finish gracefully (GOAWAY on
-/// HTTP/2, close after the current response on HTTP/1.1) and waits for that.
-async fn drive<C>(conn: C, mut closing: watch::Receiver<bool>)
+/// HTTP/2, close after the current response on HTTP/1.1) and waits for that. With `idle`,
+/// an HTTP/2 connection that has had no open stream for its time is sent GOAWAY and given
+/// `grace` to close (hyper closes an idle connection right after its GOAWAY; a client
+/// that does not read is not waited for longer).
+async fn drive<C>(
+    conn: C,
+    mut closing: watch::Receiver<bool>,
+    idle: Option<&IdleClose>,
+) -> Result<Ended, C::Error>
 where
     C: GracefulConnection,
-    C::Error: std::fmt::Display,
 {
     tokio::pin!(conn);
-    let result = tokio::select! {
-        result = conn.as_mut() => result,
+    let idle_for = async {
+        match idle {
+            Some(idle) => idle::idle(&idle.streams, idle.after).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        result = conn.as_mut() => result.map(|()| Ended::Done),
         _ = async { let _ = closing.wait_for(|closing| *closing).await; } => {
             conn.as_mut().graceful_shutdown();
-            conn.await
+            conn.await.map(|()| Ended::Done)
+        }
+        () = idle_for => {
+            conn.as_mut().graceful_shutdown();
+            let grace = idle.map_or(Duration::ZERO, |i| i.grace);
+            match tokio::time::timeout(grace, conn.as_mut()).await {
+                Ok(result) => result.map(|()| Ended::Idle),
+                Err(_) => Ok(Ended::Idle),
+            }
+        }
+    }
+}
+
+/// Serves an internal server (the admin listener, `up`'s site) on `socket` within
+/// `bounds` until `stop` completes: HTTP/1.1 and h2c on one port, with the same deadlines
+/// as a gateway listener. Requests carry a [`BodyIdleTimeout`] for whoever reads a body.
+pub async fn serve_internal<S, B>(
+    socket: TcpListener,
+    name: &'static str,
+    bounds: Bounds,
+    service: S,
+    stop: impl Future<Output = ()>,
+) where
+    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + Sync + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: HttpBody + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    let limit = ConnectionLimit::new(Arc::from(name), false);
+    tokio::pin!(stop);
+    loop {
+        let stream = tokio::select! {
+            accepted = socket.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(server = name, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut stop => return,
+        };
+        let Some(permit) = limit.admit(bounds.max_connections) else {
+            continue;
+        };
+        let (bounds, service) = (bounds.clone(), service.clone());
+        tokio::spawn(async move {
+            let _permit = permit;
+            serve_internal_connection(stream, name, &bounds, service).await;
+        });
+    }
+}
+
+async fn serve_internal_connection<S, B>(
+    stream: TcpStream,
+    name: &'static str,
+    bounds: &Bounds,
+    service: S,
+) where
+    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + Sync + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: HttpBody + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    let _ = stream.set_nodelay(true);
+    let mut io = ReadAhead::new(stream);
+    let wire = match tokio::time::timeout(bounds.handshake_timeout, sniff(&mut io)).await {
+        Ok(Some(wire)) => wire,
+        Ok(None) | Err(_) => return,
+    };
+    let (closing, _) = watch::channel(false);
+    let closing = closing.subscribe();
+    let listener: Arc<str> = Arc::from(name);
+    let result = match wire {
+        Wire::Http1 => {
+            let service = Bounded::new(service, listener, bounds, None);
+            let conn = bounds
+                .http1(64 * 1024)
+                .serve_connection(TokioIo::new(io), service);
+            drive(conn, closing, None).await.map(drop)
+        }
+        Wire::Http2 => {
+            let streams = Streams::new();
+            let service = Bounded::new(service, listener, bounds, Some(streams.clone()));
+            let idle = bounds.http2_idle_timeout.map(|after| IdleClose {
+                streams,
+                after,
+                grace: bounds.keep_alive_timeout,
+            });
+            let conn = bounds.http2().serve_connection(TokioIo::new(io), service);
+            drive(conn, closing, idle.as_ref()).await.map(drop)
         }
     };
     if let Err(e) = result {
-        tracing::debug!(error = %e, "client connection ended with an error");
+        tracing::debug!(server = name, error = %e, "connection ended with an error");
+    }
+}
+
+/// An internal server's service with its requests' bounds: a [`BodyIdleTimeout`] on each
+/// request, each response tracked for it and for the connection's open streams.
+#[derive(Clone)]
+struct Bounded<S> {
+    inner: S,
+    listener: Arc<str>,
+    body_idle: Option<Duration>,
+    streams: Option<Arc<Streams>>,
+}
+
+impl<S> Bounded<S> {
+    fn new(inner: S, listener: Arc<str>, bounds: &Bounds, streams: Option<Arc<Streams>>) -> Self {
+        Bounded {
+            inner,
+            listener,
+            body_idle: bounds.request_body_idle_timeout,
+            streams,
+        }
+    }
+}
+
+impl<S, B> Service<Request<Incoming>> for Bounded<S>
+where
+    S: Service<Request<Incoming>, Response = Response<B>>,
+    S::Future: Send + 'static,
+    B: HttpBody,
+{
+    type Response = Response<Tracked<B>>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+
+    fn call(&self, mut req: Request<Incoming>) -> Self::Future {
+        let stream = self.streams.as_ref().map(|s| s.opened());
+        let progress = self
+            .body_idle
+            .filter(|_| !req.body().is_end_stream())
+            .map(|after| {
+                let progress = Progress::new();
+                req.extensions_mut().insert(BodyIdleTimeout::new(
+                    after,
+                    progress.clone(),
+                    self.listener.clone(),
+                ));
+                progress
+            });
+        let response = self.inner.call(req);
+        Box::pin(async move {
+            let response = response.await?;
+            Ok(response.map(|body| Tracked::new(body, progress, stream)))
+        })
     }
 }

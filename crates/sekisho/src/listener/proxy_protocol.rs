@@ -6,11 +6,10 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::time::Duration;
 
-use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
+use tokio::io::AsyncRead;
 
+use super::read_ahead::ReadAhead;
 use crate::policy::cidr::CidrSet;
 
 /// The v2 signature.
@@ -37,8 +36,11 @@ pub enum Refused {
     Missing,
     /// Not a valid header.
     Malformed(String),
-    /// The peer sent nothing (in time).
+    /// The peer sent nothing, or not all of a header, in time.
     Silent,
+    /// The peer closed the connection before its first bytes told anything, or inside
+    /// the header.
+    Closed,
 }
 
 impl Refused {
@@ -49,6 +51,7 @@ impl Refused {
             Refused::Missing => "missing",
             Refused::Malformed(_) => "malformed",
             Refused::Silent => "silent",
+            Refused::Closed => "closed",
         }
     }
 }
@@ -61,7 +64,8 @@ impl fmt::Display for Refused {
             }
             Refused::Missing => f.write_str("PROXY header required but not sent"),
             Refused::Malformed(why) => write!(f, "malformed PROXY header: {why}"),
-            Refused::Silent => f.write_str("nothing received"),
+            Refused::Silent => f.write_str("no complete header in time"),
+            Refused::Closed => f.write_str("closed before a complete header"),
         }
     }
 }
@@ -96,98 +100,81 @@ fn classify(seen: &[u8]) -> Start {
 
 /// Reads the header if there is one and returns the client's address from it; `None` when
 /// the connection carries no header (allowed only when not required) or a LOCAL/UNKNOWN one
-/// (a load balancer's own health check: the peer stands for itself).
-pub async fn accept(
-    stream: &mut TcpStream,
+/// (a load balancer's own health check: the peer stands for itself). The header's bytes are
+/// consumed from `io`; whatever followed it stays buffered for the next layer. Every wait is
+/// a read, so the caller's deadline around this call fires (and is [`Refused::Silent`]).
+pub async fn accept<IO: AsyncRead + Unpin>(
+    io: &mut ReadAhead<IO>,
     peer: SocketAddr,
     settings: &ProxyProtocol,
-    wait: Duration,
 ) -> Result<Option<SocketAddr>, Refused> {
     let trusted = settings.from.contains(peer.ip());
-    let deadline = tokio::time::Instant::now() + wait;
-    let mut seen = [0u8; V1_MAX];
-    let (start, n) = loop {
-        let n = tokio::time::timeout_at(deadline, stream.peek(&mut seen))
-            .await
-            .map_err(|_| Refused::Silent)?
-            .map_err(|_| Refused::Silent)?;
-        if n == 0 {
-            return Err(Refused::Silent);
-        }
-        match classify(&seen[..n]) {
-            Start::Unsure if n < 16 => tokio::time::sleep(Duration::from_millis(2)).await,
-            Start::Unsure => break (Start::Other, n),
-            start => break (start, n),
+    let start = loop {
+        let seen = io.buffered();
+        match classify(&seen[..seen.len().min(V1_MAX)]) {
+            Start::Unsure if seen.len() < 16 => more(io).await?,
+            Start::Unsure => break Start::Other,
+            start => break start,
         }
     };
     match start {
         Start::Other if trusted && settings.required => Err(Refused::Missing),
         Start::Other => Ok(None),
         _ if !trusted => Err(Refused::Untrusted),
-        Start::V1 => read_v1(stream, &seen[..n], deadline).await,
-        Start::V2 => read_v2(stream, deadline).await,
+        Start::V1 => read_v1(io).await,
+        Start::V2 => read_v2(io).await,
         Start::Unsure => Err(Refused::Silent),
     }
 }
 
-async fn read_v1(
-    stream: &mut TcpStream,
-    peeked: &[u8],
-    deadline: tokio::time::Instant,
+/// Reads more of the connection; the peer closing (or failing) first is [`Refused::Closed`].
+async fn more<IO: AsyncRead + Unpin>(io: &mut ReadAhead<IO>) -> Result<(), Refused> {
+    match io.read_more().await {
+        Ok(0) | Err(_) => Err(Refused::Closed),
+        Ok(_) => Ok(()),
+    }
+}
+
+async fn read_v1<IO: AsyncRead + Unpin>(
+    io: &mut ReadAhead<IO>,
 ) -> Result<Option<SocketAddr>, Refused> {
-    // The line may still be arriving: peek until its CRLF or the length bound.
-    let mut seen = peeked.to_vec();
+    // The line may still be arriving: read until its CRLF or the length bound.
     let end = loop {
+        let seen = io.buffered();
+        let seen = &seen[..seen.len().min(V1_MAX)];
         if let Some(i) = seen.windows(2).position(|w| w == b"\r\n") {
             break i + 2;
         }
         if seen.len() >= V1_MAX {
             return Err(Refused::Malformed("no CRLF within 107 bytes".into()));
         }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-        let mut buf = [0u8; V1_MAX];
-        let n = tokio::time::timeout_at(deadline, stream.peek(&mut buf))
-            .await
-            .map_err(|_| Refused::Silent)?
-            .map_err(|_| Refused::Silent)?;
-        if n <= seen.len() && n < V1_MAX && tokio::time::Instant::now() >= deadline {
-            return Err(Refused::Silent);
-        }
-        seen = buf[..n].to_vec();
+        more(io).await?;
     };
-    let mut line = vec![0u8; end];
-    read_exact(stream, &mut line, deadline).await?;
-    parse_v1(&line)
+    let parsed = parse_v1(&io.buffered()[..end]);
+    io.consume(end);
+    parsed
 }
 
-async fn read_v2(
-    stream: &mut TcpStream,
-    deadline: tokio::time::Instant,
+async fn read_v2<IO: AsyncRead + Unpin>(
+    io: &mut ReadAhead<IO>,
 ) -> Result<Option<SocketAddr>, Refused> {
-    let mut fixed = [0u8; 16];
-    read_exact(stream, &mut fixed, deadline).await?;
-    let len = usize::from(u16::from_be_bytes([fixed[14], fixed[15]]));
-    if 16 + len > V2_MAX {
+    while io.buffered().len() < 16 {
+        more(io).await?;
+    }
+    let fixed = &io.buffered()[..16];
+    let len = 16 + usize::from(u16::from_be_bytes([fixed[14], fixed[15]]));
+    if len > V2_MAX {
         return Err(Refused::Malformed(format!(
-            "{len} bytes of addresses and TLVs"
+            "{} bytes of addresses and TLVs",
+            len - 16
         )));
     }
-    let mut header = vec![0u8; 16 + len];
-    header[..16].copy_from_slice(&fixed);
-    read_exact(stream, &mut header[16..], deadline).await?;
-    parse_v2(&header)
-}
-
-async fn read_exact(
-    stream: &mut TcpStream,
-    buf: &mut [u8],
-    deadline: tokio::time::Instant,
-) -> Result<(), Refused> {
-    tokio::time::timeout_at(deadline, stream.read_exact(buf))
-        .await
-        .map_err(|_| Refused::Silent)?
-        .map(drop)
-        .map_err(|_| Refused::Malformed("connection closed inside the header".into()))
+    while io.buffered().len() < len {
+        more(io).await?;
+    }
+    let parsed = parse_v2(&io.buffered()[..len]);
+    io.consume(len);
+    parsed
 }
 
 /// Parses a whole v1 line (CRLF included).
@@ -253,6 +240,61 @@ mod tests {
         assert_eq!(classify(b"\x16\x03\x01"), Start::Other, "a TLS ClientHello");
         assert_eq!(classify(V2_SIGNATURE), Start::V2);
         assert_eq!(classify(b"\r\n\r\n"), Start::Unsure);
+    }
+
+    fn from(cidr: &str) -> ProxyProtocol {
+        let mut from = CidrSet::default();
+        from.insert(cidr.parse().expect("cidr"));
+        ProxyProtocol {
+            from,
+            required: true,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_header_split_across_reads_is_read_and_what_follows_is_kept() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut client, server) = tokio::io::duplex(256);
+        let mut io = ReadAhead::new(server);
+        let peer: SocketAddr = "10.0.0.9:5000".parse().expect("addr");
+        let reading = tokio::spawn(async move {
+            let source = accept(&mut io, peer, &from("10.0.0.0/8")).await;
+            (source, io)
+        });
+        for part in [
+            &b"PRO"[..],
+            b"XY TCP4 203.0.113.9 10.0.0.1 ",
+            b"40000 443\r\nGET /",
+        ] {
+            client.write_all(part).await.expect("write");
+            tokio::task::yield_now().await;
+        }
+        drop(client);
+        let (source, mut io) = reading.await.expect("task");
+        assert_eq!(
+            source.expect("accepted"),
+            Some("203.0.113.9:40000".parse().expect("addr"))
+        );
+        let mut rest = Vec::new();
+        io.read_to_end(&mut rest).await.expect("read");
+        assert_eq!(rest, b"GET /");
+    }
+
+    #[tokio::test]
+    async fn a_partial_header_then_close_is_refused_at_once() {
+        use tokio::io::AsyncWriteExt;
+        let (mut client, server) = tokio::io::duplex(256);
+        client.write_all(b"PRO").await.expect("write");
+        drop(client);
+        let mut io = ReadAhead::new(server);
+        let peer: SocketAddr = "10.0.0.9:5000".parse().expect("addr");
+        let refused = tokio::time::timeout(
+            std::time::Duration::from_secs(1),
+            accept(&mut io, peer, &from("10.0.0.0/8")),
+        )
+        .await
+        .expect("no waiting after EOF");
+        assert!(matches!(refused, Err(Refused::Closed)), "{refused:?}");
     }
 
     proptest! {
