@@ -64,6 +64,11 @@ pub enum Fault {
         /// The route's limit, in bytes.
         limit: u64,
     },
+    /// Silent for the listener's `request_body_idle_timeout`: 408.
+    Idle {
+        /// How long it was silent.
+        after: std::time::Duration,
+    },
 }
 
 /// The first error a client's request body ended with, classified.
@@ -90,6 +95,10 @@ impl ClientFailure {
                 fault = Fault::TooLong {
                     limit: too_long.limit,
                 };
+                break;
+            }
+            if let Some(idle) = e.downcast_ref::<crate::listener::idle::BodyIdle>() {
+                fault = Fault::Idle { after: idle.after };
                 break;
             }
             if let Some(io) = e.downcast_ref::<std::io::Error>()

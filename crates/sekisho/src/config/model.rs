@@ -148,11 +148,69 @@ pub struct Listener {
     /// Longest request target (path and query) accepted; longer gets 414.
     #[serde(default = "Listener::default_max_uri")]
     pub max_uri_bytes: usize,
+    /// How request paths are normalized before routing (see `proxy::path`).
+    #[serde(default)]
+    pub paths: PathPolicy,
+    /// Client connections open at once (default 10,000; `0`: no bound). Past it a new
+    /// connection is closed as soon as it is accepted and counted, so a flood of idle
+    /// connections cannot take every file descriptor the process has.
+    #[serde(default = "Listener::default_max_connections")]
+    pub max_connections: usize,
+    /// From accept to the first bytes of HTTP: the PROXY header, the TLS handshake and,
+    /// in clear text, the bytes that tell HTTP/1.1 from HTTP/2 must all arrive within this
+    /// (default 10s). A client that sends part of them and falls silent is closed.
+    #[serde(default)]
+    pub handshake_timeout: Option<Parsed<Duration>>,
+    /// A request body that sends nothing for this long, while the gateway waits for it
+    /// and nothing moves on the response either, is cut off: 408 when no response has
+    /// started, the upstream's stream reset (default 30s; `0s` turns it off).
+    #[serde(default)]
+    pub request_body_idle_timeout: Option<Parsed<Duration>>,
+}
+
+/// How a listener normalizes request paths. Dot segments are always removed and escapes
+/// of unreserved characters always decoded; these are the choices that break some APIs.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathPolicy {
+    /// `%2F`, `%5C` and a raw backslash: refused (400), kept, or decoded to `/`.
+    #[serde(default)]
+    pub escaped_slashes: EscapedSlashes,
+    /// Runs of slashes become one.
+    #[serde(default = "yes")]
+    pub merge_slashes: bool,
+}
+
+impl Default for PathPolicy {
+    fn default() -> Self {
+        PathPolicy {
+            escaped_slashes: EscapedSlashes::default(),
+            merge_slashes: true,
+        }
+    }
+}
+
+/// What an encoded slash or backslash in a path does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EscapedSlashes {
+    /// 400: the gateway and the upstream would read such a path differently.
+    #[default]
+    Reject,
+    /// Passed on as they are (upper-case hex); routes see them encoded.
+    Keep,
+    /// Decoded to `/` before the path is normalized, so routes see what a decoding
+    /// upstream serves.
+    Decode,
 }
 
 impl Listener {
     fn default_max_uri() -> usize {
         8 * 1024
+    }
+
+    fn default_max_connections() -> usize {
+        10_000
     }
 }
 
@@ -240,6 +298,18 @@ pub struct Http2 {
     /// Largest header block accepted, in bytes.
     #[serde(default = "Http2::default_header_list")]
     pub max_header_list_size: u32,
+    /// A connection with no open stream for this long is sent GOAWAY and closed
+    /// (default 5m; `0s`: never).
+    #[serde(default)]
+    pub idle_timeout: Option<Parsed<Duration>>,
+    /// The client is sent a PING this often, so a peer that vanished without a word is
+    /// noticed (default 60s; `0s`: never).
+    #[serde(default)]
+    pub keep_alive_interval: Option<Parsed<Duration>>,
+    /// A PING unanswered this long closes the connection; also how long a connection sent
+    /// GOAWAY for being idle may take to close itself (default 20s).
+    #[serde(default)]
+    pub keep_alive_timeout: Option<Parsed<Duration>>,
 }
 
 impl Http2 {
@@ -264,6 +334,9 @@ impl Default for Http2 {
             initial_stream_window_size: Self::default_stream_window(),
             initial_connection_window_size: Self::default_connection_window(),
             max_header_list_size: Self::default_header_list(),
+            idle_timeout: None,
+            keep_alive_interval: None,
+            keep_alive_timeout: None,
         }
     }
 }
@@ -275,7 +348,9 @@ pub struct Http1 {
     /// Largest request head accepted, in bytes.
     #[serde(default = "Http1::default_max_buf")]
     pub max_header_bytes: usize,
-    /// A client must send its request head within this time.
+    /// A client must send each request head within this time, counted from the start of
+    /// the connection or the end of the previous response, so it also bounds how long a
+    /// keep-alive connection may sit idle (default 10s; `0s` turns it off).
     #[serde(default)]
     pub header_read_timeout: Option<Parsed<Duration>>,
 }
@@ -369,9 +444,22 @@ pub struct Waf {
     #[serde(default)]
     pub request_body_limit: Option<u64>,
     /// What a longer body gets: `reject` (413) or `process_partial` (inspect the first
-    /// `request_body_limit` bytes, pass the rest).
+    /// `request_body_limit` bytes, pass the rest). The same choice applies to the limits
+    /// below: `reject` refuses a body past one, `process_partial` inspects what fitted.
     #[serde(default)]
     pub request_body_limit_action: BodyLimitAction,
+    /// Arguments inspected at most, query and body together (SecArgumentsLimit); default
+    /// 1000. Also bounds a gRPC message's fields, uploaded files and XML attribute values:
+    /// every value costs every rule a run, so a body of many small ones is costly.
+    #[serde(default)]
+    pub arguments_limit: Option<std::num::NonZeroUsize>,
+    /// JSON containers nested at most (SecRequestBodyJsonDepthLimit); default 128, the
+    /// depth serde_json accepts.
+    #[serde(default)]
+    pub json_depth_limit: Option<std::num::NonZeroUsize>,
+    /// XML elements nested at most; default 256, libxml2's limit.
+    #[serde(default)]
+    pub xml_depth_limit: Option<std::num::NonZeroUsize>,
     /// Also run the response phases: headers always, bodies of non-gRPC responses.
     #[serde(default)]
     pub inspect_responses: bool,
@@ -447,14 +535,33 @@ pub struct RateLimit {
     /// What a bucket belongs to.
     #[serde(default)]
     pub key: RateKey,
-    /// Most keys tracked at once; beyond it the least recently seen are forgotten.
+    /// Most keys tracked at once. Only keys whose bucket has refilled are ever forgotten (they
+    /// hold nothing a fresh bucket would not); when every tracked key is in debt, new keys
+    /// share one overflow bucket of the same quota instead, so a flood of fresh keys cannot
+    /// hand a limited client a new allowance.
     #[serde(default = "RateLimit::default_max_keys")]
     pub max_keys: usize,
+    /// With `key: client_ip`, IPv4 clients are counted by this prefix of their address
+    /// (32: each address; 24 to count a whole /24 as one client).
+    #[serde(default = "RateLimit::default_ipv4_prefix")]
+    pub ipv4_prefix: u8,
+    /// With `key: client_ip`, IPv6 clients are counted by this prefix: one host is usually
+    /// given a whole /64, and could otherwise take a fresh bucket per address.
+    #[serde(default = "RateLimit::default_ipv6_prefix")]
+    pub ipv6_prefix: u8,
 }
 
 impl RateLimit {
     fn default_max_keys() -> usize {
         100_000
+    }
+
+    fn default_ipv4_prefix() -> u8 {
+        32
+    }
+
+    fn default_ipv6_prefix() -> u8 {
+        64
     }
 }
 
@@ -978,7 +1085,10 @@ pub struct UpstreamTls {
     /// PEM bundle of CAs to trust instead of the system roots.
     #[serde(default)]
     pub ca: Option<Spanned<Text>>,
-    /// Name to send in SNI and verify; default: the endpoint's host.
+    /// Name every endpoint's connection sends in SNI and verifies the certificate against;
+    /// default: the DNS name of a `dns:` endpoint. Needed when an endpoint is an IP
+    /// address. Never the client's `Host`: a connection carries requests for every host,
+    /// and which certificate the gateway accepts is the operator's choice, not a client's.
     #[serde(default)]
-    pub server_name: Option<Text>,
+    pub server_name: Option<Spanned<Text>>,
 }

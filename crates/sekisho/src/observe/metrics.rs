@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use metrics::{Counter, Histogram, counter, gauge, histogram};
+use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -201,6 +201,23 @@ pub fn retry(cluster: &str) {
     counter!("sekisho_upstream_retries_total", "cluster" => cluster.to_owned()).increment(1);
 }
 
+/// An upstream attempt failed through the upstream's own doing: `kind` is `connect`,
+/// `reset` (the connection or stream broke before response headers), `timeout`, or
+/// `response` (the response body broke off). Failures the client caused (its request body
+/// broke, it was too slow to send it, it went away) are not counted here: they say
+/// nothing about the backend, and alerts on this series must not fire on hostile clients.
+pub fn upstream_failure(cluster: &str, kind: &'static str) {
+    counter!("sekisho_upstream_failures_total", "cluster" => cluster.to_owned(), "kind" => kind)
+        .increment(1);
+}
+
+/// A client went away before its request was answered (`phase` `request`, logged as 499)
+/// or before its response ended (`response`, logged with the status already sent).
+pub fn client_closed(cluster: &str, phase: &'static str) {
+    counter!("sekisho_client_closed_total", "cluster" => cluster.to_owned(), "phase" => phase)
+        .increment(1);
+}
+
 /// A route's JWT check let a request through (`allowed`) or refused it (`missing`,
 /// `invalid`, `forbidden`).
 pub fn jwt_decision(provider: &str, result: &'static str) {
@@ -241,4 +258,62 @@ pub fn proxy_protocol_refused(listener: &str, reason: &'static str) {
 /// Spans exported, failed to export, or dropped because the export queue was full.
 pub fn trace_spans(result: &'static str, n: usize) {
     counter!("sekisho_trace_spans_total", "result" => result).increment(n as u64);
+}
+
+/// The series of one route's rate limit table, looked up once when the route is compiled so
+/// that a request touches only atomics.
+pub struct RateLimitSeries {
+    /// `sekisho_rate_limit_keys`: keys tracked now (at most the route's `max_keys`).
+    pub keys: Gauge,
+    /// Keys whose bucket had refilled, dropped by the background sweep.
+    pub swept: Counter,
+    /// Keys whose bucket had refilled, displaced to make room for a new key.
+    pub displaced: Counter,
+    /// Requests of new keys let through by the shared overflow bucket of a full table.
+    pub overflow_allowed: Counter,
+    /// Requests of new keys refused by the shared overflow bucket of a full table.
+    pub overflow_refused: Counter,
+}
+
+/// The series of `route`'s rate limit: the table's size, keys evicted (`reason` `swept` or
+/// `displaced`; only keys whose bucket had refilled are ever evicted) and requests of new
+/// keys that met a full table (`result` `allowed` or `refused` by the overflow bucket).
+pub fn rate_limit_series(route: &str) -> RateLimitSeries {
+    let evictions = |reason: &'static str| counter!("sekisho_rate_limit_evictions_total", "route" => route.to_owned(), "reason" => reason);
+    let overflow = |result: &'static str| counter!("sekisho_rate_limit_overflow_total", "route" => route.to_owned(), "result" => result);
+    RateLimitSeries {
+        keys: gauge!("sekisho_rate_limit_keys", "route" => route.to_owned()),
+        swept: evictions("swept"),
+        displaced: evictions("displaced"),
+        overflow_allowed: overflow("allowed"),
+        overflow_refused: overflow("refused"),
+    }
+}
+
+/// A client connection was closed as soon as it was accepted: `reason` `limit` (the
+/// listener's `max_connections` were open).
+pub fn downstream_connection_refused(listener: &str, reason: &'static str) {
+    counter!("sekisho_downstream_connections_refused_total", "listener" => listener.to_owned(), "reason" => reason)
+        .increment(1);
+}
+
+/// The gateway closed a client connection that was not keeping to the listener's bounds:
+/// `reason` `handshake_timeout` (no PROXY header, TLS handshake or first HTTP bytes in
+/// time), `closed_early` (the client closed before its first bytes told what it speaks),
+/// `idle` (HTTP/2 without an open stream for `http2.idle_timeout`) or `keep_alive` (an
+/// HTTP/2 PING went unanswered).
+pub fn downstream_connection_cut(listener: &str, reason: &'static str) {
+    counter!("sekisho_downstream_connections_cut_total", "listener" => listener.to_owned(), "reason" => reason)
+        .increment(1);
+}
+
+/// A request was refused before it reached the request path: `reason` `malformed` (the
+/// HTTP/1.1 parser refused its head: 400), `head_too_large` (431), `uri_too_long` (414),
+/// `header_timeout` (its head did not arrive within `http1.header_read_timeout`),
+/// `fragment` (a `#fragment` in its target: 400) or `body_idle` (its body sent nothing for
+/// `request_body_idle_timeout`). Each is also one access log line and, when answered, a
+/// `sekisho_requests_total` sample.
+pub fn downstream_request_refused(listener: &str, reason: &'static str) {
+    counter!("sekisho_downstream_requests_refused_total", "listener" => listener.to_owned(), "reason" => reason)
+        .increment(1);
 }

@@ -104,6 +104,7 @@ impl Failure {
                 Fault::Closed => GatewayError::ClientClosed { reason },
                 Fault::Malformed => GatewayError::RequestBody { reason },
                 Fault::TooLong { limit } => GatewayError::BodyTooLarge { limit },
+                Fault::Idle { after } => GatewayError::RequestTimeout { after },
             });
         }
         match self {

@@ -71,6 +71,7 @@ pub async fn handle(
     // The target every later stage sees: one clean host, a normalized path.
     let authority = host::authority(&parts);
     let paths = listener.map_or_else(PathPolicy::default, |l| l.paths);
+    let sent_uri = parts.uri.clone();
     let normalized = path::normalize_uri(&mut parts.uri, &paths);
     let preflight = Preflight::of(&parts.method, &parts.headers);
     let peer = downstream.client.ip();
@@ -205,6 +206,8 @@ pub async fn handle(
         return Ok(browser.response(answer(GatewayError::NoRoute, record)));
     };
     record.cluster = Some(cluster.name.clone());
+    // A body silent for the listener's `request_body_idle_timeout` fails with `BodyIdle`.
+    let incoming = crate::listener::idle::limit(incoming, &parts.extensions);
     let counted = Counted::new(incoming, record.bytes_in.clone(), route.max_body_bytes);
     let mut body = body::boxed(counted);
 
@@ -218,7 +221,11 @@ pub async fn handle(
     }
     let mut waf = None;
     if let Some(policy) = &route.waf {
+        // The WAF reads the target as the client sent it: attack signatures are written for
+        // that form (`//`, `..`, escapes), and the route already guards the normalized one.
+        let routed_uri = std::mem::replace(&mut parts.uri, sent_uri);
         let inspection = policy.begin(&parts, client, downstream.client, downstream.local);
+        parts.uri = routed_uri;
         record.waf = Some(inspection.clone());
         if let Some(blocked) = inspection.blocked() {
             return Ok(browser.response(answer(blocked.into(), record)));
@@ -235,8 +242,11 @@ pub async fn handle(
                     let read = record.bytes_in.load(std::sync::atomic::Ordering::Relaxed);
                     let err = match route.max_body_bytes {
                         Some(limit) if read > limit => GatewayError::BodyTooLarge { limit },
-                        _ => GatewayError::RequestBody {
-                            reason: e.to_string(),
+                        _ => match crate::listener::idle::BodyIdle::find(&*e) {
+                            Some(after) => GatewayError::RequestTimeout { after },
+                            None => GatewayError::RequestBody {
+                                reason: e.to_string(),
+                            },
                         },
                     };
                     return Ok(browser.response(answer(err, record)));
