@@ -154,8 +154,6 @@ pub struct Route<'a> {
     pub cluster: &'a Arc<Cluster>,
     /// Its retry policy, if any.
     pub retry: Option<&'a RetryPolicy>,
-    /// The host name for TLS to the upstream.
-    pub host: &'a str,
     /// Bound on all attempts together.
     pub limit: Option<Duration>,
 }
@@ -172,7 +170,6 @@ pub async fn forward(
     let Route {
         cluster,
         retry,
-        host,
         limit,
     } = route;
     // Watched beneath any replay buffer: only the client's own body is judged, not a
@@ -188,7 +185,7 @@ pub async fn forward(
         let mut in_flight = pick(cluster, &[])?;
         let mut req = Request::from_parts(parts, body);
         let span = trace.map(|t| t.attempt(1, in_flight.endpoint().addr, req.headers_mut()));
-        let result = attempt(cluster, &in_flight, host, req, limit, limit).await;
+        let result = attempt(cluster, &in_flight, req, limit, limit).await;
         end_attempt(span, &result);
         return match result {
             Ok(response) => {
@@ -219,7 +216,7 @@ pub async fn forward(
         let mut req = head.request(replay.body());
         let span =
             trace.map(|t| t.attempt(*attempts, in_flight.endpoint().addr, req.headers_mut()));
-        let result = attempt(cluster, &in_flight, host, req, per_try, remaining).await;
+        let result = attempt(cluster, &in_flight, req, per_try, remaining).await;
         end_attempt(span, &result);
         drop(retrying.take());
 
@@ -301,12 +298,11 @@ fn pick(cluster: &Arc<Cluster>, avoid: &[SocketAddr]) -> Result<InFlight, Gatewa
 async fn attempt(
     cluster: &Cluster,
     in_flight: &InFlight,
-    host: &str,
     req: Request<Body>,
     bound: Option<Duration>,
     whole: Option<Duration>,
 ) -> Result<Response<Incoming>, Failure> {
-    let sent = cluster.send(in_flight.endpoint(), host, req);
+    let sent = cluster.send(in_flight.endpoint(), req);
     let result = match bound {
         Some(after) => match tokio::time::timeout(after, sent).await {
             Ok(result) => result,

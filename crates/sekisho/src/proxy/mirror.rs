@@ -74,15 +74,9 @@ enum Failure {
     Timeout,
 }
 
-/// Sends the shadow request and discards its answer, in the background. `_authority`
-/// chooses nothing: the copy's head names its host, and the TLS name is the shadow
-/// cluster's own.
-pub fn send(
-    cluster: Arc<Cluster>,
-    _authority: String,
-    req: Request<Body>,
-    timeout: Option<Duration>,
-) {
+/// Sends the shadow request and discards its answer, in the background. The copy's head
+/// names its host; the TLS name is the shadow cluster's own.
+pub fn send(cluster: Arc<Cluster>, req: Request<Body>, timeout: Option<Duration>) {
     let admitted = match cluster.admit() {
         Ok(slot) => slot,
         Err(_) => {
@@ -111,7 +105,7 @@ pub fn send(
             });
             body::boxed(Watched::new(copy, watch.clone()))
         });
-        let send = cluster.send(in_flight.endpoint(), "", req);
+        let send = cluster.send(in_flight.endpoint(), req);
         let result = tokio::time::timeout(timeout.unwrap_or(DEFAULT_TIMEOUT), async {
             let response = send.await.map_err(Failure::Send)?;
             let status = response.status().as_u16();

@@ -342,12 +342,7 @@ pub async fn handle(
         let (original, copy) = mirror::split(body);
         body = original;
         let req = Request::from_parts(shadow, copy);
-        mirror::send(
-            mirror.cluster.clone(),
-            host::for_matching(authority.as_str()).into_owned(),
-            req,
-            wait,
-        );
+        mirror::send(mirror.cluster.clone(), req, wait);
     }
     prepare(
         &mut parts,
@@ -367,7 +362,6 @@ pub async fn handle(
         forward::Route {
             cluster,
             retry: route.retry.as_ref(),
-            host: &host,
             limit: wait,
         },
         parts,

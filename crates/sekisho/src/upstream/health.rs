@@ -229,7 +229,7 @@ async fn probe(cluster: &Cluster, endpoint: &Endpoint, check: &HealthCheck) -> R
                 .body(body::full(request.clone()))
                 .map_err(|e| e.to_string())?;
             let response = cluster
-                .send(endpoint, &authority, req)
+                .send(endpoint, req)
                 .await
                 .map_err(|e| e.to_string())?;
             if !response.status().is_success() {
@@ -269,7 +269,7 @@ async fn probe(cluster: &Cluster, endpoint: &Endpoint, check: &HealthCheck) -> R
             .body(body::empty())
             .map_err(|e| e.to_string())?;
             let response = cluster
-                .send(endpoint, &host, req)
+                .send(endpoint, req)
                 .await
                 .map_err(|e| e.to_string())?;
             let status = response.status().as_u16();

@@ -269,13 +269,12 @@ impl Cluster {
     }
 
     /// Sends `req` to `endpoint` (one of this cluster's) on one of the endpoint's pooled
-    /// connections. `_authority`, the request's host, chooses nothing here: the TLS name
-    /// is the cluster's and the endpoint's ([`PoolKey::server_name`]), since a connection
-    /// carries requests for every host. The parameter goes once callers stop passing it.
+    /// connections. The request's host chooses nothing here: the TLS name is the
+    /// cluster's and the endpoint's ([`PoolKey::server_name`]), since a connection carries
+    /// requests for every host.
     pub async fn send(
         &self,
         endpoint: &Endpoint,
-        _authority: &str,
         req: Request<Body>,
     ) -> Result<Response<Incoming>, SendError> {
         endpoint.live.pool.send(&self.limits, req).await
