@@ -51,7 +51,9 @@ pub fn classify(headers: &mut HeaderMap) -> Result<Family, Unclear> {
         return Ok(Family::Other);
     }
     let (family, canonical) = parse(first.as_bytes())?;
-    headers.insert(CONTENT_TYPE, canonical);
+    if let Some(canonical) = canonical {
+        headers.insert(CONTENT_TYPE, canonical);
+    }
     Ok(family)
 }
 
@@ -61,8 +63,9 @@ fn looks_grpc(value: &[u8]) -> bool {
     value.len() >= GRPC_PREFIX.len() && value[..GRPC_PREFIX.len()].eq_ignore_ascii_case(GRPC_PREFIX)
 }
 
-/// Parses a value that starts like a gRPC type into its family and canonical value.
-fn parse(value: &[u8]) -> Result<(Family, HeaderValue), Unclear> {
+/// Parses a value that starts like a gRPC type into its family and, when the value is not
+/// canonical already (the common case on the hot path), its canonical value.
+fn parse(value: &[u8]) -> Result<(Family, Option<HeaderValue>), Unclear> {
     if !value
         .iter()
         .all(|&b| b == b'\t' || (b' '..=b'~').contains(&b))
@@ -70,7 +73,12 @@ fn parse(value: &[u8]) -> Result<(Family, HeaderValue), Unclear> {
         return Err(Unclear("content-type holds bytes outside visible ASCII"));
     }
     let essence_end = value.iter().position(|&b| b == b';').unwrap_or(value.len());
-    let essence = value[..essence_end].trim_ascii().to_ascii_lowercase();
+    let written = value[..essence_end].trim_ascii();
+    let essence = if written.iter().any(u8::is_ascii_uppercase) {
+        std::borrow::Cow::Owned(written.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(written)
+    };
     let parameters = &value[essence_end..];
     if !parameters.split(|&b| b == b';').skip(1).all(parameter) {
         return Err(Unclear("content-type has a malformed parameter"));
@@ -87,9 +95,12 @@ fn parse(value: &[u8]) -> Result<(Family, HeaderValue), Unclear> {
     if format.is_some_and(|f| f.is_empty() || !f.iter().copied().all(token_byte)) {
         return Err(Unclear("content-type has a malformed gRPC message format"));
     }
+    if *essence == *value {
+        return Ok((family, None));
+    }
     let canonical = HeaderValue::from_bytes(&essence)
         .map_err(|_| Unclear("content-type is not a valid header value"))?;
-    Ok((family, canonical))
+    Ok((family, Some(canonical)))
 }
 
 /// One `name=value` parameter (RFC 9110 5.6.6): a token, `=`, a token or a quoted string.

@@ -71,7 +71,6 @@ pub async fn handle(
     // The target every later stage sees: one clean host, a normalized path.
     let authority = host::authority(&parts);
     let paths = listener.map_or_else(PathPolicy::default, |l| l.paths);
-    let sent_uri = parts.uri.clone();
     let normalized = path::normalize_uri(&mut parts.uri, &paths);
     let preflight = Preflight::of(&parts.method, &parts.headers);
     let peer = downstream.client.ip();
@@ -153,9 +152,12 @@ pub async fn handle(
     if let Err(host::BadHost(reason)) = authority {
         return Ok(answer(GatewayError::BadRequest { reason }, record));
     }
-    if let Err(path::BadPath(reason)) = normalized {
-        return Ok(answer(GatewayError::BadRequest { reason }, record));
-    }
+    let sent_uri = match normalized {
+        Ok(sent) => sent,
+        Err(path::BadPath(reason)) => {
+            return Ok(answer(GatewayError::BadRequest { reason }, record));
+        }
+    };
 
     // The listener's own limits and allow list.
     if let Some(listener) = listener {
@@ -223,9 +225,11 @@ pub async fn handle(
     if let Some(policy) = &route.waf {
         // The WAF reads the target as the client sent it: attack signatures are written for
         // that form (`//`, `..`, escapes), and the route already guards the normalized one.
-        let routed_uri = std::mem::replace(&mut parts.uri, sent_uri);
+        let routed_uri = sent_uri.map(|sent| std::mem::replace(&mut parts.uri, sent));
         let inspection = policy.begin(&parts, client, downstream.client, downstream.local);
-        parts.uri = routed_uri;
+        if let Some(routed) = routed_uri {
+            parts.uri = routed;
+        }
         record.waf = Some(inspection.clone());
         if let Some(blocked) = inspection.blocked() {
             return Ok(browser.response(answer(blocked.into(), record)));

@@ -18,26 +18,27 @@ use crate::config::model::{EscapedSlashes, PathPolicy};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BadPath(pub &'static str);
 
-/// Normalizes the path of `uri` in place, keeping its query, scheme and authority.
-pub fn normalize_uri(uri: &mut http::Uri, policy: &PathPolicy) -> Result<(), BadPath> {
+/// Normalizes the path of `uri` in place, keeping its query, scheme and authority; gives
+/// back the target as sent when normalizing changed it (the WAF reads that form).
+pub fn normalize_uri(
+    uri: &mut http::Uri,
+    policy: &PathPolicy,
+) -> Result<Option<http::Uri>, BadPath> {
     let Some(pq) = uri.path_and_query() else {
-        return Ok(());
+        return Ok(None);
     };
     let Cow::Owned(path) = normalize(pq.path(), policy)? else {
-        return Ok(());
+        return Ok(None);
     };
     let target = match pq.query() {
         Some(query) => format!("{path}?{query}"),
         None => path,
     };
-    let mut parts = std::mem::take(uri).into_parts();
-    parts.path_and_query = Some(
-        http::uri::PathAndQuery::try_from(target)
-            .map_err(|_| BadPath("a path that is not a valid request target"))?,
-    );
-    *uri = http::Uri::from_parts(parts)
-        .map_err(|_| BadPath("a path that is not a valid request target"))?;
-    Ok(())
+    let invalid = || BadPath("a path that is not a valid request target");
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(http::uri::PathAndQuery::try_from(target).map_err(|_| invalid())?);
+    let normalized = http::Uri::from_parts(parts).map_err(|_| invalid())?;
+    Ok(Some(std::mem::replace(uri, normalized)))
 }
 
 /// Normalizes `path` (without its query) as the listener's policy says.
