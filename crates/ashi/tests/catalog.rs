@@ -166,7 +166,7 @@ async fn catalog_on_sqlite() {
 
 #[tokio::test]
 async fn catalog_on_postgres() {
-    if let Some(ext) = common::external("catalog_on_postgres") {
+    if let Some(ext) = common::external() {
         catalog(Backend::PostgresS3(ext)).await;
     }
 }

@@ -1,7 +1,7 @@
 //! The whole user journey through a real tonic client and real HTTP uploads: create an
 //! upload, PUT the scan to the presigned URL, register, diagnose, recommend, list, delete.
 //! Runs on SQLite + the local store, and on PostgreSQL + an S3-compatible server that checks
-//! SigV4 signatures (set up by `.ci/run`).
+//! SigV4 signatures (set up by `scripts/test`).
 
 mod common;
 
@@ -353,7 +353,7 @@ async fn flow_on_sqlite_and_local_store() {
 
 #[tokio::test]
 async fn flow_on_postgres_and_s3() {
-    if let Some(ext) = common::external("flow_on_postgres_and_s3") {
+    if let Some(ext) = common::external() {
         whole_flow(Backend::PostgresS3(ext)).await;
     }
 }
@@ -434,7 +434,7 @@ async fn urls_on_the_local_store_refuse_tampering_and_expire() {
 
 #[tokio::test]
 async fn urls_on_s3_refuse_tampering_and_expire() {
-    if let Some(ext) = common::external("urls_on_s3_refuse_tampering_and_expire") {
+    if let Some(ext) = common::external() {
         tampered_and_expired_urls_are_refused(Backend::PostgresS3(ext)).await;
     }
 }

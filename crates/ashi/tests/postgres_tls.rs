@@ -1,12 +1,12 @@
 //! ashi reaches PostgreSQL over TLS, as a managed database asks: `sslmode=verify-full` with the
-//! database's CA in `sslrootcert`. The server is `.ci/run`'s PostgreSQL with `ssl=on` and a
+//! database's CA in `sslrootcert`. The server is `scripts/test`'s PostgreSQL with `ssl=on` and a
 //! certificate for 127.0.0.1 from a CA of its own (`.ci/services`).
 
 use ashi::store::Store;
 use sqlx::Connection;
 
-/// The database URL and the two CA files, or `None` (noted on stderr) when `.ci/run` did not
-/// set them; with `ASHI_TEST_REQUIRE_EXTERNAL=1` their absence fails the test.
+/// The database URL and the two CA files that `scripts/test` sets. Their absence fails the
+/// test, unless the caller opted out of the services (`SEKISHO_TEST_SKIP=services`).
 fn settings() -> Option<(String, String, String)> {
     let get = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     match (
@@ -15,15 +15,11 @@ fn settings() -> Option<(String, String, String)> {
         get("ASHI_TEST_PG_OTHER_CA"),
     ) {
         (Some(url), Some(ca), Some(other)) => Some((url, ca, other)),
-        _ if get("ASHI_TEST_REQUIRE_EXTERNAL").as_deref() == Some("1") => {
-            panic!("ASHI_TEST_REQUIRE_EXTERNAL=1 but the PostgreSQL TLS settings are not set")
-        }
         _ => {
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED postgres_tls: needs ASHI_TEST_DATABASE_URL, ASHI_TEST_PG_CA and \
-                 ASHI_TEST_PG_OTHER_CA (.ci/run sets them)"
+            prerequisite::missing(
+                prerequisite::SERVICES,
+                "ASHI_TEST_DATABASE_URL, ASHI_TEST_PG_CA and ASHI_TEST_PG_OTHER_CA are not set; \
+                 scripts/test starts PostgreSQL with TLS and sets them",
             );
             None
         }

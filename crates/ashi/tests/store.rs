@@ -119,7 +119,7 @@ async fn sqlite_failed_insert_leaves_no_rows() {
 
 #[tokio::test]
 async fn postgres_failed_insert_leaves_no_rows() {
-    if let Some(ext) = common::external("postgres_failed_insert_leaves_no_rows") {
+    if let Some(ext) = common::external() {
         failed_insert_leaves_no_rows(Store::open(&ext.database_url).await.unwrap()).await;
     }
 }

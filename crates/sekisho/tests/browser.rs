@@ -4,9 +4,8 @@
 //! over a clear-text listener (HTTP/1.1, as browsers speak it without TLS) and once over TLS
 //! (HTTP/2 by ALPN). The page posts what it saw back to the test.
 //!
-//! Needs Chromium and the page's Node packages (`npm ci` in `tests/browser`). Without them
-//! the test prints why and passes, unless `SEKISHO_REQUIRE_BROWSER=1` (CI sets it), when it
-//! fails.
+//! Needs Chromium and the page's Node packages (`npm ci` in `tests/browser`; `scripts/test`
+//! installs both). Without them the test fails, unless `SEKISHO_TEST_SKIP=browser`.
 
 mod support;
 

@@ -3,8 +3,8 @@
 //! address, an app calls gRPC over TLS with the printed token, and a real browser signs in
 //! on the page and asks for a shoe size over gRPC-Web.
 //!
-//! The browser test needs Chromium and the Node packages of `tests/browser` (`npm ci`);
-//! without them it prints why and passes, unless `SEKISHO_REQUIRE_BROWSER=1` (CI sets it).
+//! The browser test needs Chromium and the Node packages of `tests/browser` (`npm ci`;
+//! `scripts/test` installs both); without them it fails, unless `SEKISHO_TEST_SKIP=browser`.
 
 mod support;
 

@@ -1,5 +1,5 @@
 //! Starting real ashi servers for tests: SQLite with the local store in a temporary directory,
-//! or PostgreSQL with an S3-compatible server named by the environment (started by `.ci/run`).
+//! or PostgreSQL with an S3-compatible server named by the environment (started by `scripts/test`).
 //! The ready-made clients call as the service principal [`TEST_SERVICE`]; tests of identity
 //! build their own clients on [`Running::channel`].
 #![allow(dead_code)]
@@ -90,9 +90,9 @@ const EXTERNAL_VARS: [&str; 4] = [
     "ASHI_TEST_S3_SECRET_KEY",
 ];
 
-/// PostgreSQL and S3 settings, or `None` (with a note on stderr) when they are not set. With
-/// `ASHI_TEST_REQUIRE_EXTERNAL=1`, missing settings fail the test instead, so CI cannot skip it.
-pub fn external(test: &str) -> Option<External> {
+/// PostgreSQL and S3 settings. When they are not set the test fails, unless the caller opted
+/// out of the services (`SEKISHO_TEST_SKIP=services`): then `None`, and the test returns.
+pub fn external() -> Option<External> {
     let get = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let missing: Vec<&str> = EXTERNAL_VARS
         .iter()
@@ -100,19 +100,12 @@ pub fn external(test: &str) -> Option<External> {
         .filter(|v| get(v).is_none())
         .collect();
     if !missing.is_empty() {
-        if get("ASHI_TEST_REQUIRE_EXTERNAL").as_deref() == Some("1") {
-            panic!(
-                "{test}: ASHI_TEST_REQUIRE_EXTERNAL=1 but {} not set",
+        prerequisite::missing(
+            prerequisite::SERVICES,
+            &format!(
+                "PostgreSQL and S3 settings ({}) are not set; scripts/test starts both",
                 missing.join(", ")
-            );
-        }
-        // Written to the process's stderr rather than with eprintln!, which the test harness
-        // would capture and hide for a passing test.
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED {test}: needs PostgreSQL and S3 ({} not set; .ci/run sets them)",
-            missing.join(", ")
+            ),
         );
         return None;
     }

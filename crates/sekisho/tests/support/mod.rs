@@ -635,10 +635,6 @@ pub async fn http_backend(name: &str) -> (SocketAddr, interop::ServerHandle) {
         .expect("start HTTP backend")
 }
 
-/// The environment variable that makes a browser test fail, rather than pass with a note,
-/// when Chromium or its Node packages are missing (CI sets it).
-pub const REQUIRE_BROWSER: &str = "SEKISHO_REQUIRE_BROWSER";
-
 /// Chromium from `SEKISHO_CHROMIUM` or the `PATH`.
 pub fn chromium() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("SEKISHO_CHROMIUM") {
@@ -650,12 +646,10 @@ pub fn chromium() -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-/// Passes a browser test with a note when it cannot run here, unless it is required.
+/// Fails a browser test that cannot run here (Chromium or the page's Node packages are
+/// missing), unless the caller opted out of the browser tests; then the test returns.
 pub fn browser_cannot_run(why: &str) {
-    if std::env::var(REQUIRE_BROWSER).is_ok_and(|v| v == "1") {
-        panic!("{why}; {REQUIRE_BROWSER}=1 requires the browser test to run");
-    }
-    eprintln!("skipped: {why} (set {REQUIRE_BROWSER}=1 to make this a failure)");
+    prerequisite::missing(prerequisite::BROWSER, why);
 }
 
 /// One message as an uncompressed gRPC frame: the body of a unary gRPC call, and of a binary
