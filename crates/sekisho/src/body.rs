@@ -72,7 +72,7 @@ pub enum Fault {
 }
 
 /// The first error a client's request body ended with, classified.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct ClientFailure {
     /// What kind of failure.
     pub fault: Fault,
@@ -86,7 +86,7 @@ impl ClientFailure {
     /// expose h2's error type through its own, so those are recognised by h2's wording
     /// ("stream error received", "connection error received"); anything unrecognised
     /// counts as a malformed body, which is still the client's fault.
-    fn of(error: &(dyn std::error::Error + 'static)) -> Self {
+    pub fn of(error: &(dyn std::error::Error + 'static)) -> Self {
         let reason = chain(error);
         let mut fault = Fault::Malformed;
         let mut cause = Some(error);

@@ -451,6 +451,69 @@ async fn http2_uploads_abandoned_midway_are_logged_499_and_do_not_count_against_
     setup.assert_serves("/h2c/").await;
 }
 
+/// A route whose WAF reads the whole body before anything goes upstream: a client that
+/// leaves while it reads is gone (499), not malformed (400), and a broken chunk is still
+/// the client's 400. None of it reaches or costs a backend.
+#[tokio::test]
+async fn clients_that_leave_while_the_waf_reads_their_body_are_logged_499() {
+    let rules = TempDir::new("waf-rules");
+    let file = rules.path().join("rules.conf");
+    std::fs::write(
+        &file,
+        "SecRequestBodyAccess On\n\
+         SecRule REQUEST_BODY \"@contains attack\" \"id:1,phase:2,deny,status:403\"\n",
+    )
+    .expect("rules");
+    let route = format!("    waf: {{ rules: [{:?}] }}", file.display().to_string());
+    let setup = Setup::start("wafread", &route, "").await;
+    let addr = setup.addr();
+    for prefix in ["/h1/", "/h2c/"] {
+        let mut calls = JoinSet::new();
+        for i in 0..BAD {
+            calls.spawn(short_body(addr, format!("{prefix}short/{i}")));
+        }
+        calls.join_all().await;
+        for how in [Abandon::Cancel, Abandon::CloseConnection] {
+            let mut calls = JoinSet::new();
+            for i in 0..BAD {
+                calls.spawn(abandoned_h2_upload(
+                    addr,
+                    format!("{prefix}short/{how:?}{i}"),
+                    how,
+                ));
+            }
+            calls.join_all().await;
+        }
+        let entries = setup.logged(&format!("{prefix}short/"), 3 * BAD).await;
+        assert!(
+            statuses(&entries).iter().all(|s| *s == 499),
+            "a client that left while the WAF read its body is logged 499: {}",
+            lines(&entries)
+        );
+        for entry in &entries {
+            assert_eq!(entry["attempts"], 0, "nothing went upstream: {entry}");
+        }
+        let answer = malformed_chunk(addr, format!("{prefix}chunk/0")).await;
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    }
+    for kind in ["h1", "h2c"] {
+        let cluster = setup.cluster(kind);
+        setup.assert_untouched(&cluster).await;
+        let closed = metric(
+            setup.gw.admin(),
+            "sekisho_client_closed_total",
+            &[("cluster", &cluster), ("phase", "request")],
+        )
+        .await;
+        assert_eq!(
+            closed,
+            3.0 * BAD as f64,
+            "counted as clients gone in {cluster}"
+        );
+    }
+    setup.assert_serves("/h1/").await;
+}
+
 #[tokio::test]
 async fn uploads_too_slow_for_the_route_timeout_are_the_clients_408() {
     let setup = Setup::start("slow", "    timeout: 300ms", "").await;

@@ -6,8 +6,11 @@
 //!   before any rule runs over them, the backend never sees it, and the gateway's memory
 //!   and allocations stay small (measured in-process: the gateway runs in this process);
 //! - a gzip gRPC message that inflates past the WAF's body limit: refused, not passed;
-//! - a `grpc-encoding` the WAF cannot decode: refused with INVALID_ARGUMENT naming it,
+//! - a `grpc-encoding` the WAF cannot decode: refused with UNIMPLEMENTED naming it and the
+//!   encodings it takes (`grpc-accept-encoding`), as gRPC answers an unsupported encoding,
 //!   before anything goes upstream; `GZIP` in capitals is gzip, and inspected.
+//!
+//! Each refusal's access log line says which of the WAF's limits the request went past.
 //!
 //! The tests run one at a time (memory is measured per process). Work is measured by the
 //! bytes the process allocates, which no machine's speed changes; a wall-clock limit only
@@ -191,6 +194,7 @@ async fn gateway(tag: &str, http: SocketAddr, grpc: SocketAddr) -> Running {
     let yaml = fill(
         r#"
 admin: { address: 127.0.0.1:0 }
+access_log: { path: "@log@" }
 listeners:
   - name: plain
     address: 127.0.0.1:0
@@ -223,9 +227,29 @@ clusters:
             ("rules", rules),
             ("http", http.to_string()),
             ("grpc", grpc.to_string()),
+            ("log", dir.path().join("access.log").display().to_string()),
         ],
     );
     start_gateway_in(dir, &yaml).await
+}
+
+/// The `error` of the first access log line for `path` that has one, once it is written.
+async fn logged_error(gw: &Running, path: &str) -> String {
+    for _ in 0..100 {
+        let text = std::fs::read_to_string(gw.dir.path().join("access.log")).unwrap_or_default();
+        let line = text
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .find_map(|line| {
+                let error = line["error"].as_str()?;
+                (line["path"] == path).then(|| error.to_owned())
+            });
+        if let Some(error) = line {
+            return error;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("no access log line for {path}");
 }
 
 /// `{"AAAA…(20,000 A's)": [0,0,…20,000 zeros]}`: 60 KB.
@@ -308,6 +332,12 @@ async fn the_json_bomb_is_refused_at_once_and_costs_little() {
         1,
         "the bomb reached the backend"
     );
+    // The operator reads which limit it went past (the names' bytes or their count).
+    let error = logged_error(&gw, "/json/bomb").await;
+    assert!(
+        error.contains("arguments") && error.contains("than the WAF inspects"),
+        "{error}"
+    );
 
     // In detect mode it passes, counted as what block mode refuses rather than as clean.
     let passed = post_json(addr, "/detect/bomb", bomb).await;
@@ -351,6 +381,7 @@ fn frame(compressed: bool, payload: &[u8]) -> Bytes {
 struct Answer {
     status: Option<u32>,
     message: String,
+    accept_encoding: Option<String>,
 }
 
 async fn grpc_call(addr: SocketAddr, encoding: Option<&str>, body: Bytes) -> Answer {
@@ -389,6 +420,7 @@ async fn grpc_call_to(addr: SocketAddr, path: &str, encoding: Option<&str>, body
         Answer {
             status: field("grpc-status").and_then(|s| s.parse().ok()),
             message: field("grpc-message").unwrap_or_default(),
+            accept_encoding: field("grpc-accept-encoding"),
         }
     };
     tokio::time::timeout(PATIENCE, exchange)
@@ -421,6 +453,11 @@ async fn a_gzip_message_inflating_past_the_limit_is_refused() {
         1,
         "the message reached the backend"
     );
+    let error = logged_error(&gw, "/hostile.Echo/Call").await;
+    assert!(
+        error.contains("request body longer than the WAF inspects"),
+        "{error}"
+    );
     // Inflation stops one byte past the limit.
     assert!(allocated < 16 << 20, "{} MiB allocated", allocated >> 20);
 }
@@ -438,11 +475,15 @@ async fn messages_the_waf_cannot_decode_are_refused() {
     // the encoding, even for a message the caller left uncompressed.
     for (compressed, payload) in [(true, gzip(&attack)), (false, attack.clone())] {
         let refused = grpc_call(addr, Some("br"), frame(compressed, &payload)).await;
-        assert_eq!(refused.status, Some(3), "{}", refused.message);
+        assert_eq!(refused.status, Some(12), "{}", refused.message);
         assert!(
             refused.message.contains("br"),
             "the refusal names the encoding: {}",
             refused.message
+        );
+        assert_eq!(
+            refused.accept_encoding.as_deref(),
+            Some("identity,deflate,gzip")
         );
     }
     assert_eq!(

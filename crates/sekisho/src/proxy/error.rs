@@ -13,6 +13,7 @@ use http::header::{CONTENT_TYPE, HeaderValue};
 use http::{Response, StatusCode};
 
 use crate::body::{self, Body};
+use crate::policy::waf::EncodingName;
 use crate::upstream::Overload;
 
 /// A request the gateway could not pass on.
@@ -46,9 +47,14 @@ pub enum GatewayError {
     BodyTooLarge { limit: u64 },
     /// The request target is longer than the listener allows.
     UriTooLong { limit: usize },
-    /// A rule of the route's WAF refused the request (rule 0: its body limit);
-    /// `status` is what HTTP callers are told.
-    WafBlocked { rule_id: u32, status: StatusCode },
+    /// The route's WAF refused the request; `status` is what HTTP callers are told.
+    WafBlocked {
+        refusal: WafRefusal,
+        status: StatusCode,
+    },
+    /// The caller compressed its gRPC messages with an encoding the route's WAF cannot
+    /// decode, so cannot inspect (gRPC's answer to an unsupported `grpc-encoding`).
+    UnsupportedEncoding { name: EncodingName },
     /// The client's request body broke off while the gateway read it, or was malformed
     /// (a bad chunk, a length that does not match) while it was sent upstream.
     RequestBody { reason: String },
@@ -67,6 +73,53 @@ pub enum GatewayError {
     /// The request's header block is larger than the listener allows.
     HeadersTooLarge { limit: usize },
 }
+
+impl From<crate::body::ClientFailure> for GatewayError {
+    /// A request body that failed on the client's side, as the client is told (400, 408,
+    /// 413) or logged (499 for a client that went away).
+    fn from(failure: crate::body::ClientFailure) -> Self {
+        use crate::body::Fault;
+        let reason = failure.reason;
+        match failure.fault {
+            Fault::Closed => GatewayError::ClientClosed { reason },
+            Fault::Malformed => GatewayError::RequestBody { reason },
+            Fault::TooLong { limit } => GatewayError::BodyTooLarge { limit },
+            Fault::Idle { after } => GatewayError::RequestTimeout { after },
+        }
+    }
+}
+
+/// What made the WAF refuse a request outright.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WafRefusal {
+    /// A rule with a disruptive action. Its id is for operators: it tells an attacker what
+    /// to get around.
+    Rule(u32),
+    /// The request holds more than the engine inspects.
+    Limit(waf::Limit),
+}
+
+impl fmt::Display for WafRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let limit = match self {
+            WafRefusal::Rule(id) => return write!(f, "rule {id}"),
+            WafRefusal::Limit(limit) => limit,
+        };
+        f.write_str(match limit {
+            waf::Limit::RequestBody => "request body longer than the WAF inspects",
+            waf::Limit::Arguments => "more arguments than the WAF inspects",
+            waf::Limit::ArgumentBytes => "arguments larger in all than the WAF inspects",
+            waf::Limit::JsonDepth => "JSON nested deeper than the WAF inspects",
+            waf::Limit::XmlDepth => "XML nested deeper than the WAF inspects",
+            waf::Limit::ResponseBody => "response body longer than the WAF inspects",
+            _ => "more than the WAF inspects",
+        })
+    }
+}
+
+/// The `grpc-encoding` values whose messages the WAF decodes, as `grpc-accept-encoding`
+/// names them to a caller that used another.
+pub const WAF_ENCODINGS: &str = "identity,deflate,gzip";
 
 /// gRPC status codes the gateway produces.
 pub mod grpc_code {
@@ -112,6 +165,7 @@ impl GatewayError {
             GatewayError::Unauthenticated { .. } => grpc_code::UNAUTHENTICATED,
             GatewayError::Forbidden { .. } => grpc_code::PERMISSION_DENIED,
             GatewayError::WafBlocked { .. } => grpc_code::PERMISSION_DENIED,
+            GatewayError::UnsupportedEncoding { .. } => grpc_code::UNIMPLEMENTED,
             GatewayError::RequestBody { .. }
             | GatewayError::UnsupportedMediaType { .. }
             | GatewayError::BadRequest { .. } => grpc_code::INVALID_ARGUMENT,
@@ -137,6 +191,8 @@ impl GatewayError {
             GatewayError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
             GatewayError::WafBlocked { status, .. } => *status,
+            // RFC 9110 15.5.16: a content coding the server does not accept.
+            GatewayError::UnsupportedEncoding { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             GatewayError::RequestBody { .. } => StatusCode::BAD_REQUEST,
             GatewayError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             GatewayError::BadRequest { .. } => StatusCode::BAD_REQUEST,
@@ -150,11 +206,7 @@ impl GatewayError {
             GatewayError::Connect { reason, .. }
             | GatewayError::Reset { reason, .. }
             | GatewayError::ClientClosed { reason } => format!("{self}: {reason}"),
-            // Rule ids are for operators: they tell an attacker what to get around.
-            GatewayError::WafBlocked { rule_id: 0, .. } => {
-                format!("{self}: request body longer than the WAF inspects")
-            }
-            GatewayError::WafBlocked { rule_id, .. } => format!("{self}: rule {rule_id}"),
+            GatewayError::WafBlocked { refusal, .. } => format!("{self}: {refusal}"),
             _ => self.to_string(),
         }
     }
@@ -175,6 +227,13 @@ impl GatewayError {
                     .headers_mut()
                     .insert("x-sekisho-overloaded", HeaderValue::from_static("true"));
             }
+            GatewayError::UnsupportedEncoding { .. } => {
+                // What the caller may use instead (gRPC over HTTP/2, "Compression").
+                response.headers_mut().insert(
+                    "grpc-accept-encoding",
+                    HeaderValue::from_static(WAF_ENCODINGS),
+                );
+            }
             GatewayError::RateLimited { retry_after } => {
                 let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
                 response
@@ -189,6 +248,18 @@ impl GatewayError {
                 .insert(http::header::WWW_AUTHENTICATE, challenge);
         }
         response
+    }
+
+    /// The trailers that end a gRPC call refused mid-stream for this reason.
+    pub fn grpc_trailers(&self) -> http::HeaderMap {
+        let mut trailers = grpc_trailers(self.grpc_status(), &self.to_string());
+        if let GatewayError::UnsupportedEncoding { .. } = self {
+            trailers.insert(
+                "grpc-accept-encoding",
+                HeaderValue::from_static(WAF_ENCODINGS),
+            );
+        }
+        trailers
     }
 
     /// The RFC 6750 challenge of a refused JWT: the realm, and an error code when a token
@@ -278,6 +349,11 @@ impl fmt::Display for GatewayError {
             GatewayError::WafBlocked { .. } => {
                 f.write_str("request refused by the web application firewall")
             }
+            GatewayError::UnsupportedEncoding { name } => write!(
+                f,
+                "grpc-encoding \"{name}\" is not one the web application firewall can \
+                 inspect ({WAF_ENCODINGS})"
+            ),
             GatewayError::RequestBody { reason } => {
                 write!(f, "request body could not be read: {reason}")
             }

@@ -172,17 +172,12 @@ impl Record {
         if let Some(waf) = &waf {
             metrics::waf(self.route.as_deref().unwrap_or(""), waf.result, &waf.ids);
             if let Some(blocked) = waf.blocked {
-                self.error.get_or_insert_with(|| {
-                    super::GatewayError::WafBlocked {
-                        rule_id: blocked.rule_id,
-                        status: blocked.status,
-                    }
-                    .detail()
-                });
+                self.error
+                    .get_or_insert_with(|| super::GatewayError::from(blocked).detail());
             }
             if let Some(trace) = &mut self.trace {
                 let decision = match (waf.blocked, waf.ids.is_empty()) {
-                    (Some(b), _) => format!("blocked by rule {}", b.rule_id),
+                    (Some(b), _) => format!("blocked: {}", b.cause),
                     (None, true) => "pass".to_owned(),
                     (None, false) => format!("detected rules {:?}", waf.ids),
                 };

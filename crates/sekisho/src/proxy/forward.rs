@@ -20,7 +20,7 @@ use hyper::body::Incoming;
 use super::GatewayError;
 use super::exchange::grpc_status_of;
 use super::replay::Replay;
-use crate::body::{self, Body, Fault, Watch, Watched};
+use crate::body::{self, Body, Watch, Watched};
 use crate::observe::metrics;
 use crate::observe::trace::{Attempt, Trace};
 use crate::upstream::retry::{Failed, RetryPolicy};
@@ -99,13 +99,7 @@ impl Failure {
             return None;
         }
         if let Some(failure) = watch.failure() {
-            let reason = failure.reason.clone();
-            return Some(match failure.fault {
-                Fault::Closed => GatewayError::ClientClosed { reason },
-                Fault::Malformed => GatewayError::RequestBody { reason },
-                Fault::TooLong { limit } => GatewayError::BodyTooLarge { limit },
-                Fault::Idle { after } => GatewayError::RequestTimeout { after },
-            });
+            return Some(GatewayError::from(failure.clone()));
         }
         match self {
             Failure::Timeout { after, .. } if watch.waiting_for_client() => {
@@ -119,10 +113,8 @@ impl Failure {
     /// in the upstream failure metric) only when the upstream is to blame.
     fn settle(self, in_flight: &InFlight, watch: Option<&Watch>) -> GatewayError {
         let cluster = in_flight.cluster().name.clone();
+        // A client gone is counted where it is answered (`proxy::answer`).
         if let Some(err) = self.client_fault(watch) {
-            if matches!(err, GatewayError::ClientClosed { .. }) {
-                metrics::client_closed(&cluster, "request");
-            }
             return err;
         }
         match self {

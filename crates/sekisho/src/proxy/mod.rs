@@ -243,15 +243,12 @@ pub async fn handle(
                     return Ok(browser.response(answer(blocked.into(), record)));
                 }
                 Err(Inspected::Read(e)) => {
+                    // The client's doing, whatever it was: too long, too slow, malformed,
+                    // or gone (499).
                     let read = record.bytes_in.load(std::sync::atomic::Ordering::Relaxed);
                     let err = match route.max_body_bytes {
                         Some(limit) if read > limit => GatewayError::BodyTooLarge { limit },
-                        _ => match crate::listener::idle::BodyIdle::find(&*e) {
-                            Some(after) => GatewayError::RequestTimeout { after },
-                            None => GatewayError::RequestBody {
-                                reason: e.to_string(),
-                            },
-                        },
+                        _ => crate::body::ClientFailure::of(&*e).into(),
                     };
                     return Ok(browser.response(answer(err, record)));
                 }
@@ -582,6 +579,9 @@ fn answer(err: GatewayError, mut record: Record) -> Response<Body> {
     let mut response = err.render(record.protocol.is_grpc());
     if record.protocol == Protocol::GrpcWeb {
         grpc_web::answer_type(response.headers_mut());
+    }
+    if let GatewayError::ClientClosed { .. } = err {
+        crate::observe::metrics::client_closed(record.cluster.as_deref().unwrap_or(""), "request");
     }
     let grpc_status = (record.protocol != Protocol::Http).then(|| err.grpc_status());
     record.error = Some(err.detail());

@@ -14,7 +14,7 @@ use http_body_util::BodyExt;
 
 use super::{Blocked, Inspection};
 use crate::body::{Body, BoxError};
-use crate::proxy::error::{GatewayError, grpc_trailers};
+use crate::proxy::error::GatewayError;
 
 /// Why a buffered request body did not pass.
 pub enum Inspected {
@@ -116,10 +116,9 @@ impl Guarded {
 
     fn refuse(&mut self, blocked: Blocked) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         self.done = true;
-        // PERMISSION_DENIED for a rule or a limit; INVALID_ARGUMENT for a message that
-        // cannot be decoded, naming why.
-        let error = GatewayError::from(blocked);
-        let trailers = grpc_trailers(error.grpc_status(), &error.to_string());
+        // PERMISSION_DENIED for a rule or a limit; UNIMPLEMENTED for an encoding not
+        // decoded; INVALID_ARGUMENT for a message that does not decode, naming why.
+        let trailers = GatewayError::from(blocked).grpc_trailers();
         Poll::Ready(Some(Ok(Frame::trailers(trailers))))
     }
 }

@@ -196,8 +196,8 @@ impl HttpBody for Messages {
                     self.ended = true;
                     // The upstream's stream is reset; the caller is told by `Guarded`.
                     return Poll::Ready(Some(Err(format!(
-                        "request message refused by the WAF ({:?}, rule {})",
-                        blocked.cause, blocked.rule_id
+                        "request message refused by the WAF: {}",
+                        blocked.cause
                     )
                     .into())));
                 }
@@ -221,8 +221,8 @@ impl HttpBody for Messages {
                     self.ended = true;
                     if let Some(blocked) = self.inspection.no_messages() {
                         return Poll::Ready(Some(Err(format!(
-                            "request refused by WAF rule {}",
-                            blocked.rule_id
+                            "request refused by the WAF: {}",
+                            blocked.cause
                         )
                         .into())));
                     }

@@ -30,6 +30,7 @@ use http::{StatusCode, Version};
 use waf::{Limit, LoadError, RuleSet, Transaction, Verdict};
 
 use crate::config::model::{self, BodyLimitAction, WafMode};
+use crate::proxy::error::WafRefusal;
 
 pub use body::{Guarded, Inspected};
 pub use grpc::Messages;
@@ -173,7 +174,6 @@ impl Waf {
             // Messages compressed this way could not be inspected: refuse the call before
             // any of it goes upstream.
             let blocked = Blocked {
-                rule_id: 0,
                 status: StatusCode::BAD_REQUEST,
                 cause: Cause::Encoding(EncodingName::new(value)),
             };
@@ -231,8 +231,6 @@ fn setup_text(spec: &model::Waf, body_limit: u64, response_body_limit: u64) -> S
 /// Why the WAF refused a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Blocked {
-    /// The deciding rule; 0 when no rule decided (see `cause`).
-    pub rule_id: u32,
     /// The status the rule asked HTTP callers to get.
     pub status: StatusCode,
     /// What decided.
@@ -242,14 +240,25 @@ pub struct Blocked {
 /// What made the WAF refuse a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Cause {
-    /// A rule, `Blocked::rule_id`.
-    Rule,
+    /// A rule with a disruptive action, by id.
+    Rule(u32),
     /// The body (or a gRPC message) holds more than the engine inspects.
     Limit(Limit),
     /// The caller compresses its gRPC messages in a way the WAF does not decode.
     Encoding(EncodingName),
     /// A gRPC message flagged compressed does not decode.
     Undecodable,
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Cause::Rule(id) => WafRefusal::Rule(*id).fmt(f),
+            Cause::Limit(limit) => WafRefusal::Limit(*limit).fmt(f),
+            Cause::Encoding(name) => write!(f, "grpc-encoding \"{name}\" not decoded"),
+            Cause::Undecodable => f.write_str("a compressed message that does not decode"),
+        }
+    }
 }
 
 /// A `grpc-encoding` value as the caller sent it (its first bytes, visible ASCII), kept
@@ -298,17 +307,16 @@ impl From<Blocked> for crate::proxy::GatewayError {
         match blocked.cause {
             // The caller may learn which encodings to use instead: it is no secret of the
             // rules.
-            Cause::Encoding(name) => GatewayError::RequestBody {
-                reason: format!(
-                    "grpc-encoding \"{name}\" is not one the web application firewall can \
-                     inspect (identity, gzip, deflate)"
-                ),
-            },
+            Cause::Encoding(name) => GatewayError::UnsupportedEncoding { name },
             Cause::Undecodable => GatewayError::RequestBody {
                 reason: "a compressed message does not decode".to_owned(),
             },
-            Cause::Rule | Cause::Limit(_) => GatewayError::WafBlocked {
-                rule_id: blocked.rule_id,
+            Cause::Rule(id) => GatewayError::WafBlocked {
+                refusal: WafRefusal::Rule(id),
+                status: blocked.status,
+            },
+            Cause::Limit(limit) => GatewayError::WafBlocked {
+                refusal: WafRefusal::Limit(limit),
                 status: blocked.status,
             },
         }
@@ -372,17 +380,10 @@ impl Inspection {
             // Rule 0: one of the engine's limits.
             let cause = match interruption.rule_id {
                 0 => Cause::Limit(state.tx.exceeded_limit().unwrap_or(Limit::RequestBody)),
-                _ => Cause::Rule,
+                id => Cause::Rule(id),
             };
             let status = StatusCode::from_u16(interruption.status).unwrap_or(StatusCode::FORBIDDEN);
-            self.refuse(
-                state,
-                Blocked {
-                    rule_id: interruption.rule_id,
-                    status,
-                    cause,
-                },
-            );
+            self.refuse(state, Blocked { status, cause });
         }
         state.blocked
     }
@@ -391,9 +392,9 @@ impl Inspection {
     /// waiting for it.
     fn refuse(&self, state: &mut State, blocked: Blocked) -> Option<Blocked> {
         if state.blocked.is_none() {
-            if blocked.cause != Cause::Rule {
+            if !matches!(blocked.cause, Cause::Rule(_)) {
                 tracing::info!(
-                    cause = ?blocked.cause,
+                    cause = %blocked.cause,
                     "the WAF refused a request it could not fully inspect"
                 );
             }
@@ -413,18 +414,15 @@ impl Inspection {
         let blocked = match why {
             Unread::TooLong => {
                 (policy.limit_action == BodyLimitAction::Reject).then_some(Blocked {
-                    rule_id: 0,
                     status: StatusCode::PAYLOAD_TOO_LARGE,
                     cause: Cause::Limit(Limit::RequestBody),
                 })
             }
             Unread::Undecodable => Some(Blocked {
-                rule_id: 0,
                 status: StatusCode::BAD_REQUEST,
                 cause: Cause::Undecodable,
             }),
             Unread::Encoding => Some(Blocked {
-                rule_id: 0,
                 status: StatusCode::BAD_REQUEST,
                 cause: Cause::Encoding(EncodingName::new(encoding)),
             }),
