@@ -233,6 +233,27 @@ clusters:
     start_gateway_in(dir, &yaml).await
 }
 
+/// The nice values of this process's WAF inspection threads (the gateway runs in-process).
+fn inspection_threads_nice() -> Vec<i64> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(|task| {
+            let dir = task.ok()?.path();
+            let name = std::fs::read_to_string(dir.join("comm")).ok()?;
+            if !name.starts_with("sekisho-waf-") {
+                return None;
+            }
+            // Field 19 of stat; the command name (field 2) may hold spaces, so count
+            // from its closing parenthesis.
+            let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+            let after_name = &stat[stat.rfind(')')? + 2..];
+            after_name.split(' ').nth(16)?.parse().ok()
+        })
+        .collect()
+}
+
 /// The `error` of the first access log line for `path` that has one, once it is written.
 async fn logged_error(gw: &Running, path: &str) -> String {
     for _ in 0..100 {
@@ -332,6 +353,10 @@ async fn the_json_bomb_is_refused_at_once_and_costs_little() {
         1,
         "the bomb reached the backend"
     );
+    // It was inspected on a thread of the lowest priority, not on the runtime's.
+    let nice = inspection_threads_nice();
+    assert!(!nice.is_empty(), "no WAF inspection thread");
+    assert!(nice.iter().all(|n| *n == 19), "nice values {nice:?}");
     // The operator reads which limit it went past (the names' bytes or their count).
     let error = logged_error(&gw, "/json/bomb").await;
     assert!(

@@ -236,6 +236,17 @@ pub fn waf(route: &str, result: &'static str, rules: &[u32]) {
     }
 }
 
+/// Request bodies waiting for a WAF inspection thread went up or down by `change`.
+pub fn waf_inspections_queued(change: f64) {
+    gauge!("sekisho_waf_inspections_queued").increment(change);
+}
+
+/// A large body was inspected on the runtime's thread because every inspection thread's
+/// queue was full.
+pub fn waf_inspections_inline() {
+    counter!("sekisho_waf_inspections_inline_total").increment(1);
+}
+
 /// A fetch of a provider's JWKS URL finished.
 pub fn jwks_fetch(provider: &str, ok: bool) {
     let result = if ok { "ok" } else { "failed" };

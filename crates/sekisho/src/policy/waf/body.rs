@@ -28,7 +28,7 @@ impl Inspection {
     /// Reads `body` up to the route's limit, runs phase 2 over it, and gives back a body
     /// that replays what was read and streams the rest (past the limit under
     /// `process_partial`).
-    pub async fn request_body(&self, mut body: Body) -> Result<Body, Inspected> {
+    pub async fn request_body(self: &Arc<Self>, mut body: Body) -> Result<Body, Inspected> {
         let limit = self.policy.body_limit;
         let mut kept = BytesMut::new();
         let mut frames = VecDeque::new();
@@ -55,7 +55,21 @@ impl Inspection {
             }
         }
         let truncated = !ended;
-        if let Some(blocked) = self.buffered_body(&kept, truncated) {
+        let blocked = if kept.len() <= super::pool::INLINE_BYTES {
+            self.buffered_body(&kept, truncated)
+        } else {
+            // Costly in proportion to what it holds: off the runtime's threads.
+            let inspection = self.clone();
+            let read = kept;
+            let (blocked, read) = super::pool::run(move || {
+                let blocked = inspection.buffered_body(&read, truncated);
+                (blocked, read)
+            })
+            .await;
+            kept = read;
+            blocked
+        };
+        if let Some(blocked) = blocked {
             return Err(Inspected::Blocked(blocked));
         }
         if !kept.is_empty() {

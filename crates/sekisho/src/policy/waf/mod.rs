@@ -17,6 +17,7 @@
 
 mod body;
 mod grpc;
+mod pool;
 mod protobuf;
 
 use std::collections::HashMap;
