@@ -70,7 +70,8 @@ pub struct Config {
 
 /// Bounds on the client connections of one of ashi's servers, so that clients which send
 /// little or nothing cannot hold its connections: ashi may be reachable beside the gateway
-/// (uploads go straight to its HTTP side), not only through it.
+/// (uploads go straight to its HTTP side), not only through it. A zero duration turns off the
+/// timeouts that say so.
 #[derive(Debug, Clone)]
 pub struct ConnectionBounds {
     /// Connections open at once per server; more are closed as soon as accepted.
@@ -78,16 +79,21 @@ pub struct ConnectionBounds {
     /// The first bytes (the HTTP/2 preface on the gRPC side, enough to tell HTTP/1.1 from
     /// HTTP/2 on the HTTP side) must arrive within this.
     pub handshake_timeout: Duration,
-    /// Each HTTP/1.1 request head must arrive within this (HTTP side).
+    /// Each HTTP/1.1 request head must arrive within this (HTTP side); zero: no limit.
     pub header_read_timeout: Duration,
-    /// A connection without a request in flight for this long is closed gracefully
-    /// (HTTP side; the gRPC side keeps idle connections, which the gateway pools, and
-    /// closes the ones that stop answering PINGs).
+    /// A connection without a request in flight for this long is closed gracefully (HTTP/2:
+    /// GOAWAY), on both servers. A request is in flight until its response body is done, so
+    /// a long answer keeps its connection. The gateway pools its connections to ashi and
+    /// opens a new one when ashi closes one. Zero: never.
     pub idle_timeout: Duration,
-    /// HTTP/2 PINGs this often, so a peer that vanished is noticed.
+    /// HTTP/2 PINGs this often, so a peer that vanished is noticed; zero: no PINGs.
     pub keep_alive_interval: Duration,
-    /// A PING unanswered this long closes the connection.
+    /// A PING unanswered this long closes the connection; also how long a connection told to
+    /// close for idleness may take to finish.
     pub keep_alive_timeout: Duration,
+    /// An upload body (a PUT to a local signed URL) from which no bytes arrive for this long
+    /// is answered 408 and its connection closed; nothing of it is stored. Zero: no limit.
+    pub request_body_idle_timeout: Duration,
 }
 
 impl Default for ConnectionBounds {
@@ -100,8 +106,14 @@ impl Default for ConnectionBounds {
             idle_timeout: Duration::from_secs(300),
             keep_alive_interval: Duration::from_secs(60),
             keep_alive_timeout: Duration::from_secs(20),
+            request_body_idle_timeout: Duration::from_secs(30),
         }
     }
+}
+
+/// A timeout that zero turns off, as the server code takes it.
+pub(crate) fn unless_zero(timeout: Duration) -> Option<Duration> {
+    (!timeout.is_zero()).then_some(timeout)
 }
 
 impl std::fmt::Debug for Config {

@@ -16,6 +16,16 @@ use std::time::Duration;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How the log on stdout is written: `text` for people (coloured only on a terminal),
+    /// `json` for log collectors (one JSON object per line).
+    #[arg(
+        long,
+        global = true,
+        env = "ASHI_LOG_FORMAT",
+        value_enum,
+        default_value_t
+    )]
+    log_format: LogFormat,
 }
 
 #[derive(Subcommand)]
@@ -68,6 +78,59 @@ struct ServeArgs {
     s3: S3Args,
     #[command(flatten)]
     trace: TraceArgs,
+    #[command(flatten)]
+    connections: ConnectionArgs,
+}
+
+/// Bounds on client connections, for each of the two servers (`ashi::config::ConnectionBounds`;
+/// defaults are the gateway's edge defaults). Durations take units, e.g. 10s, 5m; `0s` turns
+/// off a timeout that says so.
+#[derive(Args)]
+struct ConnectionArgs {
+    /// Connections open at once per server; more are closed as soon as accepted.
+    #[arg(long, env = "ASHI_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: u32,
+    /// Time from accept for a connection's first bytes (the HTTP/2 preface on the gRPC side).
+    #[arg(long, env = "ASHI_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = positive_duration)]
+    handshake_timeout: Duration,
+    /// Time for each HTTP/1.1 request head on the HTTP side (0s: no limit).
+    #[arg(long, env = "ASHI_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    header_read_timeout: Duration,
+    /// A connection with no request in flight this long is closed, HTTP/2 with a GOAWAY
+    /// (0s: never).
+    #[arg(long, env = "ASHI_IDLE_TIMEOUT", default_value = "5m", value_parser = humantime::parse_duration)]
+    idle_timeout: Duration,
+    /// HTTP/2 PINGs this often, to notice a peer that vanished (0s: no PINGs).
+    #[arg(long, env = "ASHI_KEEP_ALIVE_INTERVAL", default_value = "60s", value_parser = humantime::parse_duration)]
+    keep_alive_interval: Duration,
+    /// A PING unanswered this long closes the connection.
+    #[arg(long, env = "ASHI_KEEP_ALIVE_TIMEOUT", default_value = "20s", value_parser = positive_duration)]
+    keep_alive_timeout: Duration,
+    /// An upload body silent this long is answered 408 and not stored (0s: no limit).
+    #[arg(long, env = "ASHI_REQUEST_BODY_IDLE_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    request_body_idle_timeout: Duration,
+}
+
+impl ConnectionArgs {
+    fn bounds(self) -> ashi::config::ConnectionBounds {
+        ashi::config::ConnectionBounds {
+            max_connections: self.max_connections as usize,
+            handshake_timeout: self.handshake_timeout,
+            header_read_timeout: self.header_read_timeout,
+            idle_timeout: self.idle_timeout,
+            keep_alive_interval: self.keep_alive_interval,
+            keep_alive_timeout: self.keep_alive_timeout,
+            request_body_idle_timeout: self.request_body_idle_timeout,
+        }
+    }
+}
+
+fn positive_duration(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err("must be more than 0s".into()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// Export spans of each RPC and its database and object-store calls over OTLP/gRPC.
@@ -140,6 +203,7 @@ impl ServeArgs {
         config.toe_tolerance_mm = self.toe_tolerance_mm;
         config.demo_catalog = self.demo;
         config.anonymous_service = self.anonymous_service;
+        config.connections = self.connections.bounds();
         config.tracing = self.trace.otlp_endpoint.map(|endpoint| ashi::TraceConfig {
             sampling: self.trace.trace_sampling,
             service_name: self.trace.trace_service_name,
@@ -172,15 +236,45 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + 
     })
 }
 
+/// The shape of the log. Containers and log shippers read JSON; people read text.
+#[derive(Clone, Copy, Default, clap::ValueEnum)]
+enum LogFormat {
+    /// One line per event for people; ANSI colours only when stdout is a terminal and
+    /// `NO_COLOR` is unset, so files and container logs stay plain.
+    #[default]
+    Text,
+    /// One flat JSON object per line: `timestamp`, `level`, `target`, `message` and the
+    /// event's fields at the top level.
+    Json,
+}
+
+/// Installs the log on stdout, filtered by `ASHI_LOG` (default `info`).
+fn init_log(format: LogFormat) {
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt().with_env_filter(
+        tracing_subscriber::EnvFilter::try_from_env("ASHI_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+    );
+    match format {
+        LogFormat::Text => {
+            let colour = std::io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+            builder.with_ansi(colour).init()
+        }
+        LogFormat::Json => builder
+            .json()
+            .with_ansi(false)
+            .flatten_event(true)
+            .with_span_list(false)
+            .init(),
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ASHI_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
-    let Command::Serve(args) = Cli::parse().command;
+    let cli = Cli::parse();
+    init_log(cli.log_format);
+    let Command::Serve(args) = cli.command;
     let (grpc_addr, http_addr) = (args.grpc_listen, args.http_listen);
     let config = args.config();
     let bind = |addr| async move {

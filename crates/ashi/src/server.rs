@@ -7,6 +7,7 @@
 
 use crate::config::Config;
 use crate::config::ConnectionBounds;
+use crate::config::unless_zero;
 use crate::objects::{self, Objects};
 use crate::pb::catalog_service_server::CatalogServiceServer;
 use crate::pb::measurement_service_server::MeasurementServiceServer;
@@ -17,10 +18,14 @@ use crate::service::measurement::Measurements;
 use crate::service::sizing::Sizing;
 use crate::service::{App, Shared};
 use crate::{catalog_csv, store, trace};
+use hyper::body::{Body, Frame, SizeHint};
+use hyper::server::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulConnection;
+use pin_project_lite::pin_project;
 use rand::RngCore;
+use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -32,9 +37,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
-use tokio_stream::StreamExt as _;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::{Connected, TcpConnectInfo};
+use tower_layer::Layer as _;
 
 /// The demo shoe catalog that `Config::demo_catalog` loads.
 pub const DEMO_CATALOG_CSV: &str = include_str!("../data/demo-catalog.csv");
@@ -50,8 +54,6 @@ pub enum Error {
     DemoCatalog(#[from] catalog_csv::CsvError),
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
-    #[error("gRPC server: {0}")]
-    Grpc(#[from] tonic::transport::Error),
     #[error("listener: {0}")]
     Io(#[from] std::io::Error),
     #[error("tracing: {0}")]
@@ -159,11 +161,8 @@ async fn serve_grpc(
     bounds: ConnectionBounds,
 ) -> Result<(), Error> {
     tracing::info!(addr = %listener.local_addr()?, "gRPC listening");
-    // tonic serves connections that have sent their preface in time; the acceptor ends
-    // when tonic drops the receiver, at shutdown.
-    let (primed, incoming) = mpsc::channel(64);
+    let (primed, mut incoming) = mpsc::channel(64);
     let acceptor = tokio::spawn(accept(listener, "grpc", bounds.clone(), primed));
-    let incoming = ReceiverStream::new(incoming).map(Ok::<Primed, io::Error>);
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<MeasurementServiceServer<Measurements>>()
@@ -174,11 +173,7 @@ async fn serve_grpc(
         .register_encoded_file_descriptor_set(crate::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
-    let served = tonic::transport::Server::builder()
-        .http2_keepalive_interval(Some(bounds.keep_alive_interval))
-        .http2_keepalive_timeout(Some(bounds.keep_alive_timeout))
-        .layer(trace::RpcSpans::new(tracer))
-        .add_service(health_service)
+    let routes = tonic::service::Routes::new(health_service)
         .add_service(reflection)
         // Health and reflection answer anyone (probes send no identity); every ashi.v1 call
         // needs a caller.
@@ -194,24 +189,111 @@ async fn serve_grpc(
             Catalog(app),
             identify,
         ))
-        .serve_with_incoming_shutdown(incoming, async move {
-            stopped(stop).await;
-            // Health watchers (the gateway's checks) see the drain before the listener
-            // closes.
-            health
-                .set_not_serving::<MeasurementServiceServer<Measurements>>()
-                .await;
-            health
-                .set_not_serving::<SizingServiceServer<Sizing>>()
-                .await;
-            health
-                .set_not_serving::<CatalogServiceServer<Catalog>>()
-                .await;
-        })
+        .prepare();
+    let service = trace::RpcSpans::new(tracer).layer(routes);
+
+    // hyper's HTTP/2 server rather than tonic's, which has no idle timeout: each connection
+    // is driven here, like the HTTP side's.
+    let mut builder = http2::Builder::new(TokioExecutor::new());
+    builder
+        .timer(TokioTimer::new())
+        .keep_alive_interval(unless_zero(bounds.keep_alive_interval))
+        .keep_alive_timeout(bounds.keep_alive_timeout);
+    // Connections drain only after health says NOT_SERVING (below).
+    let (drain_tx, drain) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    loop {
+        let primed = tokio::select! {
+            primed = incoming.recv() => match primed {
+                Some(primed) => primed,
+                None => break,
+            },
+            () = stopped(stop.clone()) => break,
+        };
+        let in_flight = InFlight::new();
+        let connect_info = primed.connect_info();
+        let rpc = {
+            let (service, in_flight) = (service.clone(), in_flight.clone());
+            hyper::service::service_fn(move |req| {
+                call_grpc(
+                    service.clone(),
+                    req,
+                    connect_info.clone(),
+                    in_flight.enter(),
+                )
+            })
+        };
+        let conn = builder.serve_connection(TokioIo::new(primed), rpc);
+        connections.spawn(drive(conn, drain.clone(), in_flight, bounds.clone()));
+        while connections.try_join_next().is_some() {}
+    }
+    // Health watchers (the gateway's checks) see the drain before the listener closes.
+    health
+        .set_not_serving::<MeasurementServiceServer<Measurements>>()
+        .await;
+    health
+        .set_not_serving::<SizingServiceServer<Sizing>>()
+        .await;
+    health
+        .set_not_serving::<CatalogServiceServer<Catalog>>()
         .await;
     acceptor.abort();
-    served?;
+    drop(incoming);
+    drain_tx.send_replace(true);
+    while connections.join_next().await.is_some() {}
     Ok(())
+}
+
+/// One RPC on a connection of the gRPC side: what tonic's own server adds around the routes
+/// (the peer's address for `Request::remote_addr`, the caller's `grpc-timeout`), and the
+/// request counted as in flight until its response body is done.
+async fn call_grpc<S>(
+    mut service: S,
+    mut req: http::Request<hyper::body::Incoming>,
+    connect_info: TcpConnectInfo,
+    request: Request,
+) -> Result<http::Response<Counted<tonic::body::Body>>, Infallible>
+where
+    S: tower_service::Service<
+            http::Request<tonic::body::Body>,
+            Response = http::Response<tonic::body::Body>,
+            Error = Infallible,
+        >,
+{
+    req.extensions_mut().insert(connect_info);
+    let deadline = grpc_timeout(req.headers());
+    std::future::poll_fn(|cx| service.poll_ready(cx)).await?;
+    let call = service.call(req.map(tonic::body::Body::new));
+    let response = match deadline {
+        Some(deadline) => match tokio::time::timeout(deadline, call).await {
+            Ok(response) => response?,
+            Err(_) => {
+                tonic::Status::deadline_exceeded("the call's grpc-timeout passed").into_http()
+            }
+        },
+        None => call.await?,
+    };
+    Ok(response.map(|body| Counted::new(body, request)))
+}
+
+/// The deadline a gRPC caller sets in `grpc-timeout`: 1-8 digits and a unit (H, M, S, m, u
+/// or n). `None` when absent or malformed, as tonic treats it.
+fn grpc_timeout(headers: &http::HeaderMap) -> Option<Duration> {
+    let value = headers.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = value.split_at_checked(value.len().checked_sub(1)?)?;
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
 }
 
 async fn serve_http(
@@ -228,12 +310,13 @@ async fn serve_http(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(bounds.header_read_timeout);
+        .header_read_timeout(unless_zero(bounds.header_read_timeout));
     builder
         .http2()
         .timer(TokioTimer::new())
-        .keep_alive_interval(bounds.keep_alive_interval)
+        .keep_alive_interval(unless_zero(bounds.keep_alive_interval))
         .keep_alive_timeout(bounds.keep_alive_timeout);
+    let body_idle = unless_zero(bounds.request_body_idle_timeout);
     let mut connections = JoinSet::new();
     loop {
         let primed = tokio::select! {
@@ -250,9 +333,8 @@ async fn serve_http(
                 let app = app.clone();
                 let request = in_flight.enter();
                 async move {
-                    let response = objects::http::handle(&app.objects, req).await;
-                    drop(request);
-                    Ok::<_, std::convert::Infallible>(response)
+                    let response = objects::http::handle(&app.objects, req, body_idle).await;
+                    Ok::<_, Infallible>(response.map(|body| Counted::new(body, request)))
                 }
             })
         };
@@ -267,9 +349,9 @@ async fn serve_http(
     Ok(())
 }
 
-/// Runs one object connection until it ends, `stop` asks it to finish, or it has had no
-/// request in flight for the idle timeout (it is then closed gracefully, and not waited
-/// for longer than the keep-alive timeout).
+/// Runs one connection until it ends, `stop` asks it to finish, or it has had no request in
+/// flight for the idle timeout (it is then closed gracefully, HTTP/2 with a GOAWAY, and not
+/// waited for longer than the keep-alive timeout: a peer that never answers is dropped).
 async fn drive<C>(
     conn: C,
     stop: watch::Receiver<bool>,
@@ -280,13 +362,20 @@ async fn drive<C>(
     C::Error: std::fmt::Display,
 {
     tokio::pin!(conn);
+    let idle = async {
+        match unless_zero(bounds.idle_timeout) {
+            Some(after) => in_flight.idle(after).await,
+            None => std::future::pending().await,
+        }
+    };
     let result = tokio::select! {
         result = conn.as_mut() => result,
         () = stopped(stop) => {
             conn.as_mut().graceful_shutdown();
             conn.await
         }
-        () = in_flight.idle(bounds.idle_timeout) => {
+        () = idle => {
+            tracing::debug!("closing an idle connection");
             conn.as_mut().graceful_shutdown();
             match tokio::time::timeout(bounds.keep_alive_timeout, conn.as_mut()).await {
                 Ok(result) => result,
@@ -295,7 +384,52 @@ async fn drive<C>(
         }
     };
     if let Err(e) = result {
-        tracing::debug!(error = %e, "object connection ended with an error");
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+pin_project! {
+    /// A response body that keeps its request counted in its connection's [`InFlight`]
+    /// until the body is done: a long answer (a health watch, a scan download) is activity,
+    /// and the idle timeout must not cut it.
+    struct Counted<B> {
+        #[pin]
+        body: B,
+        request: Option<Request>,
+    }
+}
+
+impl<B> Counted<B> {
+    fn new(body: B, request: Request) -> Self {
+        Counted {
+            body,
+            request: Some(request),
+        }
+    }
+}
+
+impl<B: Body> Body for Counted<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        let this = self.project();
+        let polled = this.body.poll_frame(cx);
+        if matches!(polled, Poll::Ready(None | Some(Err(_)))) {
+            this.request.take();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }
 
@@ -546,5 +680,37 @@ struct Place(Arc<Places>);
 impl Drop for Place {
     fn drop(&mut self) {
         self.0.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timeout_of(value: &'static str) -> Option<Duration> {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("grpc-timeout", http::HeaderValue::from_static(value));
+        grpc_timeout(&headers)
+    }
+
+    #[test]
+    fn grpc_timeout_units() {
+        assert_eq!(timeout_of("2H"), Some(Duration::from_secs(7200)));
+        assert_eq!(timeout_of("3M"), Some(Duration::from_secs(180)));
+        assert_eq!(timeout_of("5S"), Some(Duration::from_secs(5)));
+        assert_eq!(timeout_of("250m"), Some(Duration::from_millis(250)));
+        assert_eq!(
+            timeout_of("99999999u"),
+            Some(Duration::from_micros(99_999_999))
+        );
+        assert_eq!(timeout_of("7n"), Some(Duration::from_nanos(7)));
+    }
+
+    #[test]
+    fn malformed_grpc_timeout_is_no_deadline() {
+        for value in ["", "S", "5", "5s", "123456789S", "-1S", "1.5S", "5 S"] {
+            assert_eq!(timeout_of(value), None, "{value:?}");
+        }
+        assert_eq!(grpc_timeout(&http::HeaderMap::new()), None);
     }
 }

@@ -34,6 +34,13 @@ fn help_documents_every_setting() {
         "ASHI_OTLP_ENDPOINT",
         "ASHI_TRACE_SAMPLING",
         "ASHI_TRACE_SERVICE_NAME",
+        "ASHI_MAX_CONNECTIONS",
+        "ASHI_HANDSHAKE_TIMEOUT",
+        "ASHI_HEADER_READ_TIMEOUT",
+        "ASHI_IDLE_TIMEOUT",
+        "ASHI_KEEP_ALIVE_INTERVAL",
+        "ASHI_KEEP_ALIVE_TIMEOUT",
+        "ASHI_REQUEST_BODY_IDLE_TIMEOUT",
     ] {
         assert!(help.contains(var), "{var} missing from:\n{help}");
     }

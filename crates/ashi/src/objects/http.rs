@@ -3,27 +3,81 @@
 
 use super::Objects;
 use super::local::{PATH_PREFIX, Refusal};
-use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode, header};
+use bytes::{Bytes, BytesMut};
+use http::{Method, Request, Response, StatusCode, Version, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStoreExt, PutPayload};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
-/// Handles one request of the HTTP side.
-pub async fn handle(objects: &Objects, req: Request<Incoming>) -> Response<Full<Bytes>> {
-    match route(objects, req).await {
+/// Handles one request of the HTTP side. An upload body silent for `body_idle` (`None`: no
+/// limit) is answered 408, and an HTTP/1.1 connection is then closed: the rest of that body
+/// may still be on its way, so the connection cannot carry another request.
+pub async fn handle(
+    objects: &Objects,
+    req: Request<Incoming>,
+    body_idle: Option<Duration>,
+) -> Response<Full<Bytes>> {
+    let version = req.version();
+    match route(objects, req, body_idle).await {
         Ok(response) => response,
-        Err((status, message)) => text(status, message),
+        Err((status, message)) => {
+            let mut response = text(status, message);
+            if status == StatusCode::REQUEST_TIMEOUT && version <= Version::HTTP_11 {
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
+            }
+            response
+        }
     }
 }
 
 type Failure = (StatusCode, String);
 
+/// Most memory reserved for an upload before its bytes arrive; the signed length may be far
+/// more than a client ends up sending.
+const FIRST_RESERVE: usize = 1024 * 1024;
+
+/// Reads an upload body of at most `limit` bytes, each wait for more bytes bounded by `idle`.
+/// Only a whole body is returned; nothing is stored before that.
+async fn read_body(body: Incoming, limit: usize, idle: Option<Duration>) -> Result<Bytes, Failure> {
+    let mut body = Limited::new(body, limit);
+    let mut read = BytesMut::with_capacity(limit.min(FIRST_RESERVE));
+    loop {
+        let frame = match idle {
+            Some(idle) => tokio::time::timeout(idle, body.frame())
+                .await
+                .map_err(|_| {
+                    (
+                        StatusCode::REQUEST_TIMEOUT,
+                        format!(
+                            "no body bytes arrived for {}; the upload was not stored",
+                            humantime::format_duration(idle)
+                        ),
+                    )
+                })?,
+            None => body.frame().await,
+        };
+        match frame {
+            None => return Ok(read.freeze()),
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    read.extend_from_slice(&data);
+                }
+            }
+            Some(Err(e)) => {
+                return Err((StatusCode::BAD_REQUEST, format!("reading the body: {e}")));
+            }
+        }
+    }
+}
+
 async fn route(
     objects: &Objects,
     req: Request<Incoming>,
+    body_idle: Option<Duration>,
 ) -> Result<Response<Full<Bytes>>, Failure> {
     let Some(signer) = objects.local_signer() else {
         return Err((StatusCode::NOT_FOUND, "objects are kept in S3".into()));
@@ -59,11 +113,7 @@ async fn route(
                     "content-length required".into(),
                 )
             })?;
-            let body = Limited::new(req.into_body(), expected)
-                .collect()
-                .await
-                .map_err(|e| (StatusCode::BAD_REQUEST, format!("reading the body: {e}")))?
-                .to_bytes();
+            let body = read_body(req.into_body(), expected, body_idle).await?;
             if body.len() != expected {
                 return Err((
                     StatusCode::BAD_REQUEST,

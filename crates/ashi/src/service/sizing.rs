@@ -42,6 +42,24 @@ impl Sizing {
     }
 }
 
+/// The JIS table a diagnosis reads, which the caller must name: the men's and women's tables
+/// give the same foot different sizes and widths, and a measurement does not say which
+/// applies, so no default would be right for everyone.
+fn jis_table(table: i32) -> Result<jis::Table, FieldError> {
+    const ACCEPTED: &str = "one of JIS_TABLE_MEN, JIS_TABLE_WOMEN (or 1, 2)";
+    match JisTable::try_from(table) {
+        Ok(JisTable::Men) => Ok(jis::Table::Men),
+        Ok(JisTable::Women) => Ok(jis::Table::Women),
+        Ok(JisTable::Unspecified) => {
+            Err(FieldError::new("table", format!("is required; {ACCEPTED}")))
+        }
+        Err(_) => Err(FieldError::new(
+            "table",
+            format!("{table} is not a JIS table; {ACCEPTED}"),
+        )),
+    }
+}
+
 fn jis_to_pb(size: &jis::JisSize) -> JisSize {
     match *size {
         jis::JisSize::InTable {
@@ -148,15 +166,7 @@ impl SizingService for Sizing {
         request: Request<DiagnoseFootRequest>,
     ) -> Result<Response<DiagnoseFootResponse>, Status> {
         let (caller, req) = Caller::from_request(request)?;
-        let table = match JisTable::try_from(req.table) {
-            Ok(JisTable::Men) => jis::Table::Men,
-            Ok(JisTable::Women) => jis::Table::Women,
-            _ => {
-                return Err(
-                    FieldError::new("table", "must be JIS_TABLE_MEN or JIS_TABLE_WOMEN").into(),
-                );
-            }
-        };
+        let table = jis_table(req.table)?;
         let tolerance = match req.toe_tolerance_mm {
             Some(t) => in_range("toe_tolerance_mm", t, (0.0, 10.0))?,
             None => self.0.toe_tolerance_mm,

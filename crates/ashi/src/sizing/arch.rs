@@ -19,7 +19,8 @@ pub const LOW_AT_OR_BELOW: f64 = 0.275;
 /// ball-of-foot length / foot length of the ANSUR II adults (0.740, n = 6,068).
 pub const TRUNCATED_LENGTH_RATIO: f64 = 0.740;
 
-/// An arch height index and whether its denominator was estimated.
+/// An arch height index, to three decimals like the cut-offs it is classified by, and whether
+/// its denominator was estimated.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ArchIndex {
     pub value: f64,
@@ -34,11 +35,11 @@ pub fn index(
 ) -> ArchIndex {
     match ball_of_foot_length_mm {
         Some(truncated) => ArchIndex {
-            value: arch_height_mm / truncated,
+            value: super::to_thousandth(arch_height_mm / truncated),
             estimated: false,
         },
         None => ArchIndex {
-            value: arch_height_mm / (foot_length_mm * TRUNCATED_LENGTH_RATIO),
+            value: super::to_thousandth(arch_height_mm / (foot_length_mm * TRUNCATED_LENGTH_RATIO)),
             estimated: true,
         },
     }
@@ -69,19 +70,19 @@ mod tests {
 
     #[test]
     fn measured_truncated_length_is_used() {
-        // 64 mm over a 190 mm truncated length: 0.3368, normal.
+        // 64 mm over a 190 mm truncated length: 0.337, normal.
         let ahi = index(64.0, 260.0, Some(190.0));
         assert!(!ahi.estimated);
-        assert!((ahi.value - 0.3368).abs() < 1e-4);
+        assert_eq!(ahi.value, 0.337);
         assert_eq!(classify(ahi.value), ArchType::Normal);
     }
 
     #[test]
     fn truncated_length_is_estimated_when_missing() {
-        // 250 mm foot: estimated truncated length 185 mm; 68 mm arch height gives 0.3676.
+        // 250 mm foot: estimated truncated length 185 mm; 68 mm arch height gives 0.368.
         let ahi = index(68.0, 250.0, None);
         assert!(ahi.estimated);
-        assert!((ahi.value - 68.0 / 185.0).abs() < 1e-9);
+        assert_eq!(ahi.value, 0.368);
         assert_eq!(classify(ahi.value), ArchType::High);
         // 50 mm on the same foot: 0.270, low.
         assert_eq!(classify(index(50.0, 250.0, None).value), ArchType::Low);

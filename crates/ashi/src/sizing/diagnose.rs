@@ -4,6 +4,7 @@
 use super::arch::{self, ArchIndex, ArchType};
 use super::hallux::{self, HalluxBand};
 use super::jis::{self, JisSize, Table};
+use super::to_tenth;
 use super::toe::{self, ToeShape};
 use crate::foot::{Feet, Foot};
 
@@ -25,7 +26,7 @@ pub struct FootDiagnosis {
 pub struct Diagnosis {
     pub left: FootDiagnosis,
     pub right: FootDiagnosis,
-    /// Left minus right, mm.
+    /// Left minus right, mm (to 0.1 mm, as all three differences).
     pub length_difference_mm: f64,
     pub width_difference_mm: f64,
     pub ball_girth_difference_mm: f64,
@@ -49,7 +50,7 @@ pub fn foot(table: Table, toe_tolerance_mm: f64, foot: &Foot) -> FootDiagnosis {
 pub fn feet(table: Table, toe_tolerance_mm: f64, feet: &Feet) -> Diagnosis {
     let left = foot(table, toe_tolerance_mm, &feet.left);
     let right = foot(table, toe_tolerance_mm, &feet.right);
-    let length_difference_mm = feet.left.length_mm - feet.right.length_mm;
+    let length_difference_mm = to_tenth(feet.left.length_mm - feet.right.length_mm);
     let mut notes = Vec::new();
     if length_difference_mm.abs() >= NOTABLE_LENGTH_DIFFERENCE_MM {
         let (longer, _) = feet.larger();
@@ -71,8 +72,8 @@ pub fn feet(table: Table, toe_tolerance_mm: f64, feet: &Feet) -> Diagnosis {
         left,
         right,
         length_difference_mm,
-        width_difference_mm: feet.left.width_mm - feet.right.width_mm,
-        ball_girth_difference_mm: feet.left.ball_girth_mm - feet.right.ball_girth_mm,
+        width_difference_mm: to_tenth(feet.left.width_mm - feet.right.width_mm),
+        ball_girth_difference_mm: to_tenth(feet.left.ball_girth_mm - feet.right.ball_girth_mm),
         notes,
     }
 }

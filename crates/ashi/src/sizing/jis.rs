@@ -89,13 +89,14 @@ impl Table {
         }
     }
 
-    /// Ball girth at the centre of `class` for a foot of `length_mm`.
+    /// Ball girth at the centre of `class` for a foot of `length_mm`, to 0.1 mm (whole mm
+    /// at the table's sizes, where `0.6 x` a multiple of 5 is whole).
     pub fn class_girth_mm(self, length_mm: f64, class: WidthClass) -> f64 {
         let (base, origin) = match self {
             Table::Men => (189.0, 200.0),
             Table::Women => (183.0, 195.0),
         };
-        base + 0.6 * (length_mm - origin) + 6.0 * class.index() as f64
+        super::to_tenth(base + 0.6 * (length_mm - origin) + 6.0 * class.index() as f64)
     }
 }
 

@@ -13,6 +13,7 @@
 //! Length is decided first because no girth makes up for toes at the front of the shoe: a size
 //! whose length is good always beats one whose length is not.
 
+use super::{to_tenth, to_thousandth};
 use crate::foot::{Feet, Side};
 
 /// Shoe categories, each with its own fitting windows.
@@ -99,7 +100,8 @@ pub enum Fit {
     Loose,
 }
 
-/// The fit of one dimension with the numbers behind it.
+/// The fit of one dimension with the numbers behind it. The margin is rounded to 0.1 mm
+/// before it is judged, so the fit always agrees with the margin shown.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DimensionFit {
     pub fit: Fit,
@@ -109,6 +111,7 @@ pub struct DimensionFit {
 
 impl DimensionFit {
     fn new(margin_mm: f64, window: Window) -> Self {
+        let margin_mm = to_tenth(margin_mm);
         let fit = if margin_mm < window.min_mm {
             Fit::Tight
         } else if margin_mm > window.max_mm {
@@ -141,16 +144,16 @@ pub struct SizeFit {
     pub length: DimensionFit,
     pub ball_girth: DimensionFit,
     pub width: Option<DimensionFit>,
-    /// Weighted mm outside the windows: length counts fully, girth half, width a quarter.
+    /// Weighted mm outside the windows: length counts fully, girth half, width a quarter;
+    /// to 0.1 mm.
     pub penalty: f64,
 }
 
 impl SizeFit {
     fn rank_key(&self) -> (f64, f64, f64, usize) {
-        let length = self.length.miss_mm();
         (
-            length,
-            self.penalty - length,
+            self.length.miss_mm(),
+            other_miss_mm(&self.ball_girth, self.width.as_ref()),
             (self.length.margin_mm - self.length.window.centre()).abs(),
             self.index,
         )
@@ -165,7 +168,7 @@ pub struct Recommendation {
     /// The next best sizes, best first, at most two.
     pub alternatives: Vec<SizeFit>,
     /// 1 when every dimension is good; `exp(-penalty / 6)`, so each 6 weighted mm outside the
-    /// windows costs a factor e.
+    /// windows costs a factor e; to three decimals.
     pub confidence: f64,
     pub reasons: Vec<String>,
 }
@@ -180,8 +183,7 @@ pub fn fit(rules: &Rules, foot: &crate::foot::Foot, index: usize, size: &InnerSi
     let width = size
         .inner_width_mm
         .map(|w| DimensionFit::new(w - foot.width_mm, rules.width));
-    let penalty =
-        length.miss_mm() + 0.5 * ball_girth.miss_mm() + 0.25 * width.map_or(0.0, |w| w.miss_mm());
+    let penalty = to_tenth(length.miss_mm() + other_miss_mm(&ball_girth, width.as_ref()));
     SizeFit {
         index,
         length,
@@ -189,6 +191,11 @@ pub fn fit(rules: &Rules, foot: &crate::foot::Foot, index: usize, size: &InnerSi
         width,
         penalty,
     }
+}
+
+/// The weighted miss of the dimensions after length: girth half, width a quarter.
+fn other_miss_mm(ball_girth: &DimensionFit, width: Option<&DimensionFit>) -> f64 {
+    0.5 * ball_girth.miss_mm() + 0.25 * width.map_or(0.0, |w| w.miss_mm())
 }
 
 /// Recommends a size of a `category` shoe with `sizes` for `feet`; `None` when the shoe has no
@@ -234,7 +241,7 @@ pub fn recommend(feet: &Feet, category: Category, sizes: &[InnerSize]) -> Option
     }
     Some(Recommendation {
         foot: side,
-        confidence: (-best.penalty / 6.0).exp(),
+        confidence: to_thousandth((-best.penalty / 6.0).exp()),
         best,
         alternatives,
         reasons,

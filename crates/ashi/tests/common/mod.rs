@@ -36,6 +36,8 @@ pub type AsService = InterceptedService<Channel, fn(Request<()>) -> Result<Reque
 /// A running server and clients for it.
 pub struct Running {
     pub config: ashi::Config,
+    /// Where the gRPC side listens, for tests that speak HTTP/2 themselves.
+    pub grpc_addr: std::net::SocketAddr,
     /// The plain channel: calls on it carry no identity unless the test adds one.
     pub channel: Channel,
     pub measurements: MeasurementServiceClient<AsService>,
@@ -145,7 +147,8 @@ pub fn config(backend: &Backend) -> (ashi::Config, Option<PathBuf>) {
 pub async fn start(config: ashi::Config, temp_dir: Option<PathBuf>) -> Running {
     let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let grpc_url = format!("http://{}", grpc.local_addr().unwrap());
+    let grpc_addr = grpc.local_addr().unwrap();
+    let grpc_url = format!("http://{grpc_addr}");
     // Fix the URL base and signing key so that `objects()` signs URLs this server accepts.
     let mut config = config;
     config.public_url = Some(format!("http://{}", http.local_addr().unwrap()));
@@ -162,6 +165,7 @@ pub async fn start(config: ashi::Config, temp_dir: Option<PathBuf>) -> Running {
     let as_service: fn(Request<()>) -> Result<Request<()>, Status> = as_test_service;
     Running {
         config,
+        grpc_addr,
         measurements: MeasurementServiceClient::with_interceptor(channel.clone(), as_service),
         sizing: SizingServiceClient::with_interceptor(channel.clone(), as_service),
         catalog: CatalogServiceClient::with_interceptor(channel.clone(), as_service),
