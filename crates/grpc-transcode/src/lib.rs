@@ -23,7 +23,8 @@
 //! let method = http::Method::GET;
 //! let call = match transcoder.resolve(&method, "/v1/shelves/7/books", Some("page_size=2")) {
 //!     Ok(Some(call)) => call,
-//!     Ok(None) => return Ok(()), // no rule: fall through to the gateway's 404
+//!     // No rule: try other routes, or answer 404 with `Status::no_rule()` (NOT_FOUND).
+//!     Ok(None) => { let _reply = transcoder.error_reply(&Status::no_rule()); return Ok(()); }
 //!     Err(status) => { let _reply = transcoder.error_reply(&status); return Ok(()); }
 //! };
 //! // Unary or server streaming: the whole body becomes one framed request message.
@@ -258,7 +259,8 @@ impl Transcoder {
     /// Finds the rule for a request. `path` is the request path as sent, still
     /// percent-encoded (`uri.path()`), and `query` the query string without `?` (`uri.query()`).
     ///
-    /// `Ok(None)` means no rule matches (the gateway answers 404 or tries other routes); `Err`
+    /// `Ok(None)` means no rule matches (the gateway tries other routes or answers
+    /// [`Status::no_rule`], a 404); `Err`
     /// means a rule matched but the URL is unusable, such as a path variable that is not a
     /// number or an unknown query parameter (answer with [`Transcoder::error_reply`]).
     pub fn resolve(

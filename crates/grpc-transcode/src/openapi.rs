@@ -13,6 +13,17 @@ use crate::{PrintOptions, Transcoder};
 
 const HTTP_BODY: &str = "google.api.HttpBody";
 const STATUS_SCHEMA: &str = "google.rpc.Status";
+/// The media type of a server stream: one JSON object per line.
+const NDJSON: &str = "application/x-ndjson";
+/// The methods an OpenAPI 3.1 path item has a field for; validators refuse any other key
+/// that is not an extension.
+const OPERATION_FIELDS: [&str; 8] = [
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
+/// Where operations of other methods (a `custom` rule such as `QUERY`) go: an extension named
+/// after OpenAPI 3.2's `additionalOperations`, keyed by the method as sent, so a 3.2 document
+/// later needs only the rename.
+const CUSTOM_OPERATIONS: &str = "x-additionalOperations";
 
 impl Transcoder {
     /// The OpenAPI 3.1 document (as JSON) describing every exposed binding.
@@ -39,10 +50,17 @@ impl Transcoder {
             };
             *count += 1;
             let operation = document.operation(binding, operation_id);
-            paths
-                .entry(openapi_path(binding))
-                .or_default()
-                .insert(binding.http_method.as_str().to_ascii_lowercase(), operation);
+            let item = paths.entry(openapi_path(binding)).or_default();
+            let method = binding.http_method.as_str();
+            let lower = method.to_ascii_lowercase();
+            if OPERATION_FIELDS.contains(&lower.as_str()) {
+                item.insert(lower, operation);
+            } else if let Value::Object(custom) = item
+                .entry(CUSTOM_OPERATIONS)
+                .or_insert_with(|| Value::Object(Map::new()))
+            {
+                custom.insert(method.to_owned(), operation);
+            }
         }
         document.drain();
         let mut schemas: Map<String, Value> = document.schemas.into_iter().collect();
@@ -165,7 +183,7 @@ impl Document {
             "summary": format!("{} ({})", method.name(), binding.grpc_path),
             "parameters": parameters,
             "responses": {
-                "200": { "description": "OK", "content": self.response_content(binding) },
+                "200": self.success_response(binding),
                 "default": {
                     "description": "An error as google.rpc.Status, with the HTTP status of its code.",
                     "content": { "application/json": { "schema": reference(STATUS_SCHEMA) } },
@@ -198,6 +216,19 @@ impl Document {
         Some(json!({ "required": false, "content": content }))
     }
 
+    /// The 200 response object. What a streamed answer looks like is said in its
+    /// `description`: OpenAPI 3.1's media type object has no such field.
+    fn success_response(&mut self, binding: &Binding) -> Value {
+        let content = self.response_content(binding);
+        let description = if content.get(NDJSON).is_some() {
+            "OK. One JSON object per line; a failure after the first ends the stream with \
+             {\"error\": google.rpc.Status}."
+        } else {
+            "OK"
+        };
+        json!({ "description": description, "content": content })
+    }
+
     fn response_content(&mut self, binding: &Binding) -> Value {
         let output = binding.method.output();
         let schema = match &binding.response_body {
@@ -213,12 +244,7 @@ impl Document {
             None => self.message_schema(&output),
         };
         if binding.method.is_server_streaming() {
-            json!({
-                "application/x-ndjson": {
-                    "schema": schema,
-                    "description": "One JSON object per line; a failure after the first ends the stream with {\"error\": google.rpc.Status}.",
-                },
-            })
+            json!({ NDJSON: { "schema": schema } })
         } else {
             json!({ "application/json": { "schema": schema } })
         }

@@ -145,6 +145,19 @@ impl Status {
         Status::new(Code::InvalidArgument, message)
     }
 
+    /// The answer to a request that no `google.api.http` rule matches ([`Transcoder::resolve`]
+    /// gave `Ok(None)`) when nothing else will take it: `NOT_FOUND`, so the body's `code` and
+    /// the HTTP 404 it maps to agree. (`UNIMPLEMENTED` would map to 501; grpc-gateway answers
+    /// an unknown path the same way.)
+    ///
+    /// [`Transcoder::resolve`]: crate::Transcoder::resolve
+    pub fn no_rule() -> Status {
+        Status::new(
+            Code::NotFound,
+            "no REST method matches this HTTP method and path",
+        )
+    }
+
     /// Reads the status a backend sent in its trailers (or trailers-only headers).
     ///
     /// A response without `grpc-status` is not a success: the backend or a proxy in between broke
@@ -294,6 +307,13 @@ mod tests {
         let status = Status::from_trailers(None, None, None);
         assert_eq!(status.code, Code::Unknown);
         assert_eq!(status.http_status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn a_path_without_a_rule_is_not_found_in_code_and_http_status() {
+        let status = Status::no_rule();
+        assert_eq!(status.code, Code::NotFound);
+        assert_eq!(status.http_status(), StatusCode::NOT_FOUND);
     }
 
     #[test]

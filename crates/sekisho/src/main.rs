@@ -1,9 +1,10 @@
 //! The `sekisho` command: run the gateway, check a config, or make a test certificate.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::EnvFilter;
 
@@ -13,6 +14,29 @@ use tracing_subscriber::EnvFilter;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How the diagnostic log on stderr is written: `text` for people (coloured only on a
+    /// terminal), `json` for log collectors (one JSON object per line). The access log is
+    /// JSON lines either way.
+    #[arg(
+        long,
+        global = true,
+        env = "SEKISHO_LOG_FORMAT",
+        value_enum,
+        default_value_t
+    )]
+    log_format: LogFormat,
+}
+
+/// The shape of the diagnostic log. Containers and log shippers read JSON; people read text.
+#[derive(Clone, Copy, Default, ValueEnum)]
+enum LogFormat {
+    /// One line per event for people; ANSI colours only when stderr is a terminal and
+    /// `NO_COLOR` is unset, so files and container logs stay plain.
+    #[default]
+    Text,
+    /// One flat JSON object per line: `timestamp`, `level`, `target`, `message` and the
+    /// event's fields at the top level, so collectors need no nested paths.
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -60,12 +84,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_log(cli.log_format);
     match cli.command {
         #[cfg(feature = "up")]
         Command::Up {
@@ -107,6 +126,31 @@ fn main() -> ExitCode {
     }
 }
 
+/// Installs the diagnostic log on stderr (the access log is written apart, to stdout or its
+/// file, and never passes through here, so `json` never wraps one JSON line in another).
+fn init_log(format: LogFormat) {
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(colour(&std::io::stderr())).init(),
+        LogFormat::Json => builder
+            .json()
+            .with_ansi(false)
+            .flatten_event(true)
+            .with_span_list(false)
+            .init(),
+    }
+}
+
+/// Whether text written to `stream` may carry ANSI colours: only for a terminal, and not
+/// when the user asked for none (`NO_COLOR`, https://no-color.org).
+fn colour(stream: &impl IsTerminal) -> bool {
+    stream.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 /// The async runtime: one thread per CPU the process may use, or a single-threaded
 /// runtime when that is one (a container limited to one CPU, or `taskset` to one core).
 fn runtime(workers: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
@@ -130,10 +174,20 @@ fn validate(path: &std::path::Path) -> ExitCode {
     let resolver: std::sync::Arc<dyn sekisho::upstream::discovery::Resolve> =
         std::sync::Arc::new(sekisho::upstream::discovery::SystemResolver);
     let checked = sekisho::config::load(path).and_then(|config| {
-        sekisho::snapshot::Snapshot::compile(config, path, None, None, &resolver).map(|_| ())
+        let doubts = doubts(&config);
+        sekisho::snapshot::Snapshot::compile(config, path, None, None, &resolver).map(|_| doubts)
     });
     match checked {
-        Ok(()) => {
+        Ok(doubts) => {
+            if !doubts.is_empty() {
+                let doubts = sekisho::config::ConfigError {
+                    file: path.to_owned(),
+                    problems: doubts,
+                };
+                for line in doubts.to_string().lines() {
+                    eprintln!("warning: {line}");
+                }
+            }
             println!("{}: ok", path.display());
             ExitCode::SUCCESS
         }
@@ -142,6 +196,35 @@ fn validate(path: &std::path::Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// What a valid config says that its author most likely did not mean; `validate` shows these
+/// as warnings and still accepts the file, as Envoy accepts the same patterns.
+///
+/// `path_regex` must match the whole path (Envoy's `safe_regex`), so a pattern ending in a
+/// literal `/`, such as `^/v[0-9]+/`, matches only paths that end with that slash, although it
+/// reads like a prefix. A pattern ending in `/$` says so on purpose and is not flagged.
+fn doubts(config: &sekisho::config::Config) -> Vec<sekisho::config::Problem> {
+    config
+        .routes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, route)| {
+            let regex = route.matches.path_regex.as_ref()?;
+            // Shown through its Debug form, which is `<redacted>` for a secret reference.
+            regex.get().0.as_str().ends_with('/').then(|| {
+                sekisho::config::Problem::on(
+                    &route.name,
+                    format!("routes[{i}].match.path_regex"),
+                    format!(
+                        "a path_regex must match the whole path (as Envoy's safe_regex does), \
+                         so {regex:?} matches only paths ending in \"/\"; for a prefix end it \
+                         with \".*\" or use path_prefix"
+                    ),
+                )
+            })
+        })
+        .collect()
 }
 
 /// Runs the whole system until SIGINT or SIGTERM.

@@ -383,3 +383,175 @@ clusters:
         "the gRPC line records grpc-status 0: {grpc_json}"
     );
 }
+
+/// Runs `sekisho run` on a config with one plain listener in front of an HTTP backend, with
+/// stdout and stderr going to pipes as in a container; sends one request, stops it with
+/// SIGTERM and returns everything it wrote.
+async fn run_through_pipes(name: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let dir = TempDir::new(name);
+    let plain = closed_port().await;
+    let (web, _w) = http_backend(name).await;
+    dir.write(
+        "gateway.yaml",
+        &fill(
+            r#"
+listeners:
+  - name: plain
+    address: "@plain@"
+routes:
+  - name: all
+    match: { path_prefix: / }
+    to: web
+clusters:
+  - name: web
+    protocol: http1
+    endpoints: [{ address: "@web@" }]
+"#,
+            &[("plain", plain.to_string()), ("web", web.to_string())],
+        ),
+    );
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_sekisho"));
+    command
+        .args(["run", "--config", "gateway.yaml"])
+        .args(args)
+        .current_dir(dir.path())
+        // What the test decides, not what the caller's environment says.
+        .env_remove("SEKISHO_LOG_FORMAT")
+        .env_remove("NO_COLOR")
+        .env("RUST_LOG", "info")
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let child = command.spawn().expect("start sekisho run");
+    eventually(
+        Duration::from_secs(20),
+        "the listener to accept",
+        || async { tokio::net::TcpStream::connect(plain).await.ok() },
+    )
+    .await;
+    let response = http1_get(plain, "/piped", &[]).await;
+    assert_eq!(response.status, 200);
+    // The access log line is written by its own thread: give it a moment before stopping.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pid = child.id().expect("child pid").to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("send SIGTERM");
+    assert!(killed.success());
+    let output = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("sekisho exits after SIGTERM")
+        .expect("collect the output");
+    assert_eq!(output.status.code(), Some(0), "stderr: {}", stderr(&output));
+    output
+}
+
+#[tokio::test]
+async fn logs_written_to_a_pipe_carry_no_colour_codes() {
+    let output = run_through_pipes("cli-plain-log", &[], &[]).await;
+    let log = stderr(&output);
+    assert!(log.contains("listening"), "the startup line: {log}");
+    for (stream, bytes) in [("stderr", &output.stderr), ("stdout", &output.stdout)] {
+        assert!(
+            !bytes.contains(&0x1b),
+            "{stream} holds an ESC byte: {:?}",
+            String::from_utf8_lossy(bytes)
+        );
+    }
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("\"path\":\"/piped\""),
+        "the access log line on stdout: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+}
+
+/// Each non-empty line of `text` as a JSON object, failing on any line that is not one.
+fn json_lines(stream: &str, text: &str) -> Vec<serde_json::Map<String, serde_json::Value>> {
+    text.lines()
+        .filter(|line| !line.is_empty())
+        .map(|line| match serde_json::from_str(line) {
+            Ok(serde_json::Value::Object(object)) => object,
+            _ => panic!("{stream} line is not one JSON object: {line:?}\n{text}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn json_log_format_writes_one_json_object_per_line() {
+    for (name, args, env) in [
+        ("cli-json-flag", &["--log-format", "json"][..], &[][..]),
+        (
+            "cli-json-env",
+            &[][..],
+            &[("SEKISHO_LOG_FORMAT", "json")][..],
+        ),
+    ] {
+        let output = run_through_pipes(name, args, env).await;
+        let log = json_lines("stderr", &stderr(&output));
+        let listening = log
+            .iter()
+            .find(|line| line.get("message") == Some(&"listening".into()))
+            .unwrap_or_else(|| panic!("{name}: a \"listening\" event: {log:?}"));
+        // Flat: the event's fields beside the message, not under "fields".
+        assert_eq!(
+            listening.get("level"),
+            Some(&"INFO".into()),
+            "{listening:?}"
+        );
+        assert_eq!(
+            listening.get("listener"),
+            Some(&"plain".into()),
+            "{listening:?}"
+        );
+        assert!(listening.contains_key("timestamp"), "{listening:?}");
+        assert!(!listening.contains_key("fields"), "{listening:?}");
+
+        // The access log stays its own flat object per request, not wrapped in an event.
+        let access = json_lines("stdout", &String::from_utf8_lossy(&output.stdout));
+        assert_eq!(access.len(), 1, "{name}: one request, one line: {access:?}");
+        assert_eq!(access[0].get("path"), Some(&"/piped".into()), "{access:?}");
+        assert!(access[0].contains_key("request_id"), "{access:?}");
+        assert!(!access[0].contains_key("level"), "{access:?}");
+    }
+}
+
+#[test]
+fn validate_warns_about_a_path_regex_that_reads_as_a_prefix() {
+    let dir = TempDir::new("cli-path-regex");
+    let config = |pattern: &str| {
+        VALID.replace(
+            "match: { path_prefix: / }",
+            &format!("match: {{ path_regex: {pattern:?} }}"),
+        )
+    };
+    dir.write("gateway.yaml", &config("^/v[0-9]+/"));
+    let output = sekisho(&dir, &["validate", "--config", "gateway.yaml"]);
+    assert_eq!(output.status.code(), Some(0), "stderr: {}", stderr(&output));
+    let warning = stderr(&output);
+    assert!(
+        warning.starts_with("warning: gateway.yaml:5:"),
+        "file and line of the route: {warning}"
+    );
+    for part in [
+        "routes[0].match.path_regex",
+        "\"^/v[0-9]+/\"",
+        "whole path",
+        "\".*\"",
+    ] {
+        assert!(warning.contains(part), "names {part}: {warning}");
+    }
+
+    // Patterns that say what they match are not flagged.
+    for pattern in ["^/v[0-9]+/.*", "^/v[0-9]+/$", "/items/[0-9]+"] {
+        dir.write("gateway.yaml", &config(pattern));
+        let output = sekisho(&dir, &["validate", "--config", "gateway.yaml"]);
+        assert_eq!(output.status.code(), Some(0), "stderr: {}", stderr(&output));
+        assert!(
+            !stderr(&output).contains("warning"),
+            "{pattern}: {}",
+            stderr(&output)
+        );
+    }
+}

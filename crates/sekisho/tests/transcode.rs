@@ -157,9 +157,25 @@ async fn unary_calls_map_json_paths_queries_and_errors() {
     .await;
     assert_eq!(malformed.status, 400);
     assert!(malformed.text().contains("theme"), "{}", malformed.text());
+    // A path no google.api.http rule matches: NOT_FOUND (5), the code whose HTTP mapping is
+    // the 404 it comes with (UNIMPLEMENTED would say 501).
     let nowhere = rest(addr, Method::GET, "/v1/nothing/here", None, &[]).await;
     assert_eq!(nowhere.status, 404);
-    assert_eq!(nowhere.json()["code"], 12);
+    assert_eq!(nowhere.header("content-type"), Some("application/json"));
+    assert_eq!(nowhere.json()["code"], 5, "{}", nowhere.text());
+    let code = nowhere.json()["code"]
+        .as_i64()
+        .and_then(|c| i32::try_from(c).ok())
+        .expect("a numeric code");
+    assert_eq!(
+        grpc_transcode::Code::from_i32(code).http_status().as_u16(),
+        nowhere.status,
+        "the body's code maps to the HTTP status it came with"
+    );
+    // A known path with a method no rule binds is the same answer.
+    let wrong_method = rest(addr, Method::DELETE, "/v1/shelves", None, &[]).await;
+    assert_eq!(wrong_method.status, 404);
+    assert_eq!(wrong_method.json()["code"], 5, "{}", wrong_method.text());
 
     // An UNIMPLEMENTED method is a 501.
     let archive = rest(addr, Method::GET, "/v1/archive/a/b", None, &[]).await;

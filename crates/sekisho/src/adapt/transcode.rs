@@ -111,7 +111,10 @@ impl Transcoding {
         &self.files
     }
 
-    /// Decides what to do with a request; `None` when no rule matches it.
+    /// Decides what to do with a request: a call, or an answer of the gateway's own. One that
+    /// no rule matches gets `NOT_FOUND` with its HTTP 404 here, not the gateway's generic "no
+    /// route" answer, whose gRPC code (`UNIMPLEMENTED`, HTTP 501) would contradict the 404 it
+    /// is sent with. Never `None` today.
     pub fn plan(&self, parts: &Parts) -> Option<Plan> {
         let path = parts.uri.path();
         if parts.method == Method::GET && self.openapi_path.as_deref() == Some(path) {
@@ -126,7 +129,10 @@ impl Transcoding {
             .resolve(&parts.method, path, parts.uri.query())
         {
             Ok(Some(call)) => Some(Plan::Call(call)),
-            Ok(None) => None,
+            Ok(None) => {
+                let status = Status::no_rule();
+                Some(Plan::Answer(self.error(&status), code_of(&status)))
+            }
             Err(status) => Some(Plan::Answer(self.error(&status), code_of(&status))),
         }
     }
