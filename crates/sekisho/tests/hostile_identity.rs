@@ -423,7 +423,7 @@ routes:
     to: ashi
 
   - name: grpc-tools
-    match: { path_regex: "^/grpc\\.(reflection\\.v1(alpha)?\\.ServerReflection|health\\.v1\\.Health)/" }
+    match: { path_regex: "^/grpc\\.(reflection\\.v1(alpha)?\\.ServerReflection|health\\.v1\\.Health)/[^/]+$" }
     to: ashi
 
   - name: site

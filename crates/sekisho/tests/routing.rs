@@ -244,6 +244,9 @@ async fn no_route_is_404_for_http_and_unimplemented_for_grpc() {
 
     let response = http1_get(addr, "/nothing/here", &[]).await;
     assert_eq!(response.status, 404);
+    // The body's google.rpc code agrees with the status: NOT_FOUND, not UNIMPLEMENTED
+    // (whose HTTP mapping is 501).
+    assert_eq!(response.json()["code"], 5, "{}", response.text());
 
     let mut h2 = H2Conn::connect(addr).await;
     let response = h2

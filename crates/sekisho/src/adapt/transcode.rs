@@ -38,8 +38,28 @@ pub enum Plan {
     /// A gRPC call to make.
     Call(Call),
     /// An answer the gateway gives itself (the OpenAPI document, or a request the rules
-    /// refuse), with the gRPC code it stands for.
-    Answer(Response<Body>, u16),
+    /// refuse).
+    Answer(Answer),
+}
+
+/// An answer of the transcoder's own.
+pub struct Answer {
+    /// What the caller gets.
+    pub response: Response<Body>,
+    /// The gRPC code it stands for.
+    pub code: u16,
+    /// Why the request was refused, for the access log; `None` for a success.
+    pub refusal: Option<String>,
+}
+
+impl Answer {
+    fn refused(response: Response<Body>, status: &Status) -> Plan {
+        Plan::Answer(Answer {
+            response,
+            code: code_of(status),
+            refusal: Some(status.message.clone()),
+        })
+    }
 }
 
 impl Transcoding {
@@ -114,26 +134,30 @@ impl Transcoding {
     /// Decides what to do with a request: a call, or an answer of the gateway's own. One that
     /// no rule matches gets `NOT_FOUND` with its HTTP 404 here, not the gateway's generic "no
     /// route" answer, whose gRPC code (`UNIMPLEMENTED`, HTTP 501) would contradict the 404 it
-    /// is sent with. Never `None` today.
-    pub fn plan(&self, parts: &Parts) -> Option<Plan> {
+    /// is sent with.
+    pub fn plan(&self, parts: &Parts) -> Plan {
         let path = parts.uri.path();
         if parts.method == Method::GET && self.openapi_path.as_deref() == Some(path) {
             let mut response = Response::new(body::full(self.openapi.clone()));
             response
                 .headers_mut()
                 .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            return Some(Plan::Answer(response, 0));
+            return Plan::Answer(Answer {
+                response,
+                code: 0,
+                refusal: None,
+            });
         }
         match self
             .transcoder
             .resolve(&parts.method, path, parts.uri.query())
         {
-            Ok(Some(call)) => Some(Plan::Call(call)),
+            Ok(Some(call)) => Plan::Call(call),
             Ok(None) => {
                 let status = Status::no_rule();
-                Some(Plan::Answer(self.error(&status), code_of(&status)))
+                Answer::refused(self.error(&status), &status)
             }
-            Err(status) => Some(Plan::Answer(self.error(&status), code_of(&status))),
+            Err(status) => Answer::refused(self.error(&status), &status),
         }
     }
 

@@ -129,6 +129,8 @@ pub mod grpc_code {
     pub const DEADLINE_EXCEEDED: u16 = 4;
     /// No such method here.
     pub const UNIMPLEMENTED: u16 = 12;
+    /// No such thing here (for callers that are not gRPC: a path no route serves).
+    pub const NOT_FOUND: u16 = 5;
     /// The caller may not do this.
     pub const PERMISSION_DENIED: u16 = 7;
     /// A limit was reached.
@@ -280,6 +282,18 @@ impl GatewayError {
         HeaderValue::from_str(&challenge).ok()
     }
 
+    /// The code in the JSON `google.rpc.Status` of a caller that is not gRPC: one whose
+    /// HTTP mapping is the status sent. Such a caller's unknown path is a 404, NOT_FOUND;
+    /// gRPC's UNIMPLEMENTED would read as 501.
+    fn json_code(&self) -> u16 {
+        match self.grpc_status() {
+            grpc_code::UNIMPLEMENTED if self.http_status() == StatusCode::NOT_FOUND => {
+                grpc_code::NOT_FOUND
+            }
+            code => code,
+        }
+    }
+
     fn render_body(&self, grpc: bool) -> Response<Body> {
         let message = self.to_string();
         if grpc {
@@ -293,7 +307,7 @@ impl GatewayError {
             return response;
         }
         let json = serde_json::json!({
-            "code": self.grpc_status(),
+            "code": self.json_code(),
             "message": message,
             "details": [],
         });

@@ -304,11 +304,11 @@ pub async fn handle(
     {
         record.protocol = Protocol::Rest;
         let call = match transcoding.plan(&parts) {
-            None => return Ok(browser.response(answer(GatewayError::NoRoute, record))),
-            Some(Plan::Answer(response, code)) => {
-                return Ok(browser.response(own(response, Some(code), record)));
+            Plan::Answer(answer) => {
+                record.error = answer.refusal;
+                return Ok(browser.response(own(answer.response, Some(answer.code), record)));
             }
-            Some(Plan::Call(call)) => call,
+            Plan::Call(call) => call,
         };
         body = match transcoding.request(&call, &mut parts, body).await {
             Ok(body) => body,
