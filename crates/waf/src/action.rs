@@ -110,7 +110,8 @@ pub(crate) enum Ctl {
     RequestBodyProcessor(BodyProcessor),
     RequestBodyAccess(bool),
     /// Accepted with nothing to do: audit log settings (the engine writes no audit log)
-    /// and forceRequestBodyVariable (REQUEST_BODY is always filled, as in ModSecurity v3).
+    /// and forceRequestBodyVariable (REQUEST_BODY holds every body but one the XML
+    /// processor parsed, which ModSecurity leaves out even when forced).
     NoEffect,
 }
 

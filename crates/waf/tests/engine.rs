@@ -212,6 +212,42 @@ fn xml_text_and_attributes() {
     assert_eq!(ids(&tx), vec![2, 3]);
 }
 
+/// CRS rules read REQUEST_BODY beside `XML:/*`: an XML body's element and attribute
+/// names must not reach them through its raw bytes. Other bodies stay REQUEST_BODY.
+#[test]
+fn request_body_holds_every_body_but_a_parsed_xml_one() {
+    let r = rules(&format!(
+        "{BASE}SecRule REQUEST_HEADERS:Content-Type \"@rx xml\" \"id:1,phase:1,pass,nolog,ctl:requestBodyProcessor=XML\"\n\
+         SecRule REQUEST_HEADERS:Content-Type \"@rx json\" \"id:2,phase:1,pass,nolog,ctl:requestBodyProcessor=JSON\"\n\
+         SecRule REQUEST_BODY \"@rx java\\.Runtime\" \"id:3,phase:2,pass\"\n\
+         SecRule &REQUEST_BODY \"@eq 0\" \"id:4,phase:2,pass\"\n"
+    ));
+    let xml = b"<x><java.Runtime a=\"v\">t</java.Runtime></x>";
+    assert_eq!(
+        ids(&run(&r, "/", &[("Content-Type", "text/xml")], xml)),
+        vec![4]
+    );
+    let broken = b"<x><java.Runtime>";
+    assert_eq!(
+        ids(&run(&r, "/", &[("Content-Type", "text/xml")], broken)),
+        vec![4],
+        "a malformed XML body is REQBODY_ERROR's, not REQUEST_BODY's"
+    );
+    let json = b"{\"java.Runtime\": 1}";
+    let form = b"a=java.Runtime";
+    for (ct, body) in [
+        ("application/json", &json[..]),
+        ("application/x-www-form-urlencoded", &form[..]),
+        ("text/plain", &xml[..]),
+    ] {
+        assert_eq!(
+            ids(&run(&r, "/", &[("Content-Type", ct)], body)),
+            vec![3],
+            "{ct}"
+        );
+    }
+}
+
 #[test]
 fn body_limit_rejects_when_enforcing() {
     let r = rules(

@@ -507,6 +507,16 @@ impl<'r> Transaction<'r> {
             .map(|(_, p)| *p)
     }
 
+    /// Whether REQUEST_BODY exists: not for a body the XML processor parsed, which rules
+    /// inspect through `XML:/*` and `XML://@*` (element text and attribute values). CRS
+    /// rules read REQUEST_BODY beside those, so its raw bytes would expose element and
+    /// attribute names the rule set means to leave alone (its tests say so, as
+    /// ModSecurity v2 and Coraza behave). Every other body (and a streamed message) is
+    /// REQUEST_BODY, whatever its processor: CRS rules match JSON keys in it.
+    fn raw_body_is_inspected(&self) -> bool {
+        self.parsed.processor != Some(BodyProcessor::Xml)
+    }
+
     fn inspects_response_body(&self) -> bool {
         if !self.rules.settings.response_body_access {
             return false;

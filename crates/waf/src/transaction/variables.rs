@@ -204,7 +204,9 @@ impl<'r> Transaction<'r> {
                     .map_or(0, |i| i + 1);
                 Some(Cow::Borrowed(&self.filename[start..]))
             }
-            Var::RequestBody => Some(Cow::Borrowed(&self.body)),
+            Var::RequestBody => self
+                .raw_body_is_inspected()
+                .then_some(Cow::Borrowed(&self.body)),
             Var::RequestBodyLength => number(self.body.len()),
             Var::FullRequest => None,
             Var::FullRequestLength => None,
