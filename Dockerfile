@@ -14,9 +14,10 @@ COPY crates/ashi/Cargo.toml crates/ashi/
 COPY crates/grpc-transcode/Cargo.toml crates/grpc-transcode/
 COPY crates/waf/Cargo.toml crates/waf/
 COPY crates/interop/Cargo.toml crates/interop/
+COPY crates/prerequisite/Cargo.toml crates/prerequisite/
 COPY bench/loadgen/Cargo.toml bench/loadgen/
 RUN set -eu; \
-    members="crates/sekisho crates/ashi crates/grpc-transcode crates/waf crates/interop bench/loadgen"; \
+    members="crates/sekisho crates/ashi crates/grpc-transcode crates/waf crates/interop crates/prerequisite bench/loadgen"; \
     for member in $members; do \
       mkdir -p "$member/src"; \
       touch "$member/src/lib.rs"; \

@@ -176,6 +176,28 @@ async fn the_backend_sees_the_normalized_path_and_a_clean_rewrite() {
     }
 }
 
+/// The gateway is a reverse proxy: a CONNECT, which asks it to open a tunnel, is refused
+/// (as nginx refuses it) and never reaches a backend, whatever route would match.
+#[tokio::test]
+async fn connect_is_refused_not_tunnelled() {
+    let (gw, _backend) = gateway().await;
+    let addr = gw.listener("plain");
+    for head in [
+        &b"CONNECT 192.0.2.7:80 HTTP/1.1\r\nhost: 192.0.2.7:80\r\n\r\n"[..],
+        b"CONNECT localhost:22 HTTP/1.1\r\nhost: localhost:22\r\n\r\n",
+    ] {
+        let answer = send(addr, head).await;
+        let shown = String::from_utf8_lossy(head);
+        assert_eq!(answer.status, 400, "{shown:?}: {}", answer.body);
+        assert!(
+            answer.body.contains("CONNECT"),
+            "{shown:?}: {}",
+            answer.body
+        );
+        assert_eq!(answer.echoed_path(), None, "{shown:?} reached the backend");
+    }
+}
+
 #[tokio::test]
 async fn a_host_is_named_once_and_cleanly() {
     let (gw, _backend) = gateway().await;

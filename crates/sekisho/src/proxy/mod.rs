@@ -152,6 +152,11 @@ pub async fn handle(
     if let Err(host::BadHost(reason)) = authority {
         return Ok(answer(GatewayError::BadRequest { reason }, record));
     }
+    if parts.method == http::Method::CONNECT {
+        // A reverse proxy opens no tunnels: no route may turn it into one.
+        let reason = "CONNECT is not served here (a reverse proxy opens no tunnels)";
+        return Ok(answer(GatewayError::BadRequest { reason }, record));
+    }
     let sent_uri = match normalized {
         Ok(sent) => sent,
         Err(path::BadPath(reason)) => {
