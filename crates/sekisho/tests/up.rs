@@ -654,3 +654,155 @@ async fn up_rest(
     let request = request.body(http_body_util::Full::new(body)).unwrap();
     up_send(up, b"http/1.1", request).await
 }
+
+/// Asks ashi's server reflection, through the gateway, for the services it serves and for
+/// the file that declares `symbol`, in one stream as grpcurl does.
+async fn reflect(
+    up: &Up,
+    token: bool,
+    symbol: &str,
+) -> (
+    Vec<String>,
+    grpc_transcode::prost_reflect::prost_types::FileDescriptorProto,
+) {
+    use grpc_transcode::prost_reflect::prost::Message as _;
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+    let asks = [
+        MessageRequest::ListServices(String::new()),
+        MessageRequest::FileContainingSymbol(symbol.to_owned()),
+    ]
+    .map(|ask| ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(ask),
+    });
+    let asks = tokio_stream::iter(asks);
+    let request = if token {
+        up.with_token(asks)
+    } else {
+        tonic::Request::new(asks)
+    };
+    let mut client = ServerReflectionClient::new(up.channel().await);
+    let mut answers = client
+        .server_reflection_info(request)
+        .await
+        .unwrap_or_else(|e| panic!("reflection through the gateway (token: {token}): {e:?}"))
+        .into_inner();
+    let mut services = None;
+    let mut file = None;
+    while let Some(answer) = answers.message().await.expect("a reflection answer") {
+        match answer.message_response {
+            Some(MessageResponse::ListServicesResponse(list)) => {
+                services = Some(list.service.into_iter().map(|s| s.name).collect());
+            }
+            Some(MessageResponse::FileDescriptorResponse(files)) => {
+                let bytes = files.file_descriptor_proto.first().expect("one file");
+                file = Some(
+                    grpc_transcode::prost_reflect::prost_types::FileDescriptorProto::decode(
+                        &bytes[..],
+                    )
+                    .expect("an encoded FileDescriptorProto"),
+                );
+            }
+            other => panic!("unexpected reflection answer: {other:?}"),
+        }
+    }
+    (
+        services.expect("the service list"),
+        file.expect("the file of the symbol"),
+    )
+}
+
+/// Health of `service` ("" for the server) through the gateway, as a probe or grpcurl asks.
+async fn health(up: &Up, token: bool, service: &str) -> i32 {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
+
+    let ask = HealthCheckRequest {
+        service: service.to_owned(),
+    };
+    let request = if token {
+        up.with_token(ask)
+    } else {
+        tonic::Request::new(ask)
+    };
+    HealthClient::new(up.channel().await)
+        .check(request)
+        .await
+        .unwrap_or_else(|e| panic!("Health/Check {service:?} (token: {token}): {e:?}"))
+        .into_inner()
+        .status
+}
+
+#[tokio::test]
+async fn reflection_and_health_answer_tools_through_the_gateway_without_a_token() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+
+    let data = TempDir::new("up-tools");
+    let up = Up::start(data.path()).await;
+
+    // The `grpc-tools` route needs no token (they reveal no user data); a token does no harm.
+    for token in [false, true] {
+        let (services, file) = reflect(&up, token, "ashi.v1.SizingService").await;
+        for expected in [
+            "ashi.v1.MeasurementService",
+            "ashi.v1.SizingService",
+            "ashi.v1.CatalogService",
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1.ServerReflection",
+        ] {
+            assert!(
+                services.iter().any(|s| s == expected),
+                "reflection lists {expected} (token: {token}): {services:?}"
+            );
+        }
+        assert_eq!(file.package(), "ashi.v1");
+        assert!(
+            file.service.iter().any(|s| s.name() == "SizingService"),
+            "the file declaring the symbol: {:?}",
+            file.name()
+        );
+        for service in ["", "ashi.v1.MeasurementService"] {
+            assert_eq!(
+                health(&up, token, service).await,
+                ServingStatus::Serving as i32,
+                "{service:?} (token: {token})"
+            );
+        }
+    }
+
+    // What reflection lists still needs the token to be called.
+    let mut sizing = SizingServiceClient::new(up.channel().await);
+    let refused = sizing
+        .recommend_size(RecommendSizeRequest::default())
+        .await
+        .expect_err("an app route without a token");
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated, "{refused:?}");
+
+    // Both tools took the route meant for them (its path_regex matched the whole path).
+    let log = up.log.clone();
+    eventually(
+        Duration::from_secs(10),
+        "access log lines of the tools",
+        || {
+            let log = log.clone();
+            async move {
+                let lines = log.lock().unwrap().clone();
+                let took = |path: &str| {
+                    lines.iter().any(|l| {
+                        l.contains("\"route\":\"grpc-tools\"")
+                            && l.contains(&format!("\"path\":\"{path}\""))
+                    })
+                };
+                (took("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo")
+                    && took("/grpc.health.v1.Health/Check"))
+                .then_some(())
+            }
+        },
+    )
+    .await;
+    assert!(up.interrupt().await, "Ctrl-C ends with exit status 0");
+}
