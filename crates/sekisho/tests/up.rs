@@ -277,14 +277,72 @@ async fn a_person_signs_in_on_the_page_and_gets_a_shoe_size() {
     }
     let data = TempDir::new("up-web");
     let up = Up::start(data.path()).await;
-    let screenshot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("web-page.png");
+    // Kept after the run, to be looked at: the page at 1280, 768 and 360 px wide.
+    let screenshots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("web-page");
+
+    // What ashi says of every shoe in the catalog for the demo user's latest measurement: the
+    // page should choose a shoe that fits, and say plainly of the worst one that nothing fits.
+    let mut app = MeasurementServiceClient::new(up.channel().await);
+    let measurement = app
+        .list_measurements(up.with_token(ListMeasurementsRequest {
+            user_id: "demo".into(),
+            page_size: 1,
+            page_token: String::new(),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .measurements
+        .remove(0);
+    let measurement_ref = MeasurementRef {
+        user_id: "demo".into(),
+        measurement_id: measurement.measurement_id.clone(),
+    };
+    let shoes = ashi::pb::catalog_service_client::CatalogServiceClient::new(up.channel().await)
+        .list_shoes(up.with_token(ashi::pb::ListShoesRequest {
+            page_size: 100,
+            page_token: String::new(),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .shoes;
+    let recommendations = SizingServiceClient::new(up.channel().await)
+        .recommend_sizes(up.with_token(ashi::pb::RecommendSizesRequest {
+            measurement: Some(measurement_ref.clone()),
+            shoe_ids: shoes.iter().map(|shoe| shoe.shoe_id.clone()).collect(),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .recommendations;
+    let recommendation_for = |shoe_id: &str| {
+        recommendations
+            .iter()
+            .find(|r| r.shoe_id == shoe_id)
+            .unwrap_or_else(|| panic!("no recommendation for {shoe_id}"))
+    };
+    let poor = recommendations
+        .iter()
+        .min_by(|a, b| a.confidence.total_cmp(&b.confidence))
+        .expect("the demo catalog has shoes");
+    let good = ashi::pb::Fit::Good as i32;
+    assert_ne!(
+        poor.best.as_ref().unwrap().length.unwrap().fit,
+        good,
+        "the demo catalog has a shoe with no size for the demo feet: {poor:?}"
+    );
+    let top_confidence = recommendations
+        .iter()
+        .map(|r| r.confidence)
+        .fold(0.0, f64::max);
 
     let output = Command::new("node")
         .arg("web-flow.mjs")
         .arg(&chromium)
         .arg(up.url())
-        .arg(&up.shoe_id)
-        .arg(&screenshot)
+        .arg(&poor.shoe_id)
+        .arg(&screenshots)
         .current_dir(&driver_dir)
         .output()
         .await
@@ -298,7 +356,10 @@ async fn a_person_signs_in_on_the_page_and_gets_a_shoe_size() {
     let shown: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
         panic!("{e}: {}", String::from_utf8_lossy(&output.stdout));
     });
-    eprintln!("page showed: {shown}\nscreenshot: {}", screenshot.display());
+    eprintln!(
+        "page showed: {shown}\nscreenshots: {}",
+        screenshots.display()
+    );
 
     // The page drew both feet with their measured lengths and showed a diagnosis per foot.
     assert_eq!(shown["error"], serde_json::Value::Null, "{shown}");
@@ -309,60 +370,150 @@ async fn a_person_signs_in_on_the_page_and_gets_a_shoe_size() {
         .iter()
         .filter_map(|m| m.as_str())
         .collect();
-    let mut app = MeasurementServiceClient::new(up.channel().await);
-    let measurement = app
-        .list_measurements(up.with_token(ListMeasurementsRequest {
-            user_id: "demo".into(),
-            page_size: 1,
-            page_token: String::new(),
-        }))
-        .await
-        .unwrap()
-        .into_inner()
-        .measurements
-        .remove(0);
     for foot in [&measurement.left, &measurement.right] {
         let length = format!("length: {:.0} mm", foot.as_ref().unwrap().length_mm);
         assert!(marks.contains(&length.as_str()), "{length} in {marks:?}");
     }
-    let diagnosis = shown["diagnosis"].as_array().unwrap();
-    assert_eq!(diagnosis.len(), 2);
-    assert!(
-        diagnosis
-            .iter()
-            .all(|d| d["jis"].as_str().is_some_and(|j| j != "—" && !j.is_empty())),
-        "{shown}"
-    );
-
-    // The size shown is the one ashi recommends for that shoe, with its fit per dimension.
-    let recommendation = SizingServiceClient::new(up.channel().await)
-        .recommend_size(up.with_token(RecommendSizeRequest {
-            measurement: Some(MeasurementRef {
-                user_id: "demo".into(),
-                measurement_id: measurement.measurement_id.clone(),
-            }),
-            shoe_id: up.shoe_id.clone(),
+    // Each foot's JIS size is ashi's, and its size and width class show once: the width class
+    // is part of the size ("26.5 E"), not repeated in a column of its own.
+    let diagnosed = SizingServiceClient::new(up.channel().await)
+        .diagnose_foot(up.with_token(ashi::pb::DiagnoseFootRequest {
+            measurement: Some(measurement_ref.clone()),
+            table: ashi::pb::JisTable::Men as i32,
+            toe_tolerance_mm: None,
         }))
         .await
         .unwrap()
         .into_inner();
-    let best = recommendation.best.unwrap();
-    assert_eq!(
-        shown["bestSizeMm"],
-        best.size.as_ref().unwrap().size_mm,
-        "{shown}"
-    );
+    let diagnosis = shown["diagnosis"].as_array().unwrap();
+    assert_eq!(diagnosis.len(), 2);
+    for (shown_foot, foot) in diagnosis.iter().zip([&diagnosed.left, &diagnosed.right]) {
+        let jis = foot.as_ref().unwrap().jis.as_ref().unwrap();
+        assert_eq!(shown_foot["jis"], jis.label.as_str(), "{shown}");
+        let cells: Vec<&str> = shown_foot["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|c| c.as_str())
+            .collect();
+        let size = format!("{}.{}", jis.size_mm / 10, jis.size_mm % 10);
+        for word in [size.as_str(), jis.width_class.as_str()] {
+            let showing = cells
+                .iter()
+                .filter(|cell| cell.split_whitespace().any(|w| w == word))
+                .count();
+            assert_eq!(showing, 1, "{word:?} in {cells:?}");
+        }
+    }
+
     let fit_name = |fit: i32| match ashi::pb::Fit::try_from(fit) {
         Ok(ashi::pb::Fit::Tight) => "tight",
         Ok(ashi::pb::Fit::Good) => "good",
         Ok(ashi::pb::Fit::Loose) => "loose",
         _ => "—",
     };
-    assert_eq!(shown["fits"]["Length"], fit_name(best.length.unwrap().fit));
-    assert_eq!(
-        shown["fits"]["Ball girth"],
-        fit_name(best.ball_girth.unwrap().fit)
+    // The size shown is the one ashi recommends for that shoe, with its fit per dimension.
+    let shows_ashis_size = |seen: &serde_json::Value, rec: &ashi::pb::Recommendation| {
+        let best = rec.best.as_ref().unwrap();
+        assert_eq!(seen["shownFor"], rec.shoe_id.as_str(), "{seen}");
+        assert_eq!(
+            seen["sizeMm"],
+            best.size.as_ref().unwrap().size_mm,
+            "{seen}"
+        );
+        for (name, fit) in [
+            ("Length", best.length),
+            ("Ball girth", best.ball_girth),
+            ("Width", best.width),
+        ] {
+            let expected = fit.map_or(serde_json::Value::Null, |f| fit_name(f.fit).into());
+            assert_eq!(seen["fits"][name], expected, "{name}: {seen}");
+        }
+    };
+
+    // Signed in, the page chose by itself a shoe whose best size is good in every dimension,
+    // a fit no other shoe of the catalog beats, and said "Your size".
+    let chosen = &shown["chosen"];
+    let chosen_id = chosen["shoe"].as_str().unwrap();
+    let chosen_rec = recommendation_for(chosen_id);
+    shows_ashis_size(chosen, chosen_rec);
+    assert_eq!(chosen["shoeFirstListed"], chosen_id, "{chosen}");
+    assert_ne!(chosen_id, poor.shoe_id, "{chosen}");
+    assert_eq!(chosen_rec.confidence, top_confidence, "{chosen_rec:?}");
+    let chosen_best = chosen_rec.best.as_ref().unwrap();
+    assert!(
+        [
+            chosen_best.length,
+            chosen_best.ball_girth,
+            chosen_best.width
+        ]
+        .iter()
+        .flatten()
+        .all(|d| d.fit == good),
+        "{chosen_rec:?}"
     );
+    assert_eq!(chosen["fit"], "good", "{chosen}");
+    assert!(
+        chosen["verdict"]
+            .as_str()
+            .unwrap()
+            .starts_with("Your size: "),
+        "{chosen}"
+    );
+
+    // Picked by hand, the shoe that fits worst says plainly that no size fits, and why,
+    // instead of "Your size"; its table shows the closest size.
+    let picked = &shown["picked"];
+    shows_ashis_size(picked, poor);
+    assert_eq!(picked["fit"], "none", "{picked}");
+    assert_eq!(
+        picked["verdict"], "No size of this shoe fits your feet well.",
+        "{picked}"
+    );
+    let closest = poor.best.as_ref().unwrap().size.as_ref().unwrap().size_mm;
+    let closest = format!("{}.{} cm", closest / 10, closest % 10);
+    let detail = picked["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(&closest) && detail.contains(" is too "),
+        "{picked}"
+    );
+    assert!(
+        !picked["text"].as_str().unwrap().contains("Your size"),
+        "{picked}"
+    );
+
+    // Nothing is wider than the viewport or sticks out of its card, on a phone, a tablet and
+    // a desktop, in both states; a table may only scroll inside its own box.
+    let layouts = shown["layouts"].as_array().unwrap();
+    for state in ["best-fit", "poor-fit"] {
+        for width in [360, 768, 1280] {
+            let layout = layouts
+                .iter()
+                .find(|l| l["state"] == state && l["width"] == width)
+                .unwrap_or_else(|| panic!("no layout for {state} at {width} px: {shown}"));
+            let at = format!("{state} at {width} px: {layout}");
+            assert_eq!(layout["innerWidth"], width, "{at}");
+            assert!(
+                layout["scrollWidth"].as_u64() <= layout["innerWidth"].as_u64(),
+                "the page scrolls sideways, {at}"
+            );
+            let cards = layout["cards"].as_array().unwrap();
+            assert_eq!(cards.len(), 2, "{at}");
+            for card in cards {
+                assert!(
+                    card["scrollWidth"].as_u64() <= card["clientWidth"].as_u64(),
+                    "a card overflows, {at}"
+                );
+            }
+            assert_eq!(layout["overflowing"], serde_json::json!([]), "{at}");
+        }
+    }
+    for path in shown["screenshots"].as_array().unwrap() {
+        assert!(
+            Path::new(path.as_str().unwrap()).is_file(),
+            "{path} was saved"
+        );
+    }
 
     // Every call after sign-in went through the gateway as gRPC-Web.
     let calls: Vec<&str> = shown["grpcWebCalls"]
@@ -375,7 +526,7 @@ async fn a_person_signs_in_on_the_page_and_gets_a_shoe_size() {
         "/ashi.v1.MeasurementService/ListMeasurements",
         "/ashi.v1.SizingService/DiagnoseFoot",
         "/ashi.v1.CatalogService/ListShoes",
-        "/ashi.v1.SizingService/RecommendSize",
+        "/ashi.v1.SizingService/RecommendSizes",
     ] {
         assert!(calls.contains(&call), "{call} in {calls:?}");
     }
@@ -383,10 +534,9 @@ async fn a_person_signs_in_on_the_page_and_gets_a_shoe_size() {
     let log = up.log.lock().unwrap().clone();
     assert!(
         log.iter()
-            .any(|l| l.contains("\"protocol\":\"grpc-web\"") && l.contains("RecommendSize")),
+            .any(|l| l.contains("\"protocol\":\"grpc-web\"") && l.contains("RecommendSizes")),
         "the access log shows the page's gRPC-Web calls"
     );
-    assert!(screenshot.is_file());
     assert!(up.interrupt().await);
 }
 
