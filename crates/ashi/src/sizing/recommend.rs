@@ -234,7 +234,7 @@ pub fn recommend(feet: &Feet, category: Category, sizes: &[InnerSize]) -> Option
     }
     if best.length.fit != Fit::Good {
         reasons.push(format!(
-            "No size of this shoe leaves a {:.0}-{:.0} mm toe allowance for this foot; this is the \
+            "No size of this shoe leaves {:.0} to {:.0} mm of toe allowance for this foot; this is the \
              closest.",
             rules.length.min_mm, rules.length.max_mm
         ));
