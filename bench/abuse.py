@@ -278,7 +278,7 @@ def report(args):
             if tags.get("role") == "abusers":
                 abusers.append(j)
             elif "phase" in tags:
-                phases[(tags.get("load", "closed"), tags["phase"])] = j
+                phases.setdefault((tags.get("load", "closed"), tags["phase"]), []).append(j)
     md = ["# Abuse: legitimate gRPC through sekisho while abusers attack it", ""]
     for m in args.meta:
         k, _, v = m.partition("=")
@@ -297,38 +297,69 @@ def report(args):
 
     loads = [("rate", "at a fixed rate: the goal is judged here"),
              ("closed", "closed loop, 64 workers over 4 h2c connections: the share of capacity legitimate traffic keeps")]
+    def median(values):
+        values = sorted(v for v in values if v is not None)
+        if not values:
+            return None
+        mid = len(values) // 2
+        return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+    def merged(runs, run_abusers):
+        """One row from several runs: the median of each figure, errors summed."""
+        if not runs:
+            return None
+        window = runs[0]["settings"]["duration_s"]
+        lat = {k: median([r.get("latency_us", {}).get(k) for r in runs]) for k in ("p50", "p99", "p999")}
+        cpu = lambda r, k: r.get(k, {}).get("cpu_s", 0)
+        acpu = [abuser_cpu_in_window(r, a) for r, a in zip(runs, run_abusers)] if run_abusers else [0.0]
+        return {
+            "rps": median([r.get("rps") for r in runs]),
+            "latency_us": lat,
+            "p99s": [r.get("latency_us", {}).get("p99") for r in runs],
+            "errors": sum(r.get("errors", 0) for r in runs),
+            "errors_by_kind": {k: v for r in runs for k, v in r.get("errors_by_kind", {}).items()},
+            "proxy_cpu": median([cpu(r, "proxy") / window for r in runs]),
+            "client_cpu": median([(cpu(r, "generator") + cpu(r, "backend")) / window for r in runs]),
+            "abuser_cpu": median([a / window for a in acpu]),
+            "other": median([other_load(r, a) for r, a in zip(runs, acpu if run_abusers else [0.0] * len(runs))]),
+            "runs": len(runs),
+        }
+
     attack_runs = iter(abusers)
+    last_abusers = None
     for load, what in loads:
-        quiet, loud = phases.get((load, "quiet")), phases.get((load, "abuse"))
-        if quiet is None and loud is None:
+        quiet_runs, loud_runs = phases.get((load, "quiet"), []), phases.get((load, "abuse"), [])
+        if not quiet_runs and not loud_runs:
             continue
-        run = next(attack_runs, None) if loud is not None else None
+        run_abusers = [next(attack_runs, None) for _ in loud_runs]
+        if run_abusers:
+            last_abusers = run_abusers[-1]
+        quiet, loud = merged(quiet_runs, None), merged(loud_runs, run_abusers)
         md += [f"## Legitimate load: gRPC unary, 64 B, {what}", "",
-               "| phase | req/s | p50 µs | p99 µs | p99.9 µs | errors | sekisho CPU | generator + backend CPU | abusers' CPU | other load |",
-               "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
+               "Each figure is the median of the runs; p99 of each run in the last column.", "",
+               "| phase | runs | req/s | p50 µs | p99 µs | p99.9 µs | errors | sekisho CPU | generator + backend CPU | abusers' CPU | other load | p99 per run |",
+               "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|"]
         for name, j in (("quiet", quiet), ("under abuse", loud)):
             if j is None:
-                md.append(f"| {name} | did not run | | | | | | | | |")
+                md.append(f"| {name} | 0 | did not run | | | | | | | | | |")
                 continue
-            window = j["settings"]["duration_s"]
-            lat = j.get("latency_us", {})
-            errs = j.get("errors", 0)
+            lat = j["latency_us"]
+            errs = j["errors"]
             if errs:
-                errs = f"{errs} (" + ", ".join(f"{k}: {v}" for k, v in j.get("errors_by_kind", {}).items()) + ")"
-            acpu = abuser_cpu_in_window(j, run) if j is loud else 0.0
-            client = (j.get("generator", {}).get("cpu_s", 0) + j.get("backend", {}).get("cpu_s", 0)) / window
-            md.append(f"| {name} | {grouped(j.get('rps'))} | {grouped(lat.get('p50'))} | {grouped(lat.get('p99'))} "
-                      f"| {grouped(lat.get('p999'))} | {errs} | {j.get('proxy', {}).get('cpu_s', 0) / window:.0%} "
-                      f"| {client:.0%} | {acpu / window:.0%} | {other_load(j, acpu):.0%} |")
+                errs = f"{errs} (" + ", ".join(f"{k}: {v}" for k, v in j["errors_by_kind"].items()) + ")"
+            per_run = ", ".join(grouped(p) for p in j["p99s"])
+            md.append(f"| {name} | {j['runs']} | {grouped(j['rps'])} | {grouped(lat['p50'])} | {grouped(lat['p99'])} "
+                      f"| {grouped(lat['p999'])} | {errs} | {j['proxy_cpu']:.0%} "
+                      f"| {j['client_cpu']:.0%} | {j['abuser_cpu']:.0%} | {j['other']:.0%} | {per_run} |")
         md.append("")
         if quiet and loud:
             q99, l99 = quiet["latency_us"]["p99"], loud["latency_us"]["p99"]
-            errors = loud.get("errors", 0) + quiet.get("errors", 0)
+            errors = loud["errors"] + quiet["errors"]
             ratio = l99 / q99 if q99 and l99 else None
-            rps = "–" if not quiet.get("rps") else f"{loud.get('rps', 0) / quiet['rps']:.2f}×"
+            rps = "–" if not quiet["rps"] else f"{loud['rps'] / quiet['rps']:.2f}×"
             if load == "rate":
                 met = errors == 0 and ratio is not None and ratio <= 2.0
-                md.append(f"**Goal** (zero legitimate errors, p99 under abuse within 2× of quiet): "
+                md.append(f"**Goal** (zero legitimate errors, median p99 under abuse within 2× of quiet): "
                           f"**{'met' if met else 'not met'}**: {errors} legitimate errors, p99 "
                           f"{grouped(l99)} µs against {grouped(q99)} µs quiet "
                           f"({'–' if ratio is None else f'{ratio:.2f}×'}).")
@@ -340,7 +371,7 @@ def report(args):
               "the generator, backend and abusers share CPU 0 (on 2 CPUs). Other load: the machine's busy "
               "time minus all of these (the abusers' CPU is prorated over their run).")
     md.append("")
-    abusers = run if abusers else None
+    abusers = last_abusers
     md += ["## The abusers", ""]
     if abusers is None:
         md.append("The abusers reported nothing (see the run's log).")
