@@ -337,6 +337,16 @@ async fn compile(
 ) -> Result<Snapshot, Error> {
     let compiled = tokio::task::spawn_blocking(move || {
         let config = config::load(&path)?;
+        let doubts = config::doubts(&config);
+        if !doubts.is_empty() {
+            let doubts = config::ConfigError {
+                file: path.clone(),
+                problems: doubts,
+            };
+            for line in doubts.to_string().lines() {
+                tracing::warn!("config: {line}");
+            }
+        }
         Snapshot::compile(config, &path, previous.as_deref(), log.as_ref(), &resolver)
     })
     .await;

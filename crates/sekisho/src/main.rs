@@ -174,7 +174,7 @@ fn validate(path: &std::path::Path) -> ExitCode {
     let resolver: std::sync::Arc<dyn sekisho::upstream::discovery::Resolve> =
         std::sync::Arc::new(sekisho::upstream::discovery::SystemResolver);
     let checked = sekisho::config::load(path).and_then(|config| {
-        let doubts = doubts(&config);
+        let doubts = sekisho::config::doubts(&config);
         sekisho::snapshot::Snapshot::compile(config, path, None, None, &resolver).map(|_| doubts)
     });
     match checked {
@@ -196,35 +196,6 @@ fn validate(path: &std::path::Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// What a valid config says that its author most likely did not mean; `validate` shows these
-/// as warnings and still accepts the file, as Envoy accepts the same patterns.
-///
-/// `path_regex` must match the whole path (Envoy's `safe_regex`), so a pattern ending in a
-/// literal `/`, such as `^/v[0-9]+/`, matches only paths that end with that slash, although it
-/// reads like a prefix. A pattern ending in `/$` says so on purpose and is not flagged.
-fn doubts(config: &sekisho::config::Config) -> Vec<sekisho::config::Problem> {
-    config
-        .routes
-        .iter()
-        .enumerate()
-        .filter_map(|(i, route)| {
-            let regex = route.matches.path_regex.as_ref()?;
-            // Shown through its Debug form, which is `<redacted>` for a secret reference.
-            regex.get().0.as_str().ends_with('/').then(|| {
-                sekisho::config::Problem::on(
-                    &route.name,
-                    format!("routes[{i}].match.path_regex"),
-                    format!(
-                        "a path_regex must match the whole path (as Envoy's safe_regex does), \
-                         so {regex:?} matches only paths ending in \"/\"; for a prefix end it \
-                         with \".*\" or use path_prefix"
-                    ),
-                )
-            })
-        })
-        .collect()
 }
 
 /// Runs the whole system until SIGINT or SIGTERM.

@@ -555,3 +555,47 @@ fn validate_warns_about_a_path_regex_that_reads_as_a_prefix() {
         );
     }
 }
+
+/// `run` logs the same doubt when it loads the config, so an operator who never ran
+/// `validate` sees it in the gateway's log; the gateway runs all the same.
+#[tokio::test]
+async fn run_logs_a_path_regex_that_reads_as_a_prefix() {
+    use tokio::io::AsyncBufReadExt;
+
+    let dir = TempDir::new("cli-run-path-regex");
+    dir.write(
+        "gateway.yaml",
+        &VALID.replace(
+            "match: { path_prefix: / }",
+            "match: { path_regex: \"^/v[0-9]+/\" }",
+        ),
+    );
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sekisho"))
+        .args(["run", "--config", "gateway.yaml"])
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start sekisho run");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = tokio::io::BufReader::new(stderr).lines();
+    let found = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains("routes[0].match.path_regex") {
+                return Some(line);
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
+    .expect("a warning naming the route's path_regex in the gateway's log");
+    assert!(found.contains("WARN"), "{found}");
+    assert!(found.contains("whole path"), "{found}");
+    assert!(
+        child.try_wait().expect("status").is_none(),
+        "the gateway still runs"
+    );
+}

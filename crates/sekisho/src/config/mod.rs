@@ -2,6 +2,7 @@
 //! whole file (names that refer to each other). No sockets here, only file reads, so
 //! `sekisho validate` needs no runtime.
 
+mod doubts;
 mod error;
 pub mod jwt;
 pub mod model;
@@ -11,6 +12,7 @@ pub mod watch;
 
 use std::path::Path;
 
+pub use doubts::doubts;
 pub use error::{ConfigError, Problem};
 pub use model::Config;
 
