@@ -1,8 +1,16 @@
-//! Upstream protocols and endpoints: TLS (h2) backends, DNS endpoints, pooled connections.
+//! Upstream protocols and endpoints: TLS (h2) backends, DNS endpoints, pooled connections,
+//! HTTP/2 connections opened as the backend's stream limit asks.
 
 mod support;
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use interop::pb::{ResponseParameters, SimpleRequest, StreamingOutputCallRequest};
 use support::*;
@@ -184,4 +192,182 @@ clusters:
         "20 sequential requests used {} upstream connections: {peers:?}",
         peers.len()
     );
+}
+
+/// An h2c backend that allows `max_streams` streams per connection and holds every
+/// request until released, noting which connection each came on.
+struct HeldBackend {
+    addr: std::net::SocketAddr,
+    /// Requests inside the handler now.
+    held: Arc<AtomicUsize>,
+    /// Client ports of the connections requests came on.
+    connections: Arc<Mutex<HashSet<u16>>>,
+    release: Arc<tokio::sync::Notify>,
+    released: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl HeldBackend {
+    async fn start(max_streams: u32) -> HeldBackend {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind backend");
+        let backend = HeldBackend {
+            addr: listener.local_addr().expect("backend address"),
+            held: Arc::default(),
+            connections: Arc::default(),
+            release: Arc::default(),
+            released: Arc::default(),
+        };
+        let (held, connections) = (backend.held.clone(), backend.connections.clone());
+        let (release, released) = (backend.release.clone(), backend.released.clone());
+        tokio::spawn(async move {
+            while let Ok((tcp, peer)) = listener.accept().await {
+                let (held, connections) = (held.clone(), connections.clone());
+                let (release, released) = (release.clone(), released.clone());
+                let service = hyper::service::service_fn(move |_req| {
+                    let (held, connections) = (held.clone(), connections.clone());
+                    let (release, released) = (release.clone(), released.clone());
+                    async move {
+                        connections.lock().expect("lock").insert(peer.port());
+                        held.fetch_add(1, Ordering::SeqCst);
+                        while !released.load(Ordering::SeqCst) {
+                            let notified = release.notified();
+                            if released.load(Ordering::SeqCst) {
+                                break;
+                            }
+                            notified.await;
+                        }
+                        held.fetch_sub(1, Ordering::SeqCst);
+                        Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(
+                            Bytes::from_static(b"held"),
+                        )))
+                    }
+                });
+                tokio::spawn(
+                    hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                        .max_concurrent_streams(max_streams)
+                        .serve_connection(TokioIo::new(tcp), service),
+                );
+            }
+        });
+        backend
+    }
+
+    fn release_all(&self) {
+        self.released.store(true, Ordering::SeqCst);
+        self.release.notify_waiters();
+    }
+
+    fn connection_count(&self) -> usize {
+        self.connections.lock().expect("lock").len()
+    }
+}
+
+fn held_backend_config(backend: std::net::SocketAddr, max_connections: usize) -> String {
+    fill(
+        r#"
+listeners:
+  - name: plain
+    address: 127.0.0.1:0
+routes:
+  - name: all
+    match: { path_prefix: / }
+    to: held
+clusters:
+  - name: held
+    protocol: h2c
+    endpoints: [{ address: "@backend@" }]
+    limits: { max_connections: @max@ }
+"#,
+        &[
+            ("backend", backend.to_string()),
+            ("max", max_connections.to_string()),
+        ],
+    )
+}
+
+/// Five requests at once to a backend that allows two streams per connection.
+async fn five_at_once(gw: &Running) -> Vec<tokio::task::JoinHandle<u16>> {
+    let client = H2Conn::connect(gw.listener("plain")).await;
+    (0..5)
+        .map(|i| {
+            let mut client = client.clone();
+            tokio::spawn(async move {
+                let request = get_h2("held.test", &format!("/held/{i}"))
+                    .body(empty())
+                    .expect("request");
+                client.send(request).await.status.as_u16()
+            })
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_full_upstream_http2_connection_makes_the_gateway_open_another() {
+    let backend = HeldBackend::start(2).await;
+    let gw = start_gateway(&held_backend_config(backend.addr, 4096)).await;
+    let calls = five_at_once(&gw).await;
+
+    // Every request reaches the backend while the others are still held: none waits for
+    // a stream on a full connection, since another connection can be opened.
+    eventually(
+        Duration::from_secs(5),
+        "all five requests held by the backend",
+        || {
+            let held = backend.held.load(Ordering::SeqCst);
+            async move { (held == 5).then_some(()) }
+        },
+    )
+    .await;
+    assert_eq!(
+        backend.connection_count(),
+        3,
+        "five streams at two per connection take three upstream connections"
+    );
+    backend.release_all();
+    for call in calls {
+        assert_eq!(call.await.expect("request task"), 200);
+    }
+
+    // Once streams are free again, a new request reuses a connection with room.
+    let mut client = H2Conn::connect(gw.listener("plain")).await;
+    let again = client
+        .send(
+            get_h2("held.test", "/again")
+                .body(empty())
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(again.status, 200);
+    assert_eq!(
+        backend.connection_count(),
+        3,
+        "no connection opened for a free stream"
+    );
+}
+
+#[tokio::test]
+async fn at_the_connection_limit_streams_queue_on_the_open_connections() {
+    let backend = HeldBackend::start(2).await;
+    let gw = start_gateway(&held_backend_config(backend.addr, 1)).await;
+    let calls = five_at_once(&gw).await;
+
+    eventually(
+        Duration::from_secs(5),
+        "two requests held by the backend",
+        || {
+            let held = backend.held.load(Ordering::SeqCst);
+            async move { (held == 2).then_some(()) }
+        },
+    )
+    .await;
+    // Given a moment, no third stream and no second connection appear: max_connections
+    // holds, and the other requests wait for a stream instead of failing.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(backend.held.load(Ordering::SeqCst), 2);
+    assert_eq!(backend.connection_count(), 1);
+    backend.release_all();
+    for call in calls {
+        assert_eq!(call.await.expect("request task"), 200);
+    }
 }

@@ -18,9 +18,9 @@ use http::request::Parts;
 use http::{HeaderMap, Method, Response, StatusCode, Uri};
 use http_body::{Body as HttpBody, Frame};
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 
 use crate::body::{self, Body, BoxError};
+use crate::upstream::UpstreamBody;
 
 use crate::config::model;
 
@@ -233,7 +233,7 @@ impl Transcoding {
     pub async fn response(
         &self,
         call: &Call,
-        response: Response<Incoming>,
+        response: Response<UpstreamBody>,
     ) -> (Response<Body>, u16) {
         let (parts, incoming) = response.into_parts();
         let metadata = metadata_headers(&parts.headers);
@@ -257,7 +257,7 @@ impl Transcoding {
         &self,
         call: &Call,
         head: &HeaderMap,
-        incoming: Incoming,
+        incoming: UpstreamBody,
     ) -> (Response<Body>, u16) {
         let collected = match Limited::new(incoming, self.max_body).collect().await {
             Ok(collected) => collected,
@@ -289,7 +289,7 @@ impl Transcoding {
         &self,
         call: &Call,
         head: &HeaderMap,
-        incoming: Incoming,
+        incoming: UpstreamBody,
     ) -> (Response<Body>, u16) {
         let mut stream = ServerStream {
             inner: incoming,
@@ -435,7 +435,7 @@ impl HttpBody for ClientStream {
 /// A server stream on its way out: gRPC frames in, JSON chunks out as each message comes,
 /// then the closing chunk and the status as HTTP trailers.
 struct ServerStream {
-    inner: Incoming,
+    inner: UpstreamBody,
     decoder: FrameDecoder,
     encoder: StreamEncoder,
     /// The status of a trailers-only answer.

@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use http::request::Parts;
 use http::{HeaderMap, Method, Request, Response, Uri, Version};
-use hyper::body::Incoming;
 
 use super::GatewayError;
 use super::exchange::grpc_status_of;
@@ -24,12 +23,12 @@ use crate::body::{self, Body, Watch, Watched};
 use crate::observe::metrics;
 use crate::observe::trace::{Attempt, Trace};
 use crate::upstream::retry::{Failed, RetryPolicy};
-use crate::upstream::{Cluster, InFlight, Outcome, SendError};
+use crate::upstream::{Cluster, InFlight, Outcome, SendError, UpstreamBody};
 
 /// The response that goes back to the client, and the attempt it came from.
 pub struct Sent {
     /// Headers received; the body still streams.
-    pub response: Response<Incoming>,
+    pub response: Response<UpstreamBody>,
     /// Counted by the balancer until the response ends.
     pub in_flight: InFlight,
 }
@@ -267,7 +266,7 @@ pub async fn forward(
 }
 
 /// Ends an attempt's client span with what came of it.
-fn end_attempt(span: Option<Attempt>, result: &Result<Response<Incoming>, Failure>) {
+fn end_attempt(span: Option<Attempt>, result: &Result<Response<UpstreamBody>, Failure>) {
     let Some(span) = span else { return };
     span.finish(match result {
         Ok(response) => Ok((
@@ -293,7 +292,7 @@ async fn attempt(
     req: Request<Body>,
     bound: Option<Duration>,
     whole: Option<Duration>,
-) -> Result<Response<Incoming>, Failure> {
+) -> Result<Response<UpstreamBody>, Failure> {
     let sent = cluster.send(in_flight.endpoint(), req);
     let result = match bound {
         Some(after) => match tokio::time::timeout(after, sent).await {

@@ -12,8 +12,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::client::conn::{http1, http2};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
 use rustls::ClientConfig;
 use rustls::crypto::aws_lc_rs;
 use rustls_pki_types::pem::PemObject;
@@ -22,6 +22,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
+use super::multiplex;
 use crate::body::Body;
 use crate::config::model::Protocol;
 
@@ -131,29 +132,18 @@ impl Connector {
     }
 
     /// Opens an HTTP/2 connection, over TLS as `server_name` when the cluster uses TLS;
-    /// the connection runs on its own task.
+    /// the connection runs on its own task and is handed over once the peer's settings
+    /// are known.
     pub async fn http2(
         &self,
         addr: SocketAddr,
         server_name: Option<&str>,
         on_close: impl FnOnce() + Send + 'static,
-    ) -> Result<http2::SendRequest<Body>, ConnectError> {
+    ) -> Result<Arc<multiplex::Connection>, ConnectError> {
         let io = self.transport(addr, server_name).await?;
-        let (sender, conn) = http2::Builder::new(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .initial_stream_window_size(1024 * 1024)
-            .initial_connection_window_size(4 * 1024 * 1024)
-            .max_frame_size(64 * 1024)
-            .keep_alive_interval(Duration::from_secs(30))
-            .keep_alive_timeout(Duration::from_secs(10))
-            .handshake(TokioIo::new(io))
+        multiplex::handshake(io, self.key.connect_timeout, on_close)
             .await
-            .map_err(|e| ConnectError(format!("HTTP/2 handshake with {addr}: {e}")))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-            on_close();
-        });
-        Ok(sender)
+            .map_err(|e| ConnectError(format!("HTTP/2 handshake with {addr}: {e}")))
     }
 }
 

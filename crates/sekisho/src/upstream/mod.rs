@@ -7,8 +7,10 @@ pub mod discovery;
 mod endpoint;
 pub mod health;
 pub mod limits;
+mod multiplex;
 pub mod outlier;
 mod pool;
+mod response;
 pub mod retry;
 
 use std::collections::{HashMap, HashSet};
@@ -20,7 +22,6 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use http::{Request, Response};
-use hyper::body::Incoming;
 
 pub use balance::EndpointSet;
 pub(crate) use connect::tls_connector;
@@ -29,6 +30,7 @@ pub use endpoint::{Endpoint, Live};
 pub use limits::{Limits, Overload, Slot};
 pub use outlier::Outcome;
 pub use pool::{PoolKey, SendError};
+pub use response::UpstreamBody;
 
 use crate::body::{Body, ClientFailure, Watch};
 use crate::config::model::{self, Balance, Protocol};
@@ -276,7 +278,7 @@ impl Cluster {
         &self,
         endpoint: &Endpoint,
         req: Request<Body>,
-    ) -> Result<Response<Incoming>, SendError> {
+    ) -> Result<Response<UpstreamBody>, SendError> {
         endpoint.live.pool.send(&self.limits, req).await
     }
 

@@ -1,8 +1,9 @@
 //! Reusable connections to one endpoint.
 //!
-//! HTTP/2 keeps one multiplexed connection and opens a new one only when it closes (one
-//! opener at a time, so a burst does not open a hundred). HTTP/1.1 keeps idle keep-alive
-//! connections; a connection goes back to the idle list once its response body is done.
+//! HTTP/2 keeps as many multiplexed connections as the endpoint's stream limit asks for
+//! ([`Multiplex`]; one opener at a time, so a burst does not open a hundred). HTTP/1.1
+//! keeps idle keep-alive connections; a connection goes back to the idle list once its
+//! response body is done.
 //! Opening counts against the cluster's `max_connections`; requests waiting for a
 //! connection count against `max_pending`. When the pool is dropped (its endpoint left the
 //! cluster) idle connections close at once and busy ones once their response is done.
@@ -18,12 +19,13 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use http::{Request, Response};
-use hyper::body::Incoming;
-use hyper::client::conn::{http1, http2};
+use hyper::client::conn::http1;
 use tokio::sync::Notify;
 
 use super::connect::{Connector, ConnectorKey};
 use super::limits::{Counters, Limits, Overload};
+use super::multiplex::{Connection, Multiplex, StreamError};
+use super::response::UpstreamBody;
 use crate::body::Body;
 use crate::config::model::Protocol;
 use crate::observe::metrics;
@@ -85,10 +87,7 @@ struct Idle {
 
 enum Kind {
     Http1(Arc<Idle>),
-    Http2 {
-        current: Mutex<Option<http2::SendRequest<Body>>>,
-        opening: tokio::sync::Mutex<()>,
-    },
+    Http2(Multiplex),
 }
 
 impl Pool {
@@ -108,10 +107,7 @@ impl Pool {
                 list: Mutex::new(Vec::new()),
                 returned: Notify::new(),
             })),
-            Protocol::H2c | Protocol::H2 => Kind::Http2 {
-                current: Mutex::new(None),
-                opening: tokio::sync::Mutex::new(()),
-            },
+            Protocol::H2c | Protocol::H2 => Kind::Http2(Multiplex::new()),
         };
         Pool {
             key,
@@ -142,11 +138,15 @@ impl Pool {
         &self,
         limits: &Limits,
         req: Request<Body>,
-    ) -> Result<Response<Incoming>, SendError> {
+    ) -> Result<Response<UpstreamBody>, SendError> {
         match &self.kind {
-            Kind::Http1(idle) => self.send_http1(limits, idle, req).await,
-            Kind::Http2 { current, opening } => {
-                self.send_http2(limits, current, opening, req).await
+            Kind::Http1(idle) => {
+                let response = self.send_http1(limits, idle, req).await?;
+                Ok(response.map(UpstreamBody::Http1))
+            }
+            Kind::Http2(multiplex) => {
+                let response = self.send_http2(limits, multiplex, req).await?;
+                Ok(response.map(UpstreamBody::Http2))
             }
         }
     }
@@ -156,7 +156,7 @@ impl Pool {
         limits: &Limits,
         idle: &Arc<Idle>,
         mut req: Request<Body>,
-    ) -> Result<Response<Incoming>, SendError> {
+    ) -> Result<Response<hyper::body::Incoming>, SendError> {
         let mut waiting = None;
         let mut sender = loop {
             while let Some(mut sender) = take_idle(idle) {
@@ -211,47 +211,54 @@ impl Pool {
     async fn send_http2(
         &self,
         limits: &Limits,
-        current: &Mutex<Option<http2::SendRequest<Body>>>,
-        opening: &tokio::sync::Mutex<()>,
-        req: Request<Body>,
-    ) -> Result<Response<Incoming>, SendError> {
-        let mut req = req;
-        if let Some(mut sender) = live(current) {
-            match sender.try_send_request(req).await {
+        multiplex: &Multiplex,
+        mut req: Request<Body>,
+    ) -> Result<Response<super::multiplex::RecvBody>, SendError> {
+        // A connection found closed before the request left is dropped and the request
+        // tries the next; each pass either sends, or loses a connection that was open.
+        for _ in 0..3 {
+            let connection = match multiplex.with_room() {
+                Some(connection) => connection,
+                None => self.connection_for(limits, multiplex).await?,
+            };
+            match multiplex.send(&connection, req).await {
                 Ok(response) => return Ok(response),
-                Err(mut e) => match e.take_message() {
-                    Some(unsent) => req = unsent,
-                    None => return Err(self.reset(&e.into_error())),
-                },
+                Err(StreamError::Unsent(unsent)) => req = unsent,
+                Err(StreamError::Failed(e)) => return Err(self.reset(&e)),
             }
         }
-        let mut sender = {
-            let _waiting = self.wait(limits)?;
-            let _one_opener = opening.lock().await;
-            match live(current) {
-                Some(sender) => sender,
-                None => {
-                    if !self.counters.open_connection(limits) {
-                        return Err(self.overloaded(Overload::Connections));
-                    }
-                    let name = self.key.server_name.as_deref();
-                    let opened = self
-                        .connector
-                        .http2(self.key.addr, name, self.on_close())
-                        .await;
-                    let sender = match opened {
-                        Ok(sender) => sender,
-                        Err(e) => return Err(self.connect_failed(e.0)),
-                    };
-                    metrics::upstream_connection_opened(&self.cluster);
-                    if let Ok(mut slot) = current.lock() {
-                        *slot = Some(sender.clone());
-                    }
-                    sender
-                }
-            }
-        };
-        sender.send_request(req).await.map_err(|e| self.reset(&e))
+        Err(SendError::Reset(format!(
+            "{}: connections kept closing before the request could be sent",
+            self.key.addr
+        )))
+    }
+
+    /// A connection with a stream free: one another request just opened, or a new one.
+    /// At `max_connections` the request queues for a stream on the least busy connection.
+    async fn connection_for(
+        &self,
+        limits: &Limits,
+        multiplex: &Multiplex,
+    ) -> Result<Arc<Connection>, SendError> {
+        let _waiting = self.wait(limits)?;
+        let _one_opener = multiplex.opening.lock().await;
+        if let Some(connection) = multiplex.with_room() {
+            return Ok(connection);
+        }
+        if !self.counters.open_connection(limits) {
+            return multiplex
+                .least_busy()
+                .ok_or_else(|| self.overloaded(Overload::Connections));
+        }
+        let name = self.key.server_name.as_deref();
+        let opened = self
+            .connector
+            .http2(self.key.addr, name, self.on_close())
+            .await;
+        let connection = opened.map_err(|e| self.connect_failed(e.0))?;
+        metrics::upstream_connection_opened(&self.cluster);
+        multiplex.add(connection.clone());
+        Ok(connection)
     }
 
     fn wait(&self, limits: &Limits) -> Result<super::limits::Slot, SendError> {
@@ -282,18 +289,6 @@ impl Pool {
         self.counters.connection_closed();
         metrics::upstream_connect_error(&self.cluster);
         SendError::Connect(reason)
-    }
-}
-
-fn live(current: &Mutex<Option<http2::SendRequest<Body>>>) -> Option<http2::SendRequest<Body>> {
-    let mut slot = current.lock().ok()?;
-    match slot.as_ref() {
-        Some(sender) if !sender.is_closed() => Some(sender.clone()),
-        Some(_) => {
-            *slot = None;
-            None
-        }
-        None => None,
     }
 }
 
