@@ -2,6 +2,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -82,7 +83,68 @@ struct Series {
 const MAX_CACHED_SERIES: usize = 4096;
 
 thread_local! {
-    static SERIES: RefCell<HashMap<RequestLabels, Series>> = RefCell::new(HashMap::new());
+    static SERIES: RefCell<HashMap<ByIdentity, Series, BuildHasherDefault<Mix>>> =
+        RefCell::new(HashMap::default());
+}
+
+/// A label set looked up by the identity of its names rather than their text: the names
+/// are the running config's shared strings, so comparing and hashing their addresses
+/// finds the series without reading a byte of them. The key holds the strings, so an
+/// address cannot come back as another name while it is cached; the same name from two
+/// config generations is two keys for one series (the registry merges them).
+struct ByIdentity(RequestLabels);
+
+impl ByIdentity {
+    fn words(&self) -> [u64; 6] {
+        let l = &self.0;
+        let address = |name: &Option<Arc<str>>| name.as_ref().map_or(0, |n| n.as_ptr() as u64);
+        [
+            l.listener.as_ptr() as u64,
+            address(&l.route),
+            address(&l.cluster),
+            // A static text may share its bytes with a longer one: its length tells them apart.
+            l.protocol.as_ptr() as u64,
+            l.protocol.len() as u64,
+            u64::from(l.status_class) << 32 | l.grpc_status.map_or(0xffff_ffff, u64::from),
+        ]
+    }
+}
+
+impl PartialEq for ByIdentity {
+    fn eq(&self, other: &Self) -> bool {
+        self.words() == other.words()
+    }
+}
+
+impl Eq for ByIdentity {}
+
+impl Hash for ByIdentity {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        for word in self.words() {
+            state.write_u64(word);
+        }
+    }
+}
+
+/// A multiply-and-rotate hasher for a few machine words. The cache's keys come from the
+/// config, not from clients, so it needs no defence against chosen collisions.
+#[derive(Default)]
+struct Mix(u64);
+
+impl Hasher for Mix {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
 }
 
 /// Counts a finished request and records its duration.
@@ -92,11 +154,12 @@ pub fn request_finished(labels: RequestLabels, duration: Duration) {
         if cache.len() >= MAX_CACHED_SERIES {
             cache.clear();
         }
-        let series = match cache.get(&labels) {
+        let key = ByIdentity(labels);
+        let series = match cache.get(&key) {
             Some(series) => series,
             None => {
-                let series = register(&labels);
-                cache.entry(labels).or_insert(series)
+                let series = register(&key.0);
+                cache.entry(key).or_insert(series)
             }
         };
         series.requests.increment(1);

@@ -47,6 +47,9 @@ pub fn normalize<'a>(path: &'a str, policy: &PathPolicy) -> Result<Cow<'a, str>,
         // `*` (OPTIONS) and authority-form (CONNECT) have no path to normalize.
         return Ok(Cow::Borrowed(path));
     }
+    if already_normal(path) {
+        return Ok(Cow::Borrowed(path));
+    }
     let decoded = decode(path, policy.escaped_slashes)?;
     let merged = if policy.merge_slashes {
         merge_slashes(&decoded)
@@ -59,6 +62,17 @@ pub fn normalize<'a>(path: &'a str, policy: &PathPolicy) -> Result<Cow<'a, str>,
     } else {
         Cow::Owned(normalized)
     })
+}
+
+/// Whether an absolute `path` has nothing to normalize under any policy: no escape, no
+/// backslash, no empty segment and no segment that starts with a dot. Most paths are like
+/// that, and then nothing is allocated.
+fn already_normal(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    !bytes.iter().any(|b| matches!(b, b'%' | b'\\'))
+        && !bytes
+            .windows(2)
+            .any(|pair| pair[0] == b'/' && matches!(pair[1], b'/' | b'.'))
 }
 
 /// Decodes escapes of unreserved characters, upper-cases the others' hex digits, and

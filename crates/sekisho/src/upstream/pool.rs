@@ -176,7 +176,10 @@ impl Pool {
                 waiting = Some(self.wait(limits)?);
             }
             if self.counters.open_connection(limits) {
-                break self.open_http1().await?;
+                // Boxed: opening (TCP, TLS, handshake) is the rare path, and its state
+                // would otherwise make every request's future, copied at each await
+                // level above, as large as a TLS handshake's.
+                break Box::pin(self.open_http1()).await?;
             }
             // At the connection limit: wait for a connection to come back.
             let returned = idle.returned.notified();
@@ -219,7 +222,8 @@ impl Pool {
         for _ in 0..3 {
             let connection = match multiplex.with_room() {
                 Some(connection) => connection,
-                None => self.connection_for(limits, multiplex).await?,
+                // Boxed, as opening an HTTP/1.1 connection is.
+                None => Box::pin(self.connection_for(limits, multiplex)).await?,
             };
             match multiplex.send(&connection, req).await {
                 Ok(response) => return Ok(response),
