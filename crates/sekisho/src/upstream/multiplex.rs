@@ -448,6 +448,14 @@ async fn wait_for_window(send: &mut h2::SendStream<Bytes>) -> bool {
 }
 
 fn strip_connection_specific(headers: &mut HeaderMap) {
+    // One pass over the few headers a request has, instead of a lookup per name: nearly
+    // every request has none of these.
+    let found = headers.iter().any(|(name, value)| {
+        CONNECTION_SPECIFIC.contains(name) || (name == header::TE && value != "trailers")
+    });
+    if !found {
+        return;
+    }
     if let Some(nominated) = headers.remove(header::CONNECTION)
         && let Ok(names) = nominated.to_str()
     {
