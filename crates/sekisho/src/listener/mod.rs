@@ -298,7 +298,8 @@ async fn connection(stream: TcpStream, start: Start) {
     let mut client = peer;
     if let Some(proxy) = &settings.proxy_protocol {
         let accepted =
-            tokio::time::timeout_at(deadline, proxy_protocol::accept(&mut io, peer, proxy))
+            // Boxed, as the TLS handshake is below.
+            tokio::time::timeout_at(deadline, Box::pin(proxy_protocol::accept(&mut io, peer, proxy)))
                 .await
                 .unwrap_or(Err(Refused::Silent));
         match accepted {
@@ -323,36 +324,52 @@ async fn connection(stream: TcpStream, start: Start) {
         bounds: &bounds,
         closing,
     };
+    // Each handshake's outcome is taken apart in a statement of its own: a match on an
+    // awaited value keeps that value, and the future that made it, alive until the match
+    // ends, so a connection served inside the match would carry its handshake (a whole
+    // TLS session, for one) in its task for as long as it lives.
     match &settings.tls {
-        None => match tokio::time::timeout_at(deadline, sniff(&mut io)).await {
-            Ok(Some(wire)) => conn.serve(io, wire).await,
-            Ok(None) => {
-                metrics::downstream_connection_cut(&name, "closed_early");
-                tracing::debug!(listener = %name, %peer, "closed before its first bytes told what it speaks");
-            }
-            Err(_) => {
-                metrics::downstream_connection_cut(&name, "handshake_timeout");
-                tracing::debug!(listener = %name, %peer, "no HTTP within the handshake timeout");
-            }
-        },
-        Some(acceptor) => match tokio::time::timeout_at(deadline, acceptor.accept(io)).await {
-            Ok(Ok(tls)) => {
-                let wire = match tls.get_ref().1.alpn_protocol() {
-                    Some(b"h2") => Wire::Http2,
-                    _ => Wire::Http1,
-                };
-                conn.serve(tls, wire).await;
-            }
-            Ok(Err(e)) => {
-                metrics::tls_handshake_error(&name);
-                tracing::debug!(listener = %name, %peer, error = %e, "TLS handshake failed");
-            }
-            Err(_) => {
-                metrics::tls_handshake_error(&name);
-                metrics::downstream_connection_cut(&name, "handshake_timeout");
-                tracing::debug!(listener = %name, %peer, "TLS handshake timed out");
-            }
-        },
+        None => {
+            let sniffed = tokio::time::timeout_at(deadline, sniff(&mut io)).await;
+            let wire = match sniffed {
+                Ok(Some(wire)) => wire,
+                Ok(None) => {
+                    metrics::downstream_connection_cut(&name, "closed_early");
+                    tracing::debug!(listener = %name, %peer, "closed before its first bytes told what it speaks");
+                    return;
+                }
+                Err(_) => {
+                    metrics::downstream_connection_cut(&name, "handshake_timeout");
+                    tracing::debug!(listener = %name, %peer, "no HTTP within the handshake timeout");
+                    return;
+                }
+            };
+            conn.serve(io, wire).await;
+        }
+        Some(acceptor) => {
+            // Boxed: the handshake's state is freed once it is over.
+            let accepted = tokio::time::timeout_at(deadline, Box::pin(acceptor.accept(io))).await;
+            let tls = match accepted {
+                // Boxed, so the task of a plain connection keeps no room for a TLS session.
+                Ok(Ok(tls)) => Box::new(tls),
+                Ok(Err(e)) => {
+                    metrics::tls_handshake_error(&name);
+                    tracing::debug!(listener = %name, %peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    metrics::tls_handshake_error(&name);
+                    metrics::downstream_connection_cut(&name, "handshake_timeout");
+                    tracing::debug!(listener = %name, %peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let wire = match tls.get_ref().1.alpn_protocol() {
+                Some(b"h2") => Wire::Http2,
+                _ => Wire::Http1,
+            };
+            conn.serve(tls, wire).await;
+        }
     }
 }
 
@@ -371,51 +388,65 @@ impl Conn<'_> {
     /// Serves HTTP on `io` until the client leaves or, after `closing`, the exchanges in
     /// flight finish. Each protocol gets its own hyper connection type, so an HTTP/1.1
     /// connection carries no HTTP/2 state (and the reverse).
+    ///
+    /// Each is boxed: a connection's task is as large as the largest state its future can
+    /// be in, so an idle HTTP/2 connection would otherwise carry room for an HTTP/1.1
+    /// connection and a TLS handshake, and the reverse; boxed, it holds what it uses.
     async fn serve<IO>(self, io: IO, wire: Wire)
     where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         match wire {
-            Wire::Http1 => {
-                let max_head = self.settings.http1.max_header_bytes.max(8192);
-                let heads = Arc::new(Mutex::new(Heads::new(max_head)));
-                let io = TokioIo::new(Followed::new(io, heads.clone()));
-                let service = self.service(Some(heads.clone()), None);
-                let builder = self.bounds.http1(self.settings.http1.max_header_bytes);
-                let result = drive(builder.serve_connection(io, service), self.closing, None).await;
-                if let Err(e) = result {
-                    refusal::http1_ended(&self.downstream, &e, &heads);
-                }
+            Wire::Http1 => Box::pin(self.serve_http1(io)).await,
+            Wire::Http2 => Box::pin(self.serve_http2(io)).await,
+        }
+    }
+
+    async fn serve_http1<IO>(self, io: IO)
+    where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let max_head = self.settings.http1.max_header_bytes.max(8192);
+        let heads = Arc::new(Mutex::new(Heads::new(max_head)));
+        let io = TokioIo::new(Followed::new(io, heads.clone()));
+        let service = self.service(Some(heads.clone()), None);
+        let builder = self.bounds.http1(self.settings.http1.max_header_bytes);
+        let result = drive(builder.serve_connection(io, service), self.closing, None).await;
+        if let Err(e) = result {
+            refusal::http1_ended(&self.downstream, &e, &heads);
+        }
+    }
+
+    async fn serve_http2<IO>(self, io: IO)
+    where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let h2 = &self.settings.http2;
+        let streams = Streams::new();
+        let service = self.service(None, Some(streams.clone()));
+        let mut builder = self.bounds.http2();
+        builder
+            .max_concurrent_streams(h2.max_concurrent_streams)
+            .initial_stream_window_size(h2.initial_stream_window_size)
+            .initial_connection_window_size(h2.initial_connection_window_size)
+            .max_header_list_size(h2.max_header_list_size)
+            .max_frame_size(MAX_FRAME_SIZE);
+        let idle = self.bounds.http2_idle_timeout.map(|after| IdleClose {
+            streams,
+            after,
+            grace: self.bounds.keep_alive_timeout,
+        });
+        let conn = builder.serve_connection(TokioIo::new(io), service);
+        let result = drive(conn, self.closing, idle.as_ref()).await;
+        let listener = &self.downstream.listener;
+        match result {
+            Ok(Ended::Idle) => metrics::downstream_connection_cut(listener, "idle"),
+            Ok(Ended::Done) => {}
+            Err(e) if e.is_timeout() => {
+                metrics::downstream_connection_cut(listener, "keep_alive");
             }
-            Wire::Http2 => {
-                let h2 = &self.settings.http2;
-                let streams = Streams::new();
-                let service = self.service(None, Some(streams.clone()));
-                let mut builder = self.bounds.http2();
-                builder
-                    .max_concurrent_streams(h2.max_concurrent_streams)
-                    .initial_stream_window_size(h2.initial_stream_window_size)
-                    .initial_connection_window_size(h2.initial_connection_window_size)
-                    .max_header_list_size(h2.max_header_list_size)
-                    .max_frame_size(MAX_FRAME_SIZE);
-                let idle = self.bounds.http2_idle_timeout.map(|after| IdleClose {
-                    streams,
-                    after,
-                    grace: self.bounds.keep_alive_timeout,
-                });
-                let conn = builder.serve_connection(TokioIo::new(io), service);
-                let result = drive(conn, self.closing, idle.as_ref()).await;
-                let listener = &self.downstream.listener;
-                match result {
-                    Ok(Ended::Idle) => metrics::downstream_connection_cut(listener, "idle"),
-                    Ok(Ended::Done) => {}
-                    Err(e) if e.is_timeout() => {
-                        metrics::downstream_connection_cut(listener, "keep_alive");
-                    }
-                    Err(e) => {
-                        tracing::debug!(%listener, client = %self.downstream.client, error = %e, "client connection ended with an error");
-                    }
-                }
+            Err(e) => {
+                tracing::debug!(%listener, client = %self.downstream.client, error = %e, "client connection ended with an error");
             }
         }
     }

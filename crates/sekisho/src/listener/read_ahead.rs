@@ -65,11 +65,14 @@ impl<IO: AsyncRead + Unpin> ReadAhead<IO> {
         if room == 0 {
             return Ok(0);
         }
-        let mut chunk = [0u8; 1024];
-        let want = room.min(chunk.len());
-        let n = self.io.read(&mut chunk[..want]).await?;
-        self.ahead.extend_from_slice(&chunk[..n]);
-        Ok(n)
+        // Straight into the buffer's spare room: a chunk on the stack would be part of the
+        // connection task's largest state, whose size the task keeps while it lives.
+        let want = room.min(1024);
+        self.ahead.reserve(want);
+        (&mut self.io)
+            .take(want as u64)
+            .read_buf(&mut self.ahead)
+            .await
     }
 }
 
