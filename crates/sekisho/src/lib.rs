@@ -18,6 +18,7 @@ pub mod proxy;
 pub mod route;
 pub mod snapshot;
 pub mod state;
+pub mod teams;
 #[cfg(feature = "up")]
 pub mod up;
 pub mod upstream;
@@ -297,7 +298,7 @@ impl Inner {
         if let Ok(mut watch) = self.watch.lock()
             && let Some(watch) = watch.as_mut()
         {
-            watch.set_files(files);
+            watch.set_files(files, snapshot.watch_dirs.iter().cloned());
         }
     }
 }
@@ -366,10 +367,14 @@ async fn resolve_new_dns(snapshot: &Snapshot) {
     }
 }
 
-/// Puts the clusters of a snapshot now in force into service.
+/// Puts the clusters of a snapshot now in force into service, and says what it decided
+/// for each team.
 fn activate(snapshot: &Snapshot) {
     for cluster in &snapshot.clusters {
         cluster.activate();
+    }
+    for team in &snapshot.teams {
+        team.report();
     }
 }
 

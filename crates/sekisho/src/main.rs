@@ -65,11 +65,19 @@ enum Command {
         #[arg(long)]
         workers: Option<usize>,
     },
-    /// Check a config without serving it: exit 0 if good, 1 with every problem if not.
+    /// Check a config without serving it, with every team file its grants match: exit 0
+    /// if all is good, 1 with every problem if not.
     Validate {
         /// The gateway config (YAML).
         #[arg(long, short)]
         config: PathBuf,
+        /// Check this team's files (`--files`) against the config in place of what its
+        /// grant matches: what a team's CI runs before a change merges.
+        #[arg(long, requires = "files")]
+        team: Option<String>,
+        /// With `--team`: the team's files.
+        #[arg(long, num_args = 1.., requires = "team")]
+        files: Vec<PathBuf>,
     },
     /// Write a self-signed certificate and key (HOST.crt, HOST.key) for trying things out.
     Cert {
@@ -102,7 +110,11 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Validate { config } => validate(&config),
+        Command::Validate {
+            config,
+            team,
+            files,
+        } => validate(&config, team.map(|team| (team, files))),
         Command::Cert { host, out } => match sekisho::cert::write_self_signed(&host, &out) {
             Ok((cert, key)) => {
                 println!("wrote {} and {}", cert.display(), key.display());
@@ -170,12 +182,26 @@ fn runtime(workers: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
     }
 }
 
-fn validate(path: &std::path::Path) -> ExitCode {
+fn validate(path: &std::path::Path, team_files: Option<(String, Vec<PathBuf>)>) -> ExitCode {
     let resolver: std::sync::Arc<dyn sekisho::upstream::discovery::Resolve> =
         std::sync::Arc::new(sekisho::upstream::discovery::SystemResolver);
+    if let Some((team, _)) = &team_files {
+        let granted = sekisho::config::load(path)
+            .map(|config| config.teams.iter().any(|g| *g.name.value == **team))
+            .unwrap_or(true);
+        if !granted {
+            eprintln!("{}: no grant for team {team:?}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    let options = sekisho::snapshot::CompileOptions {
+        strict: true,
+        team_files,
+    };
     let checked = sekisho::config::load(path).and_then(|config| {
         let doubts = sekisho::config::doubts(&config);
-        sekisho::snapshot::Snapshot::compile(config, path, None, None, &resolver).map(|_| doubts)
+        sekisho::snapshot::Snapshot::compile_with(config, path, None, None, &resolver, &options)
+            .map(|_| doubts)
     });
     match checked {
         Ok(doubts) => {

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use tokio_rustls::TlsAcceptor;
 
+use crate::config::model;
 use crate::config::model::{Http1, Http2, PathPolicy};
+use crate::config::team::{self, Source};
 use crate::config::{Config, ConfigError, Problem};
 use crate::listener::proxy_protocol::ProxyProtocol;
 use crate::listener::tls;
@@ -21,6 +23,7 @@ use crate::policy::ip_acl::IpAcl;
 use crate::policy::jwt::Providers;
 use crate::policy::waf::{RuleSets, Waf};
 use crate::route::{Route, RouteTable};
+use crate::teams::{TeamStatus, Version};
 use crate::upstream::Cluster;
 use crate::upstream::discovery::Resolve;
 
@@ -69,6 +72,21 @@ pub struct Snapshot {
     pub tracing: Option<Arc<Tracing>>,
     /// Headers no client may send.
     pub internal_headers: InternalHeaders,
+    /// Each team of the root's grants, in grant order: what serves and what was refused.
+    pub teams: Vec<TeamStatus>,
+    /// Directories of team files: a file added to or removed from one reloads.
+    pub watch_dirs: Vec<PathBuf>,
+}
+
+/// How team files are treated while compiling.
+#[derive(Clone, Debug, Default)]
+pub struct CompileOptions {
+    /// A refused team version fails the whole config (for `validate`), instead of leaving
+    /// the team on its last good version.
+    pub strict: bool,
+    /// A team whose files are these instead of what its grant's globs match (a team's CI
+    /// checking a change before it merges).
+    pub team_files: Option<(String, Vec<PathBuf>)>,
 }
 
 impl Snapshot {
@@ -80,6 +98,30 @@ impl Snapshot {
         previous: Option<&Snapshot>,
         log: Option<&AccessLog>,
         resolver: &Arc<dyn Resolve>,
+    ) -> Result<Snapshot, ConfigError> {
+        Self::compile_with(
+            config,
+            file,
+            previous,
+            log,
+            resolver,
+            &CompileOptions::default(),
+        )
+    }
+
+    /// The status of the team named `name`.
+    pub fn team(&self, name: &str) -> Option<&TeamStatus> {
+        self.teams.iter().find(|t| t.name == name)
+    }
+
+    /// [`Snapshot::compile`], with a choice of how team files are treated.
+    pub fn compile_with(
+        config: Config,
+        file: &Path,
+        previous: Option<&Snapshot>,
+        log: Option<&AccessLog>,
+        resolver: &Arc<dyn Resolve>,
+        options: &CompileOptions,
     ) -> Result<Snapshot, ConfigError> {
         let mut problems = Vec::new();
         let mut files = Vec::new();
@@ -178,70 +220,50 @@ impl Snapshot {
         let old: HashMap<&str, &Arc<Cluster>> = previous
             .map(|p| p.clusters.iter().map(|c| (&*c.name, c)).collect())
             .unwrap_or_default();
-        let mut clusters = Vec::new();
-        for (i, spec) in config.clusters.iter().enumerate() {
-            let ca = spec.tls.as_ref().and_then(|t| t.ca.as_ref());
-            let ca_file = ca.map(|c| Path::new(&*c.value));
-            if let Some(path) = ca_file {
-                files.push(path.to_path_buf());
-            }
-            let prior = old.get(&*spec.name.value).map(|c| c.as_ref());
-            match Cluster::build(spec, ca_file, prior, resolver) {
-                Ok(cluster) => clusters.push(Arc::new(cluster)),
-                Err(e) => {
-                    let at = ca.unwrap_or(&spec.name);
-                    problems.push(Problem::on(at, format!("clusters[{i}]"), e));
-                }
-            }
-        }
+        let mut build = Build {
+            old,
+            resolver,
+            files: &mut files,
+            rule_sets: RuleSets::new(),
+        };
+        let mut clusters = build.clusters(&config.clusters, &mut problems);
 
         let internal_headers = InternalHeaders::compile(&config, &mut problems);
         let jwt_providers = Providers::compile(
             &config.jwt_providers,
             previous.map(|p| &p.jwt_providers),
-            &mut files,
+            build.files,
             &mut problems,
         );
 
-        let by_name: HashMap<&str, &Arc<Cluster>> =
-            clusters.iter().map(|c| (&*c.name, c)).collect();
+        // Root routes send only to root clusters; a team's routes only to the team's.
+        let root_routes = {
+            let by_name: HashMap<&str, &Arc<Cluster>> =
+                clusters.iter().map(|c| (&*c.name, c)).collect();
+            build.routes(&config.routes, &by_name, &jwt_providers, &mut problems)
+        };
         let mut routes = Vec::new();
-        let mut rule_sets = RuleSets::new();
-        for (i, spec) in config.routes.iter().enumerate() {
-            let cluster = |name: &str| by_name.get(name).map(|c| (*c).clone());
-            let waf = match &spec.waf {
-                Some(w) if w.rules.is_empty() => {
+        let mut teams = Vec::new();
+        if problems.is_empty() {
+            for grant in &config.teams {
+                let before = previous.and_then(|p| p.team(&grant.name.value));
+                let team = build.team(grant, &config, &jwt_providers, before, options)?;
+                if let Some(refused) = team.status.refused.as_ref().filter(|_| options.strict) {
                     problems.push(Problem::on(
-                        &spec.name,
-                        format!("routes[{i}].waf.rules"),
-                        "names no rule file",
+                        &grant.name,
+                        "teams",
+                        format!("team {:?} refused:\n{}", team.status.name, refused.error),
                     ));
-                    None
                 }
-                Some(w) => match Waf::compile(w, &mut rule_sets, &mut files) {
-                    Ok(waf) => Some(Arc::new(waf)),
-                    Err(e) => {
-                        problems.push(Problem::on(
-                            &w.rules[e.entry],
-                            format!("routes[{i}].waf.rules[{}]", e.entry),
-                            e.message,
-                        ));
-                        None
-                    }
-                },
-                None => None,
-            };
-            match Route::compile(spec, cluster, &jwt_providers, &mut files) {
-                Ok(mut route) => {
-                    route.waf = waf;
-                    if let Some(transcoding) = &route.transcode {
-                        files.extend(transcoding.files().iter().cloned());
-                    }
-                    routes.push(route)
-                }
-                Err(e) => problems.push(Problem::on(&spec.to, format!("routes[{i}]"), e)),
+                routes.extend(team.routes);
+                clusters.extend(team.clusters);
+                teams.push(team.status);
             }
         }
+        // Team routes first: a root's catch-all must not shadow them, and grants never
+        // overlap, so no two teams compete for a request.
+        routes.extend(root_routes);
+        let watch_dirs = config.teams.iter().flat_map(team::directories).collect();
 
         if !problems.is_empty() {
             problems.sort_by_key(|p| (p.line, p.column));
@@ -287,10 +309,8 @@ impl Snapshot {
                     None => Some(Arc::new(Tracing::start(spec).map_err(|e| ConfigError {
                         file: file.to_owned(),
                         problems: vec![Problem {
-                            line: 0,
-                            column: 0,
                             field: "tracing".into(),
-                            message: e,
+                            ..Problem::whole_file(e)
                         }],
                     })?)),
                 }
@@ -301,6 +321,8 @@ impl Snapshot {
             config,
             listeners,
             routes: RouteTable::new(routes),
+            teams,
+            watch_dirs,
             internal_headers,
             clusters,
             drain_timeout,
@@ -309,5 +331,230 @@ impl Snapshot {
             jwt_providers,
             tracing,
         })
+    }
+}
+
+/// What compiling clusters and routes shares: the clusters they may carry state over
+/// from, the resolver, the files to watch and the WAF rule sets already loaded.
+struct Build<'a> {
+    old: HashMap<&'a str, &'a Arc<Cluster>>,
+    resolver: &'a Arc<dyn Resolve>,
+    files: &'a mut Vec<PathBuf>,
+    rule_sets: RuleSets,
+}
+
+/// One version of a team's files, compiled.
+struct Compiled {
+    routes: Vec<Route>,
+    clusters: Vec<Arc<Cluster>>,
+}
+
+/// A team's part of a snapshot.
+struct TeamPart {
+    routes: Vec<Route>,
+    clusters: Vec<Arc<Cluster>>,
+    status: TeamStatus,
+}
+
+impl Build<'_> {
+    fn clusters(
+        &mut self,
+        specs: &[model::Cluster],
+        problems: &mut Vec<Problem>,
+    ) -> Vec<Arc<Cluster>> {
+        let mut clusters = Vec::new();
+        for (i, spec) in specs.iter().enumerate() {
+            let ca = spec.tls.as_ref().and_then(|t| t.ca.as_ref());
+            let ca_file = ca.map(|c| Path::new(&*c.value));
+            if let Some(path) = ca_file {
+                self.files.push(path.to_path_buf());
+            }
+            let prior = self.old.get(&*spec.name.value).map(|c| c.as_ref());
+            match Cluster::build(spec, ca_file, prior, self.resolver) {
+                Ok(cluster) => clusters.push(Arc::new(cluster)),
+                Err(e) => {
+                    let at = ca.unwrap_or(&spec.name);
+                    problems.push(Problem::on(at, format!("clusters[{i}]"), e));
+                }
+            }
+        }
+        clusters
+    }
+
+    fn routes(
+        &mut self,
+        specs: &[model::Route],
+        clusters: &HashMap<&str, &Arc<Cluster>>,
+        providers: &Providers,
+        problems: &mut Vec<Problem>,
+    ) -> Vec<Route> {
+        let mut routes = Vec::new();
+        for (i, spec) in specs.iter().enumerate() {
+            let cluster = |name: &str| clusters.get(name).map(|c| (*c).clone());
+            let waf = match &spec.waf {
+                Some(w) if w.rules.is_empty() => {
+                    problems.push(Problem::on(
+                        &spec.name,
+                        format!("routes[{i}].waf.rules"),
+                        "names no rule file",
+                    ));
+                    None
+                }
+                Some(w) => match Waf::compile(w, &mut self.rule_sets, self.files) {
+                    Ok(waf) => Some(Arc::new(waf)),
+                    Err(e) => {
+                        problems.push(Problem::on(
+                            &w.rules[e.entry],
+                            format!("routes[{i}].waf.rules[{}]", e.entry),
+                            e.message,
+                        ));
+                        None
+                    }
+                },
+                None => None,
+            };
+            match Route::compile(spec, cluster, providers, self.files) {
+                Ok(mut route) => {
+                    route.waf = waf;
+                    if let Some(transcoding) = &route.transcode {
+                        self.files.extend(transcoding.files().iter().cloned());
+                    }
+                    routes.push(route)
+                }
+                Err(e) => problems.push(Problem::on(&spec.to, format!("routes[{i}]"), e)),
+            }
+        }
+        routes
+    }
+
+    /// The team's latest files if they check and compile, else its last good version;
+    /// an error only when neither compiles under this root (the root is then refused, so
+    /// a root change cannot silently take a serving team's routes away).
+    fn team(
+        &mut self,
+        grant: &crate::config::grant::Grant,
+        root: &Config,
+        providers: &Providers,
+        before: Option<&TeamStatus>,
+        options: &CompileOptions,
+    ) -> Result<TeamPart, ConfigError> {
+        let name = grant.name.value.to_string();
+        let latest = match &options.team_files {
+            Some((team, paths)) if *team == name => team::read_files(paths),
+            _ => team::read(grant),
+        };
+        let refusal = match latest {
+            Ok(sources) => {
+                let version: Version = Arc::new(sources);
+                match self.team_version(grant, root, providers, &version) {
+                    Ok(Compiled { routes, clusters }) => {
+                        let applied = before
+                            .filter(|b| b.serving.as_ref() == Some(&version))
+                            .and_then(|b| b.applied)
+                            .or_else(|| Some(std::time::SystemTime::now()));
+                        let status = TeamStatus {
+                            name,
+                            routes: routes.len(),
+                            serving: Some(version),
+                            applied,
+                            refused: None,
+                        };
+                        return Ok(TeamPart {
+                            routes,
+                            clusters,
+                            status,
+                        });
+                    }
+                    Err(errors) => TeamStatus::refusing(version, errors, before),
+                }
+            }
+            Err(e) => TeamStatus::refusing(Arc::new(Vec::new()), vec![e], before),
+        };
+        let Some(good) = before.and_then(|b| b.serving.clone()) else {
+            let status = TeamStatus {
+                name,
+                serving: None,
+                applied: None,
+                routes: 0,
+                refused: Some(refusal),
+            };
+            return Ok(TeamPart {
+                routes: Vec::new(),
+                clusters: Vec::new(),
+                status,
+            });
+        };
+        match self.team_version(grant, root, providers, &good) {
+            Ok(Compiled { routes, clusters }) => {
+                let status = TeamStatus {
+                    name,
+                    routes: routes.len(),
+                    serving: Some(good),
+                    applied: before.and_then(|b| b.applied),
+                    refused: Some(refusal),
+                };
+                Ok(TeamPart {
+                    routes,
+                    clusters,
+                    status,
+                })
+            }
+            Err(errors) => {
+                let mut merged = ConfigError::merged(Path::new(&*grant.name.value), errors);
+                for problem in &mut merged.problems {
+                    problem.message = format!(
+                        "team {name:?} has no version that works with this config (its latest \
+                         is refused too): {}",
+                        problem.message
+                    );
+                }
+                Err(merged)
+            }
+        }
+    }
+
+    /// Checks and compiles one version of a team's files.
+    fn team_version(
+        &mut self,
+        grant: &crate::config::grant::Grant,
+        root: &Config,
+        providers: &Providers,
+        version: &[Source],
+    ) -> Result<Compiled, Vec<ConfigError>> {
+        let checked = team::check(grant, root, version)?;
+        let mut errors = Vec::new();
+        let mut clusters = Vec::new();
+        let mut watched = Vec::new();
+        let files_before = self.files.len();
+        for part in &checked {
+            let mut problems = Vec::new();
+            clusters.extend(self.clusters(&part.file.clusters, &mut problems));
+            if !problems.is_empty() {
+                errors.push(ConfigError {
+                    file: part.path.clone(),
+                    problems,
+                });
+            }
+        }
+        let by_name: HashMap<&str, &Arc<Cluster>> =
+            clusters.iter().map(|c| (&*c.name, c)).collect();
+        let mut routes = Vec::new();
+        for part in &checked {
+            let mut problems = Vec::new();
+            routes.extend(self.routes(&part.file.routes, &by_name, providers, &mut problems));
+            if !problems.is_empty() {
+                errors.push(ConfigError {
+                    file: part.path.clone(),
+                    problems,
+                });
+            }
+            watched.push(part.path.clone());
+        }
+        if !errors.is_empty() {
+            self.files.truncate(files_before);
+            return Err(errors);
+        }
+        self.files.extend(watched);
+        Ok(Compiled { routes, clusters })
     }
 }

@@ -21,5 +21,6 @@ pub mod transform;
 
 pub use body::Limit;
 pub use error::LoadError;
+pub use parse::wildcard;
 pub use ruleset::RuleSet;
 pub use transaction::{InterruptAction, Interruption, MatchedRule, Transaction, Verdict};

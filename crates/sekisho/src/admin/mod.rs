@@ -59,11 +59,44 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
             json_response(serde_json::to_value(&snapshot.config).unwrap_or_default())
         }
         "/clusters" => json_response(clusters(&state)),
+        "/teams" => json_response(teams(&state)),
         _ => text(
             StatusCode::NOT_FOUND,
-            "not found; try /ready /live /metrics /config /clusters\n",
+            "not found; try /ready /live /metrics /config /clusters /teams\n",
         ),
     })
+}
+
+/// Each team: which version serves, and the last refusal with every problem in it.
+fn teams(state: &State) -> serde_json::Value {
+    let snapshot = state.snapshot();
+    let seconds = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .ok()
+    };
+    let teams: Vec<serde_json::Value> = snapshot
+        .teams
+        .iter()
+        .map(|team| {
+            let refused = team.refused.as_ref().map(|r| {
+                serde_json::json!({
+                    "files": r.version.iter().map(|s| s.path.display().to_string()).collect::<Vec<_>>(),
+                    "error": r.error,
+                    "since_unix": seconds(r.at),
+                })
+            });
+            serde_json::json!({
+                "name": team.name,
+                "state": team.state(),
+                "routes": team.routes,
+                "files": team.files().iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+                "applied_unix": team.applied.and_then(seconds),
+                "refused": refused,
+            })
+        })
+        .collect();
+    serde_json::json!({ "teams": teams })
 }
 
 fn clusters(state: &State) -> serde_json::Value {

@@ -8,6 +8,9 @@ use serde_saphyr::{Location, Spanned};
 /// One thing wrong with a config file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Problem {
+    /// The file at fault, when it is not the one the whole error is about (a team's file
+    /// named by the root config).
+    pub file: Option<PathBuf>,
     /// 1-based line, 0 when unknown.
     pub line: u64,
     /// 1-based column, 0 when unknown.
@@ -22,9 +25,21 @@ impl Problem {
     /// A problem with the value at `location`.
     pub fn at(location: Location, field: impl Into<String>, message: impl Into<String>) -> Self {
         Problem {
+            file: None,
             line: location.line(),
             column: location.column(),
             field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// A problem with a file as a whole (it cannot be read, listed or found).
+    pub fn whole_file(message: impl Into<String>) -> Self {
+        Problem {
+            file: None,
+            line: 0,
+            column: 0,
+            field: String::new(),
             message: message.into(),
         }
     }
@@ -60,7 +75,7 @@ impl fmt::Display for ConfigError {
             if i > 0 {
                 f.write_str("\n")?;
             }
-            write!(f, "{}", self.file.display())?;
+            write!(f, "{}", p.file.as_ref().unwrap_or(&self.file).display())?;
             if p.line > 0 {
                 write!(f, ":{}:{}", p.line, p.column)?;
             }
@@ -75,3 +90,23 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+impl ConfigError {
+    /// Every problem of several errors as one, each naming its own file.
+    pub fn merged(file: &Path, errors: impl IntoIterator<Item = ConfigError>) -> ConfigError {
+        let problems = errors
+            .into_iter()
+            .flat_map(|e| {
+                let at = e.file;
+                e.problems.into_iter().map(move |mut p| {
+                    p.file.get_or_insert_with(|| at.clone());
+                    p
+                })
+            })
+            .collect();
+        ConfigError {
+            file: file.to_owned(),
+            problems,
+        }
+    }
+}

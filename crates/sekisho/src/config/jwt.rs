@@ -92,7 +92,7 @@ pub struct JwtKeys {
 }
 
 /// What a route asks of a request's token.
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteJwt {
     /// The provider whose tokens the route accepts.

@@ -4,8 +4,10 @@
 
 mod doubts;
 mod error;
+pub mod grant;
 pub mod jwt;
 pub mod model;
+pub mod team;
 pub mod text;
 mod validate;
 pub mod watch;
@@ -21,12 +23,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let source = std::fs::read_to_string(path).map_err(|e| {
         ConfigError::one(
             path,
-            Problem {
-                line: 0,
-                column: 0,
-                field: String::new(),
-                message: format!("cannot read config file: {e}"),
-            },
+            Problem::whole_file(format!("cannot read config file: {e}")),
         )
     })?;
     let config = parse(&source).map_err(|p| ConfigError::one(path, p))?;
@@ -43,6 +40,15 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 
 /// Parses YAML text into the typed config, naming the field path of a failure.
 pub fn parse(source: &str) -> Result<Config, Problem> {
+    parse_as(source)
+}
+
+/// Parses the YAML text of a team's file.
+pub fn parse_team(source: &str) -> Result<team::TeamFile, Problem> {
+    parse_as(source)
+}
+
+fn parse_as<T: serde::de::DeserializeOwned>(source: &str) -> Result<T, Problem> {
     let mut field = String::new();
     let result = serde_saphyr::with_deserializer_from_str(source, |de| {
         serde_path_to_error::deserialize(de).map_err(|e| {

@@ -48,6 +48,10 @@ pub struct Config {
     /// route's `forward_claims` names are internal whether listed here or not.
     #[serde(default)]
     pub internal_headers: Vec<Spanned<Text>>,
+    /// Parts of the URL space handed to teams, whose routes and clusters live in the
+    /// teams' own files (see `config::grant`).
+    #[serde(default)]
+    pub teams: Vec<super::grant::Grant>,
 }
 
 /// Spans exported over OTLP/gRPC.
@@ -238,7 +242,7 @@ pub struct ClientIp {
 }
 
 /// An allow/deny list of client networks.
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct IpAcl {
     /// Only these networks may pass (when given).
@@ -431,7 +435,7 @@ pub struct Route {
 }
 
 /// A route's web application firewall.
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Waf {
     /// Rule files loaded in order, as if each were `Include`d (`*` and `?` expand in the
@@ -521,7 +525,7 @@ pub struct Cors {
 }
 
 /// A token bucket per key.
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimit {
     /// Requests allowed per `per`, sustained.
@@ -566,7 +570,7 @@ impl RateLimit {
 }
 
 /// The key of a rate limit.
-#[derive(Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum RateKey {
     /// The derived client address.

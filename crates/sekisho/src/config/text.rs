@@ -29,6 +29,16 @@ pub struct Text {
 impl Text {
     /// Expands the secret references in `raw`.
     pub fn expand(raw: &str) -> Result<Self, String> {
+        if SECRETS_REFUSED.get()
+            && raw.contains("${")
+            && (raw.contains("${env:") || raw.contains("${file:"))
+        {
+            return Err(
+                "a team file cannot read the gateway's environment or files (`${env:..}`, \
+                 `${file:..}`); secrets a team's routes need are set by the root config"
+                    .into(),
+            );
+        }
         let mut value = String::with_capacity(raw.len());
         let mut secret = false;
         let mut rest = raw;
@@ -70,6 +80,24 @@ impl Text {
     pub fn display(&self) -> &str {
         if self.secret { REDACTED } else { &self.value }
     }
+}
+
+thread_local! {
+    /// Set while a team's file is parsed: a team must not read what the gateway can.
+    static SECRETS_REFUSED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `parse` with `${env:..}` and `${file:..}` refused, for files the root config does
+/// not own: their values would reach a team's backend, headers or logs.
+pub fn without_secrets<R>(parse: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            SECRETS_REFUSED.set(self.0);
+        }
+    }
+    let _restore = Restore(SECRETS_REFUSED.replace(true));
+    parse()
 }
 
 fn resolve(kind: &str, name: &str) -> Result<String, String> {

@@ -16,6 +16,7 @@ pub fn check(config: &Config) -> Vec<Problem> {
     let mut problems = Vec::new();
     if config.listeners.is_empty() {
         problems.push(Problem {
+            file: None,
             line: 0,
             column: 0,
             field: "listeners".into(),
@@ -31,6 +32,7 @@ pub fn check(config: &Config) -> Vec<Problem> {
         check_cluster(i, cluster, &mut clusters, &mut problems);
     }
     let providers = jwt::check_providers(&config.jwt_providers, &mut problems);
+    super::grant::check(config, &providers, &mut problems);
     let mut routes = HashSet::new();
     let protocols: HashMap<&str, Protocol> = config
         .clusters
@@ -83,7 +85,7 @@ fn check_listener(
     }
 }
 
-fn check_cluster(
+pub(super) fn check_cluster(
     i: usize,
     cluster: &Cluster,
     names: &mut HashSet<String>,
@@ -275,7 +277,7 @@ fn check_tls_name(i: usize, cluster: &Cluster, problems: &mut Vec<Problem>) {
     }
 }
 
-fn check_route(
+pub(super) fn check_route(
     i: usize,
     route: &Route,
     clusters: &HashSet<String>,
@@ -503,7 +505,7 @@ fn check_route(
 }
 
 /// The route's `grpc_web` and `cors` settings.
-fn check_browser_access(
+pub(super) fn check_browser_access(
     i: usize,
     route: &Route,
     protocols: &HashMap<&str, Protocol>,

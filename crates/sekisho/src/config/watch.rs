@@ -21,19 +21,27 @@ const DEBOUNCE: Duration = Duration::from_millis(200);
 pub struct FileWatch {
     debouncer: Debouncer<notify::RecommendedWatcher, RecommendedCache>,
     dirs: BTreeSet<PathBuf>,
-    files: std::sync::Arc<std::sync::Mutex<BTreeSet<PathBuf>>>,
+    files: std::sync::Arc<std::sync::Mutex<Watched>>,
+}
+
+/// What counts as a change: a watched file, or any entry of a watched directory.
+#[derive(Default)]
+struct Watched {
+    files: BTreeSet<PathBuf>,
+    dirs: BTreeSet<PathBuf>,
 }
 
 impl FileWatch {
     /// Starts watching; `changed` receives one message per batch of changes to watched files.
     pub fn start(changed: mpsc::UnboundedSender<()>) -> notify::Result<Self> {
-        let files = std::sync::Arc::new(std::sync::Mutex::new(BTreeSet::<PathBuf>::new()));
+        let files = std::sync::Arc::new(std::sync::Mutex::new(Watched::default()));
         let interesting = files.clone();
         let debouncer = new_debouncer(DEBOUNCE, None, move |result: DebounceEventResult| {
             let Ok(events) = result else { return };
-            let Ok(files) = interesting.lock() else {
+            let Ok(watched) = interesting.lock() else {
                 return;
             };
+            let files = &watched.files;
             // Reading a file (as every reload does) must not look like a change.
             let writes = events.iter().filter(|e| {
                 matches!(
@@ -52,6 +60,7 @@ impl FileWatch {
                         .file_name()
                         .is_some_and(|n| n.to_string_lossy().starts_with("..data"))
                     || files.iter().any(|f| f.parent() == Some(path.as_path()))
+                    || path.parent().is_some_and(|dir| watched.dirs.contains(dir))
             });
             if touched {
                 let _ = changed.send(());
@@ -64,12 +73,26 @@ impl FileWatch {
         })
     }
 
-    /// Replaces the set of watched files (the config and every file it names).
-    pub fn set_files(&mut self, files: impl IntoIterator<Item = PathBuf>) {
+    /// Replaces the set of watched files (the config and every file it names) and of
+    /// directories any change in which counts (where teams' files are found by pattern).
+    pub fn set_files(
+        &mut self,
+        files: impl IntoIterator<Item = PathBuf>,
+        whole_dirs: impl IntoIterator<Item = PathBuf>,
+    ) {
         let files: BTreeSet<PathBuf> = files.into_iter().map(|f| absolute(&f)).collect();
+        let whole_dirs: BTreeSet<PathBuf> = whole_dirs.into_iter().map(|d| absolute(&d)).collect();
+        // A whole directory's parent is watched for `..data` swaps only: Kubernetes updates
+        // a projected volume at its root, above the subdirectory each team's files are in.
         let dirs: BTreeSet<PathBuf> = files
             .iter()
             .filter_map(|f| f.parent().map(Path::to_path_buf))
+            .chain(whole_dirs.iter().cloned())
+            .chain(
+                whole_dirs
+                    .iter()
+                    .filter_map(|d| d.parent().map(Path::to_path_buf)),
+            )
             .collect();
         for gone in self.dirs.difference(&dirs) {
             let _ = self.debouncer.unwatch(gone);
@@ -81,7 +104,10 @@ impl FileWatch {
         }
         self.dirs = dirs;
         if let Ok(mut watched) = self.files.lock() {
-            *watched = files;
+            *watched = Watched {
+                files,
+                dirs: whole_dirs,
+            };
         }
     }
 }

@@ -223,6 +223,21 @@ pub fn tls_handshake_error(listener: &str) {
     counter!("sekisho_tls_handshake_errors_total", "listener" => listener.to_owned()).increment(1);
 }
 
+/// A team's state after a reload: 1 for the state it is in, 0 for the others, and the
+/// routes its serving version has.
+pub fn team_state(team: &str, state: &'static str, routes: usize) {
+    for each in ["current", "stale", "failed"] {
+        let value = if each == state { 1.0 } else { 0.0 };
+        gauge!("sekisho_team_config_state", "team" => team.to_owned(), "state" => each).set(value);
+    }
+    gauge!("sekisho_team_routes", "team" => team.to_owned()).set(routes as f64);
+}
+
+/// A version of a team's files was refused.
+pub fn team_refused(team: &str) {
+    counter!("sekisho_team_config_refusals_total", "team" => team.to_owned()).increment(1);
+}
+
 /// A config (re)load finished.
 pub fn config_reload(ok: bool) {
     let result = if ok { "ok" } else { "failed" };

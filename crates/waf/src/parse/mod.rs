@@ -480,7 +480,8 @@ fn expand_glob(path: &Path) -> Result<Vec<PathBuf>, String> {
     Ok(out)
 }
 
-fn wildcard(pattern: &[u8], text: &[u8]) -> bool {
+/// Whether `text` matches a shell-style pattern of `*` (any run) and `?` (any one byte).
+pub fn wildcard(pattern: &[u8], text: &[u8]) -> bool {
     match (pattern.first(), text.first()) {
         (None, None) => true,
         (Some(b'*'), _) => {
