@@ -1,15 +1,17 @@
 //! The gateway configs of the Kubernetes deployment (`deploy/`) are configs sekisho runs.
 //!
 //! kustomize puts `deploy/base/gateway/gateway.yaml`, or an overlay's replacement
-//! `deploy/overlays/*/gateway.yaml`, into the `gateway-config` ConfigMap. Each is checked
-//! here as `sekisho validate` checks it in a pod. The files the config names under
-//! `/etc/sekisho/` exist only in a pod, so the test puts the same content in their place:
+//! `deploy/overlays/*/gateway.yaml` (or the team example's root config,
+//! `deploy/examples/teams/platform/gateway.yaml`), into the `gateway-config` ConfigMap.
+//! Each is checked here as `sekisho validate` checks it in a pod. The files the config names
+//! under `/etc/sekisho/` exist only in a pod, so the test puts the same content in their place:
 //!
 //! | pod path               | what the pod mounts there         | what the test uses               |
 //! |------------------------|-----------------------------------|----------------------------------|
 //! | `/etc/sekisho/config/` | ConfigMap `gateway-config`        | `deploy/base/gateway/` (the same files) |
 //! | `/etc/sekisho/jwks/`   | ConfigMap or Secret `gateway-jwks`| `deploy/base/jwks/` (the example JWKS)  |
 //! | `/etc/sekisho/tls/`    | Secret `gateway-tls`              | a self-signed pair from `sekisho cert`  |
+//! | `/etc/sekisho/teams/`  | ConfigMaps `gateway-team-*` (projected, `<team>/` each) | `deploy/examples/teams/teams/*/` files |
 //!
 //! Paths relative to the working directory (`proto/...`) resolve against the repository
 //! root here as against `/usr/share/sekisho` in the image, which holds the same `proto/`.
@@ -20,6 +22,7 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 
 use regex::Regex;
 use serde_json::Value;
@@ -167,6 +170,325 @@ fn overlays_differ_from_the_base_only_in_listeners() {
             configs[0]
         );
     }
+}
+
+// Team-owned routes (`deploy/examples/teams`): the platform's root config grants parts of the
+// URL space to teams, and the gateway pods mount every team's ConfigMap in one projected
+// volume, /etc/sekisho/teams, each team's files in its own directory of it
+// (/etc/sekisho/teams/<team>/). The tests lay that volume out as the kubelet would, from the
+// files the teams' kustomizations make their ConfigMaps of.
+
+/// The example of the delegated layout.
+const TEAMS: &str = "deploy/examples/teams";
+
+/// A team's ConfigMap as its kustomization generates it.
+struct TeamConfigMap {
+    name: String,
+    namespace: Value,
+    /// Each key, with the file its value comes from.
+    keys: Vec<(String, PathBuf)>,
+}
+
+/// The ConfigMaps of the kustomizations under `deploy/examples/teams/teams/`.
+fn team_config_maps() -> Vec<TeamConfigMap> {
+    let teams = repo().join(TEAMS).join("teams");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&teams)
+        .expect("deploy/examples/teams/teams")
+        .map(|entry| entry.expect("team").path())
+        .filter(|dir| dir.join("kustomization.yaml").is_file())
+        .collect();
+    dirs.sort();
+    let mut maps = Vec::new();
+    for dir in dirs {
+        let text = std::fs::read_to_string(dir.join("kustomization.yaml")).expect("read");
+        let kustomization = yaml(&text);
+        let generators = kustomization["configMapGenerator"].as_array();
+        for generator in generators.into_iter().flatten() {
+            let name = generator["name"].as_str().expect("a name").to_owned();
+            assert_eq!(
+                generator["options"]["disableNameSuffixHash"], true,
+                "{name}: the pods mount it by name, so the name has no content hash"
+            );
+            let keys = strings(&generator["files"])
+                .into_iter()
+                .map(|entry| {
+                    let (key, file) = entry.split_once('=').unwrap_or_else(|| {
+                        let key = Path::new(entry).file_name().and_then(|n| n.to_str());
+                        (key.expect("a file name"), entry)
+                    });
+                    (key.to_owned(), dir.join(file))
+                })
+                .collect();
+            maps.push(TeamConfigMap {
+                name,
+                namespace: kustomization["namespace"].clone(),
+                keys,
+            });
+        }
+    }
+    maps
+}
+
+/// The sources of the projected volume at /etc/sekisho/teams: each ConfigMap's name and its
+/// items (key, path in the volume).
+fn team_projection() -> Vec<(String, Vec<(String, String)>)> {
+    let patch = yaml(&read(&format!("{TEAMS}/platform/gateway-teams-patch.yaml")));
+    let pod = &patch["spec"]["template"]["spec"];
+    let mount = pod["containers"][0]["volumeMounts"]
+        .as_array()
+        .expect("volumeMounts")
+        .iter()
+        .find(|m| m["mountPath"] == "/etc/sekisho/teams")
+        .expect("the patch mounts /etc/sekisho/teams");
+    assert!(
+        mount["subPath"].is_null(),
+        "a directory mount, so updates reach the pod"
+    );
+    let volume = pod["volumes"]
+        .as_array()
+        .expect("volumes")
+        .iter()
+        .find(|v| v["name"] == mount["name"])
+        .expect("the volume mounted at /etc/sekisho/teams");
+    let sources = volume["projected"]["sources"].as_array();
+    sources
+        .expect("/etc/sekisho/teams is a projected volume")
+        .iter()
+        .map(|source| {
+            let map = &source["configMap"];
+            let name = map["name"].as_str().expect("a ConfigMap source").to_owned();
+            assert_eq!(
+                map["optional"], true,
+                "{name}: a team without its ConfigMap must not keep the gateway pods from starting"
+            );
+            let items = map["items"].as_array().unwrap_or_else(|| {
+                panic!("{name}: `items` pins the keys, so no team can name a file of another")
+            });
+            let items = items
+                .iter()
+                .map(|item| {
+                    let text = |field: &str| item[field].as_str().expect("key and path").to_owned();
+                    (text("key"), text("path"))
+                })
+                .collect();
+            (name, items)
+        })
+        .collect()
+}
+
+/// How many routes the team's files hold.
+fn routes_in(map: &TeamConfigMap) -> usize {
+    map.keys
+        .iter()
+        .map(|(_, file)| {
+            let text = std::fs::read_to_string(file).expect("read a team file");
+            yaml(&text)["routes"].as_array().map_or(0, Vec::len)
+        })
+        .sum()
+}
+
+#[test]
+fn the_team_example_validates_with_every_teams_files_as_its_pods_mount_them() {
+    let dir = TempDir::new("teams");
+    let mounted = dir.path().join("teams");
+    std::fs::create_dir(&mounted).expect("create the teams directory");
+
+    // /etc/sekisho/teams: each projected item, from the file its ConfigMap's key comes from.
+    let maps = team_config_maps();
+    let namespace = yaml(&read("deploy/base/kustomization.yaml"))["namespace"].clone();
+    let projection = team_projection();
+    for (name, items) in &projection {
+        let map = maps.iter().find(|m| m.name == *name).unwrap_or_else(|| {
+            panic!("the pods mount ConfigMap {name}, which no kustomization in {TEAMS}/teams makes")
+        });
+        let team = name
+            .strip_prefix("gateway-team-")
+            .unwrap_or_else(|| panic!("{name}: a team's ConfigMap is gateway-team-<team>"));
+        assert_eq!(
+            map.namespace, namespace,
+            "{name}: a pod's volumes read ConfigMaps of the pod's namespace only"
+        );
+        for (key, path) in items {
+            let (_, file) = map.keys.iter().find(|(k, _)| k == key).unwrap_or_else(|| {
+                panic!("the pods mount key {key} of {name}, which its kustomization lacks")
+            });
+            // The team's directory and a plain file name in it: relative names in a team
+            // file stay in its directory, so no team can name another team's files.
+            let in_own_dir = Path::new(path).strip_prefix(team).is_ok_and(|rest| {
+                let parts: Vec<_> = rest.components().collect();
+                matches!(parts[..], [std::path::Component::Normal(_)])
+            });
+            assert!(
+                in_own_dir,
+                "{name}: item {key} goes to {path}, not to a file in the team's directory {team}/"
+            );
+            let target = mounted.join(path);
+            std::fs::create_dir_all(target.parent().expect("a directory"))
+                .expect("create the team's directory");
+            std::fs::copy(file, &target).expect("copy a team file");
+        }
+        for (key, _) in &map.keys {
+            assert!(
+                items.iter().any(|(k, _)| k == key),
+                "{name} has a key {key} the pods do not mount: add it to the projection"
+            );
+        }
+    }
+    for map in &maps {
+        assert!(
+            projection.iter().any(|(name, _)| *name == map.name),
+            "the pods do not mount {}: add it to the projection",
+            map.name
+        );
+    }
+
+    // Each grant reads its team's directory, and nothing but it.
+    let relative = format!("{TEAMS}/platform/gateway.yaml");
+    let grants = raw(&relative)["teams"].clone();
+    for grant in grants.as_array().expect("teams") {
+        let team = grant["name"].as_str().expect("a team name");
+        let dir = format!("/etc/sekisho/teams/{team}/");
+        for file in strings(&grant["files"]) {
+            assert!(
+                file.strip_prefix(&dir)
+                    .is_some_and(|name| !name.contains('/')),
+                "team {team}'s files {file} must be in its own directory {dir}"
+            );
+        }
+        assert!(
+            !strings(&grant["upstreams"]).is_empty(),
+            "team {team}'s grant names the upstreams its clusters may send to"
+        );
+    }
+
+    // The root config as the pod reads it, in strict mode: every team's files must serve.
+    let text = read(&relative).replace("/etc/sekisho/teams/", &format!("{}/", mounted.display()));
+    let (text, _) = with_pod_files(&text, dir.path());
+    let root = dir.write("gateway.yaml", &text);
+    // Relative paths (proto/...) resolve against the working directory, the repository root
+    // here as /usr/share/sekisho in the image; every other test here uses absolute paths.
+    std::env::set_current_dir(repo()).expect("cd to the repository");
+    let config = sekisho::config::load(&root).unwrap_or_else(|e| panic!("{relative}:\n{e}"));
+    let resolver: Arc<dyn sekisho::upstream::discovery::Resolve> =
+        Arc::new(sekisho::upstream::discovery::SystemResolver);
+    let options = sekisho::snapshot::CompileOptions {
+        strict: true,
+        team_files: None,
+    };
+    let compile = |config| {
+        sekisho::snapshot::Snapshot::compile_with(config, &root, None, None, &resolver, &options)
+    };
+    let snapshot = compile(config)
+        .unwrap_or_else(|e| panic!("{relative} with the teams' files does not validate:\n{e}"));
+
+    let names: Vec<&str> = snapshot.teams.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["shop", "payments"], "the example's two teams");
+    for team in &snapshot.teams {
+        assert_eq!(
+            team.state(),
+            "current",
+            "team {}: {:?}",
+            team.name,
+            team.refused.as_ref().map(|r| &r.error)
+        );
+        assert!(team.routes > 0, "team {} serves no route", team.name);
+        let map = maps
+            .iter()
+            .find(|m| m.name == format!("gateway-team-{}", team.name))
+            .unwrap_or_else(|| panic!("team {}'s ConfigMap gateway-team-{0}", team.name));
+        assert_eq!(
+            team.routes,
+            routes_in(map),
+            "team {} serves every route of its files, and no other team's",
+            team.name
+        );
+    }
+
+    // What a team's CI runs before a change merges: its files against the root.
+    for map in &maps {
+        let team = map
+            .name
+            .strip_prefix("gateway-team-")
+            .expect("gateway-team-<team>");
+        let checked = Command::new(env!("CARGO_BIN_EXE_sekisho"))
+            .args(["validate", "--config"])
+            .arg(&root)
+            .args(["--team", team, "--files"])
+            .args(map.keys.iter().map(|(_, file)| file))
+            .current_dir(repo())
+            .output()
+            .expect("run sekisho validate --team");
+        assert_eq!(
+            checked.status.code(),
+            Some(0),
+            "team {team}'s files do not validate against {relative}:\n{}",
+            String::from_utf8_lossy(&checked.stderr)
+        );
+    }
+
+    // A team cluster pointed at the platform's ashi is outside its grant's `upstreams`: the
+    // team's files are refused, which fails the strict compile.
+    let ashi = raw(&relative)["clusters"]
+        .as_array()
+        .expect("clusters")
+        .iter()
+        .find(|c| c["name"] == "ashi")
+        .and_then(|c| c["endpoints"][0]["dns"].as_str())
+        .expect("the root's ashi cluster")
+        .to_owned();
+    assert_eq!(ashi, "ashi.sekisho.svc.cluster.local:50051");
+    let (file, endpoint) = projection
+        .iter()
+        .flat_map(|(_, items)| items)
+        .map(|(_, path)| mounted.join(path))
+        .find_map(|file| {
+            let text = std::fs::read_to_string(&file).expect("read a copied team file");
+            let clusters = yaml(&text)["clusters"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let dns = clusters
+                .iter()
+                .flat_map(|c| c["endpoints"].as_array().cloned().unwrap_or_default())
+                .find_map(|e| e["dns"].as_str().map(str::to_owned));
+            dns.map(|dns| (file, dns))
+        })
+        .expect("a team cluster with a DNS endpoint");
+    let text = std::fs::read_to_string(&file).expect("read a copied team file");
+    std::fs::write(&file, text.replace(&endpoint, &ashi)).expect("rewrite a team file");
+    let config = sekisho::config::load(&root).unwrap_or_else(|e| panic!("{relative}:\n{e}"));
+    let error = match compile(config) {
+        Ok(_) => panic!(
+            "{}: a team cluster sending to {ashi} instead of {endpoint} validates",
+            file.display()
+        ),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        error.contains("upstreams"),
+        "{}: a cluster sending to {ashi} must be refused for the grant's `upstreams`:\n{error}",
+        file.display()
+    );
+}
+
+#[test]
+fn the_team_example_root_is_the_base_config_with_grants() {
+    let relative = format!("{TEAMS}/platform/gateway.yaml");
+    let without_teams = |relative: &str| {
+        let mut config = parsed(relative);
+        let teams = config.as_object_mut().expect("a map").remove("teams");
+        (
+            config,
+            teams.and_then(|t| t.as_array().map(Vec::len)).unwrap_or(0),
+        )
+    };
+    let (root, grants) = without_teams(&relative);
+    let (base, _) = without_teams("deploy/base/gateway/gateway.yaml");
+    assert!(grants > 0, "{relative} grants routes to teams");
+    assert!(
+        root == base,
+        "{relative} must equal deploy/base/gateway/gateway.yaml except for `teams`"
+    );
 }
 
 #[test]
