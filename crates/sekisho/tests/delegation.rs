@@ -362,6 +362,18 @@ teams:
             .await
             .expect("a gRPC call through the team's weighted route");
     }
+    // A browser's gRPC-Web call takes the same team route, translated to gRPC.
+    let addr = running.listener("plain");
+    let request = http::Request::post(format!("http://{addr}/grpc.testing.TestService/EmptyCall"))
+        .header("content-type", "application/grpc-web+proto")
+        .header("x-grpc-web", "1")
+        .body(http_body_util::Full::new(grpc_frame(
+            &interop::pb::Empty {},
+        )))
+        .expect("request");
+    let response = H1Conn::connect(addr).await.send(request).await;
+    assert_eq!(response.status, 200);
+    assert_eq!(grpc_web_status(&response), Some(0), "{response:?}");
 }
 
 /// Requests to both teams on keep-alive connections while one team's file changes and
