@@ -269,16 +269,36 @@ async fn root_policy_on_a_grant_cannot_be_shed_by_a_team() {
 #[tokio::test]
 async fn a_team_cannot_set_an_identity_header_the_root_reserves() {
     let setup = Setup::start("").await;
-    let who = "  - name: who\n    match: { path_prefix: /shop/who/ }\n    to: api\n    request_headers: { add: { x-user-id: admin } }\n";
-    setup
-        .teams
-        .write("shop-routes.yaml", &team_file("/shop/", setup.shop, who));
-    setup.running.gateway.reload().await.expect("reload");
-    let shop = setup.team("shop").await;
-    assert_eq!(shop["state"], "stale", "{shop}");
-    let response = http1_get(setup.addr(), "/shop/who/x", &[]).await;
-    let echoed = response.text();
-    assert!(!echoed.contains("admin"), "{echoed}");
+    // The header itself, and its CGI look-alike (nginx, WSGI and PHP read `x_user_id` as
+    // the same variable).
+    for (i, forged) in [
+        "request_headers: { add: { x-user-id: admin } }",
+        "request_headers: { add: { X_User_Id: admin } }",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let who = format!(
+            "  - name: who{i}\n    match: {{ path_prefix: /shop/who/ }}\n    to: api\n    {forged}\n"
+        );
+        setup
+            .teams
+            .write("shop-routes.yaml", &team_file("/shop/", setup.shop, &who));
+        setup.running.gateway.reload().await.expect("reload");
+        let shop = setup.team("shop").await;
+        assert_eq!(shop["state"], "stale", "{forged}: {shop}");
+        let echoed = http1_get(setup.addr(), "/shop/who/x", &[]).await.json();
+        assert_eq!(
+            echoed["headers"]["x_user_id"],
+            serde_json::Value::Null,
+            "{echoed}"
+        );
+        assert_eq!(
+            echoed["headers"]["x-user-id"],
+            serde_json::Value::Null,
+            "{echoed}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -324,29 +344,12 @@ async fn grpc_services_are_delegated_by_package() {
     let (platform, _p) = http_backend("platform").await;
     let (grpc, _g) = grpc_backend("testing").await;
     let teams = TempDir::new("teams");
-    let root = fill(
-        r#"
-listeners:
-  - name: plain
-    address: 127.0.0.1:0
-routes:
-  - name: fallback
-    match: { path_prefix: / }
-    to: platform
-clusters:
-  - name: platform
-    protocol: http1
-    endpoints: [{ address: "@platform@" }]
-teams:
-  - name: testing
-    files: ["@dir@/*.yaml"]
-    grpc_packages: [grpc.testing]
-    upstreams: [127.0.0.1]
-"#,
-        &[
-            ("platform", platform.to_string()),
-            ("dir", teams.path().display().to_string()),
-        ],
+    let dir = teams.path().display();
+    let root = root_granting(
+        platform,
+        &format!(
+            "  - name: testing\n    files: [\"{dir}/*.yaml\"]\n    grpc_packages: [grpc.testing]\n    upstreams: [127.0.0.1]\n"
+        ),
     );
     teams.write(
         "testing.yaml",
@@ -488,6 +491,16 @@ async fn validate_checks_the_root_with_its_teams_and_one_team_before_it_merges()
     );
 }
 
+/// A root config: a catch-all route to `platform` and the grant `grant` (YAML lines).
+fn root_granting(platform: SocketAddr, grant: &str) -> String {
+    format!(
+        "admin: {{ address: 127.0.0.1:0 }}\nlisteners:\n  - name: plain\n    address: 127.0.0.1:0\n\
+         routes:\n  - name: fallback\n    match: {{ path_prefix: / }}\n    to: platform\n\
+         clusters:\n  - name: platform\n    protocol: http1\n    endpoints: [{{ address: \"{platform}\" }}]\n\
+         teams:\n{grant}"
+    )
+}
+
 /// A team's own `.proto` files, next to its routes: what a team ships with its service.
 fn copy_protos(into: &Path) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
@@ -513,30 +526,12 @@ async fn a_team_file_transcodes_and_mirrors_like_the_root() {
     let (orders, _o) = http_backend("orders").await;
     let teams = TempDir::new("teams");
     copy_protos(teams.path());
-    let root = fill(
-        r#"
-admin: { address: 127.0.0.1:0 }
-listeners:
-  - name: plain
-    address: 127.0.0.1:0
-routes:
-  - name: fallback
-    match: { path_prefix: / }
-    to: platform
-clusters:
-  - name: platform
-    protocol: http1
-    endpoints: [{ address: "@platform@" }]
-teams:
-  - name: books
-    files: ["@dir@/books.yaml"]
-    path_prefixes: [/v1/, /orders/]
-    upstreams: [127.0.0.0/8]
-"#,
-        &[
-            ("platform", platform.to_string()),
-            ("dir", teams.path().display().to_string()),
-        ],
+    let dir = teams.path().display();
+    let root = root_granting(
+        platform,
+        &format!(
+            "  - name: books\n    files: [\"{dir}/books.yaml\"]\n    path_prefixes: [/v1/, /orders/]\n    upstreams: [127.0.0.0/8]\n"
+        ),
     );
     let team = fill(
         r#"
@@ -734,28 +729,12 @@ async fn a_team_in_a_subdirectory_of_a_projected_volume_reloads_on_update() {
         1,
         &[("shop/routes.yaml", &team_file("/shop/", shop, ""))],
     );
-    let root = fill(
-        r#"
-listeners:
-  - name: plain
-    address: 127.0.0.1:0
-routes:
-  - name: fallback
-    match: { path_prefix: / }
-    to: platform
-clusters:
-  - name: platform
-    endpoints: [{ address: "@platform@" }]
-teams:
-  - name: shop
-    files: ["@volume@/shop/*.yaml"]
-    path_prefixes: [/shop/]
-    upstreams: [127.0.0.1]
-"#,
-        &[
-            ("platform", platform.to_string()),
-            ("volume", volume.display().to_string()),
-        ],
+    let root = root_granting(
+        platform,
+        &format!(
+            "  - name: shop\n    files: [\"{}/shop/*.yaml\"]\n    path_prefixes: [/shop/]\n    upstreams: [127.0.0.1]\n",
+            volume.display()
+        ),
     );
     let running = start_gateway(&root).await;
     let addr = running.listener("plain");

@@ -152,15 +152,20 @@ pub fn check(
     let internal: HashSet<String> = root
         .internal_headers
         .iter()
-        .map(|h| h.value.to_ascii_lowercase())
+        .map(|h| identity_key(&h.value))
         .chain(
             root.routes
                 .iter()
                 .filter_map(|r| r.jwt.as_ref())
                 .chain(grant.policy.jwt.as_ref())
                 .flat_map(|j| j.forward_claims.values())
-                .map(|h| h.to_ascii_lowercase()),
+                .map(|h| identity_key(h)),
         )
+        .collect();
+    let providers: HashSet<String> = root
+        .jwt_providers
+        .iter()
+        .map(|p| p.name.value.to_string())
         .collect();
 
     // Names are the team's own: unique across all its files, then prefixed.
@@ -173,6 +178,7 @@ pub fn check(
         }
     }
     let own: HashSet<String> = protocols.keys().cloned().collect();
+    let by_name = protocols.iter().map(|(k, v)| (k.as_str(), *v)).collect();
 
     let mut checked = Vec::new();
     for (path, mut file) in parsed {
@@ -230,7 +236,7 @@ pub fn check(
                     ));
                 }
                 for (claim, header) in &rule.forward_claims {
-                    if !internal.contains(&header.to_ascii_lowercase()) {
+                    if !internal.contains(&identity_key(header)) {
                         problems.push(Problem::on(
                             &rule.provider,
                             at(&format!("jwt.forward_claims.{claim}")),
@@ -244,7 +250,7 @@ pub fn check(
                 }
             }
             for header in route.request_headers.add.keys() {
-                if internal.contains(&header.to_ascii_lowercase()) {
+                if internal.contains(&identity_key(header)) {
                     problems.push(Problem::on(
                         &route.name,
                         at(&format!("request_headers.add.{header}")),
@@ -253,7 +259,7 @@ pub fn check(
                 }
             }
             for (j, condition) in route.matches.headers.iter().enumerate() {
-                if internal.contains(&condition.name.value.to_ascii_lowercase()) {
+                if internal.contains(&identity_key(&condition.name.value)) {
                     problems.push(Problem::on(
                         &condition.name,
                         at(&format!("match.headers[{j}].name")),
@@ -266,14 +272,8 @@ pub fn check(
             apply_policy(route, grant);
             validate::check_route(i, route, &own, &mut route_names, &mut problems);
             if let Some(rule) = &route.jwt {
-                let providers: HashSet<String> = root
-                    .jwt_providers
-                    .iter()
-                    .map(|p| p.name.value.to_string())
-                    .collect();
                 jwt::check_route(&at("jwt"), rule, &providers, &mut problems);
             }
-            let by_name = protocols.iter().map(|(k, v)| (k.as_str(), *v)).collect();
             validate::check_browser_access(i, route, &by_name, &mut problems);
         }
         if problems.is_empty() {
@@ -292,6 +292,13 @@ pub fn check(
     } else {
         Err(errors)
     }
+}
+
+/// A header name as identity headers are compared: case-insensitive, and `_` read as `-`,
+/// as CGI-style backends read `x_user_id` as `x-user-id` (the look-alikes the gateway strips
+/// from clients).
+fn identity_key(name: &str) -> String {
+    name.to_ascii_lowercase().replace('_', "-")
 }
 
 /// Every endpoint of a team's cluster must be one the grant allows, and never the
