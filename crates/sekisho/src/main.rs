@@ -185,24 +185,27 @@ fn runtime(workers: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
 fn validate(path: &std::path::Path, team_files: Option<(String, Vec<PathBuf>)>) -> ExitCode {
     let resolver: std::sync::Arc<dyn sekisho::upstream::discovery::Resolve> =
         std::sync::Arc::new(sekisho::upstream::discovery::SystemResolver);
-    if let Some((team, _)) = &team_files {
-        let granted = sekisho::config::load(path)
-            .map(|config| config.teams.iter().any(|g| *g.name.value == **team))
-            .unwrap_or(true);
-        if !granted {
-            eprintln!("{}: no grant for team {team:?}", path.display());
+    let config = match sekisho::config::load(path) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("{e}");
             return ExitCode::FAILURE;
         }
+    };
+    if let Some((team, _)) = &team_files
+        && !config.teams.iter().any(|g| *g.name.value == **team)
+    {
+        eprintln!("{}: no grant for team {team:?}", path.display());
+        return ExitCode::FAILURE;
     }
     let options = sekisho::snapshot::CompileOptions {
         strict: true,
         team_files,
     };
-    let checked = sekisho::config::load(path).and_then(|config| {
-        let doubts = sekisho::config::doubts(&config);
+    let doubts = sekisho::config::doubts(&config);
+    let checked =
         sekisho::snapshot::Snapshot::compile_with(config, path, None, None, &resolver, &options)
-            .map(|_| doubts)
-    });
+            .map(|_| doubts);
     match checked {
         Ok(doubts) => {
             if !doubts.is_empty() {

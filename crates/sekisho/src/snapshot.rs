@@ -255,8 +255,8 @@ impl Snapshot {
                         format!("team {:?} refused:\n{}", team.status.name, refused.error),
                     ));
                 }
-                routes.extend(team.routes);
-                clusters.extend(team.clusters);
+                routes.extend(team.compiled.routes);
+                clusters.extend(team.compiled.clusters);
                 teams.push(team.status);
             }
         }
@@ -349,10 +349,10 @@ struct Compiled {
     clusters: Vec<Arc<Cluster>>,
 }
 
-/// A team's part of a snapshot.
+/// A team's part of a snapshot: the version that serves (none when no version ever
+/// compiled) and what was decided.
 struct TeamPart {
-    routes: Vec<Route>,
-    clusters: Vec<Arc<Cluster>>,
+    compiled: Compiled,
     status: TeamStatus,
 }
 
@@ -447,23 +447,19 @@ impl Build<'_> {
             Ok(sources) => {
                 let version: Version = Arc::new(sources);
                 match self.team_version(grant, root, providers, &version) {
-                    Ok(Compiled { routes, clusters }) => {
+                    Ok(compiled) => {
                         let applied = before
                             .filter(|b| b.serving.as_ref() == Some(&version))
                             .and_then(|b| b.applied)
                             .or_else(|| Some(std::time::SystemTime::now()));
                         let status = TeamStatus {
                             name,
-                            routes: routes.len(),
+                            routes: compiled.routes.len(),
                             serving: Some(version),
                             applied,
                             refused: None,
                         };
-                        return Ok(TeamPart {
-                            routes,
-                            clusters,
-                            status,
-                        });
+                        return Ok(TeamPart { compiled, status });
                     }
                     Err(errors) => TeamStatus::refusing(version, errors, before),
                 }
@@ -478,26 +474,22 @@ impl Build<'_> {
                 routes: 0,
                 refused: Some(refusal),
             };
-            return Ok(TeamPart {
+            let compiled = Compiled {
                 routes: Vec::new(),
                 clusters: Vec::new(),
-                status,
-            });
+            };
+            return Ok(TeamPart { compiled, status });
         };
         match self.team_version(grant, root, providers, &good) {
-            Ok(Compiled { routes, clusters }) => {
+            Ok(compiled) => {
                 let status = TeamStatus {
                     name,
-                    routes: routes.len(),
+                    routes: compiled.routes.len(),
                     serving: Some(good),
                     applied: before.and_then(|b| b.applied),
                     refused: Some(refusal),
                 };
-                Ok(TeamPart {
-                    routes,
-                    clusters,
-                    status,
-                })
+                Ok(TeamPart { compiled, status })
             }
             Err(errors) => {
                 let mut merged = ConfigError::merged(Path::new(&*grant.name.value), errors);

@@ -364,10 +364,14 @@ fn the_team_example_validates_with_every_teams_files_as_its_pods_mount_them() {
     // The root config as the pod reads it, in strict mode: every team's files must serve.
     let text = read(&relative).replace("/etc/sekisho/teams/", &format!("{}/", mounted.display()));
     let (text, _) = with_pod_files(&text, dir.path());
+    // Relative paths (proto/...) resolve against the pod's working directory, which holds
+    // the repository's proto/ tree as the repository root does here.
+    let proto = format!("{}/proto", repo().display());
+    let text = text
+        .replace("[proto/", &format!("[{proto}/"))
+        .replace(", proto/", &format!(", {proto}/"))
+        .replace("[proto]", &format!("[{proto}]"));
     let root = dir.write("gateway.yaml", &text);
-    // Relative paths (proto/...) resolve against the working directory, the repository root
-    // here as /usr/share/sekisho in the image; every other test here uses absolute paths.
-    std::env::set_current_dir(repo()).expect("cd to the repository");
     let config = sekisho::config::load(&root).unwrap_or_else(|e| panic!("{relative}:\n{e}"));
     let resolver: Arc<dyn sekisho::upstream::discovery::Resolve> =
         Arc::new(sekisho::upstream::discovery::SystemResolver);
