@@ -28,6 +28,9 @@ pub const BROWSER: &str = "browser";
 /// The PostgreSQL server and the S3-compatible server ashi's storage tests run against.
 pub const SERVICES: &str = "services";
 
+/// Debian's `redis-server`, the store of rate limits shared by gateway replicas.
+pub const REDIS: &str = "redis";
+
 /// The `openapi-spec-validator` Python package.
 pub const OPENAPI_VALIDATOR: &str = "openapi-validator";
 

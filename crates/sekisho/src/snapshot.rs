@@ -21,6 +21,7 @@ use crate::policy::client_ip::ClientIp;
 use crate::policy::identity::InternalHeaders;
 use crate::policy::ip_acl::IpAcl;
 use crate::policy::jwt::Providers;
+use crate::policy::rate_limit::Stores;
 use crate::policy::waf::{RuleSets, Waf};
 use crate::route::{Route, RouteTable};
 use crate::teams::{TeamStatus, Version};
@@ -68,6 +69,8 @@ pub struct Snapshot {
     pub files: Vec<PathBuf>,
     /// JWT issuers by name, with their keys.
     pub jwt_providers: Providers,
+    /// Stores of shared rate limits by name, with their connections.
+    pub rate_limit_stores: Stores,
     /// The tracer, when tracing is on (and a runtime is there to export).
     pub tracing: Option<Arc<Tracing>>,
     /// Headers no client may send.
@@ -220,11 +223,17 @@ impl Snapshot {
         let old: HashMap<&str, &Arc<Cluster>> = previous
             .map(|p| p.clusters.iter().map(|c| (&*c.name, c)).collect())
             .unwrap_or_default();
+        let rate_limit_stores = Stores::open(
+            &config.rate_limit_stores,
+            previous.map(|p| &p.rate_limit_stores),
+            &mut problems,
+        );
         let mut build = Build {
             old,
             resolver,
             files: &mut files,
             rule_sets: RuleSets::new(),
+            stores: &rate_limit_stores,
         };
         let mut clusters = build.clusters(&config.clusters, &mut problems);
 
@@ -329,6 +338,7 @@ impl Snapshot {
             access_log,
             files,
             jwt_providers,
+            rate_limit_stores,
             tracing,
         })
     }
@@ -341,6 +351,7 @@ struct Build<'a> {
     resolver: &'a Arc<dyn Resolve>,
     files: &'a mut Vec<PathBuf>,
     rule_sets: RuleSets,
+    stores: &'a Stores,
 }
 
 /// One version of a team's files, compiled.
@@ -413,7 +424,7 @@ impl Build<'_> {
                 },
                 None => None,
             };
-            match Route::compile(spec, cluster, providers, self.files) {
+            match Route::compile(spec, cluster, providers, self.stores, self.files) {
                 Ok(mut route) => {
                     route.waf = waf;
                     if let Some(transcoding) = &route.transcode {

@@ -52,6 +52,116 @@ pub struct Config {
     /// teams' own files (see `config::grant`).
     #[serde(default)]
     pub teams: Vec<super::grant::Grant>,
+    /// Stores where the gateway's replicas keep the buckets of shared rate limits, which
+    /// a route's `rate_limit.shared` names.
+    #[serde(default)]
+    pub rate_limit_stores: Vec<RateLimitStore>,
+}
+
+/// A store of shared rate limit buckets.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitStore {
+    /// Unique; a route's `rate_limit.shared.store` names it.
+    pub name: Spanned<Text>,
+    /// A Redis server (or a managed Redis's primary endpoint).
+    pub redis: RedisStore,
+}
+
+/// How to reach a Redis server.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisStore {
+    /// `host:port`.
+    pub address: Spanned<Text>,
+    /// The ACL user; the default user when absent.
+    #[serde(default)]
+    pub username: Option<Text>,
+    /// Usually `${file:...}` or `${env:...}`; never shown in `/config` or logs, even when
+    /// written in the file itself.
+    #[serde(default, serialize_with = "redact")]
+    pub password: Option<Text>,
+    /// The logical database.
+    #[serde(default)]
+    pub database: u16,
+    /// TLS to the server (`rediss`); plain TCP when absent.
+    #[serde(default)]
+    pub tls: Option<RedisTls>,
+    /// How long opening a connection may take (default 1s).
+    #[serde(default)]
+    pub connect_timeout: Option<Parsed<Duration>>,
+    /// The longest a call may take, and so the longest a request waits on the store
+    /// (default 100ms); a call that takes longer counts as the store failing.
+    #[serde(default)]
+    pub timeout: Option<Parsed<Duration>>,
+    /// Connections kept open, each carrying many calls at once.
+    #[serde(default = "RedisStore::default_connections")]
+    pub connections: usize,
+    /// Put before every key, so several gateways (or other users) can share a database.
+    #[serde(default = "RedisStore::default_key_prefix")]
+    pub key_prefix: Text,
+}
+
+/// Serializes a password as set or not, never its value.
+fn redact<S: serde::Serializer>(value: &Option<Text>, out: S) -> Result<S::Ok, S::Error> {
+    value.as_ref().map(|_| super::text::REDACTED).serialize(out)
+}
+
+impl RedisStore {
+    fn default_connections() -> usize {
+        2
+    }
+
+    fn default_key_prefix() -> Text {
+        Text::plain("sekisho:rl:")
+    }
+}
+
+/// TLS to a Redis server; its name is checked against the host of `address`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisTls {
+    /// A PEM file of the CAs the server's chain must end in; the system's roots when absent.
+    #[serde(default)]
+    pub ca: Option<Spanned<Text>>,
+    /// A PEM file of the client certificate chain, for servers that require one; needs
+    /// `key`.
+    #[serde(default)]
+    pub cert: Option<Spanned<Text>>,
+    /// A PEM file of the client certificate's private key.
+    #[serde(default)]
+    pub key: Option<Spanned<Text>>,
+}
+
+/// A rate limit whose buckets the gateway's replicas share through a store.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharedLimit {
+    /// A `rate_limit_stores` entry.
+    pub store: Spanned<Text>,
+    /// Requests a replica may let through per key before the store has counted them
+    /// (default: a twentieth of `burst`, at least 1). Each replica can overshoot the limit
+    /// by at most this many; larger batches call the store less often.
+    #[serde(default)]
+    pub batch: Option<u32>,
+    /// How often counted requests are reported when no batch fills (default 50ms).
+    #[serde(default)]
+    pub sync_every: Option<Parsed<Duration>>,
+    /// What happens while the store cannot be reached.
+    #[serde(default)]
+    pub failure_mode: FailureMode,
+}
+
+/// What a shared rate limit does while its store cannot be reached. The local limit (the
+/// same quota, counted by each replica alone) applies either way.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureMode {
+    /// Refuse every request of the limit (429, or RESOURCE_EXHAUSTED for gRPC).
+    #[default]
+    Closed,
+    /// Let requests through on the local limit alone.
+    Open,
 }
 
 /// Spans exported over OTLP/gRPC.
@@ -553,6 +663,10 @@ pub struct RateLimit {
     /// given a whole /64, and could otherwise take a fresh bucket per address.
     #[serde(default = "RateLimit::default_ipv6_prefix")]
     pub ipv6_prefix: u8,
+    /// Counts the limit across every replica of the gateway, in a store; each replica
+    /// counts alone when absent.
+    #[serde(default)]
+    pub shared: Option<SharedLimit>,
 }
 
 impl RateLimit {

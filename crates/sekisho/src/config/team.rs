@@ -216,6 +216,14 @@ pub fn check(
                     ));
                 }
             }
+            if let Some(shared) = route.rate_limit.as_ref().and_then(|l| l.shared.as_ref()) {
+                problems.push(Problem::on(
+                    &shared.store,
+                    at("rate_limit.shared"),
+                    "a team route cannot use the gateway's rate limit stores; a limit shared \
+                     across replicas on a team's routes is the grant's `policy.rate_limit`",
+                ));
+            }
             if route.waf.is_some() {
                 problems.push(Problem::on(
                     &route.name,
@@ -524,6 +532,23 @@ teams:
                 "{kind}: {text}"
             );
         }
+    }
+
+    #[test]
+    fn a_team_route_cannot_use_the_gateways_rate_limit_stores() {
+        let root = ROOT.replace("      rate_limit: { requests: 10 }\n", "");
+        let root = crate::config::parse(&root).expect("root parses");
+        let file = "routes:\n  - name: r\n    match: { path_prefix: /shop/ }\n    to: c\n    rate_limit: { requests: 5, shared: { store: redis } }\nclusters:\n  - name: c\n    endpoints: [{ address: 10.0.0.7:80 }]\n";
+        let errors = check(&root.teams[0], &root, &source(file))
+            .err()
+            .expect("refused");
+        let text = errors.iter().map(ToString::to_string).collect::<String>();
+        assert!(text.contains("routes[0].rate_limit.shared"), "{text}");
+        let local = file.replace(", shared: { store: redis }", "");
+        assert!(
+            check(&root.teams[0], &root, &source(&local)).is_ok(),
+            "a team's own local limit is fine"
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use rustls_pki_types::ServerName;
 
 use super::Problem;
 use super::jwt;
-use super::model::{Cluster, Config, Listener, Protocol, RetryOn, Route, Target};
+use super::model::{Cluster, Config, Listener, Protocol, RateLimitStore, RetryOn, Route, Target};
 
 /// Every problem in the file, in file order; empty when the config is good.
 pub fn check(config: &Config) -> Vec<Problem> {
@@ -39,8 +39,19 @@ pub fn check(config: &Config) -> Vec<Problem> {
         .iter()
         .map(|c| (&*c.name.value, c.protocol))
         .collect();
+    let stores = check_stores(&config.rate_limit_stores, &mut problems);
+    for (i, grant) in config.teams.iter().enumerate() {
+        if let Some(limit) = &grant.policy.rate_limit {
+            let at = format!("teams[{i}].policy.rate_limit.shared");
+            check_shared(&at, limit, &stores, &mut problems);
+        }
+    }
     for (i, route) in config.routes.iter().enumerate() {
         check_route(i, route, &clusters, &mut routes, &mut problems);
+        if let Some(limit) = &route.rate_limit {
+            let at = format!("routes[{i}].rate_limit.shared");
+            check_shared(&at, limit, &stores, &mut problems);
+        }
         if let Some(rule) = &route.jwt {
             jwt::check_route(&format!("routes[{i}].jwt"), rule, &providers, &mut problems);
         }
@@ -48,6 +59,95 @@ pub fn check(config: &Config) -> Vec<Problem> {
     }
     problems.sort_by_key(|p| (p.line, p.column));
     problems
+}
+
+/// Checks the stores of shared rate limits; their names.
+fn check_stores(stores: &[RateLimitStore], problems: &mut Vec<Problem>) -> HashSet<String> {
+    let mut names = HashSet::new();
+    for (i, store) in stores.iter().enumerate() {
+        let at = |field: &str| format!("rate_limit_stores[{i}].{field}");
+        if !names.insert(store.name.value.to_string()) {
+            problems.push(Problem::on(
+                &store.name,
+                at("name"),
+                format!("duplicate store name {:?}", &*store.name.value),
+            ));
+        }
+        let redis = &store.redis;
+        let address = &redis.address.value;
+        if address
+            .rsplit_once(':')
+            .is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err())
+        {
+            problems.push(Problem::on(
+                &redis.address,
+                at("redis.address"),
+                format!("{:?} is not host:port", &**address),
+            ));
+        }
+        if let Some(tls) = &redis.tls
+            && tls.cert.is_some() != tls.key.is_some()
+        {
+            problems.push(Problem::on(
+                &store.name,
+                at("redis.tls"),
+                "a client certificate needs both `cert` and `key`",
+            ));
+        }
+        if redis.connections == 0 || redis.connections > 64 {
+            problems.push(Problem::on(
+                &store.name,
+                at("redis.connections"),
+                "between 1 and 64 connections",
+            ));
+        }
+        if redis.timeout.as_ref().is_some_and(|t| t.get().0.is_zero()) {
+            problems.push(Problem::on(
+                &store.name,
+                at("redis.timeout"),
+                "a store's calls need a timeout longer than 0",
+            ));
+        }
+    }
+    names
+}
+
+/// Checks that a shared rate limit names a store and counts in batches of at least one.
+fn check_shared(
+    at: &str,
+    limit: &super::model::RateLimit,
+    stores: &HashSet<String>,
+    problems: &mut Vec<Problem>,
+) {
+    let Some(shared) = &limit.shared else { return };
+    if !stores.contains(&*shared.store.value) {
+        problems.push(Problem::on(
+            &shared.store,
+            format!("{at}.store"),
+            format!(
+                "no rate_limit_stores entry is named {:?}",
+                &*shared.store.value
+            ),
+        ));
+    }
+    if shared.batch == Some(0) {
+        problems.push(Problem::on(
+            &shared.store,
+            format!("{at}.batch"),
+            "a batch of at least 1",
+        ));
+    }
+    if shared
+        .sync_every
+        .as_ref()
+        .is_some_and(|d| d.get().0.is_zero())
+    {
+        problems.push(Problem::on(
+            &shared.store,
+            format!("{at}.sync_every"),
+            "must be longer than 0",
+        ));
+    }
 }
 
 fn check_listener(
@@ -605,6 +705,46 @@ mod tests {
         let yaml =
             format!("listeners:\n  - name: plain\n    address: 127.0.0.1:0\nclusters:\n{cluster}");
         check(&super::super::parse(&yaml).expect("parses"))
+    }
+
+    #[test]
+    fn a_shared_rate_limit_names_a_store_that_exists() {
+        let yaml = r#"listeners:
+  - name: plain
+    address: 127.0.0.1:0
+rate_limit_stores:
+  - name: redis
+    redis: { address: "redis:6379", tls: { cert: /c.pem } }
+  - name: redis
+    redis: { address: nowhere }
+routes:
+  - name: partner
+    match: { path_prefix: / }
+    rate_limit:
+      requests: 10
+      shared: { store: rdis, batch: 0 }
+    to: web
+clusters:
+  - name: web
+    endpoints: [{ address: 127.0.0.1:1 }]
+"#;
+        let problems = check(&super::super::parse(yaml).expect("parses"));
+        let found: Vec<(&str, u64)> = problems
+            .iter()
+            .map(|p| (p.field.as_str(), p.line))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("rate_limit_stores[0].redis.tls", 5),
+                ("rate_limit_stores[1].name", 7),
+                ("rate_limit_stores[1].redis.address", 8),
+                ("routes[0].rate_limit.shared.store", 14),
+                ("routes[0].rate_limit.shared.batch", 14),
+            ],
+            "{problems:?}"
+        );
+        assert!(problems[3].message.contains("\"rdis\""), "{problems:?}");
     }
 
     #[test]

@@ -16,6 +16,12 @@ const BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0,
 ];
 
+/// Buckets of store call latency: a Redis call on a healthy network takes well under a
+/// millisecond, and anything past the timeout (100ms by default) has failed.
+const STORE_BUCKETS: [f64; 10] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1.0,
+];
+
 /// Installs the process-wide recorder once; later calls return the same handle.
 pub fn install() -> Option<PrometheusHandle> {
     HANDLE
@@ -24,6 +30,11 @@ pub fn install() -> Option<PrometheusHandle> {
                 .set_buckets_for_metric(
                     Matcher::Full("sekisho_request_duration_seconds".into()),
                     &BUCKETS,
+                )
+                .ok()?
+                .set_buckets_for_metric(
+                    Matcher::Full("sekisho_rate_limit_store_call_seconds".into()),
+                    &STORE_BUCKETS,
                 )
                 .ok()?;
             match builder.install_recorder() {
@@ -376,6 +387,54 @@ pub fn rate_limit_series(route: &str) -> RateLimitSeries {
         displaced: evictions("displaced"),
         overflow_allowed: overflow("allowed"),
         overflow_refused: overflow("refused"),
+    }
+}
+
+/// The series of one rate limit store, looked up once when the store is opened.
+pub struct StoreSeries {
+    /// `sekisho_rate_limit_store_up`: 1 while calls succeed, 0 from a failed call until a
+    /// probe succeeds.
+    pub up: Gauge,
+    /// `sekisho_rate_limit_store_call_seconds`: how long calls took, failed ones included.
+    pub latency: Histogram,
+    /// Calls that took longer than the store's `timeout`.
+    pub timeouts: Counter,
+    /// Calls the store refused or that lost their connection.
+    pub errors: Counter,
+}
+
+/// The series of the store `store`: whether it is up, how long its calls take and how
+/// they failed (`sekisho_rate_limit_store_errors_total`, `kind` `timeout` or `error`).
+pub fn store_series(store: &str) -> StoreSeries {
+    let errors = |kind: &'static str| counter!("sekisho_rate_limit_store_errors_total", "store" => store.to_owned(), "kind" => kind);
+    StoreSeries {
+        up: gauge!("sekisho_rate_limit_store_up", "store" => store.to_owned()),
+        latency: histogram!("sekisho_rate_limit_store_call_seconds", "store" => store.to_owned()),
+        timeouts: errors("timeout"),
+        errors: errors("error"),
+    }
+}
+
+/// The series of a route's shared rate limit.
+pub struct SharedLimitSeries {
+    /// `sekisho_rate_limit_store_asks_total`: requests that waited on the store's decision
+    /// (a full batch, or a key that did not fit the table).
+    pub asks: Counter,
+    /// Requests let through on the local limit alone while the store was unreachable
+    /// (`failure_mode: open`).
+    pub unavailable_allowed: Counter,
+    /// Requests refused because the store was unreachable (`failure_mode: closed`).
+    pub unavailable_refused: Counter,
+}
+
+/// The series of `route`'s shared rate limit; requests decided while its store was
+/// unreachable are `sekisho_rate_limit_store_unavailable_total` by `result`.
+pub fn shared_limit_series(route: &str) -> SharedLimitSeries {
+    let unavailable = |result: &'static str| counter!("sekisho_rate_limit_store_unavailable_total", "route" => route.to_owned(), "result" => result);
+    SharedLimitSeries {
+        asks: counter!("sekisho_rate_limit_store_asks_total", "route" => route.to_owned()),
+        unavailable_allowed: unavailable("allowed"),
+        unavailable_refused: unavailable("refused"),
     }
 }
 

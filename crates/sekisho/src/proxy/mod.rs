@@ -273,7 +273,7 @@ pub async fn handle(
         }
     }
     if let Some(limit) = &route.rate_limit
-        && let Err(retry_after) = limit.check(client, &parts.headers, claims.as_ref())
+        && let Err(retry_after) = limit.check(client, &parts.headers, claims.as_ref()).await
     {
         let err = GatewayError::RateLimited { retry_after };
         return Ok(browser.response(answer(err, record)));

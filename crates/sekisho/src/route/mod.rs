@@ -14,7 +14,7 @@ use crate::adapt::transcode::Transcoding;
 use crate::config::model;
 use crate::policy::ip_acl::IpAcl;
 use crate::policy::jwt::{Providers, RouteJwt};
-use crate::policy::rate_limit::RateLimit;
+use crate::policy::rate_limit::{RateLimit, Stores};
 use crate::policy::waf::Waf;
 use crate::proxy::cors::Cors;
 use crate::proxy::mirror::MirrorPolicy;
@@ -121,11 +121,12 @@ impl HeaderEdits {
 
 impl Route {
     /// Compiles a route; `cluster` looks up clusters by name, `providers` are the JWT
-    /// providers a route's `jwt` may name.
+    /// providers a route's `jwt` may name, `stores` the stores its `rate_limit` may share.
     pub fn compile(
         spec: &model::Route,
         cluster: impl Fn(&str) -> Option<Arc<Cluster>>,
         providers: &Providers,
+        stores: &Stores,
         files: &mut Vec<std::path::PathBuf>,
     ) -> Result<Self, String> {
         let find = |name: &str| cluster(name).ok_or_else(|| format!("unknown cluster {name:?}"));
@@ -199,7 +200,7 @@ impl Route {
             rate_limit: spec
                 .rate_limit
                 .as_ref()
-                .map(|limit| RateLimit::compile(&spec.name.value, limit))
+                .map(|limit| RateLimit::compile(&spec.name.value, limit, stores))
                 .transpose()
                 .map_err(|e| format!("rate_limit: {e}"))?,
             max_body_bytes: spec.max_body_bytes,

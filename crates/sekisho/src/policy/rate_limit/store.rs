@@ -1,0 +1,410 @@
+//! A Redis server holding the buckets that the gateway's replicas share.
+//!
+//! Every call is one round trip: a pipeline of one script run per bucket. The script
+//! reads the server's clock, adds the requests a replica let through on its own, takes
+//! one more when a request waits on the answer and it fits, and stores the TAT with an
+//! expiry at the moment the bucket is full again, so a key nobody uses leaves the server
+//! by itself. The answer is how far the TAT runs ahead of the server's clock, which a
+//! replica adds to its own clock: no two clocks ever have to agree.
+//!
+//! A call that fails or takes longer than `timeout` marks the store down; while down, no
+//! request waits on it and a probe (a PING every [`PROBE_EVERY`]) brings it back up.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo};
+
+use super::gcra::Gcra;
+use crate::config::model;
+use crate::observe::metrics::{self, StoreSeries};
+
+/// How often a store that is down is probed.
+pub const PROBE_EVERY: Duration = Duration::from_millis(250);
+
+/// The longest a call may take when the config says nothing.
+const DEFAULT_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// The longest opening a connection may take when the config says nothing.
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The bucket arithmetic of [`Gcra`] in microseconds of the server's clock. Replies the
+/// request taken (1 or 0) and how many microseconds the TAT is ahead of the server's now.
+const SCRIPT: &str = r"
+local interval = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local spent = tonumber(ARGV[3])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+local tat = tonumber(redis.call('GET', KEYS[1])) or now
+if tat < now then tat = now end
+tat = tat + spent * interval
+local taken = 0
+if ARGV[4] == '1' and tat + interval - now <= tolerance then
+  tat = tat + interval
+  taken = 1
+end
+local ahead = tat - now
+if ahead > 0 then
+  redis.call('SET', KEYS[1], string.format('%.3f', tat), 'PX', math.ceil(ahead / 1000))
+end
+return {taken, math.ceil(ahead)}
+";
+
+/// One bucket's part of a call.
+pub(super) struct Call {
+    /// The bucket's key on the server.
+    pub key: String,
+    /// Requests let through by the replica that the server has not counted.
+    pub spent: u32,
+    /// A request waits on this call: take one for it if it fits.
+    pub want: bool,
+}
+
+/// The server's answer for one bucket.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Answer {
+    /// The waiting request was taken.
+    pub taken: bool,
+    /// How far the bucket's TAT runs ahead of the server's clock.
+    pub ahead: Duration,
+}
+
+/// Why a call got no answer.
+#[derive(Debug)]
+pub(super) enum Failure {
+    /// The store is down (a probe has not succeeded since a call failed).
+    Down,
+    /// The call failed or took too long.
+    Failed,
+}
+
+/// An open store: a few multiplexed connections, each reconnecting by itself.
+pub struct Store {
+    name: Arc<str>,
+    settings: Settings,
+    connections: Box<[ConnectionManager]>,
+    next: AtomicUsize,
+    timeout: Duration,
+    prefix: Arc<str>,
+    up: AtomicBool,
+    series: StoreSeries,
+    script: redis::Script,
+}
+
+/// What a store was opened with: a reload that leaves it alone keeps the open store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Settings {
+    address: String,
+    username: Option<String>,
+    password: Option<String>,
+    database: u16,
+    /// The PEM contents of the TLS files, so a reload after a rotation reconnects.
+    tls: Option<TlsFiles>,
+    connect_timeout: Duration,
+    timeout: Duration,
+    connections: usize,
+    prefix: String,
+}
+
+/// The contents of a store's `tls` files.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct TlsFiles {
+    ca: Option<Vec<u8>>,
+    cert: Option<Vec<u8>>,
+    key: Option<Vec<u8>>,
+}
+
+impl Settings {
+    fn from(spec: &model::RedisStore) -> Result<Settings, String> {
+        let read =
+            |field: &str, path: &Option<serde_saphyr::Spanned<crate::config::text::Text>>| {
+                path.as_ref()
+                    .map(|p| {
+                        std::fs::read(&*p.value)
+                            .map_err(|e| format!("tls.{field}: cannot read {:?}: {e}", &*p.value))
+                    })
+                    .transpose()
+            };
+        let tls = match &spec.tls {
+            Some(t) => Some(TlsFiles {
+                ca: read("ca", &t.ca)?,
+                cert: read("cert", &t.cert)?,
+                key: read("key", &t.key)?,
+            }),
+            None => None,
+        };
+        Ok(Settings {
+            address: spec.address.value.to_string(),
+            username: spec.username.as_ref().map(|u| u.to_string()),
+            password: spec.password.as_ref().map(|p| p.to_string()),
+            database: spec.database,
+            tls,
+            connect_timeout: spec
+                .connect_timeout
+                .as_ref()
+                .map_or(DEFAULT_CONNECT_TIMEOUT, |d| d.get().0),
+            timeout: spec.timeout.as_ref().map_or(DEFAULT_TIMEOUT, |d| d.get().0),
+            connections: spec.connections.max(1),
+            prefix: spec.key_prefix.to_string(),
+        })
+    }
+}
+
+impl Store {
+    /// Opens the store `spec` describes (connections are made on first use, so a server
+    /// that is down does not stop the gateway from starting), or keeps `previous` when
+    /// its settings are the same. Outside a tokio runtime (`validate`, which serves
+    /// nothing) the settings are checked and no connection is made.
+    pub fn open(
+        name: &str,
+        spec: &model::RedisStore,
+        previous: Option<&Arc<Store>>,
+    ) -> Result<Arc<Store>, String> {
+        let settings = Settings::from(spec)?;
+        if let Some(kept) = previous.filter(|p| p.settings == settings) {
+            return Ok(kept.clone());
+        }
+        let client = client(&settings)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(settings.connect_timeout))
+            .set_response_timeout(Some(settings.timeout))
+            .set_max_delay(Duration::from_secs(1))
+            .set_number_of_retries(2);
+        let runtime = tokio::runtime::Handle::try_current().ok();
+        let connections = match runtime {
+            Some(_) => (0..settings.connections)
+                .map(|_| ConnectionManager::new_lazy_with_config(client.clone(), config.clone()))
+                .collect::<Result<Box<[_]>, _>>()
+                .map_err(|e| format!("cannot open: {e}"))?,
+            None => Box::new([]),
+        };
+        let series = metrics::store_series(name);
+        series.up.set(1.0);
+        let store = Arc::new(Store {
+            name: Arc::from(name),
+            timeout: settings.timeout,
+            prefix: Arc::from(settings.prefix.as_str()),
+            settings,
+            connections,
+            next: AtomicUsize::new(0),
+            up: AtomicBool::new(true),
+            series,
+            script: redis::Script::new(SCRIPT),
+        });
+        if let Some(runtime) = runtime {
+            runtime.spawn(probe_forever(Arc::downgrade(&store)));
+        }
+        Ok(store)
+    }
+
+    /// The key of a bucket: the prefix, the route, and a digest of the bucket's key.
+    pub(super) fn key(&self, route: &str, digest: &[u8]) -> String {
+        let mut key = String::with_capacity(self.prefix.len() + route.len() + 34);
+        key.push_str(&self.prefix);
+        key.push_str(route);
+        key.push(':');
+        for byte in digest {
+            let _ = write!(key, "{byte:02x}");
+        }
+        key
+    }
+
+    /// True unless a call failed and no probe has succeeded since.
+    pub(super) fn is_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+
+    /// Runs `calls` in one round trip; answers in the same order.
+    pub(super) async fn call(&self, gcra: Gcra, calls: &[Call]) -> Result<Vec<Answer>, Failure> {
+        if !self.is_up() || self.connections.is_empty() {
+            return Err(Failure::Down);
+        }
+        let start = Instant::now();
+        let result = tokio::time::timeout(self.timeout, self.run(gcra, calls)).await;
+        self.series.latency.record(start.elapsed().as_secs_f64());
+        match result {
+            Ok(Ok(answers)) => Ok(answers),
+            Ok(Err(e)) => {
+                self.series.errors.increment(1);
+                self.down(&e.to_string());
+                Err(Failure::Failed)
+            }
+            Err(_) => {
+                self.series.timeouts.increment(1);
+                self.down(&format!("no answer within {:?}", self.timeout));
+                Err(Failure::Failed)
+            }
+        }
+    }
+
+    async fn run(&self, gcra: Gcra, calls: &[Call]) -> redis::RedisResult<Vec<Answer>> {
+        // Microseconds as decimals: the server's clock counts microseconds.
+        let interval = format!("{:.3}", gcra.interval as f64 / 1000.0);
+        let tolerance = format!("{:.3}", gcra.tolerance as f64 / 1000.0);
+        let mut pipe = redis::pipe();
+        for call in calls {
+            pipe.cmd("EVALSHA")
+                .arg(self.script.get_hash())
+                .arg(1)
+                .arg(&call.key)
+                .arg(&interval)
+                .arg(&tolerance)
+                .arg(call.spent)
+                .arg(u8::from(call.want));
+        }
+        let mut conn = self.connection();
+        let replies: Vec<(i64, i64)> = match pipe.query_async(&mut conn).await {
+            Err(e) if e.code() == Some("NOSCRIPT") => {
+                // A restarted or flushed server: load the script and go again, once.
+                self.script.prepare_invoke().load_async(&mut conn).await?;
+                pipe.query_async(&mut conn).await?
+            }
+            other => other?,
+        };
+        Ok(replies
+            .into_iter()
+            .map(|(taken, ahead)| Answer {
+                taken: taken == 1,
+                ahead: Duration::from_micros(u64::try_from(ahead).unwrap_or(0)),
+            })
+            .collect())
+    }
+
+    fn connection(&self) -> ConnectionManager {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len();
+        self.connections[i].clone()
+    }
+
+    fn down(&self, why: &str) {
+        if self.up.swap(false, Ordering::Relaxed) {
+            self.series.up.set(0.0);
+            tracing::warn!(store = %self.name, error = why, "rate limit store unreachable; shared limits follow their failure_mode until it answers again");
+        }
+    }
+
+    async fn probe(&self) {
+        if self.connections.is_empty() {
+            return;
+        }
+        let mut conn = self.connection();
+        let ping = redis::cmd("PING");
+        let answered = tokio::time::timeout(self.timeout, ping.query_async::<String>(&mut conn))
+            .await
+            .is_ok_and(|r| r.is_ok());
+        if answered && !self.up.swap(true, Ordering::Relaxed) {
+            self.series.up.set(1.0);
+            tracing::info!(store = %self.name, "rate limit store answers again; shared limits resume");
+        }
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        // Settings changed or the store left the config: its series stops meaning anything.
+        self.series.up.set(0.0);
+    }
+}
+
+/// Probes the store while it is down; ends when the store is dropped.
+async fn probe_forever(store: Weak<Store>) {
+    let mut ticks = tokio::time::interval(PROBE_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let Some(store) = store.upgrade() else { return };
+        if !store.is_up() {
+            store.probe().await;
+        }
+    }
+}
+
+fn client(settings: &Settings) -> Result<Client, String> {
+    let (host, port) = settings
+        .address
+        .rsplit_once(':')
+        .and_then(|(host, port)| Some((host, port.parse::<u16>().ok()?)))
+        .ok_or("`address` must be host:port")?;
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let mut redis = RedisConnectionInfo::default().set_db(i64::from(settings.database));
+    if let Some(user) = &settings.username {
+        redis = redis.set_username(user);
+    }
+    if let Some(password) = &settings.password {
+        redis = redis.set_password(password);
+    }
+    let Some(TlsFiles { ca, cert, key }) = &settings.tls else {
+        let info = ConnectionAddr::Tcp(host, port)
+            .into_connection_info()
+            .map_err(|e| e.to_string())?
+            .set_redis_settings(redis);
+        return Client::open(info).map_err(|e| e.to_string());
+    };
+    let addr = ConnectionAddr::TcpTls {
+        host,
+        port,
+        insecure: false,
+        tls_params: None,
+    };
+    let info = addr
+        .into_connection_info()
+        .map_err(|e| e.to_string())?
+        .set_redis_settings(redis);
+    let client_tls = match (cert, key) {
+        (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
+            client_cert: cert.clone(),
+            client_key: key.clone(),
+        }),
+        (None, None) => None,
+        _ => return Err("`tls.cert` and `tls.key` go together".into()),
+    };
+    let certificates = redis::TlsCertificates {
+        client_tls,
+        root_cert: ca.clone(),
+    };
+    Client::build_with_tls(info, certificates).map_err(|e| format!("tls: {e}"))
+}
+
+/// The open stores of a config, by name.
+#[derive(Default)]
+pub struct Stores {
+    by_name: std::collections::HashMap<String, Arc<Store>>,
+}
+
+impl Stores {
+    /// Opens every store of the config, keeping from `previous` those whose settings are
+    /// unchanged (their connections carry over a reload).
+    pub fn open(
+        specs: &[model::RateLimitStore],
+        previous: Option<&Stores>,
+        problems: &mut Vec<crate::config::Problem>,
+    ) -> Stores {
+        let mut by_name = std::collections::HashMap::new();
+        for (i, spec) in specs.iter().enumerate() {
+            let name = spec.name.value.to_string();
+            let prior = previous.and_then(|p| p.by_name.get(&name));
+            match Store::open(&name, &spec.redis, prior) {
+                Ok(store) => {
+                    by_name.insert(name, store);
+                }
+                Err(e) => problems.push(crate::config::Problem::on(
+                    &spec.name,
+                    format!("rate_limit_stores[{i}].redis"),
+                    e,
+                )),
+            }
+        }
+        Stores { by_name }
+    }
+
+    /// The store called `name`.
+    pub fn get(&self, name: &str) -> Option<&Arc<Store>> {
+        self.by_name.get(name)
+    }
+}

@@ -1,0 +1,447 @@
+//! Rate limits shared by gateway replicas through a real Redis server (Debian's
+//! `redis-server`, started here on a free port): the combined rate of two gateway
+//! processes stays within the documented bound, a store that goes away is met by the
+//! limit's failure mode and comes back without a restart, and the keys a flood of
+//! distinct clients leaves on the store expire.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+
+use support::*;
+
+/// A `redis-server` of its own, with nothing saved to disk; killed when dropped.
+struct Redis {
+    child: Child,
+    port: u16,
+    args: Vec<String>,
+    dir: TempDir,
+}
+
+impl Redis {
+    /// Starts a server on a free port, or `None` (after failing the test unless the caller
+    /// opted out) when `redis-server` is not installed.
+    async fn start(args: &[&str]) -> Option<Redis> {
+        if let Err(e) = std::process::Command::new("redis-server")
+            .arg("--version")
+            .output()
+        {
+            prerequisite::missing(prerequisite::REDIS, &format!("redis-server: {e}"));
+            return None;
+        }
+        let port = closed_port().await.port();
+        let dir = TempDir::new("redis");
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let child = spawn_redis(dir.path(), port, &args).await;
+        Some(Redis {
+            child,
+            port,
+            args,
+            dir,
+        })
+    }
+
+    fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server at once (no shutdown), as a crash or a lost node would.
+    async fn kill(&mut self) {
+        self.child.kill().await.expect("kill redis-server");
+    }
+
+    /// Starts it again on the same port, empty (and without the script loaded).
+    async fn restart(&mut self) {
+        self.child = spawn_redis(self.dir.path(), self.port, &self.args).await;
+    }
+
+    /// Runs a command with redis-cli; its output.
+    fn cli(&self, command: &[&str]) -> String {
+        let mut all = vec!["-p".to_owned(), self.port.to_string()];
+        if let Some(at) = self.args.iter().position(|a| a == "--requirepass") {
+            all.extend(["--no-auth-warning".to_owned(), "-a".to_owned()]);
+            all.push(self.args[at + 1].clone());
+        }
+        all.extend(command.iter().map(|c| c.to_string()));
+        let output = std::process::Command::new("redis-cli")
+            .args(&all)
+            .output()
+            .expect("run redis-cli");
+        assert!(output.status.success(), "redis-cli {command:?}: {output:?}");
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    }
+}
+
+async fn spawn_redis(dir: &Path, port: u16, args: &[String]) -> Child {
+    let child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start redis-server");
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    eventually(
+        Duration::from_secs(10),
+        "redis-server to listen",
+        || async {
+            let mut stream = TcpStream::connect(addr).await.ok()?;
+            stream.write_all(b"PING\r\n").await.ok()?;
+            let mut answer = [0; 64];
+            let n = stream.read(&mut answer).await.ok()?;
+            // `+PONG`, or `-NOAUTH` from a server with a password: either way it serves.
+            (n > 0).then_some(())
+        },
+    )
+    .await;
+    child
+}
+
+/// A `sekisho run` process.
+struct Replica {
+    _child: Child,
+    plain: SocketAddr,
+    admin: SocketAddr,
+    _dir: TempDir,
+}
+
+impl Replica {
+    /// Starts the binary with `routes` (YAML of the `routes:` list, which sends to the
+    /// cluster `web`) and a store `shared` on `redis`.
+    async fn start(redis: &Redis, web: SocketAddr, routes: &str, store_extra: &str) -> Replica {
+        let dir = TempDir::new("replica");
+        let admin = closed_port().await;
+        let plain = closed_port().await;
+        let config = fill(
+            r#"
+access_log: { enabled: false }
+admin: { address: "@admin@" }
+listeners:
+  - name: plain
+    address: "@plain@"
+rate_limit_stores:
+  - name: shared
+    redis: { address: "@redis@"@extra@ }
+routes:
+@routes@
+clusters:
+  - name: web
+    protocol: http1
+    endpoints: [{ address: "@web@" }]
+"#,
+            &[
+                ("admin", admin.to_string()),
+                ("plain", plain.to_string()),
+                ("redis", redis.address()),
+                ("extra", store_extra.to_owned()),
+                ("routes", routes.to_owned()),
+                ("web", web.to_string()),
+            ],
+        );
+        dir.write("gateway.yaml", &config);
+        let child = Command::new(env!("CARGO_BIN_EXE_sekisho"))
+            .args(["run", "--config", "gateway.yaml"])
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start sekisho run");
+        eventually(Duration::from_secs(20), "the replica's /live", || async {
+            let stream = TcpStream::connect(admin).await.ok()?;
+            let mut conn = H1Conn::handshake(stream).await;
+            let request = get_h1("localhost", "/live").body(empty()).ok()?;
+            let response = conn.try_send(request).await.ok()?;
+            (response.status == 200).then_some(())
+        })
+        .await;
+        Replica {
+            _child: child,
+            plain,
+            admin,
+            _dir: dir,
+        }
+    }
+
+    async fn metric(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let text = http1_get(self.admin, "/metrics", &[]).await.text();
+        text.lines()
+            .filter(|line| !line.starts_with('#'))
+            .find_map(|line| {
+                let (series, value) = line.rsplit_once(' ')?;
+                let (series_name, rest) = series.split_once('{').unwrap_or((series, ""));
+                let labelled = labels
+                    .iter()
+                    .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
+                (series_name == name && labelled).then(|| value.parse().ok())?
+            })
+    }
+}
+
+async fn status(conn: &mut H1Conn, path: &str, client: &str) -> u16 {
+    let request = get_h1("localhost", path)
+        .header("x-client", client)
+        .body(empty())
+        .expect("request");
+    conn.send(request).await.status.as_u16()
+}
+
+const RATE: u64 = 20;
+const BURST: u64 = 20;
+const BATCH: u64 = 4;
+
+/// Two gateway processes, each sent as many requests of one client as it will answer for
+/// three seconds: together they let through no more than `burst + rate × window + 2 ×
+/// batch` (docs/architecture.md), where each counting alone would let through twice the
+/// limit; and the store does not starve them either.
+#[tokio::test]
+async fn two_replicas_hold_the_combined_rate_within_the_bound() {
+    let Some(redis) = Redis::start(&[]).await else {
+        return;
+    };
+    let (web, _w) = http_backend("web").await;
+    let routes = format!(
+        r#"
+  - name: partner
+    match: {{ path_prefix: / }}
+    rate_limit:
+      requests: {RATE}
+      per: 1s
+      burst: {BURST}
+      key: {{ header: x-client }}
+      shared: {{ store: shared, batch: {BATCH} }}
+    to: web"#
+    );
+    let replicas = [
+        Replica::start(&redis, web, &routes, "").await,
+        Replica::start(&redis, web, &routes, "").await,
+    ];
+
+    let started = Instant::now();
+    let mut drivers = tokio::task::JoinSet::new();
+    for replica in &replicas {
+        // Two connections per replica, each sending back to back.
+        for _ in 0..2 {
+            let addr = replica.plain;
+            drivers.spawn(async move {
+                let mut conn = H1Conn::connect(addr).await;
+                let (mut allowed, mut refused) = (0u64, 0u64);
+                while started.elapsed() < Duration::from_secs(3) {
+                    match status(&mut conn, "/x", "partner-a").await {
+                        200 => allowed += 1,
+                        429 => refused += 1,
+                        other => panic!("unexpected status {other}"),
+                    }
+                }
+                (allowed, refused)
+            });
+        }
+    }
+    let (mut allowed, mut refused) = (0, 0);
+    while let Some(counts) = drivers.join_next().await {
+        let (a, r) = counts.expect("driver");
+        allowed += a;
+        refused += r;
+    }
+    let window = started.elapsed().as_secs_f64();
+    let bound = BURST + (RATE as f64 * window).ceil() as u64 + 2 * BATCH;
+    eprintln!("{allowed} let through and {refused} refused in {window:.2}s; bound {bound}");
+    assert!(
+        refused > 1000,
+        "the replicas were pressed hard ({refused} refused)"
+    );
+    assert!(
+        allowed <= bound,
+        "{allowed} requests let through in {window:.2}s; the bound is {bound} \
+         (each replica counting alone allows about {})",
+        2 * (BURST + (RATE as f64 * window) as u64)
+    );
+    let floor = BURST + (RATE as f64 * (window - 0.5)) as u64;
+    assert!(
+        allowed >= floor,
+        "{allowed} let through in {window:.2}s: the shared limit starved its clients \
+         (at least {floor} expected)"
+    );
+    let calls = replicas[0]
+        .metric(
+            "sekisho_rate_limit_store_call_seconds_count",
+            &[("store", "shared")],
+        )
+        .await
+        .unwrap_or_default();
+    assert!(calls > 0.0, "store calls timed");
+    let keys = redis.cli(&["--scan", "--pattern", "sekisho:rl:partner:*"]);
+    assert_eq!(keys.lines().count(), 1, "one client, one bucket: {keys:?}");
+}
+
+/// Redis killed mid-run: a route that fails closed answers 429 with Retry-After, one that
+/// fails open falls back to the local limit (still a limit), and both are counted; once
+/// Redis is back on the same port (empty, its script gone) the shared limit counts on
+/// the store again, with no restart of the gateway.
+#[tokio::test]
+async fn a_store_that_goes_away_fails_as_configured_and_comes_back() {
+    let Some(mut redis) = Redis::start(&[]).await else {
+        return;
+    };
+    let (web, _w) = http_backend("web").await;
+    let routes = r#"
+  - name: strict
+    match: { path_prefix: /strict }
+    rate_limit:
+      requests: 5
+      per: 1m
+      key: { header: x-client }
+      shared: { store: shared, batch: 1, failure_mode: closed }
+    to: web
+  - name: lenient
+    match: { path_prefix: /lenient }
+    rate_limit:
+      requests: 5
+      per: 1m
+      key: { header: x-client }
+      shared: { store: shared, batch: 1, failure_mode: open }
+    to: web"#;
+    let gw = Replica::start(&redis, web, routes, ", timeout: 200ms").await;
+    let mut conn = H1Conn::connect(gw.plain).await;
+    assert_eq!(status(&mut conn, "/strict", "before").await, 200);
+    assert_eq!(status(&mut conn, "/lenient", "before").await, 200);
+    assert_eq!(
+        gw.metric("sekisho_rate_limit_store_up", &[]).await,
+        Some(1.0)
+    );
+
+    redis.kill().await;
+    // The next calls to the store fail; from then on no request waits on it.
+    eventually(Duration::from_secs(10), "the store marked down", || async {
+        let mut conn = H1Conn::connect(gw.plain).await;
+        status(&mut conn, "/strict", "probe").await;
+        (gw.metric("sekisho_rate_limit_store_up", &[]).await == Some(0.0)).then_some(())
+    })
+    .await;
+    let request = get_h1("localhost", "/strict")
+        .header("x-client", "during")
+        .body(empty())
+        .expect("request");
+    let refused = conn.send(request).await;
+    assert_eq!(refused.status, 429, "fails closed");
+    assert!(refused.header("retry-after").is_some());
+
+    // Open: the local limit of 5 a minute still holds per client.
+    let mut lenient = Vec::new();
+    for _ in 0..8 {
+        lenient.push(status(&mut conn, "/lenient", "during").await);
+    }
+    assert_eq!(lenient, [200, 200, 200, 200, 200, 429, 429, 429]);
+    let counted = |result: &'static str, route: &'static str| {
+        let gw = &gw;
+        async move {
+            gw.metric(
+                "sekisho_rate_limit_store_unavailable_total",
+                &[("route", route), ("result", result)],
+            )
+            .await
+            .unwrap_or_default()
+        }
+    };
+    assert!(counted("refused", "strict").await >= 1.0);
+    assert!(counted("allowed", "lenient").await >= 5.0);
+    let mut failed = 0.0;
+    for kind in ["error", "timeout"] {
+        failed += gw
+            .metric(
+                "sekisho_rate_limit_store_errors_total",
+                &[("store", "shared"), ("kind", kind)],
+            )
+            .await
+            .unwrap_or_default();
+    }
+    assert!(failed >= 1.0, "failed store calls counted");
+
+    redis.restart().await;
+    eventually(
+        Duration::from_secs(10),
+        "the strict route to recover",
+        || async {
+            let mut conn = H1Conn::connect(gw.plain).await;
+            (status(&mut conn, "/strict", "after").await == 200).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        gw.metric("sekisho_rate_limit_store_up", &[]).await,
+        Some(1.0)
+    );
+    // The store counts again: the client's bucket is on the server, with an expiry.
+    let keys = redis.cli(&["--scan", "--pattern", "sekisho:rl:strict:*"]);
+    assert_eq!(keys.lines().count(), 1, "one bucket on the store: {keys:?}");
+    let ttl: i64 = redis.cli(&["PTTL", keys.trim()]).parse().expect("PTTL");
+    assert!(
+        ttl > 0 && ttl <= 60_000,
+        "the bucket expires when full: {ttl} ms"
+    );
+}
+
+/// A flood of requests each with a client value never seen before (some of them 4 KiB
+/// long): every key on the store has the same short length and an expiry, and they are
+/// gone once their buckets have refilled, so the store's memory follows the clients of
+/// the last burst window, not every client ever seen.
+#[tokio::test]
+async fn keys_a_flood_leaves_on_the_store_are_short_and_expire() {
+    let Some(redis) = Redis::start(&[]).await else {
+        return;
+    };
+    let (web, _w) = http_backend("web").await;
+    let routes = r#"
+  - name: flooded
+    match: { path_prefix: / }
+    rate_limit:
+      requests: 10
+      per: 1s
+      key: { header: x-client }
+      shared: { store: shared, batch: 1 }
+    to: web"#;
+    let gw = Replica::start(&redis, web, routes, "").await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for task in 0..4 {
+        let addr = gw.plain;
+        tasks.spawn(async move {
+            let mut conn = H1Conn::connect(addr).await;
+            for i in 0..500 {
+                let client = if i % 10 == 0 {
+                    format!("{task}-{i}-{}", "x".repeat(4096))
+                } else {
+                    format!("{task}-{i}")
+                };
+                assert_eq!(status(&mut conn, "/x", &client).await, 200);
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.expect("flood task");
+    }
+    let keys = redis.cli(&["--scan", "--pattern", "*"]);
+    let keys: Vec<&str> = keys.lines().collect();
+    assert!(!keys.is_empty(), "the flood's buckets are on the store");
+    let expected = "sekisho:rl:flooded:".len() + 32;
+    for key in &keys {
+        assert_eq!(key.len(), expected, "fixed-length key: {key}");
+        let ttl: i64 = redis.cli(&["PTTL", key]).parse().expect("PTTL");
+        assert!(ttl != -1, "{key} has no expiry");
+    }
+    eventually(
+        Duration::from_secs(5),
+        "the flood's keys to expire",
+        || async { (redis.cli(&["DBSIZE"]) == "0").then_some(()) },
+    )
+    .await;
+}
