@@ -11,7 +11,6 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
@@ -23,12 +22,18 @@ struct Redis {
     port: u16,
     args: Vec<String>,
     dir: TempDir,
+    /// The name the gateway reaches it by (its certificate's, for TLS).
+    host: &'static str,
 }
 
 impl Redis {
     /// Starts a server on a free port, or `None` (after failing the test unless the caller
-    /// opted out) when `redis-server` is not installed.
+    /// opted out) when `redis-server` is not installed. `{port}` in `args` is the port.
     async fn start(args: &[&str]) -> Option<Redis> {
+        Redis::start_in(TempDir::new("redis"), "127.0.0.1", args).await
+    }
+
+    async fn start_in(dir: TempDir, host: &'static str, args: &[&str]) -> Option<Redis> {
         if let Err(e) = std::process::Command::new("redis-server")
             .arg("--version")
             .output()
@@ -37,7 +42,6 @@ impl Redis {
             return None;
         }
         let port = closed_port().await.port();
-        let dir = TempDir::new("redis");
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         let child = spawn_redis(dir.path(), port, &args).await;
         Some(Redis {
@@ -45,11 +49,12 @@ impl Redis {
             port,
             args,
             dir,
+            host,
         })
     }
 
     fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.host, self.port)
     }
 
     /// Kills the server at once (no shutdown), as a crash or a lost node would.
@@ -83,7 +88,7 @@ async fn spawn_redis(dir: &Path, port: u16, args: &[String]) -> Child {
     let child = Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
         .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-        .args(args)
+        .args(args.iter().map(|a| a.replace("{port}", &port.to_string())))
         .current_dir(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -94,14 +99,7 @@ async fn spawn_redis(dir: &Path, port: u16, args: &[String]) -> Child {
     eventually(
         Duration::from_secs(10),
         "redis-server to listen",
-        || async {
-            let mut stream = TcpStream::connect(addr).await.ok()?;
-            stream.write_all(b"PING\r\n").await.ok()?;
-            let mut answer = [0; 64];
-            let n = stream.read(&mut answer).await.ok()?;
-            // `+PONG`, or `-NOAUTH` from a server with a password: either way it serves.
-            (n > 0).then_some(())
-        },
+        || async { TcpStream::connect(addr).await.ok().map(drop) },
     )
     .await;
     child
@@ -222,9 +220,10 @@ async fn two_replicas_hold_the_combined_rate_within_the_bound() {
       shared: {{ store: shared, batch: {BATCH} }}
     to: web"#
     );
+    // A generous timeout: a busy test machine must not pass for a store that is down.
     let replicas = [
-        Replica::start(&redis, web, &routes, "").await,
-        Replica::start(&redis, web, &routes, "").await,
+        Replica::start(&redis, web, &routes, ", timeout: 1s").await,
+        Replica::start(&redis, web, &routes, ", timeout: 1s").await,
     ];
 
     let started = Instant::now();
@@ -443,5 +442,145 @@ async fn keys_a_flood_leaves_on_the_store_are_short_and_expire() {
         "the flood's keys to expire",
         || async { (redis.cli(&["DBSIZE"]) == "0").then_some(()) },
     )
+    .await;
+}
+
+/// A store reached over TLS with a password read from a file: calls succeed, and the
+/// requests are counted on it; a replica given the wrong password cannot use the store,
+/// and its limit fails closed rather than letting everything through.
+#[tokio::test]
+async fn a_store_behind_tls_and_a_password() {
+    let dir = TempDir::new("redis-tls");
+    let cert = write_cert(&dir, "redis", &["localhost"]);
+    let password = dir.write("redis-password", "correct horse battery");
+    let wrong = dir.write("wrong-password", "incorrect");
+    let (crt, key) = (
+        cert.cert.display().to_string(),
+        cert.key.display().to_string(),
+    );
+    let tls_args = [
+        "--port",
+        "0",
+        "--tls-port",
+        "{port}",
+        "--tls-cert-file",
+        &crt,
+        "--tls-key-file",
+        &key,
+        "--tls-ca-cert-file",
+        &crt,
+        "--tls-auth-clients",
+        "no",
+        "--requirepass",
+        "correct horse battery",
+    ];
+    let Some(redis) = Redis::start_in(dir, "localhost", &tls_args).await else {
+        return;
+    };
+    let (web, _w) = http_backend("web").await;
+    let routes = r#"
+  - name: partner
+    match: { path_prefix: / }
+    rate_limit:
+      requests: 3
+      per: 1m
+      key: { header: x-client }
+      shared: { store: shared, batch: 1, failure_mode: closed }
+    to: web"#;
+    let extra = |secret: &Path| {
+        format!(
+            r#", password: "${{file:{}}}", tls: {{ ca: "{crt}" }}"#,
+            secret.display()
+        )
+    };
+    let gw = Replica::start(&redis, web, routes, &extra(&password)).await;
+    let mut conn = H1Conn::connect(gw.plain).await;
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(status(&mut conn, "/x", "tls-client").await);
+    }
+    assert_eq!(statuses, [200, 200, 200, 429, 429]);
+    assert_eq!(
+        gw.metric("sekisho_rate_limit_store_up", &[]).await,
+        Some(1.0)
+    );
+    let calls = gw
+        .metric(
+            "sekisho_rate_limit_store_call_seconds_count",
+            &[("store", "shared")],
+        )
+        .await
+        .unwrap_or_default();
+    assert!(calls >= 1.0, "the store was called over TLS");
+
+    // Another replica, the wrong password: the same client is refused there too (the
+    // limit fails closed), and the store is reported down.
+    let locked_out = Replica::start(&redis, web, routes, &extra(&wrong)).await;
+    eventually(Duration::from_secs(10), "the store marked down", || async {
+        let mut conn = H1Conn::connect(locked_out.plain).await;
+        let refused = status(&mut conn, "/x", "fresh-client").await == 429;
+        let down = locked_out.metric("sekisho_rate_limit_store_up", &[]).await == Some(0.0);
+        (refused && down).then_some(())
+    })
+    .await;
+}
+
+/// A store that stops answering (a blocked server) costs a request at most the store's
+/// `timeout`, not the length of the stall; the limit fails closed meanwhile and recovers
+/// once the server answers again.
+#[tokio::test]
+async fn a_stalled_store_costs_a_request_its_timeout_and_no_more() {
+    let Some(redis) = Redis::start(&["--enable-debug-command", "yes"]).await else {
+        return;
+    };
+    let (web, _w) = http_backend("web").await;
+    let routes = r#"
+  - name: partner
+    match: { path_prefix: / }
+    rate_limit:
+      requests: 100
+      per: 1s
+      key: { header: x-client }
+      shared: { store: shared, batch: 1, failure_mode: closed }
+    to: web"#;
+    let gw = Replica::start(&redis, web, routes, ", timeout: 100ms").await;
+    let mut conn = H1Conn::connect(gw.plain).await;
+    assert_eq!(status(&mut conn, "/x", "steady").await, 200);
+
+    // The server blocks for four seconds.
+    let port = redis.port.to_string();
+    let stall = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("redis-cli")
+            .args(["-p", &port, "DEBUG", "SLEEP", "4"])
+            .output()
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(status(&mut conn, "/x", "steady").await);
+    }
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "three requests during a 4 s stall took {took:?}: they waited on the store"
+    );
+    assert!(
+        statuses.contains(&429),
+        "fails closed during the stall: {statuses:?}"
+    );
+    let timeouts = gw
+        .metric(
+            "sekisho_rate_limit_store_errors_total",
+            &[("store", "shared"), ("kind", "timeout")],
+        )
+        .await
+        .unwrap_or_default();
+    assert!(timeouts >= 1.0, "timeouts counted");
+
+    stall.await.expect("redis-cli").expect("DEBUG SLEEP");
+    eventually(Duration::from_secs(10), "the limit to recover", || async {
+        (status(&mut H1Conn::connect(gw.plain).await, "/x", "steady").await == 200).then_some(())
+    })
     .await;
 }
