@@ -198,17 +198,9 @@ const RATE: u64 = 20;
 const BURST: u64 = 20;
 const BATCH: u64 = 4;
 
-/// Two gateway processes, each sent as many requests of one client as it will answer for
-/// three seconds: together they let through no more than `burst + rate × window + 2 ×
-/// batch` (docs/architecture.md), where each counting alone would let through twice the
-/// limit; and the store does not starve them either.
-#[tokio::test]
-async fn two_replicas_hold_the_combined_rate_within_the_bound() {
-    let Some(redis) = Redis::start(&[]).await else {
-        return;
-    };
-    let (web, _w) = http_backend("web").await;
-    let routes = format!(
+/// The route `partner`: RATE a second with BURST, shared in batches of BATCH.
+fn partner_routes() -> String {
+    format!(
         r#"
   - name: partner
     match: {{ path_prefix: / }}
@@ -219,16 +211,37 @@ async fn two_replicas_hold_the_combined_rate_within_the_bound() {
       key: {{ header: x-client }}
       shared: {{ store: shared, batch: {BATCH} }}
     to: web"#
-    );
+    )
+}
+
+/// Two gateway processes, each sent as many requests of one client as it will answer for
+/// three seconds: together they let through no more than `burst + rate × window + 2 ×
+/// batch` (docs/architecture.md), where each counting alone would let through twice the
+/// limit; and the store does not starve them either.
+#[tokio::test]
+async fn two_replicas_hold_the_combined_rate_within_the_bound() {
+    let Some(redis) = Redis::start(&[]).await else {
+        return;
+    };
+    let (web, _w) = http_backend("web").await;
+    let routes = partner_routes();
     // A generous timeout: a busy test machine must not pass for a store that is down.
     let replicas = [
         Replica::start(&redis, web, &routes, ", timeout: 1s").await,
         Replica::start(&redis, web, &routes, ", timeout: 1s").await,
     ];
+    press_within_the_bound(&replicas, "partner-a").await;
+    let keys = redis.cli(&["--scan", "--pattern", "sekisho:rl:partner:*"]);
+    assert_eq!(keys.lines().count(), 1, "one client, one bucket: {keys:?}");
+}
 
+/// Sends requests of `client` back to back for three seconds, two connections to each
+/// replica; asserts that together they let through no more than the documented bound,
+/// and no fewer than the limit owes them.
+async fn press_within_the_bound(replicas: &[Replica], client: &'static str) {
     let started = Instant::now();
     let mut drivers = tokio::task::JoinSet::new();
-    for replica in &replicas {
+    for replica in replicas {
         // Two connections per replica, each sending back to back.
         for _ in 0..2 {
             let addr = replica.plain;
@@ -236,7 +249,7 @@ async fn two_replicas_hold_the_combined_rate_within_the_bound() {
                 let mut conn = H1Conn::connect(addr).await;
                 let (mut allowed, mut refused) = (0u64, 0u64);
                 while started.elapsed() < Duration::from_secs(3) {
-                    match status(&mut conn, "/x", "partner-a").await {
+                    match status(&mut conn, "/x", client).await {
                         200 => allowed += 1,
                         429 => refused += 1,
                         other => panic!("unexpected status {other}"),
@@ -279,8 +292,6 @@ async fn two_replicas_hold_the_combined_rate_within_the_bound() {
         .await
         .unwrap_or_default();
     assert!(calls > 0.0, "store calls timed");
-    let keys = redis.cli(&["--scan", "--pattern", "sekisho:rl:partner:*"]);
-    assert_eq!(keys.lines().count(), 1, "one client, one bucket: {keys:?}");
 }
 
 /// Redis killed mid-run: a route that fails closed answers 429 with Retry-After, one that
@@ -583,4 +594,79 @@ async fn a_stalled_store_costs_a_request_its_timeout_and_no_more() {
         (status(&mut H1Conn::connect(gw.plain).await, "/x", "steady").await == 200).then_some(())
     })
     .await;
+}
+
+/// A Redis Cluster of three primaries (each a `redis-server` here, joined by `redis-cli
+/// --cluster create`), reached through one seed node: two replicas still hold one
+/// client's combined rate within the bound, and the buckets of many clients spread over
+/// every primary rather than pile up on the seed.
+#[tokio::test]
+async fn two_replicas_share_a_limit_through_a_redis_cluster() {
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        let cluster_args = [
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+            "--cluster-node-timeout",
+            "2000",
+        ];
+        let Some(node) = Redis::start(&cluster_args).await else {
+            return;
+        };
+        nodes.push(node);
+    }
+    let mut create = vec!["--cluster".to_owned(), "create".to_owned()];
+    create.extend(nodes.iter().map(Redis::address));
+    create.extend(["--cluster-replicas", "0", "--cluster-yes"].map(str::to_owned));
+    let create: Vec<&str> = create.iter().map(String::as_str).collect();
+    nodes[0].cli(&create);
+    for node in &nodes {
+        eventually(Duration::from_secs(20), "the cluster to form", || async {
+            node.cli(&["CLUSTER", "INFO"])
+                .contains("cluster_state:ok")
+                .then_some(())
+        })
+        .await;
+    }
+
+    let (web, _w) = http_backend("web").await;
+    // `spread`: a slow limit, so each client's bucket stays on the store for a while.
+    let routes = partner_routes().replace("path_prefix: /", "path_prefix: /x")
+        + r#"
+  - name: spread
+    match: { path_prefix: /spread }
+    rate_limit:
+      requests: 5
+      per: 1m
+      key: { header: x-client }
+      shared: { store: shared, batch: 1 }
+    to: web"#;
+    let replicas = [
+        Replica::start(&nodes[0], web, &routes, ", mode: cluster, timeout: 1s").await,
+        Replica::start(&nodes[0], web, &routes, ", mode: cluster, timeout: 1s").await,
+    ];
+    // Sixty clients, one request each on alternate replicas: all within their limits, and
+    // their buckets on every primary.
+    for i in 0..60 {
+        let mut conn = H1Conn::connect(replicas[i % 2].plain).await;
+        assert_eq!(
+            status(&mut conn, "/spread", &format!("client-{i}")).await,
+            200
+        );
+    }
+    eventually(
+        Duration::from_secs(5),
+        "buckets on every primary",
+        || async {
+            let on: Vec<u64> = nodes
+                .iter()
+                .map(|node| node.cli(&["DBSIZE"]).parse().expect("DBSIZE"))
+                .collect();
+            (on.iter().sum::<u64>() >= 60 && on.iter().all(|&keys| keys > 0)).then_some(())
+        },
+    )
+    .await;
+    press_within_the_bound(&replicas, "partner-a").await;
 }

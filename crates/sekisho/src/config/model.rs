@@ -72,8 +72,11 @@ pub struct RateLimitStore {
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisStore {
-    /// `host:port`.
+    /// `host:port`: the server, or any node of a cluster.
     pub address: Spanned<Text>,
+    /// One server, or a Redis Cluster whose nodes the gateway learns from `address`.
+    #[serde(default)]
+    pub mode: RedisMode,
     /// The ACL user; the default user when absent.
     #[serde(default)]
     pub username: Option<Text>,
@@ -115,6 +118,17 @@ impl RedisStore {
     fn default_key_prefix() -> Text {
         Text::plain("sekisho:rl:")
     }
+}
+
+/// What `address` of a Redis store points at.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RedisMode {
+    /// One server, or a managed primary whose address follows its failovers.
+    #[default]
+    Standalone,
+    /// A Redis Cluster: buckets spread over its primaries by key slot.
+    Cluster,
 }
 
 /// TLS to a Redis server; its name is checked against the host of `address`.

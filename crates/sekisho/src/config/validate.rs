@@ -9,7 +9,9 @@ use rustls_pki_types::ServerName;
 
 use super::Problem;
 use super::jwt;
-use super::model::{Cluster, Config, Listener, Protocol, RateLimitStore, RetryOn, Route, Target};
+use super::model::{
+    Cluster, Config, Listener, Protocol, RateLimitStore, RedisMode, RetryOn, Route, Target,
+};
 
 /// Every problem in the file, in file order; empty when the config is good.
 pub fn check(config: &Config) -> Vec<Problem> {
@@ -92,6 +94,13 @@ fn check_stores(stores: &[RateLimitStore], problems: &mut Vec<Problem>) -> HashS
                 &store.name,
                 at("redis.tls"),
                 "a client certificate needs both `cert` and `key`",
+            ));
+        }
+        if redis.mode == RedisMode::Cluster && redis.database != 0 {
+            problems.push(Problem::on(
+                &store.name,
+                at("redis.database"),
+                "a Redis Cluster has database 0 only",
             ));
         }
         if redis.connections == 0 || redis.connections > 64 {
@@ -717,6 +726,8 @@ rate_limit_stores:
     redis: { address: "redis:6379", tls: { cert: /c.pem } }
   - name: redis
     redis: { address: nowhere }
+  - name: sharded
+    redis: { address: "redis:6379", mode: cluster, database: 2 }
 routes:
   - name: partner
     match: { path_prefix: / }
@@ -739,12 +750,13 @@ clusters:
                 ("rate_limit_stores[0].redis.tls", 5),
                 ("rate_limit_stores[1].name", 7),
                 ("rate_limit_stores[1].redis.address", 8),
-                ("routes[0].rate_limit.shared.store", 14),
-                ("routes[0].rate_limit.shared.batch", 14),
+                ("rate_limit_stores[2].redis.database", 9),
+                ("routes[0].rate_limit.shared.store", 16),
+                ("routes[0].rate_limit.shared.batch", 16),
             ],
             "{problems:?}"
         );
-        assert!(problems[3].message.contains("\"rdis\""), "{problems:?}");
+        assert!(problems[4].message.contains("\"rdis\""), "{problems:?}");
     }
 
     #[test]

@@ -9,6 +9,11 @@
 //!
 //! A call that fails or takes longer than `timeout` marks the store down; while down, no
 //! request waits on it and a probe (a PING every [`PROBE_EVERY`]) brings it back up.
+//!
+//! In a Redis Cluster the buckets spread over the primaries by key slot. A call there is
+//! one script run per bucket, all sent at once over the cluster connection (which writes
+//! them to each node's connection back to back): a pipeline may only hold the keys of one
+//! slot, and a report's keys are nearly all in different ones.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -16,7 +21,12 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo};
+use redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{
+    Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo,
+    TlsCertificates,
+};
 
 use super::gcra::Gcra;
 use crate::config::model;
@@ -82,11 +92,21 @@ pub(super) enum Failure {
     Failed,
 }
 
+/// A connection to the store; each carries many calls at once and reconnects by itself.
+#[derive(Clone)]
+enum Link {
+    /// One server (or a primary behind an address that follows failovers).
+    Standalone(ConnectionManager),
+    /// A Redis Cluster: a connection to each node, routed by key slot, following the
+    /// cluster's MOVED and ASK redirections.
+    Cluster(ClusterConnection),
+}
+
 /// An open store: a few multiplexed connections, each reconnecting by itself.
 pub struct Store {
     name: Arc<str>,
     settings: Settings,
-    connections: Box<[ConnectionManager]>,
+    connections: Box<[Link]>,
     next: AtomicUsize,
     timeout: Duration,
     prefix: Arc<str>,
@@ -99,6 +119,7 @@ pub struct Store {
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Settings {
     address: String,
+    mode: model::RedisMode,
     username: Option<String>,
     password: Option<String>,
     database: u16,
@@ -139,6 +160,7 @@ impl Settings {
         };
         Ok(Settings {
             address: spec.address.value.to_string(),
+            mode: spec.mode,
             username: spec.username.as_ref().map(|u| u.to_string()),
             password: spec.password.as_ref().map(|p| p.to_string()),
             database: spec.database,
@@ -168,16 +190,11 @@ impl Store {
         if let Some(kept) = previous.filter(|p| p.settings == settings) {
             return Ok(kept.clone());
         }
-        let client = client(&settings)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(settings.connect_timeout))
-            .set_response_timeout(Some(settings.timeout))
-            .set_max_delay(Duration::from_secs(1))
-            .set_number_of_retries(2);
+        let connector = Connector::new(&settings)?;
         let runtime = tokio::runtime::Handle::try_current().ok();
         let connections = match runtime {
             Some(_) => (0..settings.connections)
-                .map(|_| ConnectionManager::new_lazy_with_config(client.clone(), config.clone()))
+                .map(|_| connector.connect())
                 .collect::<Result<Box<[_]>, _>>()
                 .map_err(|e| format!("cannot open: {e}"))?,
             None => Box::new([]),
@@ -245,25 +262,44 @@ impl Store {
         // Microseconds as decimals: the server's clock counts microseconds.
         let interval = format!("{:.3}", gcra.interval as f64 / 1000.0);
         let tolerance = format!("{:.3}", gcra.tolerance as f64 / 1000.0);
-        let mut pipe = redis::pipe();
-        for call in calls {
-            pipe.cmd("EVALSHA")
-                .arg(self.script.get_hash())
-                .arg(1)
-                .arg(&call.key)
-                .arg(&interval)
-                .arg(&tolerance)
-                .arg(call.spent)
-                .arg(u8::from(call.want));
-        }
-        let mut conn = self.connection();
-        let replies: Vec<(i64, i64)> = match pipe.query_async(&mut conn).await {
-            Err(e) if e.code() == Some("NOSCRIPT") => {
-                // A restarted or flushed server: load the script and go again, once.
-                self.script.prepare_invoke().load_async(&mut conn).await?;
-                pipe.query_async(&mut conn).await?
+        let commands: Vec<redis::Cmd> = calls
+            .iter()
+            .map(|call| {
+                let mut cmd = redis::cmd("EVALSHA");
+                cmd.arg(self.script.get_hash())
+                    .arg(1)
+                    .arg(&call.key)
+                    .arg(&interval)
+                    .arg(&tolerance)
+                    .arg(call.spent)
+                    .arg(u8::from(call.want));
+                cmd
+            })
+            .collect();
+        let replies: Vec<(i64, i64)> = match self.connection() {
+            Link::Standalone(mut conn) => {
+                let mut pipe = redis::pipe();
+                for cmd in commands {
+                    pipe.add_command(cmd);
+                }
+                match pipe.query_async(&mut conn).await {
+                    Err(e) if e.code() == Some("NOSCRIPT") => {
+                        // A restarted or flushed server: load the script and go again, once.
+                        self.script.prepare_invoke().load_async(&mut conn).await?;
+                        pipe.query_async(&mut conn).await?
+                    }
+                    other => other?,
+                }
             }
-            other => other?,
+            Link::Cluster(mut conn) => match run_each(&conn, &commands).await {
+                Err(e) if e.code() == Some("NOSCRIPT") => {
+                    // A node that restarted, joined or was flushed: SCRIPT LOAD goes to
+                    // every primary.
+                    self.script.prepare_invoke().load_async(&mut conn).await?;
+                    run_each(&conn, &commands).await?
+                }
+                other => other?,
+            },
         };
         Ok(replies
             .into_iter()
@@ -274,7 +310,7 @@ impl Store {
             .collect())
     }
 
-    fn connection(&self) -> ConnectionManager {
+    fn connection(&self) -> Link {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len();
         self.connections[i].clone()
     }
@@ -290,9 +326,14 @@ impl Store {
         if self.connections.is_empty() {
             return;
         }
-        let mut conn = self.connection();
         let ping = redis::cmd("PING");
-        let answered = tokio::time::timeout(self.timeout, ping.query_async::<String>(&mut conn))
+        let pinged = async {
+            match self.connection() {
+                Link::Standalone(mut conn) => ping.query_async::<String>(&mut conn).await,
+                Link::Cluster(mut conn) => ping.query_async::<String>(&mut conn).await,
+            }
+        };
+        let answered = tokio::time::timeout(self.timeout, pinged)
             .await
             .is_ok_and(|r| r.is_ok());
         if answered && !self.up.swap(true, Ordering::Relaxed) {
@@ -322,7 +363,81 @@ async fn probe_forever(store: Weak<Store>) {
     }
 }
 
-fn client(settings: &Settings) -> Result<Client, String> {
+/// Runs `commands` at once on a cluster connection; the replies in the same order.
+async fn run_each(
+    conn: &ClusterConnection,
+    commands: &[redis::Cmd],
+) -> redis::RedisResult<Vec<(i64, i64)>> {
+    let mut running = tokio::task::JoinSet::new();
+    for (i, cmd) in commands.iter().enumerate() {
+        let (mut conn, cmd) = (conn.clone(), cmd.clone());
+        running.spawn(async move { (i, cmd.query_async::<(i64, i64)>(&mut conn).await) });
+    }
+    let mut replies = vec![(0, 0); commands.len()];
+    while let Some(done) = running.join_next().await {
+        let (i, reply) = done.map_err(|e| {
+            redis::RedisError::from((redis::ErrorKind::Client, "call task", e.to_string()))
+        })?;
+        replies[i] = reply?;
+    }
+    Ok(replies)
+}
+
+/// Makes the connections of a store; none connects before its first call, so a server
+/// that is down does not stop the gateway from starting.
+enum Connector {
+    Standalone(Client, ConnectionManagerConfig),
+    Cluster(ClusterClient, ClusterConfig),
+}
+
+impl Connector {
+    fn new(settings: &Settings) -> Result<Connector, String> {
+        let (info, certificates) = connection_info(settings)?;
+        Ok(match settings.mode {
+            model::RedisMode::Standalone => {
+                let client = match certificates {
+                    Some(certificates) => Client::build_with_tls(info, certificates)
+                        .map_err(|e| format!("tls: {e}"))?,
+                    None => Client::open(info).map_err(|e| e.to_string())?,
+                };
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(settings.connect_timeout))
+                    .set_response_timeout(Some(settings.timeout))
+                    .set_max_delay(Duration::from_secs(1))
+                    .set_number_of_retries(2);
+                Connector::Standalone(client, config)
+            }
+            model::RedisMode::Cluster => {
+                let mut builder = ClusterClientBuilder::new([info]).retries(2);
+                if let Some(certificates) = certificates {
+                    builder = builder.certs(certificates);
+                }
+                let client = builder.build().map_err(|e| e.to_string())?;
+                let config = ClusterConfig::new()
+                    .set_connection_timeout(settings.connect_timeout)
+                    .set_response_timeout(settings.timeout);
+                Connector::Cluster(client, config)
+            }
+        })
+    }
+
+    fn connect(&self) -> redis::RedisResult<Link> {
+        match self {
+            Connector::Standalone(client, config) => {
+                ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
+                    .map(Link::Standalone)
+            }
+            Connector::Cluster(client, config) => Ok(Link::Cluster(
+                client.get_pending_async_connection_with_config(config.clone()),
+            )),
+        }
+    }
+}
+
+/// Where the store is and how to log in, and the TLS roots and client certificate.
+fn connection_info(
+    settings: &Settings,
+) -> Result<(ConnectionInfo, Option<TlsCertificates>), String> {
     let (host, port) = settings
         .address
         .rsplit_once(':')
@@ -344,7 +459,7 @@ fn client(settings: &Settings) -> Result<Client, String> {
             .into_connection_info()
             .map_err(|e| e.to_string())?
             .set_redis_settings(redis);
-        return Client::open(info).map_err(|e| e.to_string());
+        return Ok((info, None));
     };
     let addr = ConnectionAddr::TcpTls {
         host,
@@ -364,11 +479,11 @@ fn client(settings: &Settings) -> Result<Client, String> {
         (None, None) => None,
         _ => return Err("`tls.cert` and `tls.key` go together".into()),
     };
-    let certificates = redis::TlsCertificates {
+    let certificates = TlsCertificates {
         client_tls,
         root_cert: ca.clone(),
     };
-    Client::build_with_tls(info, certificates).map_err(|e| format!("tls: {e}"))
+    Ok((info, Some(certificates)))
 }
 
 /// The open stores of a config, by name.
