@@ -85,11 +85,18 @@ impl Redis {
 }
 
 async fn spawn_redis(dir: &Path, port: u16, args: &[String]) -> Child {
-    let child = Command::new("redis-server")
+    let mut command = Command::new("redis-server");
+    command
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
         .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
         .args(args.iter().map(|a| a.replace("{port}", &port.to_string())))
-        .current_dir(dir)
+        .current_dir(dir);
+    spawn_listening(command, port).await
+}
+
+/// Starts `command` and waits until it listens on `port`.
+async fn spawn_listening(mut command: Command, port: u16) -> Child {
+    let child = command
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -103,6 +110,32 @@ async fn spawn_redis(dir: &Path, port: u16, args: &[String]) -> Child {
     )
     .await;
     child
+}
+
+/// A Redis Sentinel monitoring `primary` as `m`, deciding alone (quorum 1) after a
+/// second without an answer.
+async fn start_sentinel(primary: &Redis) -> Redis {
+    let dir = TempDir::new("sentinel");
+    let port = closed_port().await.port();
+    let conf = dir.write(
+        "sentinel.conf",
+        &format!(
+            "port {port}\nbind 127.0.0.1\nsentinel monitor m 127.0.0.1 {} 1\n\
+             sentinel down-after-milliseconds m 1000\nsentinel failover-timeout m 5000\n",
+            primary.port
+        ),
+    );
+    // A Sentinel's configuration is a file it rewrites, named first.
+    let mut command = Command::new("redis-server");
+    command.arg(&conf).arg("--sentinel").current_dir(dir.path());
+    let child = spawn_listening(command, port).await;
+    Redis {
+        child,
+        port,
+        args: Vec::new(),
+        dir,
+        host: "127.0.0.1",
+    }
 }
 
 /// A `sekisho run` process.
@@ -688,6 +721,43 @@ async fn two_replicas_share_a_limit_through_a_redis_cluster() {
     press_within_the_bound(&replicas, "partner-a").await;
 }
 
+/// The route of the failover tests: a quota no test reaches, with buckets that stay on the
+/// store (3.6 s a request) long enough to be found there, failing closed.
+const FAILOVER_ROUTES: &str = r#"
+  - name: strict
+    match: { path_prefix: / }
+    rate_limit:
+      requests: 1000
+      per: 1h
+      key: { header: x-client }
+      shared: { store: shared, batch: 1, failure_mode: closed }
+    to: web"#;
+
+/// One request of each of `clients` clients through `gw`: their statuses.
+async fn statuses(gw: &Replica, clients: usize) -> Vec<u16> {
+    let mut conn = H1Conn::connect(gw.plain).await;
+    let mut statuses = Vec::new();
+    for i in 0..clients {
+        statuses.push(status(&mut conn, "/x", &format!("client-{i}")).await);
+    }
+    statuses
+}
+
+/// Sends rounds of [`statuses`] until every request passes again (30 s at most); whether
+/// some round had a request refused on the way.
+async fn refused_until_followed(gw: &Replica, clients: usize) -> bool {
+    let refused = std::sync::atomic::AtomicBool::new(false);
+    eventually(Duration::from_secs(30), "the failover followed", || async {
+        let statuses = statuses(gw, clients).await;
+        if statuses.contains(&429) {
+            refused.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        statuses.iter().all(|&s| s == 200).then_some(())
+    })
+    .await;
+    refused.into_inner()
+}
+
 /// A primary of a Redis Cluster (three primaries, each with a replica) killed while its
 /// buckets are in use: the limit fails closed while those slots have no primary, and once
 /// the cluster has promoted the replica the gateway follows the new slot map, with no
@@ -698,25 +768,9 @@ async fn a_cluster_failover_is_followed_without_a_restart() {
         return;
     };
     let (web, _w) = http_backend("web").await;
-    let routes = r#"
-  - name: strict
-    match: { path_prefix: / }
-    rate_limit:
-      requests: 1000
-      per: 1s
-      key: { header: x-client }
-      shared: { store: shared, batch: 1, failure_mode: closed }
-    to: web"#;
-    let gw = Replica::start(&nodes[0], web, routes, ", mode: cluster, timeout: 300ms").await;
-    let clients: Vec<String> = (0..30).map(|i| format!("client-{i}")).collect();
-    let all_pass = || async {
-        let mut conn = H1Conn::connect(gw.plain).await;
-        let mut statuses = Vec::new();
-        for client in &clients {
-            statuses.push(status(&mut conn, "/x", client).await);
-        }
-        statuses
-    };
+    let extra = ", mode: cluster, timeout: 300ms";
+    let gw = Replica::start(&nodes[0], web, FAILOVER_ROUTES, extra).await;
+    let all_pass = || statuses(&gw, 30);
     assert!(all_pass().await.iter().all(|&s| s == 200));
 
     // A primary other than the seed, holding some of the buckets.
@@ -727,21 +781,88 @@ async fn a_cluster_failover_is_followed_without_a_restart() {
         })
         .expect("a primary besides the seed holds buckets");
     nodes[victim].kill().await;
-    let refused = std::sync::atomic::AtomicBool::new(false);
-    eventually(Duration::from_secs(30), "the failover followed", || async {
-        let statuses = all_pass().await;
-        if statuses.contains(&429) {
-            refused.store(true, std::sync::atomic::Ordering::Relaxed);
-        }
-        statuses.iter().all(|&s| s == 200).then_some(())
-    })
-    .await;
     assert!(
-        refused.into_inner(),
+        refused_until_followed(&gw, 30).await,
         "no request was refused while the slots of a killed primary had no primary"
     );
     eventually(Duration::from_secs(10), "the store up", || async {
         (gw.metric("sekisho_rate_limit_store_up", &[]).await == Some(1.0)).then_some(())
+    })
+    .await;
+}
+
+/// A primary with a replica, watched by a Redis Sentinel: the gateway finds the primary
+/// by asking the Sentinel, and when the primary is killed the limit fails closed until
+/// the Sentinel has promoted the replica, then counts on the new primary, with no restart.
+#[tokio::test]
+async fn a_sentinel_failover_is_followed_without_a_restart() {
+    let Some(mut primary) = Redis::start(&[]).await else {
+        return;
+    };
+    let of = primary.port.to_string();
+    let Some(replica) = Redis::start(&["--replicaof", "127.0.0.1", &of]).await else {
+        return;
+    };
+    let sentinel = start_sentinel(&primary).await;
+    eventually(
+        Duration::from_secs(20),
+        "the Sentinel to see the replica",
+        || async { (!sentinel.cli(&["SENTINEL", "REPLICAS", "m"]).is_empty()).then_some(()) },
+    )
+    .await;
+
+    let (web, _w) = http_backend("web").await;
+    let extra = ", mode: sentinel, sentinel: { master: m }, timeout: 300ms";
+    let gw = Replica::start(&sentinel, web, FAILOVER_ROUTES, extra).await;
+    let all_pass = || statuses(&gw, 20);
+    assert!(all_pass().await.iter().all(|&s| s == 200));
+    eventually(Duration::from_secs(5), "buckets on the primary", || async {
+        (primary.cli(&["DBSIZE"]) != "0").then_some(())
+    })
+    .await;
+
+    primary.kill().await;
+    assert!(
+        refused_until_followed(&gw, 20).await,
+        "no request was refused while the primary was gone"
+    );
+    assert!(
+        replica.cli(&["ROLE"]).starts_with("master"),
+        "the replica was promoted"
+    );
+
+    // The old primary comes back and the Sentinel makes it a replica; a manual failover
+    // then demotes the live primary, which refuses the script's writes (READONLY) where
+    // the gateway's connections still go: the gateway follows again.
+    primary.restart().await;
+    eventually(
+        Duration::from_secs(30),
+        "the old primary a replica",
+        || async {
+            let replicas = sentinel.cli(&["SENTINEL", "REPLICAS", "m"]);
+            let role = primary.cli(&["ROLE"]);
+            (role.starts_with("slave") && role.contains("connected") && !replicas.is_empty())
+                .then_some(())
+        },
+    )
+    .await;
+    eventually(Duration::from_secs(30), "a manual failover", || async {
+        sentinel
+            .cli(&["SENTINEL", "FAILOVER", "m"])
+            .starts_with("OK")
+            .then_some(())
+    })
+    .await;
+    eventually(
+        Duration::from_secs(30),
+        "the old primary promoted",
+        || async { primary.cli(&["ROLE"]).starts_with("master").then_some(()) },
+    )
+    .await;
+    eventually(Duration::from_secs(30), "the demotion followed", || async {
+        let statuses = all_pass().await;
+        let up = gw.metric("sekisho_rate_limit_store_up", &[]).await == Some(1.0);
+        (up && statuses.iter().all(|&s| s == 200)).then_some(())
     })
     .await;
 }

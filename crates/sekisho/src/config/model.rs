@@ -72,11 +72,15 @@ pub struct RateLimitStore {
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisStore {
-    /// `host:port`: the server, or any node of a cluster.
+    /// `host:port`: the server, any node of a cluster, or a Sentinel.
     pub address: Spanned<Text>,
-    /// One server, or a Redis Cluster whose nodes the gateway learns from `address`.
+    /// One server, a Redis Cluster whose nodes the gateway learns from `address`, or a
+    /// primary that Sentinels name.
     #[serde(default)]
     pub mode: RedisMode,
+    /// For `mode: sentinel`: which primary, and the Sentinels besides `address`.
+    #[serde(default)]
+    pub sentinel: Option<RedisSentinel>,
     /// The ACL user; the default user when absent.
     #[serde(default)]
     pub username: Option<Text>,
@@ -129,6 +133,23 @@ pub enum RedisMode {
     Standalone,
     /// A Redis Cluster: buckets spread over its primaries by key slot.
     Cluster,
+    /// A primary that Redis Sentinels monitor: asked for at start and after a failure,
+    /// so a failover is followed.
+    Sentinel,
+}
+
+/// How to find a Sentinel-managed primary.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSentinel {
+    /// The name the Sentinels monitor the primary under.
+    pub master: Text,
+    /// More Sentinels (`host:port`), asked in turn after `address` when it does not answer.
+    #[serde(default)]
+    pub others: Vec<Text>,
+    /// The Sentinels' own password, when they require one; never shown, like `password`.
+    #[serde(default, serialize_with = "redact")]
+    pub password: Option<Text>,
 }
 
 /// TLS to a Redis server; its name is checked against the host of `address`.

@@ -64,6 +64,13 @@ pub fn check(config: &Config) -> Vec<Problem> {
 }
 
 /// Checks the stores of shared rate limits; their names.
+/// `host:port`, with a host and a port number.
+fn is_host_port(address: &str) -> bool {
+    address
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+}
+
 fn check_stores(stores: &[RateLimitStore], problems: &mut Vec<Problem>) -> HashSet<String> {
     let mut names = HashSet::new();
     for (i, store) in stores.iter().enumerate() {
@@ -77,10 +84,7 @@ fn check_stores(stores: &[RateLimitStore], problems: &mut Vec<Problem>) -> HashS
         }
         let redis = &store.redis;
         let address = &redis.address.value;
-        if address
-            .rsplit_once(':')
-            .is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err())
-        {
+        if !is_host_port(address) {
             problems.push(Problem::on(
                 &redis.address,
                 at("redis.address"),
@@ -95,6 +99,30 @@ fn check_stores(stores: &[RateLimitStore], problems: &mut Vec<Problem>) -> HashS
                 at("redis.tls"),
                 "a client certificate needs both `cert` and `key`",
             ));
+        }
+        match (redis.mode, &redis.sentinel) {
+            (RedisMode::Sentinel, None) => problems.push(Problem::on(
+                &store.name,
+                at("redis.sentinel"),
+                "`mode: sentinel` needs `sentinel: { master: <name> }`",
+            )),
+            (RedisMode::Standalone | RedisMode::Cluster, Some(_)) => problems.push(Problem::on(
+                &store.name,
+                at("redis.sentinel"),
+                "`sentinel` is for `mode: sentinel` only",
+            )),
+            (RedisMode::Sentinel, Some(sentinel)) => {
+                for (j, other) in sentinel.others.iter().enumerate() {
+                    if !is_host_port(other) {
+                        problems.push(Problem::on(
+                            &store.name,
+                            at(&format!("redis.sentinel.others[{j}]")),
+                            format!("{:?} is not host:port", &**other),
+                        ));
+                    }
+                }
+            }
+            _ => {}
         }
         if redis.mode == RedisMode::Cluster && redis.database != 0 {
             problems.push(Problem::on(
@@ -728,6 +756,10 @@ rate_limit_stores:
     redis: { address: nowhere }
   - name: sharded
     redis: { address: "redis:6379", mode: cluster, database: 2 }
+  - name: watched
+    redis: { address: "sentinel:26379", mode: sentinel, sentinel: { master: m, others: [s2] } }
+  - name: unwatched
+    redis: { address: "sentinel:26379", mode: sentinel }
 routes:
   - name: partner
     match: { path_prefix: / }
@@ -751,12 +783,14 @@ clusters:
                 ("rate_limit_stores[1].name", 7),
                 ("rate_limit_stores[1].redis.address", 8),
                 ("rate_limit_stores[2].redis.database", 9),
-                ("routes[0].rate_limit.shared.store", 16),
-                ("routes[0].rate_limit.shared.batch", 16),
+                ("rate_limit_stores[3].redis.sentinel.others[0]", 11),
+                ("rate_limit_stores[4].redis.sentinel", 13),
+                ("routes[0].rate_limit.shared.store", 20),
+                ("routes[0].rate_limit.shared.batch", 20),
             ],
             "{problems:?}"
         );
-        assert!(problems[4].message.contains("\"rdis\""), "{problems:?}");
+        assert!(problems[6].message.contains("\"rdis\""), "{problems:?}");
     }
 
     #[test]

@@ -26,6 +26,7 @@
 //! the config's): `requests` per `per` sustained, up to `burst` at once.
 
 mod gcra;
+mod sentinel;
 mod share;
 mod store;
 mod table;

@@ -14,12 +14,16 @@
 //! one script run per bucket, all sent at once over the cluster connection (which writes
 //! them to each node's connection back to back): a pipeline may only hold the keys of one
 //! slot, and a report's keys are nearly all in different ones.
+//!
+//! A Sentinel-managed primary is found by asking the Sentinels ([`super::sentinel`]) on
+//! first use and on every probe while the store is down, so a failover is followed.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
@@ -29,6 +33,7 @@ use redis::{
 };
 
 use super::gcra::Gcra;
+use super::sentinel::Sentinels;
 use crate::config::model;
 use crate::observe::metrics::{self, StoreSeries};
 
@@ -106,7 +111,14 @@ enum Link {
 pub struct Store {
     name: Arc<str>,
     settings: Settings,
-    connections: Box<[Link]>,
+    connector: Connector,
+    /// Empty outside a runtime (nothing is served), and in sentinel mode until the
+    /// Sentinels have named a primary.
+    links: ArcSwap<Box<[Link]>>,
+    /// In sentinel mode, the primary the links go to.
+    primary: Mutex<Option<String>>,
+    /// Made inside a runtime: calls and probes may connect.
+    serving: bool,
     next: AtomicUsize,
     timeout: Duration,
     prefix: Arc<str>,
@@ -129,6 +141,16 @@ struct Settings {
     timeout: Duration,
     connections: usize,
     prefix: String,
+    sentinel: Option<SentinelSettings>,
+}
+
+/// What a store in sentinel mode was opened with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct SentinelSettings {
+    master: String,
+    /// `address` and the others, in the order they are asked.
+    addresses: Vec<String>,
+    password: Option<String>,
 }
 
 /// The contents of a store's `tls` files.
@@ -172,6 +194,13 @@ impl Settings {
             timeout: spec.timeout.as_ref().map_or(DEFAULT_TIMEOUT, |d| d.get().0),
             connections: spec.connections.max(1),
             prefix: spec.key_prefix.to_string(),
+            sentinel: spec.sentinel.as_ref().map(|s| SentinelSettings {
+                master: s.master.to_string(),
+                addresses: std::iter::once(spec.address.value.to_string())
+                    .chain(s.others.iter().map(|o| o.to_string()))
+                    .collect(),
+                password: s.password.as_ref().map(|p| p.to_string()),
+            }),
         })
     }
 }
@@ -192,10 +221,9 @@ impl Store {
         }
         let connector = Connector::new(&settings)?;
         let runtime = tokio::runtime::Handle::try_current().ok();
-        let connections = match runtime {
-            Some(_) => (0..settings.connections)
-                .map(|_| connector.connect())
-                .collect::<Result<Box<[_]>, _>>()
+        let links = match runtime {
+            Some(_) => connector
+                .links(settings.connections)
                 .map_err(|e| format!("cannot open: {e}"))?,
             None => Box::new([]),
         };
@@ -206,7 +234,10 @@ impl Store {
             timeout: settings.timeout,
             prefix: Arc::from(settings.prefix.as_str()),
             settings,
-            connections,
+            connector,
+            links: ArcSwap::from_pointee(links),
+            primary: Mutex::new(None),
+            serving: runtime.is_some(),
             next: AtomicUsize::new(0),
             up: AtomicBool::new(true),
             series,
@@ -237,7 +268,7 @@ impl Store {
 
     /// Runs `calls` in one round trip; answers in the same order.
     pub(super) async fn call(&self, gcra: Gcra, calls: &[Call]) -> Result<Vec<Answer>, Failure> {
-        if !self.is_up() || self.connections.is_empty() {
+        if !self.is_up() || !self.serving {
             return Err(Failure::Down);
         }
         let start = Instant::now();
@@ -276,7 +307,7 @@ impl Store {
                 cmd
             })
             .collect();
-        let replies: Vec<(i64, i64)> = match self.connection() {
+        let replies: Vec<(i64, i64)> = match self.link().await? {
             Link::Standalone(mut conn) => {
                 let mut pipe = redis::pipe();
                 for cmd in commands {
@@ -310,9 +341,54 @@ impl Store {
             .collect())
     }
 
-    fn connection(&self) -> Link {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len();
-        self.connections[i].clone()
+    /// One of the links, in turn; `None` while there are none.
+    fn pick(&self) -> Option<Link> {
+        let links = self.links.load();
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        links.get(i % links.len().max(1)).cloned()
+    }
+
+    async fn link(&self) -> redis::RedisResult<Link> {
+        match self.pick() {
+            Some(link) => Ok(link),
+            None => self.follow_primary().await,
+        }
+    }
+
+    /// In sentinel mode: asks the Sentinels for the primary and, on first use or when it
+    /// has moved, connects to it instead.
+    async fn follow_primary(&self) -> redis::RedisResult<Link> {
+        let Connector::Sentinel(sentinels, config) = &self.connector else {
+            return self.pick().ok_or_else(no_link);
+        };
+        let (host, port) = sentinels.primary(self.timeout).await?;
+        let address = format!("{host}:{port}");
+        let known = self
+            .primary
+            .lock()
+            .is_ok_and(|p| p.as_deref() == Some(address.as_str()));
+        if !known || self.links.load().is_empty() {
+            let (info, certificates) = connection_info(
+                host,
+                port,
+                credentials(&self.settings),
+                self.settings.tls.as_ref(),
+            )
+            .map_err(client_error)?;
+            let client = client(info, certificates).map_err(client_error)?;
+            let links = (0..self.settings.connections)
+                .map(|_| {
+                    ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
+                        .map(Link::Standalone)
+                })
+                .collect::<redis::RedisResult<Box<[_]>>>()?;
+            self.links.store(Arc::new(links));
+            if let Ok(mut primary) = self.primary.lock() {
+                *primary = Some(address.clone());
+            }
+            tracing::info!(store = %self.name, primary = %address, "rate limit store: the Sentinels name its primary");
+        }
+        self.pick().ok_or_else(no_link)
     }
 
     fn down(&self, why: &str) {
@@ -323,12 +399,17 @@ impl Store {
     }
 
     async fn probe(&self) {
-        if self.connections.is_empty() {
+        if !self.serving {
             return;
         }
         let ping = redis::cmd("PING");
         let pinged = async {
-            match self.connection() {
+            // A failure may have been a failover: the Sentinels say where the primary is.
+            let link = match self.connector {
+                Connector::Sentinel(..) => self.follow_primary().await?,
+                _ => self.link().await?,
+            };
+            match link {
                 Link::Standalone(mut conn) => ping.query_async::<String>(&mut conn).await,
                 Link::Cluster(mut conn) => ping.query_async::<String>(&mut conn).await,
             }
@@ -388,25 +469,39 @@ async fn run_each(
 enum Connector {
     Standalone(Client, ConnectionManagerConfig),
     Cluster(ClusterClient, ClusterConfig),
+    /// The primary's connections are made once the Sentinels have named it.
+    Sentinel(Sentinels, ConnectionManagerConfig),
 }
 
 impl Connector {
     fn new(settings: &Settings) -> Result<Connector, String> {
-        let (info, certificates) = connection_info(settings)?;
-        Ok(match settings.mode {
-            model::RedisMode::Standalone => {
-                let client = match certificates {
-                    Some(certificates) => Client::build_with_tls(info, certificates)
-                        .map_err(|e| format!("tls: {e}"))?,
-                    None => Client::open(info).map_err(|e| e.to_string())?,
-                };
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(settings.connect_timeout))
-                    .set_response_timeout(Some(settings.timeout))
-                    .set_max_delay(Duration::from_secs(1))
-                    .set_number_of_retries(2);
-                Connector::Standalone(client, config)
+        let manager = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(settings.connect_timeout))
+            .set_response_timeout(Some(settings.timeout))
+            .set_max_delay(Duration::from_secs(1))
+            .set_number_of_retries(2);
+        if let Some(sentinel) = &settings.sentinel {
+            let mut asked = RedisConnectionInfo::default();
+            if let Some(password) = &sentinel.password {
+                asked = asked.set_password(password);
             }
+            let sentinels = sentinel
+                .addresses
+                .iter()
+                .map(|address| {
+                    let (host, port) = host_port(address)?;
+                    let (info, certificates) =
+                        connection_info(host, port, asked.clone(), settings.tls.as_ref())?;
+                    client(info, certificates)
+                })
+                .collect::<Result<Vec<_>, String>>()?;
+            let sentinels = Sentinels::new(sentinel.master.clone(), sentinels);
+            return Ok(Connector::Sentinel(sentinels, manager));
+        }
+        let (host, port) = host_port(&settings.address)?;
+        let (info, certificates) =
+            connection_info(host, port, credentials(settings), settings.tls.as_ref())?;
+        Ok(match settings.mode {
             model::RedisMode::Cluster => {
                 let mut builder = ClusterClientBuilder::new([info]).retries(2);
                 if let Some(certificates) = certificates {
@@ -418,35 +513,61 @@ impl Connector {
                     .set_response_timeout(settings.timeout);
                 Connector::Cluster(client, config)
             }
+            model::RedisMode::Standalone | model::RedisMode::Sentinel => {
+                Connector::Standalone(client(info, certificates)?, manager)
+            }
         })
     }
 
-    fn connect(&self) -> redis::RedisResult<Link> {
+    /// The store's connections at open: none yet in sentinel mode.
+    fn links(&self, n: usize) -> redis::RedisResult<Box<[Link]>> {
         match self {
-            Connector::Standalone(client, config) => {
-                ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
-                    .map(Link::Standalone)
-            }
-            Connector::Cluster(client, config) => Ok(Link::Cluster(
-                client.get_pending_async_connection_with_config(config.clone()),
-            )),
+            Connector::Standalone(client, config) => (0..n)
+                .map(|_| {
+                    ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
+                        .map(Link::Standalone)
+                })
+                .collect(),
+            Connector::Cluster(client, config) => Ok((0..n)
+                .map(|_| {
+                    Link::Cluster(client.get_pending_async_connection_with_config(config.clone()))
+                })
+                .collect()),
+            Connector::Sentinel(..) => Ok(Box::new([])),
         }
     }
 }
 
-/// Where the store is and how to log in, and the TLS roots and client certificate.
-fn connection_info(
-    settings: &Settings,
-) -> Result<(ConnectionInfo, Option<TlsCertificates>), String> {
-    let (host, port) = settings
-        .address
+fn no_link() -> redis::RedisError {
+    redis::RedisError::from((redis::ErrorKind::Client, "no connection to the store"))
+}
+
+fn client_error(e: String) -> redis::RedisError {
+    redis::RedisError::from((redis::ErrorKind::Client, "cannot connect", e))
+}
+
+/// A client of one server, over TLS when `certificates` are given.
+fn client(info: ConnectionInfo, certificates: Option<TlsCertificates>) -> Result<Client, String> {
+    match certificates {
+        Some(certificates) => {
+            Client::build_with_tls(info, certificates).map_err(|e| format!("tls: {e}"))
+        }
+        None => Client::open(info).map_err(|e| e.to_string()),
+    }
+}
+
+/// `host:port`, a bracketed IPv6 host unbracketed.
+fn host_port(address: &str) -> Result<(String, u16), String> {
+    let (host, port) = address
         .rsplit_once(':')
         .and_then(|(host, port)| Some((host, port.parse::<u16>().ok()?)))
-        .ok_or("`address` must be host:port")?;
-    let host = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_owned();
+        .ok_or_else(|| format!("{address:?} is not host:port"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    Ok((host.to_owned(), port))
+}
+
+/// The login and database of the store's data nodes.
+fn credentials(settings: &Settings) -> RedisConnectionInfo {
     let mut redis = RedisConnectionInfo::default().set_db(i64::from(settings.database));
     if let Some(user) = &settings.username {
         redis = redis.set_username(user);
@@ -454,7 +575,17 @@ fn connection_info(
     if let Some(password) = &settings.password {
         redis = redis.set_password(password);
     }
-    let Some(TlsFiles { ca, cert, key }) = &settings.tls else {
+    redis
+}
+
+/// Where a server is and how to log in, and the TLS roots and client certificate.
+fn connection_info(
+    host: String,
+    port: u16,
+    redis: RedisConnectionInfo,
+    tls: Option<&TlsFiles>,
+) -> Result<(ConnectionInfo, Option<TlsCertificates>), String> {
+    let Some(TlsFiles { ca, cert, key }) = tls else {
         let info = ConnectionAddr::Tcp(host, port)
             .into_connection_info()
             .map_err(|e| e.to_string())?
