@@ -63,7 +63,6 @@ pub fn check(config: &Config) -> Vec<Problem> {
     problems
 }
 
-/// Checks the stores of shared rate limits; their names.
 /// `host:port`, with a host and a port number.
 fn is_host_port(address: &str) -> bool {
     address
@@ -71,6 +70,7 @@ fn is_host_port(address: &str) -> bool {
         .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
 }
 
+/// Checks the stores of shared rate limits; their names.
 fn check_stores(stores: &[RateLimitStore], problems: &mut Vec<Problem>) -> HashSet<String> {
     let mut names = HashSet::new();
     for (i, store) in stores.iter().enumerate() {
@@ -122,7 +122,7 @@ fn check_stores(stores: &[RateLimitStore], problems: &mut Vec<Problem>) -> HashS
                     }
                 }
             }
-            _ => {}
+            (RedisMode::Standalone | RedisMode::Cluster, None) => {}
         }
         if redis.mode == RedisMode::Cluster && redis.database != 0 {
             problems.push(Problem::on(

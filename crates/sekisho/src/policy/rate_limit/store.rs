@@ -376,12 +376,7 @@ impl Store {
             )
             .map_err(client_error)?;
             let client = client(info, certificates).map_err(client_error)?;
-            let links = (0..self.settings.connections)
-                .map(|_| {
-                    ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
-                        .map(Link::Standalone)
-                })
-                .collect::<redis::RedisResult<Box<[_]>>>()?;
+            let links = managers(&client, config, self.settings.connections)?;
             self.links.store(Arc::new(links));
             if let Ok(mut primary) = self.primary.lock() {
                 *primary = Some(address.clone());
@@ -480,7 +475,11 @@ impl Connector {
             .set_response_timeout(Some(settings.timeout))
             .set_max_delay(Duration::from_secs(1))
             .set_number_of_retries(2);
-        if let Some(sentinel) = &settings.sentinel {
+        if settings.mode == model::RedisMode::Sentinel {
+            let sentinel = settings
+                .sentinel
+                .as_ref()
+                .ok_or("`mode: sentinel` needs `sentinel: { master: <name> }`")?;
             let mut asked = RedisConnectionInfo::default();
             if let Some(password) = &sentinel.password {
                 asked = asked.set_password(password);
@@ -513,6 +512,7 @@ impl Connector {
                     .set_response_timeout(settings.timeout);
                 Connector::Cluster(client, config)
             }
+            // Sentinel returned above.
             model::RedisMode::Standalone | model::RedisMode::Sentinel => {
                 Connector::Standalone(client(info, certificates)?, manager)
             }
@@ -522,12 +522,7 @@ impl Connector {
     /// The store's connections at open: none yet in sentinel mode.
     fn links(&self, n: usize) -> redis::RedisResult<Box<[Link]>> {
         match self {
-            Connector::Standalone(client, config) => (0..n)
-                .map(|_| {
-                    ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
-                        .map(Link::Standalone)
-                })
-                .collect(),
+            Connector::Standalone(client, config) => managers(client, config, n),
             Connector::Cluster(client, config) => Ok((0..n)
                 .map(|_| {
                     Link::Cluster(client.get_pending_async_connection_with_config(config.clone()))
@@ -536,6 +531,20 @@ impl Connector {
             Connector::Sentinel(..) => Ok(Box::new([])),
         }
     }
+}
+
+/// `n` connections to one server, each reconnecting by itself.
+fn managers(
+    client: &Client,
+    config: &ConnectionManagerConfig,
+    n: usize,
+) -> redis::RedisResult<Box<[Link]>> {
+    (0..n)
+        .map(|_| {
+            ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
+                .map(Link::Standalone)
+        })
+        .collect()
 }
 
 fn no_link() -> redis::RedisError {
