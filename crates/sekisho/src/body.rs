@@ -33,6 +33,51 @@ where
     body.map_err(Into::into).boxed_unsync()
 }
 
+/// A client's request body as a listener received it: through hyper's HTTP/2 server, or
+/// the gateway's own HTTP/1.1 server (which reads it from the connection itself).
+pub enum ClientBody {
+    /// No body.
+    Empty,
+    /// An HTTP/2 request's body.
+    Http2(hyper::body::Incoming),
+    /// An HTTP/1.x request's body.
+    Http1(crate::listener::http1::body::RequestBody),
+}
+
+impl http_body::Body for ClientBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
+        use std::pin::Pin;
+        use std::task::Poll;
+        match self.get_mut() {
+            ClientBody::Empty => Poll::Ready(None),
+            ClientBody::Http2(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
+            ClientBody::Http1(body) => Pin::new(body).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ClientBody::Empty => true,
+            ClientBody::Http2(body) => body.is_end_stream(),
+            ClientBody::Http1(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        match self {
+            ClientBody::Empty => http_body::SizeHint::with_exact(0),
+            ClientBody::Http2(body) => body.size_hint(),
+            ClientBody::Http1(body) => body.size_hint(),
+        }
+    }
+}
+
 /// The request body was longer than the route allows. A type of its own, so that whoever
 /// sees the body fail can tell this refusal (413) from a broken body.
 #[derive(Debug)]

@@ -15,7 +15,7 @@
 //! PINGs is closed. The admin listener and `up`'s site are served the same way
 //! ([`serve_internal`]) with fixed bounds.
 
-pub mod heads;
+pub mod http1;
 pub mod idle;
 pub mod limit;
 pub mod proxy_protocol;
@@ -27,12 +27,12 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Request, Response};
 use hyper::body::{Body as HttpBody, Incoming};
-use hyper::server::conn::{http1, http2};
+use hyper::server::conn::{http1 as hyper_http1, http2};
 use hyper::service::{Service, service_fn};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulConnection;
@@ -42,14 +42,13 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::body::{Body, BoxError};
+use crate::body::{Body, BoxError, ClientBody};
 use crate::config::model::Listener as ListenerConfig;
 use crate::config::text::{Duration as ConfigDuration, Parsed};
 use crate::observe::metrics;
 use crate::proxy::{self, Downstream};
 use crate::snapshot::ListenerSettings;
 use crate::state::State;
-use heads::{Followed, Heads, Verdict};
 use idle::{BodyIdleTimeout, Progress, Streams, Tracked};
 use limit::{ConnectionLimit, Permit};
 use proxy_protocol::Refused;
@@ -152,9 +151,9 @@ impl Bounds {
         Some(Bounds::of(listener))
     }
 
-    /// An HTTP/1.1 connection builder within these bounds.
-    fn http1(&self, max_header_bytes: usize) -> http1::Builder {
-        let mut builder = http1::Builder::new();
+    /// An HTTP/1.1 connection builder within these bounds, for the internal servers.
+    fn http1(&self, max_header_bytes: usize) -> hyper_http1::Builder {
+        let mut builder = hyper_http1::Builder::new();
         builder
             .timer(TokioTimer::new())
             .keep_alive(true)
@@ -406,15 +405,12 @@ impl Conn<'_> {
     where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let max_head = self.settings.http1.max_header_bytes.max(8192);
-        let heads = Arc::new(Mutex::new(Heads::new(max_head)));
-        let io = TokioIo::new(Followed::new(io, heads.clone()));
-        let service = self.service(Some(heads.clone()), None);
-        let builder = self.bounds.http1(self.settings.http1.max_header_bytes);
-        let result = drive(builder.serve_connection(io, service), self.closing, None).await;
-        if let Err(e) = result {
-            refusal::http1_ended(&self.downstream, &e, &heads);
-        }
+        let limits = http1::Limits {
+            max_head: self.settings.http1.max_header_bytes.max(8192),
+            header_read_timeout: self.bounds.header_read_timeout,
+            body_idle: self.bounds.request_body_idle_timeout,
+        };
+        http1::serve(io, self.downstream, limits, self.closing).await;
     }
 
     async fn serve_http2<IO>(self, io: IO)
@@ -423,7 +419,7 @@ impl Conn<'_> {
     {
         let h2 = &self.settings.http2;
         let streams = Streams::new();
-        let service = self.service(None, Some(streams.clone()));
+        let service = self.service(streams.clone());
         let mut builder = self.bounds.http2();
         builder
             .max_concurrent_streams(h2.max_concurrent_streams)
@@ -451,12 +447,11 @@ impl Conn<'_> {
         }
     }
 
-    /// The service each request of the connection is handed to: `heads` for HTTP/1.1
-    /// (fragments are refused), `streams` for HTTP/2 (open streams are counted).
+    /// The service each request of an HTTP/2 connection is handed to; `streams` counts
+    /// its open streams.
     fn service(
         &self,
-        heads: Option<Arc<Mutex<Heads>>>,
-        streams: Option<Arc<Streams>>,
+        streams: Arc<Streams>,
     ) -> impl Service<
         Request<Incoming>,
         Response = Answer,
@@ -467,7 +462,7 @@ impl Conn<'_> {
         let downstream = self.downstream.clone();
         let body_idle = self.bounds.request_body_idle_timeout;
         service_fn(move |mut req: Request<Incoming>| {
-            let stream = streams.as_ref().map(|s| s.opened());
+            let stream = Some(streams.opened());
             // Only a request with a body to wait for needs its silence bounded.
             let progress = body_idle
                 .filter(|_| !req.body().is_end_stream())
@@ -481,21 +476,14 @@ impl Conn<'_> {
                     ));
                     progress
                 });
-            let verdict = heads.as_ref().and_then(|h| {
-                h.lock()
-                    .ok()
-                    .map(|mut h| h.verdict(req.method(), req.uri()))
-            });
+            let req = req.map(ClientBody::Http2);
             let downstream = downstream.clone();
             // Boxed: hyper spawns a task per HTTP/2 stream and moves the future in and out
             // of it; a pointer is cheaper to move than the whole request path's state.
             Box::pin(async move {
-                let response = match verdict {
-                    Some(Verdict::Fragment(note)) => refusal::fragment(&downstream, &note),
-                    _ => match proxy::handle(downstream, req).await {
-                        Ok(response) => response,
-                        Err(never) => match never {},
-                    },
+                let response = match proxy::handle(downstream, req).await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
                 };
                 Ok(response.map(|body| Tracked::new(body, progress, stream)))
             }) as Pin<Box<dyn Future<Output = Result<Answer, Infallible>> + Send>>

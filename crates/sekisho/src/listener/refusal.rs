@@ -1,20 +1,18 @@
 //! Requests refused before they reach the request path, logged and counted like every
 //! other request.
 //!
-//! hyper answers a head it cannot parse (400, 414, 431) by itself and closes the
-//! connection, and a head that does not arrive within `http1.header_read_timeout` is
-//! closed without an answer; the service never sees either. The connection's error says
-//! which it was, and the connection's [`Heads`] hold what the client sent, so each still
-//! gets one access log line, a `sekisho_requests_total` sample and a
-//! `sekisho_downstream_requests_refused_total{reason}` count. A target with a `#fragment`
-//! is refused here too, before the request path sees the (fragment-less) request.
+//! The HTTP/1.1 server answers a head it cannot parse (400, 414, 431) by itself and
+//! closes the connection, and closes a head that does not arrive within
+//! `http1.header_read_timeout` without an answer; the request path never sees either.
+//! Each still gets one access log line, a `sekisho_requests_total` sample and a
+//! `sekisho_downstream_requests_refused_total{reason}` count, with the request line the
+//! client sent. A target with a `#fragment` is refused here too, before the request path
+//! sees the (fragment-less) request.
 
-use std::sync::Mutex;
 use std::time::{Instant, SystemTime};
 
 use http::Response;
 
-use super::heads::{Heads, Note};
 use crate::body::Body;
 use crate::observe::access_log::{Entry, timestamp};
 use crate::observe::metrics::{self, RequestLabels};
@@ -34,35 +32,16 @@ struct Refused<'a> {
     error: &'a str,
 }
 
-/// Logs and counts the head hyper refused when an HTTP/1.1 connection ended with `error`;
-/// other errors (the client went away, a broken body the request path saw) are not
-/// refusals and are only traced.
-pub fn http1_ended(downstream: &Downstream, error: &hyper::Error, heads: &Mutex<Heads>) {
-    let text = error.to_string();
-    let (status, reason) = if error.is_timeout() {
-        (408, "header_timeout")
-    } else if error.is_parse_too_large() {
-        if text.starts_with("URI too long") {
-            (414, "uri_too_long")
-        } else {
-            (431, "head_too_large")
-        }
-    } else if error.is_parse() {
-        (400, "malformed")
-    } else {
-        tracing::debug!(listener = %downstream.listener, client = %downstream.client, error = %text, "client connection ended with an error");
-        return;
-    };
-    let refused = heads.lock().ok().and_then(|heads| heads.refused());
-    let (line, started) = match &refused {
-        Some((line, started)) => (Some(line.as_slice()), *started),
-        None => (None, None),
-    };
-    let error = if reason == "header_timeout" {
-        "request head not received within http1.header_read_timeout"
-    } else {
-        text.as_str()
-    };
+/// Logs and counts a head refused before it became a request: `line` as sent (when
+/// any), answered (or, for a timeout, closed) with `status` for `reason`.
+pub fn head(
+    downstream: &Downstream,
+    line: Option<&[u8]>,
+    started: Option<Instant>,
+    status: u16,
+    reason: &'static str,
+    error: &str,
+) {
     record(
         downstream,
         Refused {
@@ -76,7 +55,7 @@ pub fn http1_ended(downstream: &Downstream, error: &hyper::Error, heads: &Mutex<
 }
 
 /// Answers a request whose target carried a fragment: 400, logged and counted.
-pub fn fragment(downstream: &Downstream, note: &Note) -> Response<Body> {
+pub fn fragment(downstream: &Downstream, line: &[u8], started: Instant) -> Response<Body> {
     let err = GatewayError::BadRequest {
         reason: "a request target carries no #fragment",
     };
@@ -84,8 +63,8 @@ pub fn fragment(downstream: &Downstream, note: &Note) -> Response<Body> {
     record(
         downstream,
         Refused {
-            line: Some(note.line()),
-            started: Some(note.started),
+            line: Some(line),
+            started: Some(started),
             status: response.status().as_u16(),
             reason: "fragment",
             error: &err.to_string(),

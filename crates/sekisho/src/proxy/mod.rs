@@ -22,7 +22,6 @@ use http::header::{self, HeaderValue};
 use http::request::Parts;
 use http::uri::{self, PathAndQuery, Scheme};
 use http::{Request, Response, Uri, Version};
-use hyper::body::Incoming;
 
 use crate::adapt::grpc_web;
 use crate::adapt::transcode::Plan;
@@ -57,7 +56,7 @@ pub struct Downstream {
 /// Handles one request from a client. Never fails: every problem becomes a response.
 pub async fn handle(
     downstream: Arc<Downstream>,
-    req: Request<Incoming>,
+    req: Request<body::ClientBody>,
 ) -> Result<Response<Body>, Infallible> {
     let started = Instant::now();
     let snapshot = downstream.state.snapshot();

@@ -1,0 +1,455 @@
+//! A request head read from a client's bytes: the request line and header fields parsed,
+//! then judged for how its body is framed and whether the connection lives on after it.
+//!
+//! Framing decides where the next request starts, so every ambiguity in it is refused
+//! rather than resolved (RFC 9112 6.3 and 11.2): a `Transfer-Encoding` whose last coding
+//! is not `chunked`, one on an HTTP/1.0 request, one beside a `Content-Length`, and
+//! `Content-Length` values that disagree or are not plain digits. A request target with
+//! a `#fragment` is parsed but marked, so the request path can refuse it with the rest
+//! of the connection intact.
+
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderName, HeaderValue};
+use http::{HeaderMap, Method, Request, Uri, Version};
+
+/// Most header fields in one head (hyper's and Go's default; nginx has no count).
+pub const MAX_HEADERS: usize = 100;
+
+/// How a request's body is delimited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// No body.
+    Empty,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// Chunked transfer coding.
+    Chunked,
+}
+
+/// One request head, parsed and judged.
+#[derive(Debug)]
+pub struct Head {
+    /// The request without its body.
+    pub request: Request<()>,
+    /// How its body is delimited.
+    pub framing: Framing,
+    /// Whether the client keeps the connection open after the response.
+    pub keep_alive: bool,
+    /// Whether the client waits for `100 Continue` before it sends the body.
+    pub expects_continue: bool,
+    /// Whether the client accepts trailer fields in a chunked response (`TE: trailers`).
+    pub accepts_trailers: bool,
+    /// Whether the target carried a `#fragment`, which no request target may (RFC 9110
+    /// 7.1); the request path refuses it.
+    pub fragment: bool,
+    /// The request line as sent, for the log.
+    pub line: Bytes,
+}
+
+/// Why a head was refused before it became a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Not HTTP/1.x, or framing that could be read two ways: 400.
+    Malformed(&'static str),
+    /// The request line alone is longer than the head may be: 414.
+    UriTooLong,
+    /// The head is longer than `http1.max_header_bytes`, or has too many fields: 431.
+    TooLarge,
+}
+
+impl Refusal {
+    /// The status the client is answered with.
+    pub fn status(&self) -> u16 {
+        match self {
+            Refusal::Malformed(_) => 400,
+            Refusal::UriTooLong => 414,
+            Refusal::TooLarge => 431,
+        }
+    }
+
+    /// The `reason` label of `sekisho_downstream_requests_refused_total`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Refusal::Malformed(_) => "malformed",
+            Refusal::UriTooLong => "uri_too_long",
+            Refusal::TooLarge => "head_too_large",
+        }
+    }
+
+    /// Why, for the log.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Refusal::Malformed(why) => why,
+            Refusal::UriTooLong => "URI too long",
+            Refusal::TooLarge => "request head too large",
+        }
+    }
+}
+
+/// A refused head, with its request line once the head was taken out of the buffer (the
+/// caller still has it otherwise).
+pub type Refused = (Refusal, Option<Bytes>);
+
+/// Parses the head at the start of `buf`, taking its bytes out of `buf` when complete.
+/// `Ok(None)`: not all of it has arrived, and what has is within `max_head` bytes.
+pub fn parse(buf: &mut BytesMut, max_head: usize) -> Result<Option<Head>, Refused> {
+    // Blank lines before a request line are skipped (RFC 9112 2.2).
+    let blank = buf
+        .iter()
+        .take_while(|b| **b == b'\r' || **b == b'\n')
+        .count();
+    if blank > 0 {
+        let _ = buf.split_to(blank);
+    }
+    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Request::new(&mut fields);
+    let len = match parsed.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => {
+            return over_limit(buf, max_head)
+                .map(|()| None)
+                .map_err(|r| (r, None));
+        }
+        Err(httparse::Error::TooManyHeaders) => return Err((Refusal::TooLarge, None)),
+        Err(httparse::Error::Version) => {
+            return Err((Refusal::Malformed("not an HTTP/1.x request"), None));
+        }
+        Err(httparse::Error::Token | httparse::Error::Status) => {
+            return Err((
+                Refusal::Malformed("invalid token in the request line"),
+                None,
+            ));
+        }
+        Err(_) => return Err((Refusal::Malformed("invalid request head"), None)),
+    };
+    if len > max_head {
+        return Err((Refusal::TooLarge, None));
+    }
+    // Offsets into the head, so the parsed slices can become `Bytes` sharing its memory.
+    let method = parsed.method.unwrap_or_default().as_bytes();
+    let target = parsed.path.unwrap_or_default().as_bytes();
+    let version = match parsed.version {
+        Some(0) => Version::HTTP_10,
+        _ => Version::HTTP_11,
+    };
+    let method =
+        Method::from_bytes(method).map_err(|_| (Refusal::Malformed("invalid method"), None))?;
+    let target_range = range_in(buf, target);
+    let line_end = buf.iter().position(|b| *b == b'\n').unwrap_or(0);
+    let line_end = if line_end > 0 && buf[line_end - 1] == b'\r' {
+        line_end - 1
+    } else {
+        line_end
+    };
+    // Where each field's name and value lie, kept on the stack until the head is frozen.
+    let mut spans = [[0usize; 4]; MAX_HEADERS];
+    let count = parsed.headers.len();
+    for (span, field) in spans.iter_mut().zip(parsed.headers.iter()) {
+        let name = range_in(buf, field.name.as_bytes());
+        let value = range_in(buf, field.value);
+        *span = [name.start, name.end, value.start, value.end];
+    }
+    let head = buf.split_to(len).freeze();
+    let line = head.slice(..line_end);
+    build(&head, line, target_range, &spans[..count], method, version).map(Some)
+}
+
+/// The request of a head taken out of the buffer: its target and fields as `Bytes`
+/// sharing the head's memory, judged for framing.
+fn build(
+    head: &Bytes,
+    line: Bytes,
+    target_range: std::ops::Range<usize>,
+    spans: &[[usize; 4]],
+    method: Method,
+    version: Version,
+) -> Result<Head, (Refusal, Option<Bytes>)> {
+    let refused = |refusal| (refusal, Some(line.clone()));
+    let mut target = head.slice(target_range);
+    let fragment = target.contains(&b'#');
+    if fragment {
+        let at = target
+            .iter()
+            .position(|b| *b == b'#')
+            .unwrap_or(target.len());
+        target.truncate(at);
+    }
+    let uri =
+        Uri::from_maybe_shared(target).map_err(|_| refused(Refusal::Malformed("invalid URI")))?;
+    let mut headers = HeaderMap::with_capacity(spans.len());
+    for &[name_start, name_end, value_start, value_end] in spans {
+        let name = HeaderName::from_bytes(&head[name_start..name_end])
+            .map_err(|_| refused(Refusal::Malformed("invalid header name")))?;
+        let value = HeaderValue::from_maybe_shared(head.slice(value_start..value_end))
+            .map_err(|_| refused(Refusal::Malformed("invalid header value")))?;
+        headers.append(name, value);
+    }
+
+    let framing = framing(&headers, version).map_err(refused)?;
+    let keep_alive = keep_alive(&headers, version);
+    let expects_continue = version == Version::HTTP_11
+        && framing != Framing::Empty
+        && headers
+            .get(header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let accepts_trailers = headers
+        .get_all(header::TE)
+        .iter()
+        .any(|v| has_token(v, b"trailers"));
+
+    let mut request = Request::new(());
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    *request.version_mut() = version;
+    *request.headers_mut() = headers;
+    Ok(Head {
+        request,
+        framing,
+        keep_alive,
+        expects_continue,
+        accepts_trailers,
+        fragment,
+        line,
+    })
+}
+
+/// Refuses a partial head that is already longer than a head may be: 414 while the
+/// request line has not even ended, 431 after.
+fn over_limit(buf: &[u8], max_head: usize) -> Result<(), Refusal> {
+    if buf.len() <= max_head {
+        Ok(())
+    } else if !buf.contains(&b'\n') {
+        Err(Refusal::UriTooLong)
+    } else {
+        Err(Refusal::TooLarge)
+    }
+}
+
+/// Where `part`, a slice of `whole`, lies in it.
+fn range_in(whole: &[u8], part: &[u8]) -> std::ops::Range<usize> {
+    let start = (part.as_ptr() as usize).saturating_sub(whole.as_ptr() as usize);
+    start..start + part.len()
+}
+
+/// The body's framing, or a refusal where it could be read two ways.
+fn framing(headers: &HeaderMap, version: Version) -> Result<Framing, Refusal> {
+    let mut codings = headers.get_all(header::TRANSFER_ENCODING).iter().peekable();
+    if codings.peek().is_some() {
+        if version == Version::HTTP_10 {
+            return Err(Refusal::Malformed(
+                "Transfer-Encoding on an HTTP/1.0 request",
+            ));
+        }
+        if headers.contains_key(header::CONTENT_LENGTH) {
+            return Err(Refusal::Malformed(
+                "both Transfer-Encoding and Content-Length",
+            ));
+        }
+        let mut chunked = 0;
+        let mut last_chunked = false;
+        for value in codings {
+            let text = value
+                .to_str()
+                .map_err(|_| Refusal::Malformed("invalid Transfer-Encoding"))?;
+            for coding in text.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+                last_chunked = coding.eq_ignore_ascii_case("chunked");
+                chunked += usize::from(last_chunked);
+            }
+        }
+        if chunked != 1 || !last_chunked {
+            return Err(Refusal::Malformed(
+                "Transfer-Encoding does not end in a single chunked",
+            ));
+        }
+        return Ok(Framing::Chunked);
+    }
+    let mut length = None;
+    for value in headers.get_all(header::CONTENT_LENGTH) {
+        for part in value.as_bytes().split(|b| *b == b',') {
+            let part = part.trim_ascii();
+            let n = parse_length(part).ok_or(Refusal::Malformed("invalid Content-Length"))?;
+            if length.is_some_and(|l| l != n) {
+                return Err(Refusal::Malformed("Content-Length values disagree"));
+            }
+            length = Some(n);
+        }
+    }
+    Ok(match length {
+        None | Some(0) => Framing::Empty,
+        Some(n) => Framing::Length(n),
+    })
+}
+
+/// A Content-Length: one to nineteen ASCII digits (no sign, no spaces inside).
+fn parse_length(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, d| {
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
+}
+
+/// Whether the connection stays open after this request: HTTP/1.1 unless the client says
+/// `close`, HTTP/1.0 only when it says `keep-alive`.
+fn keep_alive(headers: &HeaderMap, version: Version) -> bool {
+    let says = |token: &[u8]| {
+        headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .any(|v| has_token(v, token))
+    };
+    if version == Version::HTTP_10 {
+        says(b"keep-alive") && !says(b"close")
+    } else {
+        !says(b"close")
+    }
+}
+
+/// Whether a comma-separated header value lists `token` (case-insensitive).
+pub fn has_token(value: &HeaderValue, token: &[u8]) -> bool {
+    value
+        .as_bytes()
+        .split(|b| *b == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn head(text: &str) -> Result<Option<Head>, Refusal> {
+        parse(&mut BytesMut::from(text.as_bytes()), 8192).map_err(|(r, _)| r)
+    }
+
+    #[test]
+    fn a_plain_get_is_parsed_and_leaves_the_next_request() {
+        let mut buf = BytesMut::from(
+            &b"GET /a?b=1 HTTP/1.1\r\nHost: x\r\nX-A: 1\r\nx-a: 2\r\n\r\nGET /next"[..],
+        );
+        let head = parse(&mut buf, 8192).expect("valid").expect("complete");
+        assert_eq!(head.request.method(), Method::GET);
+        assert_eq!(head.request.uri(), "/a?b=1");
+        assert_eq!(head.request.headers().get_all("x-a").iter().count(), 2);
+        assert_eq!(head.framing, Framing::Empty);
+        assert!(head.keep_alive);
+        assert_eq!(&head.line[..], b"GET /a?b=1 HTTP/1.1");
+        assert_eq!(&buf[..], b"GET /next");
+    }
+
+    #[test]
+    fn framing_that_could_be_read_two_ways_is_refused() {
+        for text in [
+            "POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+            "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+            "POST / HTTP/1.1\r\nContent-Length: +3\r\n\r\n",
+            "POST / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n",
+        ] {
+            assert!(matches!(head(text), Err(Refusal::Malformed(_))), "{text:?}");
+        }
+        let same = head("POST / HTTP/1.1\r\nContent-Length: 3, 3\r\n\r\n");
+        assert_eq!(
+            same.expect("valid").expect("complete").framing,
+            Framing::Length(3)
+        );
+        let chunked = head("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n");
+        assert_eq!(
+            chunked.expect("valid").expect("complete").framing,
+            Framing::Chunked
+        );
+    }
+
+    #[test]
+    fn keep_alive_follows_the_version_and_the_connection_header() {
+        let ka = |text: &str| head(text).expect("valid").expect("complete").keep_alive;
+        assert!(ka("GET / HTTP/1.1\r\n\r\n"));
+        assert!(!ka("GET / HTTP/1.1\r\nConnection: upgrade, Close\r\n\r\n"));
+        assert!(!ka("GET / HTTP/1.0\r\n\r\n"));
+        assert!(ka("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"));
+    }
+
+    #[test]
+    fn a_fragment_is_marked_and_dropped_from_the_uri() {
+        let head = head("GET /p?q#frag HTTP/1.1\r\n\r\n")
+            .expect("valid")
+            .expect("complete");
+        assert!(head.fragment);
+        assert_eq!(head.request.uri(), "/p?q");
+    }
+
+    #[test]
+    fn oversized_heads_are_told_apart() {
+        let long_line = format!("GET /{} HTTP/1.1\r\n", "a".repeat(200));
+        assert_eq!(
+            parse(&mut BytesMut::from(long_line.as_bytes()), 100)
+                .err()
+                .map(|(r, _)| r),
+            Some(Refusal::TooLarge)
+        );
+        let partial_line = format!("GET /{}", "a".repeat(200));
+        assert_eq!(
+            parse(&mut BytesMut::from(partial_line.as_bytes()), 100)
+                .err()
+                .map(|(r, _)| r),
+            Some(Refusal::UriTooLong)
+        );
+        let many: String = (0..=MAX_HEADERS).map(|i| format!("x-{i}: 1\r\n")).collect();
+        let text = format!("GET / HTTP/1.1\r\n{many}\r\n");
+        assert_eq!(
+            parse(&mut BytesMut::from(text.as_bytes()), 1 << 20)
+                .err()
+                .map(|(r, _)| r),
+            Some(Refusal::TooLarge)
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        /// Arbitrary bytes never panic, never take more than the head, and a partial
+        /// head is never allowed past the limit.
+        #[test]
+        fn arbitrary_bytes_are_parsed_or_refused(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            let mut buf = BytesMut::from(&bytes[..]);
+            let before = buf.len();
+            match parse(&mut buf, 512) {
+                Ok(Some(_)) => prop_assert!(buf.len() < before),
+                Ok(None) => prop_assert!(buf.len() <= 512),
+                Err(_) => {}
+            }
+        }
+
+        /// A head assembled from valid parts parses to the same method, target and
+        /// fields, whatever the split of its bytes into arrivals.
+        #[test]
+        fn valid_heads_parse_whatever_the_arrival(
+            path in "/[a-z0-9/._-]{0,40}",
+            values in proptest::collection::vec("[ -~]{0,20}", 0..8),
+            cut in 0usize..200,
+        ) {
+            let mut text = format!("GET {path} HTTP/1.1\r\n");
+            for (i, v) in values.iter().enumerate() {
+                text.push_str(&format!("x-{i}: {}\r\n", v.trim()));
+            }
+            text.push_str("\r\n");
+            let cut = cut.min(text.len());
+            let mut buf = BytesMut::from(&text.as_bytes()[..cut]);
+            let first = parse(&mut buf, 8192).expect("a valid prefix");
+            if cut < text.len() {
+                prop_assert!(first.is_none());
+                buf.extend_from_slice(&text.as_bytes()[cut..]);
+            }
+            let head = match first {
+                Some(head) => head,
+                None => parse(&mut buf, 8192).expect("valid").expect("complete"),
+            };
+            prop_assert_eq!(head.request.uri().path(), path.as_str());
+            prop_assert_eq!(head.request.headers().len(), values.len());
+            prop_assert!(buf.is_empty());
+        }
+    }
+}

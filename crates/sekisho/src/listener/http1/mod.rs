@@ -1,0 +1,327 @@
+//! The gateway's HTTP/1.1 server: one client connection, one request at a time.
+//!
+//! Written here rather than taken from hyper for what an edge proxy holds per connection:
+//! between requests a connection holds its stream and nothing else (no read or write
+//! buffer: the next head is read through a buffer on the stack, and only a head that
+//! arrives is given memory of its own), so ten thousand idle keep-alive connections cost
+//! little more than their sockets. Having the client's bytes in hand also lets the
+//! gateway see what hyper hides: the `#fragment` of a target and the head it refused,
+//! both logged.
+//!
+//! A request's body owns the connection's read side while it is read ([`body`]); the
+//! response is written while the request path runs ([`response`]). Pipelined requests
+//! are served in order. A client that closes its connection while its request is in
+//! flight cancels the request, as a reset stream does on HTTP/2.
+
+pub mod body;
+mod head;
+mod response;
+
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::{Method, Request, Response, Version};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
+
+use super::idle::{BodyIdleTimeout, Progress, Tracked};
+use super::refusal;
+use crate::body::{Body, ClientBody};
+use crate::proxy::{self, Downstream};
+use body::{Home, Inbound, RequestBody};
+use head::{Framing, Head, Refusal};
+use response::Reply;
+
+/// Bytes read at once while waiting for a head; a buffer on the stack, so a connection
+/// that waits holds none.
+const HEAD_READ: usize = 4096;
+/// How long a closing connection may take to say goodbye (a TLS `close_notify`).
+const GOODBYE: Duration = Duration::from_secs(5);
+
+/// The bounds one connection's requests are kept in.
+pub struct Limits {
+    /// Largest head, in bytes (`http1.max_header_bytes`).
+    pub max_head: usize,
+    /// Time for each head to arrive, counted from the end of the previous response.
+    pub header_read_timeout: Option<Duration>,
+    /// How long a request body may be silent.
+    pub body_idle: Option<Duration>,
+}
+
+/// Serves HTTP/1.1 on `io` until the client leaves, a request ends it, or `closing` is
+/// set (a connection waiting for a head closes at once; one serving a request closes
+/// after its response).
+pub async fn serve<IO>(
+    io: IO,
+    downstream: Arc<Downstream>,
+    limits: Limits,
+    mut closing: watch::Receiver<bool>,
+) where
+    IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let (read, mut write) = tokio::io::split(io);
+    let mut inbound = Inbound {
+        io: Box::new(read),
+        buf: BytesMut::new(),
+    };
+    loop {
+        match next_head(&mut inbound, &limits, &mut closing).await {
+            Waited::Head(head, started) => {
+                // Boxed: a request's state is held only while it is served.
+                let exchange = Box::pin(exchange(
+                    &downstream,
+                    head,
+                    started,
+                    inbound,
+                    &mut write,
+                    &limits,
+                    &closing,
+                ));
+                match exchange.await {
+                    Some(next) => inbound = next,
+                    None => break,
+                }
+                if inbound.buf.is_empty() {
+                    // Idle from here: give the buffer back.
+                    inbound.buf = BytesMut::new();
+                }
+            }
+            Waited::Refused(refusal, line, started) => {
+                let answer = response::refusal(refusal.status(), false);
+                let _ = write.write_all(&answer).await;
+                refusal::head(
+                    &downstream,
+                    line.as_deref(),
+                    Some(started.into_std()),
+                    refusal.status(),
+                    refusal.reason(),
+                    refusal.describe(),
+                );
+                break;
+            }
+            Waited::TimedOut(Some((line, started))) => {
+                refusal::head(
+                    &downstream,
+                    Some(&line),
+                    Some(started.into_std()),
+                    408,
+                    "header_timeout",
+                    "request head not received within http1.header_read_timeout",
+                );
+                break;
+            }
+            Waited::TimedOut(None) | Waited::Gone | Waited::Closing => break,
+        }
+    }
+    let _ = tokio::time::timeout(GOODBYE, write.shutdown()).await;
+}
+
+/// What waiting for the next head gave.
+// Taken apart as soon as it is returned; boxing the head would cost an allocation per request.
+#[allow(clippy::large_enum_variant)]
+enum Waited {
+    /// A head, and when its first byte arrived.
+    Head(Head, Instant),
+    /// A head refused before it became a request, with its request line.
+    Refused(Refusal, Option<Bytes>, Instant),
+    /// No complete head within `header_read_timeout`; the start of what came, if any.
+    TimedOut(Option<(Bytes, Instant)>),
+    /// The client closed the connection (or broke it) before a head.
+    Gone,
+    /// The listener is closing and no head had started.
+    Closing,
+}
+
+async fn next_head(
+    inbound: &mut Inbound,
+    limits: &Limits,
+    closing: &mut watch::Receiver<bool>,
+) -> Waited {
+    let deadline = limits.header_read_timeout.map(|t| Instant::now() + t);
+    let mut started = None;
+    loop {
+        if !inbound.buf.is_empty() {
+            let first = *started.get_or_insert_with(Instant::now);
+            match head::parse(&mut inbound.buf, limits.max_head) {
+                Ok(Some(head)) => return Waited::Head(head, first),
+                Ok(None) => {}
+                Err((refusal, line)) => {
+                    let line = line.unwrap_or_else(|| request_line(&inbound.buf));
+                    return Waited::Refused(refusal, Some(line), first);
+                }
+            }
+        }
+        let idle = inbound.buf.is_empty();
+        tokio::select! {
+            read = poll_fn(|cx| read_small(inbound, cx)) => match read {
+                Ok(0) | Err(_) => return Waited::Gone,
+                Ok(_) => {}
+            },
+            () = sleep_until(deadline) => {
+                let partial = started
+                    .filter(|_| !inbound.buf.is_empty())
+                    .map(|at| (request_line(&inbound.buf), at));
+                return Waited::TimedOut(partial);
+            }
+            _ = closing.wait_for(|closing| *closing), if idle => return Waited::Closing,
+        }
+    }
+}
+
+/// Serves one request: hands it to the request path and writes the answer. The read
+/// side comes back when the connection can carry another request.
+async fn exchange<W>(
+    downstream: &Arc<Downstream>,
+    head: Head,
+    started: Instant,
+    inbound: Inbound,
+    write: &mut W,
+    limits: &Limits,
+    closing: &watch::Receiver<bool>,
+) -> Option<Inbound>
+where
+    W: AsyncWrite + Unpin,
+{
+    let Head {
+        request,
+        framing,
+        keep_alive,
+        expects_continue,
+        accepts_trailers,
+        fragment,
+        line,
+    } = head;
+    let (mut parts, ()) = request.into_parts();
+    let http10 = parts.version == Version::HTTP_10;
+    let head_only = parts.method == Method::HEAD;
+
+    // While the body is read, it holds the read side; otherwise the connection does,
+    // and watches it for the client leaving.
+    let home = Arc::new(Home::default());
+    let mut wants_continue = expects_continue.then(|| Arc::new(Notify::new()));
+    let (body, mut held, progress) = if framing == Framing::Empty {
+        (ClientBody::Empty, Some(inbound), None)
+    } else {
+        let progress = limits.body_idle.map(|after| {
+            let progress = Progress::new();
+            parts.extensions.insert(BodyIdleTimeout::new(
+                after,
+                progress.clone(),
+                downstream.listener.clone(),
+            ));
+            progress
+        });
+        let body = RequestBody::new(inbound, framing, home.clone(), wants_continue.clone());
+        (ClientBody::Http1(body), None, progress)
+    };
+    let request = Request::from_parts(parts, body);
+
+    let mut answer: Pin<Box<dyn Future<Output = Response<Body>> + Send>> = if fragment {
+        let response = refusal::fragment(downstream, &line, started.into_std());
+        drop(request);
+        Box::pin(std::future::ready(response))
+    } else {
+        let downstream = downstream.clone();
+        Box::pin(async move {
+            match proxy::handle(downstream, request).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            }
+        })
+    };
+    let response = loop {
+        let watching = held.as_ref().is_some_and(|h| h.buf.len() < limits.max_head);
+        tokio::select! {
+            biased;
+            response = &mut answer => break response,
+            () = notified(wants_continue.as_deref()) => {
+                wants_continue = None;
+                if write.write_all(response::CONTINUE).await.is_err() || write.flush().await.is_err() {
+                    return None;
+                }
+            }
+            read = poll_fn(|cx| match held.as_mut() {
+                Some(inbound) => read_small(inbound, cx),
+                None => Poll::Pending,
+            }), if watching => match read {
+                // The client left: the request is cancelled with it.
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {}
+            },
+        }
+    };
+    drop(answer);
+    if held.is_none() {
+        held = home.take();
+    }
+    // A body not read to its end leaves the connection at an unknown place in the
+    // client's bytes: it closes after this response.
+    let reply = Reply {
+        http10,
+        head_only,
+        keep_alive: keep_alive && held.is_some() && !*closing.borrow(),
+        trailers: accepts_trailers,
+    };
+    let response = response.map(|body| Tracked::new(body, progress, None));
+    let max_head = limits.max_head;
+    let gone = |cx: &mut Context<'_>| match held.as_mut() {
+        Some(inbound) if inbound.buf.len() < max_head => match read_small(inbound, cx) {
+            Poll::Ready(Ok(0) | Err(_)) => Poll::Ready(()),
+            // Pipelined bytes, kept for the next head; keep watching.
+            Poll::Ready(Ok(_)) => {
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+            Poll::Pending => Poll::Pending,
+        },
+        _ => Poll::Pending,
+    };
+    match response::write(write, response, reply, gone).await {
+        Ok(true) => held,
+        Ok(false) | Err(_) => None,
+    }
+}
+
+/// Reads what has arrived into `inbound`'s buffer through a buffer on the stack, so a
+/// connection that waits holds no buffer of its own; `Ok(0)` at the end of the stream.
+fn read_small(inbound: &mut Inbound, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+    let mut stack = [0u8; HEAD_READ];
+    let mut read = ReadBuf::new(&mut stack);
+    ready!(Pin::new(&mut inbound.io).poll_read(cx, &mut read))?;
+    let filled = read.filled();
+    inbound.buf.extend_from_slice(filled);
+    Poll::Ready(Ok(filled.len()))
+}
+
+/// Waits for `notify`, or forever without one.
+async fn notified(notify: Option<&Notify>) {
+    match notify {
+        Some(notify) => notify.notified().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Waits until `deadline`, or forever without one.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The request line at the start of `buf` (up to its line end), for the log.
+fn request_line(buf: &[u8]) -> Bytes {
+    const MAX_LOGGED_LINE: usize = 1024;
+    let end = buf
+        .iter()
+        .position(|b| *b == b'\r' || *b == b'\n')
+        .unwrap_or(buf.len())
+        .min(MAX_LOGGED_LINE);
+    Bytes::copy_from_slice(&buf[..end])
+}
