@@ -131,7 +131,13 @@ impl Decoder {
                         return Ok(Step::More(usize::try_from(left).unwrap_or(MAX_READ)));
                     }
                     let take = take_len(left, buf.len());
-                    *self = Decoder::Length(left - take as u64);
+                    let left = left - take as u64;
+                    // Ended with its last frame, so a reader sees the end without asking.
+                    *self = if left == 0 {
+                        Decoder::Done
+                    } else {
+                        Decoder::Length(left)
+                    };
                     return Ok(Step::Frame(Frame::data(buf.split_to(take).freeze())));
                 }
                 Decoder::Chunked(Chunked::Size) => {
