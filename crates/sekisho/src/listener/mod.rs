@@ -231,8 +231,8 @@ async fn accept_loop(
                     // The bounds as the config is now: a reload applies to new connections.
                     let Some(bounds) = Bounds::current(&state, &name) else { continue };
                     let Some(permit) = limit.admit(bounds.max_connections) else { continue };
-                    let start = Start { peer, name: name.clone(), state: state.clone(), closing: closing.clone(), bounds, _permit: permit };
-                    connections.spawn(connection(stream, start));
+                    let start = Start { peer, name: name.clone(), state: state.clone(), closing: closing.clone(), bounds };
+                    connections.spawn(Connection::new(stream, start, permit));
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
@@ -270,147 +270,192 @@ struct Start {
     state: Arc<State>,
     closing: watch::Receiver<bool>,
     bounds: Bounds,
+}
+
+/// A connection's task: its greeting (PROXY header, TLS, protocol sniff), then its HTTP
+/// server, each a boxed future of its own. A task is as large as the largest state its
+/// future can be in, for as long as it lives; held as two stages, an idle connection's task
+/// holds a pointer, and its server only what serving needs.
+struct Connection {
+    stage: Stage,
     /// Its place among the listener's connections, held until it ends.
     _permit: Permit,
 }
 
-async fn connection(stream: TcpStream, start: Start) {
+/// A boxed future that serves a connection to its end.
+type Served = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+enum Stage {
+    Greeting(Pin<Box<dyn Future<Output = Option<Served>> + Send>>),
+    Serving(Served),
+}
+
+impl Connection {
+    fn new(stream: TcpStream, start: Start, permit: Permit) -> Self {
+        Connection {
+            stage: Stage::Greeting(Box::pin(connection(stream, start))),
+            _permit: permit,
+        }
+    }
+}
+
+impl Future for Connection {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        loop {
+            match &mut self.stage {
+                Stage::Greeting(greeting) => match std::task::ready!(greeting.as_mut().poll(cx)) {
+                    Some(served) => self.stage = Stage::Serving(served),
+                    None => return std::task::Poll::Ready(()),
+                },
+                Stage::Serving(served) => return served.as_mut().poll(cx),
+            }
+        }
+    }
+}
+
+/// Greets a connection and returns its HTTP server, or `None` when it ended before HTTP.
+async fn connection(stream: TcpStream, start: Start) -> Option<Served> {
     let Start {
         peer,
         name,
         state,
         closing,
         bounds,
-        _permit,
     } = start;
-    let Some(settings) = state.snapshot().listeners.get(&*name).cloned() else {
-        return;
-    };
+    let settings = state.snapshot().listeners.get(&*name).cloned()?;
     let _ = stream.set_nodelay(true);
     let local = stream
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     // One deadline for everything before HTTP.
     let deadline = Instant::now() + bounds.handshake_timeout;
-    let mut io = ReadAhead::new(stream);
-    // A PROXY protocol header comes first, before TLS: it names the real client.
-    let mut client = peer;
-    if let Some(proxy) = &settings.proxy_protocol {
-        let accepted =
-            // Boxed, as the TLS handshake is below.
-            tokio::time::timeout_at(deadline, Box::pin(proxy_protocol::accept(&mut io, peer, proxy)))
-                .await
-                .unwrap_or(Err(Refused::Silent));
-        match accepted {
-            Ok(source) => client = source.unwrap_or(peer),
-            Err(refused) => {
-                metrics::proxy_protocol_refused(&name, refused.as_str());
-                tracing::debug!(listener = %name, %peer, reason = %refused, "connection closed");
-                return;
-            }
-        }
-    }
+    let (greeted, client) = greet(stream, peer, &name, &settings, deadline).await?;
     let downstream = Arc::new(Downstream {
         state,
-        listener: name.clone(),
+        listener: name,
         client,
         tls: settings.tls.is_some(),
         local,
     });
     let conn = Conn {
-        settings: &settings,
+        settings,
         downstream,
-        bounds: &bounds,
+        bounds,
         closing,
     };
-    // Each handshake's outcome is taken apart in a statement of its own: a match on an
-    // awaited value keeps that value, and the future that made it, alive until the match
-    // ends, so a connection served inside the match would carry its handshake (a whole
-    // TLS session, for one) in its task for as long as it lives.
-    match &settings.tls {
-        None => {
-            let sniffed = tokio::time::timeout_at(deadline, sniff(&mut io)).await;
-            let wire = match sniffed {
-                Ok(Some(wire)) => wire,
-                Ok(None) => {
-                    metrics::downstream_connection_cut(&name, "closed_early");
-                    tracing::debug!(listener = %name, %peer, "closed before its first bytes told what it speaks");
-                    return;
-                }
-                Err(_) => {
-                    metrics::downstream_connection_cut(&name, "handshake_timeout");
-                    tracing::debug!(listener = %name, %peer, "no HTTP within the handshake timeout");
-                    return;
-                }
-            };
-            conn.serve(io, wire).await;
+    Some(match greeted {
+        Greeted::Plain(io, wire) => conn.serve(io, wire),
+        Greeted::Tls(tls, wire) => conn.serve(tls, wire),
+    })
+}
+
+/// A connection past everything before HTTP, and the HTTP version it speaks.
+enum Greeted {
+    /// Clear text.
+    Plain(ReadAhead<TcpStream>, Wire),
+    /// TLS, boxed so a plain connection's task keeps no room for a TLS session.
+    Tls(
+        Box<tokio_rustls::server::TlsStream<ReadAhead<TcpStream>>>,
+        Wire,
+    ),
+}
+
+/// Everything before HTTP, within `deadline`: the PROXY header (which names the real
+/// client; it comes before TLS), then the TLS handshake (ALPN picks the protocol) or, in
+/// clear text, the first bytes (the HTTP/2 preface or not). The connection and the
+/// client's address, or `None` when it was refused or closed (counted and logged here).
+async fn greet(
+    stream: TcpStream,
+    peer: SocketAddr,
+    name: &str,
+    settings: &ListenerSettings,
+    deadline: Instant,
+) -> Option<(Greeted, SocketAddr)> {
+    let mut io = ReadAhead::new(stream);
+    let mut client = peer;
+    if let Some(proxy) = &settings.proxy_protocol {
+        let accepted =
+            tokio::time::timeout_at(deadline, proxy_protocol::accept(&mut io, peer, proxy))
+                .await
+                .unwrap_or(Err(Refused::Silent));
+        match accepted {
+            Ok(source) => client = source.unwrap_or(peer),
+            Err(refused) => {
+                metrics::proxy_protocol_refused(name, refused.as_str());
+                tracing::debug!(listener = %name, %peer, reason = %refused, "connection closed");
+                return None;
+            }
         }
-        Some(acceptor) => {
-            // Boxed: the handshake's state is freed once it is over.
-            let accepted = tokio::time::timeout_at(deadline, Box::pin(acceptor.accept(io))).await;
-            let tls = match accepted {
-                // Boxed, so the task of a plain connection keeps no room for a TLS session.
-                Ok(Ok(tls)) => Box::new(tls),
-                Ok(Err(e)) => {
-                    metrics::tls_handshake_error(&name);
-                    tracing::debug!(listener = %name, %peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    metrics::tls_handshake_error(&name);
-                    metrics::downstream_connection_cut(&name, "handshake_timeout");
-                    tracing::debug!(listener = %name, %peer, "TLS handshake timed out");
-                    return;
-                }
-            };
+    }
+    let Some(acceptor) = &settings.tls else {
+        return match tokio::time::timeout_at(deadline, sniff(&mut io)).await {
+            Ok(Some(wire)) => Some((Greeted::Plain(io, wire), client)),
+            Ok(None) => {
+                metrics::downstream_connection_cut(name, "closed_early");
+                tracing::debug!(listener = %name, %peer, "closed before its first bytes told what it speaks");
+                None
+            }
+            Err(_) => {
+                metrics::downstream_connection_cut(name, "handshake_timeout");
+                tracing::debug!(listener = %name, %peer, "no HTTP within the handshake timeout");
+                None
+            }
+        };
+    };
+    match tokio::time::timeout_at(deadline, acceptor.accept(io)).await {
+        Ok(Ok(tls)) => {
             let wire = match tls.get_ref().1.alpn_protocol() {
                 Some(b"h2") => Wire::Http2,
                 _ => Wire::Http1,
             };
-            conn.serve(tls, wire).await;
+            Some((Greeted::Tls(Box::new(tls), wire), client))
+        }
+        Ok(Err(e)) => {
+            metrics::tls_handshake_error(name);
+            tracing::debug!(listener = %name, %peer, error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            metrics::tls_handshake_error(name);
+            metrics::downstream_connection_cut(name, "handshake_timeout");
+            tracing::debug!(listener = %name, %peer, "TLS handshake timed out");
+            None
         }
     }
 }
 
 /// One client connection of a gateway listener, ready for HTTP.
-struct Conn<'a> {
-    settings: &'a ListenerSettings,
+struct Conn {
+    settings: Arc<ListenerSettings>,
     downstream: Arc<Downstream>,
-    bounds: &'a Bounds,
+    bounds: Bounds,
     closing: watch::Receiver<bool>,
 }
 
 /// A request's response body on its way to the client.
 type Answer = Response<Tracked<Body>>;
 
-impl Conn<'_> {
-    /// Serves HTTP on `io` until the client leaves or, after `closing`, the exchanges in
-    /// flight finish. Each protocol gets its own hyper connection type, so an HTTP/1.1
-    /// connection carries no HTTP/2 state (and the reverse).
-    ///
-    /// Each is boxed: a connection's task is as large as the largest state its future can
-    /// be in, so an idle HTTP/2 connection would otherwise carry room for an HTTP/1.1
-    /// connection and a TLS handshake, and the reverse; boxed, it holds what it uses.
-    async fn serve<IO>(self, io: IO, wire: Wire)
+impl Conn {
+    /// The server for `io`, which serves HTTP until the client leaves or, after
+    /// `closing`, the exchanges in flight finish. Each protocol has its own server, so an
+    /// HTTP/1.1 connection carries no HTTP/2 state (and the reverse).
+    fn serve<IO>(self, io: IO, wire: Wire) -> Served
     where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         match wire {
-            Wire::Http1 => Box::pin(self.serve_http1(io)).await,
-            Wire::Http2 => Box::pin(self.serve_http2(io)).await,
+            Wire::Http1 => {
+                let limits = http1::Limits {
+                    max_head: self.settings.http1.max_header_bytes.max(8192),
+                    header_read_timeout: self.bounds.header_read_timeout,
+                    body_idle: self.bounds.request_body_idle_timeout,
+                };
+                Box::pin(http1::serve(io, self.downstream, limits, self.closing))
+            }
+            Wire::Http2 => Box::pin(self.serve_http2(io)),
         }
-    }
-
-    async fn serve_http1<IO>(self, io: IO)
-    where
-        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
-        let limits = http1::Limits {
-            max_head: self.settings.http1.max_header_bytes.max(8192),
-            header_read_timeout: self.bounds.header_read_timeout,
-            body_idle: self.bounds.request_body_idle_timeout,
-        };
-        http1::serve(io, self.downstream, limits, self.closing).await;
     }
 
     async fn serve_http2<IO>(self, io: IO)

@@ -39,6 +39,14 @@ pub struct Inbound {
 }
 
 impl Inbound {
+    /// A read side with nothing behind it, left in place of one handed to a request.
+    pub fn gone() -> Self {
+        Inbound {
+            io: Box::new(tokio::io::empty()),
+            buf: BytesMut::new(),
+        }
+    }
+
     /// Reads at least one more byte into `buf` (asking for at least `want`); `Ok(0)` at
     /// the end of the stream.
     pub fn poll_fill(&mut self, cx: &mut Context<'_>, want: usize) -> Poll<io::Result<usize>> {

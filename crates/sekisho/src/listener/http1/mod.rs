@@ -70,56 +70,82 @@ pub async fn serve<IO>(
         io: Box::new(read),
         buf: BytesMut::new(),
     };
+    let mut refused = None;
     loop {
-        match next_head(&mut inbound, &limits, &mut closing).await {
-            Waited::Head(head, started) => {
-                // Boxed: a request's state is held only while it is served.
-                let exchange = Box::pin(exchange(
-                    &downstream,
-                    head,
-                    started,
-                    inbound,
-                    &mut write,
-                    &limits,
-                    &closing,
-                ));
-                match exchange.await {
-                    Some(next) => inbound = next,
-                    None => break,
+        // The head is taken apart in a block of its own: a value held in the loop's scope
+        // would keep room for it in the connection's task for as long as it lives.
+        let next = {
+            let waited = next_head(&mut inbound, &limits, &mut closing).await;
+            match waited {
+                Waited::Head(head, started) => {
+                    let taken = std::mem::replace(&mut inbound, Inbound::gone());
+                    // Boxed: a request's state is held only while it is served.
+                    Next::Serve(Box::pin(exchange(
+                        &downstream,
+                        head,
+                        started,
+                        taken,
+                        &mut write,
+                        &limits,
+                        &closing,
+                    )))
                 }
-                if inbound.buf.is_empty() {
-                    // Idle from here: give the buffer back.
-                    inbound.buf = BytesMut::new();
+                Waited::Refused(refusal, line, started) => {
+                    refusal::head(
+                        &downstream,
+                        line.as_deref(),
+                        Some(started.into_std()),
+                        refusal.status(),
+                        refusal.reason(),
+                        refusal.describe(),
+                    );
+                    Next::Refuse(response::refusal(refusal.status(), false))
                 }
+                Waited::TimedOut(Some((line, started))) => {
+                    refusal::head(
+                        &downstream,
+                        Some(&line),
+                        Some(started.into_std()),
+                        408,
+                        "header_timeout",
+                        "request head not received within http1.header_read_timeout",
+                    );
+                    Next::Close
+                }
+                Waited::TimedOut(None) | Waited::Gone | Waited::Closing => Next::Close,
             }
-            Waited::Refused(refusal, line, started) => {
-                let answer = response::refusal(refusal.status(), false);
-                let _ = write.write_all(&answer).await;
-                refusal::head(
-                    &downstream,
-                    line.as_deref(),
-                    Some(started.into_std()),
-                    refusal.status(),
-                    refusal.reason(),
-                    refusal.describe(),
-                );
+        };
+        let exchange = match next {
+            Next::Serve(exchange) => exchange,
+            Next::Refuse(answer) => {
+                refused = Some(answer);
                 break;
             }
-            Waited::TimedOut(Some((line, started))) => {
-                refusal::head(
-                    &downstream,
-                    Some(&line),
-                    Some(started.into_std()),
-                    408,
-                    "header_timeout",
-                    "request head not received within http1.header_read_timeout",
-                );
-                break;
-            }
-            Waited::TimedOut(None) | Waited::Gone | Waited::Closing => break,
+            Next::Close => break,
+        };
+        match exchange.await {
+            Some(next) => inbound = next,
+            None => break,
+        }
+        if inbound.buf.is_empty() {
+            // Idle from here: give the buffer back.
+            inbound.buf = BytesMut::new();
         }
     }
+    if let Some(answer) = refused {
+        let _ = write.write_all(&answer).await;
+    }
     let _ = tokio::time::timeout(GOODBYE, write.shutdown()).await;
+}
+
+/// What the connection does after waiting for a head.
+enum Next<F> {
+    /// Serve the request.
+    Serve(Pin<Box<F>>),
+    /// Answer a refused head with these bytes, then close.
+    Refuse(Vec<u8>),
+    /// Close.
+    Close,
 }
 
 /// What waiting for the next head gave.
