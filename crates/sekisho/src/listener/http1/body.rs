@@ -16,7 +16,7 @@ use std::task::{Context, Poll, ready};
 use bytes::{Buf, Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use http_body::{Frame, SizeHint};
-use tokio::io::{AsyncRead, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::Notify;
 
 use super::head::Framing;
@@ -51,16 +51,12 @@ impl Inbound {
     /// the end of the stream.
     pub fn poll_fill(&mut self, cx: &mut Context<'_>, want: usize) -> Poll<io::Result<usize>> {
         let want = want.clamp(MIN_READ, MAX_READ);
-        let len = self.buf.len();
-        // Zeroed first (the crate has no unsafe code to read into spare capacity); the
-        // cost is of the order of the copy the read itself does.
-        self.buf.resize(len + want, 0);
-        let mut read = ReadBuf::new(&mut self.buf[len..]);
-        let polled = Pin::new(&mut self.io).poll_read(cx, &mut read);
-        let n = read.filled().len();
-        self.buf.truncate(len + n);
-        ready!(polled)?;
-        Poll::Ready(Ok(n))
+        if self.buf.capacity() - self.buf.len() < want {
+            self.buf.reserve(want);
+        }
+        // Straight into the buffer's spare room, which is not zeroed first.
+        let read = self.io.read_buf(&mut self.buf);
+        std::pin::pin!(read).poll(cx)
     }
 }
 

@@ -15,6 +15,9 @@ use http::{HeaderMap, Method, Request, Uri, Version};
 /// Most header fields in one head (hyper's and Go's default; nginx has no count).
 pub const MAX_HEADERS: usize = 100;
 
+/// Fields the request path adds to a request on its way upstream, reserved up front.
+const ADDED_FIELDS: usize = 8;
+
 /// How a request's body is delimited.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Framing {
@@ -92,7 +95,13 @@ pub type Refused = (Refusal, Option<Bytes>);
 
 /// Parses the head at the start of `buf`, taking its bytes out of `buf` when complete.
 /// `Ok(None)`: not all of it has arrived, and what has is within `max_head` bytes.
-pub fn parse(buf: &mut BytesMut, max_head: usize) -> Result<Option<Head>, Refused> {
+/// `scanned` is how far earlier calls looked for the head's end in the same partial head
+/// (start at 0): a head that trickles in is not scanned again from its start each time.
+pub fn parse(
+    buf: &mut BytesMut,
+    max_head: usize,
+    scanned: &mut usize,
+) -> Result<Option<Head>, Refused> {
     // Blank lines before a request line are skipped (RFC 9112 2.2).
     let blank = buf
         .iter()
@@ -100,72 +109,77 @@ pub fn parse(buf: &mut BytesMut, max_head: usize) -> Result<Option<Head>, Refuse
         .count();
     if blank > 0 {
         let _ = buf.split_to(blank);
+        *scanned = 0;
     }
-    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut parsed = httparse::Request::new(&mut fields);
-    let len = match parsed.parse(buf) {
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) => {
-            return over_limit(buf, max_head)
-                .map(|()| None)
-                .map_err(|r| (r, None));
-        }
-        Err(httparse::Error::TooManyHeaders) => return Err((Refusal::TooLarge, None)),
-        Err(httparse::Error::Version) => {
-            return Err((Refusal::Malformed("not an HTTP/1.x request"), None));
-        }
-        Err(httparse::Error::Token | httparse::Error::Status) => {
-            return Err((
-                Refusal::Malformed("invalid token in the request line"),
-                None,
-            ));
-        }
-        Err(_) => return Err((Refusal::Malformed("invalid request head"), None)),
+    let Some(len) = head_end(buf, scanned) else {
+        return over_limit(buf, max_head)
+            .map(|()| None)
+            .map_err(|r| (r, None));
     };
     if len > max_head {
         return Err((Refusal::TooLarge, None));
     }
-    // Offsets into the head, so the parsed slices can become `Bytes` sharing its memory.
-    let method = parsed.method.unwrap_or_default().as_bytes();
-    let target = parsed.path.unwrap_or_default().as_bytes();
+    *scanned = 0;
+    // The head becomes one `Bytes` its target and field values share (no copies).
+    let head = buf.split_to(len).freeze();
+    let line_end = head
+        .iter()
+        .position(|b| *b == b'\r' || *b == b'\n')
+        .unwrap_or(head.len());
+    let line = head.slice(..line_end);
+    read(&head, &line)
+        .map(Some)
+        .map_err(|refusal| (refusal, Some(line)))
+}
+
+/// The length of the head at the start of `buf`, through the empty line that ends it
+/// (CRLF or a bare LF), once it has all arrived.
+fn head_end(buf: &[u8], scanned: &mut usize) -> Option<usize> {
+    let mut from = *scanned;
+    while let Some(at) = buf
+        .get(from..)
+        .and_then(|rest| rest.iter().position(|b| *b == b'\n'))
+    {
+        let lf = from + at;
+        match (buf.get(lf + 1), buf.get(lf + 2)) {
+            (Some(b'\n'), _) => return Some(lf + 2),
+            (Some(b'\r'), Some(b'\n')) => return Some(lf + 3),
+            // What follows this line's end has not all arrived: look again from here.
+            (None, _) | (Some(b'\r'), None) => {
+                *scanned = lf;
+                return None;
+            }
+            _ => from = lf + 1,
+        }
+    }
+    *scanned = buf.len();
+    None
+}
+
+/// The request of a complete head: its target and field values as `Bytes` sharing the
+/// head's memory, judged for framing.
+fn read(head: &Bytes, line: &Bytes) -> Result<Head, Refusal> {
+    let mut fields = [std::mem::MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_HEADERS];
+    let mut parsed = httparse::Request::new(&mut []);
+    match parsed.parse_with_uninit_headers(head, &mut fields) {
+        Ok(httparse::Status::Complete(len)) if len == head.len() => {}
+        Ok(_) => return Err(Refusal::Malformed("invalid request head")),
+        Err(httparse::Error::TooManyHeaders) => return Err(Refusal::TooLarge),
+        Err(httparse::Error::Version) => {
+            return Err(Refusal::Malformed("not an HTTP/1.x request"));
+        }
+        Err(httparse::Error::Token | httparse::Error::Status) => {
+            return Err(Refusal::Malformed("invalid token in the request line"));
+        }
+        Err(_) => return Err(Refusal::Malformed("invalid request head")),
+    }
+    let method = Method::from_bytes(parsed.method.unwrap_or_default().as_bytes())
+        .map_err(|_| Refusal::Malformed("invalid method"))?;
     let version = match parsed.version {
         Some(0) => Version::HTTP_10,
         _ => Version::HTTP_11,
     };
-    let method =
-        Method::from_bytes(method).map_err(|_| (Refusal::Malformed("invalid method"), None))?;
-    let target_range = range_in(buf, target);
-    let line_end = buf.iter().position(|b| *b == b'\n').unwrap_or(0);
-    let line_end = if line_end > 0 && buf[line_end - 1] == b'\r' {
-        line_end - 1
-    } else {
-        line_end
-    };
-    // Where each field's name and value lie, kept on the stack until the head is frozen.
-    let mut spans = [[0usize; 4]; MAX_HEADERS];
-    let count = parsed.headers.len();
-    for (span, field) in spans.iter_mut().zip(parsed.headers.iter()) {
-        let name = range_in(buf, field.name.as_bytes());
-        let value = range_in(buf, field.value);
-        *span = [name.start, name.end, value.start, value.end];
-    }
-    let head = buf.split_to(len).freeze();
-    let line = head.slice(..line_end);
-    build(&head, line, target_range, &spans[..count], method, version).map(Some)
-}
-
-/// The request of a head taken out of the buffer: its target and fields as `Bytes`
-/// sharing the head's memory, judged for framing.
-fn build(
-    head: &Bytes,
-    line: Bytes,
-    target_range: std::ops::Range<usize>,
-    spans: &[[usize; 4]],
-    method: Method,
-    version: Version,
-) -> Result<Head, (Refusal, Option<Bytes>)> {
-    let refused = |refusal| (refusal, Some(line.clone()));
-    let mut target = head.slice(target_range);
+    let mut target = head.slice_ref(parsed.path.unwrap_or_default().as_bytes());
     let fragment = target.contains(&b'#');
     if fragment {
         let at = target
@@ -174,18 +188,19 @@ fn build(
             .unwrap_or(target.len());
         target.truncate(at);
     }
-    let uri =
-        Uri::from_maybe_shared(target).map_err(|_| refused(Refusal::Malformed("invalid URI")))?;
-    let mut headers = HeaderMap::with_capacity(spans.len());
-    for &[name_start, name_end, value_start, value_end] in spans {
-        let name = HeaderName::from_bytes(&head[name_start..name_end])
-            .map_err(|_| refused(Refusal::Malformed("invalid header name")))?;
-        let value = HeaderValue::from_maybe_shared(head.slice(value_start..value_end))
-            .map_err(|_| refused(Refusal::Malformed("invalid header value")))?;
+    let uri = Uri::from_maybe_shared(target).map_err(|_| Refusal::Malformed("invalid URI"))?;
+    // Room for the fields the request path adds (forwarding, request id): a map that
+    // grows on the way rehashes every field.
+    let mut headers = HeaderMap::with_capacity(parsed.headers.len() + ADDED_FIELDS);
+    for field in parsed.headers.iter() {
+        let name = HeaderName::from_bytes(field.name.as_bytes())
+            .map_err(|_| Refusal::Malformed("invalid header name"))?;
+        let value = HeaderValue::from_maybe_shared(head.slice_ref(field.value))
+            .map_err(|_| Refusal::Malformed("invalid header value"))?;
         headers.append(name, value);
     }
 
-    let framing = framing(&headers, version).map_err(refused)?;
+    let framing = framing(&headers, version)?;
     let keep_alive = keep_alive(&headers, version);
     let expects_continue = version == Version::HTTP_11
         && framing != Framing::Empty
@@ -209,7 +224,7 @@ fn build(
         expects_continue,
         accepts_trailers,
         fragment,
-        line,
+        line: line.clone(),
     })
 }
 
@@ -223,12 +238,6 @@ fn over_limit(buf: &[u8], max_head: usize) -> Result<(), Refusal> {
     } else {
         Err(Refusal::TooLarge)
     }
-}
-
-/// Where `part`, a slice of `whole`, lies in it.
-fn range_in(whole: &[u8], part: &[u8]) -> std::ops::Range<usize> {
-    let start = (part.as_ptr() as usize).saturating_sub(whole.as_ptr() as usize);
-    start..start + part.len()
 }
 
 /// The body's framing, or a refusal where it could be read two ways.
@@ -320,7 +329,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn head(text: &str) -> Result<Option<Head>, Refusal> {
-        parse(&mut BytesMut::from(text.as_bytes()), 8192).map_err(|(r, _)| r)
+        parse(&mut BytesMut::from(text.as_bytes()), 8192, &mut 0).map_err(|(r, _)| r)
     }
 
     #[test]
@@ -328,7 +337,9 @@ mod tests {
         let mut buf = BytesMut::from(
             &b"GET /a?b=1 HTTP/1.1\r\nHost: x\r\nX-A: 1\r\nx-a: 2\r\n\r\nGET /next"[..],
         );
-        let head = parse(&mut buf, 8192).expect("valid").expect("complete");
+        let head = parse(&mut buf, 8192, &mut 0)
+            .expect("valid")
+            .expect("complete");
         assert_eq!(head.request.method(), Method::GET);
         assert_eq!(head.request.uri(), "/a?b=1");
         assert_eq!(head.request.headers().get_all("x-a").iter().count(), 2);
@@ -385,14 +396,14 @@ mod tests {
     fn oversized_heads_are_told_apart() {
         let long_line = format!("GET /{} HTTP/1.1\r\n", "a".repeat(200));
         assert_eq!(
-            parse(&mut BytesMut::from(long_line.as_bytes()), 100)
+            parse(&mut BytesMut::from(long_line.as_bytes()), 100, &mut 0)
                 .err()
                 .map(|(r, _)| r),
             Some(Refusal::TooLarge)
         );
         let partial_line = format!("GET /{}", "a".repeat(200));
         assert_eq!(
-            parse(&mut BytesMut::from(partial_line.as_bytes()), 100)
+            parse(&mut BytesMut::from(partial_line.as_bytes()), 100, &mut 0)
                 .err()
                 .map(|(r, _)| r),
             Some(Refusal::UriTooLong)
@@ -400,7 +411,7 @@ mod tests {
         let many: String = (0..=MAX_HEADERS).map(|i| format!("x-{i}: 1\r\n")).collect();
         let text = format!("GET / HTTP/1.1\r\n{many}\r\n");
         assert_eq!(
-            parse(&mut BytesMut::from(text.as_bytes()), 1 << 20)
+            parse(&mut BytesMut::from(text.as_bytes()), 1 << 20, &mut 0)
                 .err()
                 .map(|(r, _)| r),
             Some(Refusal::TooLarge)
@@ -416,7 +427,7 @@ mod tests {
         fn arbitrary_bytes_are_parsed_or_refused(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
             let mut buf = BytesMut::from(&bytes[..]);
             let before = buf.len();
-            match parse(&mut buf, 512) {
+            match parse(&mut buf, 512, &mut 0) {
                 Ok(Some(_)) => prop_assert!(buf.len() < before),
                 Ok(None) => prop_assert!(buf.len() <= 512),
                 Err(_) => {}
@@ -438,14 +449,15 @@ mod tests {
             text.push_str("\r\n");
             let cut = cut.min(text.len());
             let mut buf = BytesMut::from(&text.as_bytes()[..cut]);
-            let first = parse(&mut buf, 8192).expect("a valid prefix");
+            let mut scanned = 0;
+            let first = parse(&mut buf, 8192, &mut scanned).expect("a valid prefix");
             if cut < text.len() {
                 prop_assert!(first.is_none());
                 buf.extend_from_slice(&text.as_bytes()[cut..]);
             }
             let head = match first {
                 Some(head) => head,
-                None => parse(&mut buf, 8192).expect("valid").expect("complete"),
+                None => parse(&mut buf, 8192, &mut scanned).expect("valid").expect("complete"),
             };
             prop_assert_eq!(head.request.uri().path(), path.as_str());
             prop_assert_eq!(head.request.headers().len(), values.len());

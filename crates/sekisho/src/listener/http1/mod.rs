@@ -17,6 +17,7 @@ pub mod body;
 mod head;
 mod response;
 
+use std::convert::Infallible;
 use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
@@ -171,10 +172,11 @@ async fn next_head(
 ) -> Waited {
     let deadline = limits.header_read_timeout.map(|t| Instant::now() + t);
     let mut started = None;
+    let mut scanned = 0;
     loop {
         if !inbound.buf.is_empty() {
             let first = *started.get_or_insert_with(Instant::now);
-            match head::parse(&mut inbound.buf, limits.max_head) {
+            match head::parse(&mut inbound.buf, limits.max_head, &mut scanned) {
                 Ok(Some(head)) => return Waited::Head(head, first),
                 Ok(None) => {}
                 Err((refusal, line)) => {
@@ -199,6 +201,10 @@ async fn next_head(
         }
     }
 }
+
+/// The request path's answer to one request, boxed: it is large, and held only while the
+/// request is served.
+type Answer = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
 
 /// Serves one request: hands it to the request path and writes the answer. The read
 /// side comes back when the connection can carry another request.
@@ -248,24 +254,21 @@ where
     };
     let request = Request::from_parts(parts, body);
 
-    let mut answer: Pin<Box<dyn Future<Output = Response<Body>> + Send>> = if fragment {
+    let mut answer: Answer = if fragment {
         let response = refusal::fragment(downstream, &line, started.into_std());
         drop(request);
-        Box::pin(std::future::ready(response))
+        Box::pin(std::future::ready(Ok(response)))
     } else {
-        let downstream = downstream.clone();
-        Box::pin(async move {
-            match proxy::handle(downstream, request).await {
-                Ok(response) => response,
-                Err(never) => match never {},
-            }
-        })
+        Box::pin(proxy::handle(downstream.clone(), request))
     };
     let response = loop {
         let watching = held.as_ref().is_some_and(|h| h.buf.len() < limits.max_head);
         tokio::select! {
             biased;
-            response = &mut answer => break response,
+            response = &mut answer => match response {
+                Ok(response) => break response,
+                Err(never) => match never {},
+            },
             () = notified(wants_continue.as_deref()) => {
                 wants_continue = None;
                 if write.write_all(response::CONTINUE).await.is_err() || write.flush().await.is_err() {
@@ -317,8 +320,8 @@ where
 /// Reads what has arrived into `inbound`'s buffer through a buffer on the stack, so a
 /// connection that waits holds no buffer of its own; `Ok(0)` at the end of the stream.
 fn read_small(inbound: &mut Inbound, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-    let mut stack = [0u8; HEAD_READ];
-    let mut read = ReadBuf::new(&mut stack);
+    let mut stack = [std::mem::MaybeUninit::<u8>::uninit(); HEAD_READ];
+    let mut read = ReadBuf::uninit(&mut stack);
     ready!(Pin::new(&mut inbound.io).poll_read(cx, &mut read))?;
     let filled = read.filled();
     inbound.buf.extend_from_slice(filled);
