@@ -418,6 +418,29 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_head_trickled_one_byte_at_a_time_is_found_once_whole() {
+        let text = b"\r\nPOST /t HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\nok";
+        let mut buf = BytesMut::new();
+        let mut scanned = 0;
+        let mut found = None;
+        for (i, byte) in text.iter().enumerate() {
+            buf.extend_from_slice(&[*byte]);
+            if let Some(head) = parse(&mut buf, 8192, &mut scanned).expect("valid so far") {
+                found = Some((i, head));
+                break;
+            }
+        }
+        let (at, head) = found.expect("the head was found");
+        assert_eq!(
+            at,
+            text.len() - 3,
+            "found at its blank line, not before or after"
+        );
+        assert_eq!(head.framing, Framing::Length(2));
+        assert_eq!(head.request.uri(), "/t");
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
 
