@@ -60,7 +60,16 @@ routes:
     )
 }
 
+/// Metrics are one registry per process, shared by every test here; a test that reads a
+/// team's gauge would see another test's gateway set it. So the tests that start a gateway
+/// run one at a time.
+async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    SERIAL.lock().await
+}
+
 struct Setup {
+    _serial: tokio::sync::MutexGuard<'static, ()>,
     running: Running,
     teams: TempDir,
     shop: SocketAddr,
@@ -70,6 +79,7 @@ struct Setup {
 
 impl Setup {
     async fn start(pay_policy: &str) -> Setup {
+        let serial = serial().await;
         let (platform, p) = http_backend("platform").await;
         let (shop, s) = http_backend("shop").await;
         let (pay, y) = http_backend("pay").await;
@@ -79,6 +89,7 @@ impl Setup {
         let root = root(&teams, platform, pay_policy);
         let running = start_gateway(&root).await;
         Setup {
+            _serial: serial,
             running,
             teams,
             shop,
@@ -303,6 +314,7 @@ async fn a_team_cannot_set_an_identity_header_the_root_reserves() {
 
 #[tokio::test]
 async fn a_team_whose_first_version_is_broken_does_not_stop_the_gateway() {
+    let _serial = serial().await;
     let (platform, _p) = http_backend("platform").await;
     let (pay, _y) = http_backend("pay").await;
     let teams = TempDir::new("teams");
@@ -341,6 +353,7 @@ async fn a_file_added_to_a_teams_directory_is_picked_up() {
 
 #[tokio::test]
 async fn grpc_services_are_delegated_by_package() {
+    let _serial = serial().await;
     let (platform, _p) = http_backend("platform").await;
     let (grpc, _g) = grpc_backend("testing").await;
     let teams = TempDir::new("teams");
@@ -518,6 +531,7 @@ fn copy_protos(into: &Path) {
 
 #[tokio::test]
 async fn a_team_file_transcodes_and_mirrors_like_the_root() {
+    let _serial = serial().await;
     let (platform, _p) = http_backend("platform").await;
     let (bookstore, _b) = interop::bookstore::serve_bookstore()
         .await
@@ -718,6 +732,7 @@ fn publish_projected(volume: &Path, generation: u32, files: &[(&str, &str)]) {
 
 #[tokio::test]
 async fn a_team_in_a_subdirectory_of_a_projected_volume_reloads_on_update() {
+    let _serial = serial().await;
     let (platform, _p) = http_backend("platform").await;
     let (shop, _s) = http_backend("shop").await;
     let (next, _n) = http_backend("shop-next").await;
