@@ -95,12 +95,12 @@ pub type Refused = (Refusal, Option<Bytes>);
 
 /// Parses the head at the start of `buf`, taking its bytes out of `buf` when complete.
 /// `Ok(None)`: not all of it has arrived, and what has is within `max_head` bytes.
-/// `scanned` is how far earlier calls looked for the head's end in the same partial head
-/// (start at 0): a head that trickles in is not scanned again from its start each time.
+/// `scan` carries what earlier calls learned of the same partial head (start with the
+/// default): a head that trickles in is not scanned again from its start each time.
 pub fn parse(
     buf: &mut BytesMut,
     max_head: usize,
-    scanned: &mut usize,
+    scan: &mut Scan,
 ) -> Result<Option<Head>, Refused> {
     // Blank lines before a request line are skipped (RFC 9112 2.2).
     let blank = buf
@@ -109,17 +109,29 @@ pub fn parse(
         .count();
     if blank > 0 {
         let _ = buf.split_to(blank);
-        *scanned = 0;
+        *scan = Scan::default();
     }
-    let Some(len) = head_end(buf, scanned) else {
-        return over_limit(buf, max_head)
-            .map(|()| None)
-            .map_err(|r| (r, None));
+    let Some(len) = head_end(buf, &mut scan.from) else {
+        over_limit(buf, max_head).map_err(|r| (r, None))?;
+        // A request line that has ended is judged once, at once, not when the head
+        // completes: a client that sent a broken one learns so now, not at the deadline.
+        if !scan.line_checked {
+            let judged = if scan.from < buf.len() {
+                scan.line_checked = true;
+                request_line_ok(buf)
+            } else {
+                // Not ended yet: its start can already be wrong ("hi=there" is no
+                // method). A bounded prefix, so a trickled line is not parsed over and over.
+                request_line_ok(&buf[..buf.len().min(LINE_PREFIX)])
+            };
+            judged.map_err(|r| (r, None))?;
+        }
+        return Ok(None);
     };
     if len > max_head {
         return Err((Refusal::TooLarge, None));
     }
-    *scanned = 0;
+    *scan = Scan::default();
     // The head becomes one `Bytes` its target and field values share (no copies).
     let head = buf.split_to(len).freeze();
     let line_end = head
@@ -156,6 +168,40 @@ fn head_end(buf: &[u8], scanned: &mut usize) -> Option<usize> {
     None
 }
 
+/// How much of a request line that has not ended is judged on each arrival.
+const LINE_PREFIX: usize = 256;
+
+/// What parsing learned of a head still arriving.
+#[derive(Debug, Default)]
+pub struct Scan {
+    /// How far the search for the head's end got.
+    from: usize,
+    /// Whether the request line was judged.
+    line_checked: bool,
+}
+
+/// Whether the request line at the start of `buf`, which has ended, is one a head could
+/// start with (the fields after it are judged when the head is complete).
+fn request_line_ok(buf: &[u8]) -> Result<(), Refusal> {
+    // With no room for fields, a valid line parses as partial or stops at its first field.
+    match httparse::Request::new(&mut []).parse(buf) {
+        Ok(_) | Err(httparse::Error::TooManyHeaders) => Ok(()),
+        Err(e) => Err(refusal_of(e)),
+    }
+}
+
+/// The refusal for what httparse found wrong.
+fn refusal_of(error: httparse::Error) -> Refusal {
+    match error {
+        httparse::Error::TooManyHeaders => Refusal::TooLarge,
+        httparse::Error::Version => Refusal::Malformed("not an HTTP/1.x request"),
+        httparse::Error::Token | httparse::Error::Status => {
+            Refusal::Malformed("invalid token in the request line")
+        }
+        _ => Refusal::Malformed("invalid request head"),
+    }
+}
+
 /// The request of a complete head: its target and field values as `Bytes` sharing the
 /// head's memory, judged for framing.
 fn read(head: &Bytes, line: &Bytes) -> Result<Head, Refusal> {
@@ -164,14 +210,7 @@ fn read(head: &Bytes, line: &Bytes) -> Result<Head, Refusal> {
     match parsed.parse_with_uninit_headers(head, &mut fields) {
         Ok(httparse::Status::Complete(len)) if len == head.len() => {}
         Ok(_) => return Err(Refusal::Malformed("invalid request head")),
-        Err(httparse::Error::TooManyHeaders) => return Err(Refusal::TooLarge),
-        Err(httparse::Error::Version) => {
-            return Err(Refusal::Malformed("not an HTTP/1.x request"));
-        }
-        Err(httparse::Error::Token | httparse::Error::Status) => {
-            return Err(Refusal::Malformed("invalid token in the request line"));
-        }
-        Err(_) => return Err(Refusal::Malformed("invalid request head")),
+        Err(e) => return Err(refusal_of(e)),
     }
     let method = Method::from_bytes(parsed.method.unwrap_or_default().as_bytes())
         .map_err(|_| Refusal::Malformed("invalid method"))?;
@@ -329,7 +368,12 @@ mod tests {
     use proptest::prelude::*;
 
     fn head(text: &str) -> Result<Option<Head>, Refusal> {
-        parse(&mut BytesMut::from(text.as_bytes()), 8192, &mut 0).map_err(|(r, _)| r)
+        parse(
+            &mut BytesMut::from(text.as_bytes()),
+            8192,
+            &mut Scan::default(),
+        )
+        .map_err(|(r, _)| r)
     }
 
     #[test]
@@ -337,7 +381,7 @@ mod tests {
         let mut buf = BytesMut::from(
             &b"GET /a?b=1 HTTP/1.1\r\nHost: x\r\nX-A: 1\r\nx-a: 2\r\n\r\nGET /next"[..],
         );
-        let head = parse(&mut buf, 8192, &mut 0)
+        let head = parse(&mut buf, 8192, &mut Scan::default())
             .expect("valid")
             .expect("complete");
         assert_eq!(head.request.method(), Method::GET);
@@ -396,33 +440,60 @@ mod tests {
     fn oversized_heads_are_told_apart() {
         let long_line = format!("GET /{} HTTP/1.1\r\n", "a".repeat(200));
         assert_eq!(
-            parse(&mut BytesMut::from(long_line.as_bytes()), 100, &mut 0)
-                .err()
-                .map(|(r, _)| r),
+            parse(
+                &mut BytesMut::from(long_line.as_bytes()),
+                100,
+                &mut Scan::default()
+            )
+            .err()
+            .map(|(r, _)| r),
             Some(Refusal::TooLarge)
         );
         let partial_line = format!("GET /{}", "a".repeat(200));
         assert_eq!(
-            parse(&mut BytesMut::from(partial_line.as_bytes()), 100, &mut 0)
-                .err()
-                .map(|(r, _)| r),
+            parse(
+                &mut BytesMut::from(partial_line.as_bytes()),
+                100,
+                &mut Scan::default()
+            )
+            .err()
+            .map(|(r, _)| r),
             Some(Refusal::UriTooLong)
         );
         let many: String = (0..=MAX_HEADERS).map(|i| format!("x-{i}: 1\r\n")).collect();
         let text = format!("GET / HTTP/1.1\r\n{many}\r\n");
         assert_eq!(
-            parse(&mut BytesMut::from(text.as_bytes()), 1 << 20, &mut 0)
-                .err()
-                .map(|(r, _)| r),
+            parse(
+                &mut BytesMut::from(text.as_bytes()),
+                1 << 20,
+                &mut Scan::default()
+            )
+            .err()
+            .map(|(r, _)| r),
             Some(Refusal::TooLarge)
         );
+    }
+
+    #[test]
+    fn a_broken_request_line_is_refused_before_the_head_ends() {
+        // Bytes left after a request, as a client that miscounted its body leaves them.
+        assert!(matches!(head("hi=test\r\n"), Err(Refusal::Malformed(_))));
+        assert!(matches!(head("hi=test"), Err(Refusal::Malformed(_))));
+        assert!(matches!(
+            head("GET / HTTP/9.9\r\nhost: x\r\n"),
+            Err(Refusal::Malformed(_))
+        ));
+        // A valid line whose fields are still on their way waits for them.
+        assert!(matches!(head("GET / HTTP/1.1\r\nhost: x\r\n"), Ok(None)));
+        assert!(matches!(head("GET / HTTP/1.1\r\n"), Ok(None)));
+        assert!(matches!(head("GET /pa"), Ok(None)));
     }
 
     #[test]
     fn a_head_trickled_one_byte_at_a_time_is_found_once_whole() {
         let text = b"\r\nPOST /t HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\nok";
         let mut buf = BytesMut::new();
-        let mut scanned = 0;
+        let mut scanned = Scan::default();
         let mut found = None;
         for (i, byte) in text.iter().enumerate() {
             buf.extend_from_slice(&[*byte]);
@@ -450,7 +521,7 @@ mod tests {
         fn arbitrary_bytes_are_parsed_or_refused(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
             let mut buf = BytesMut::from(&bytes[..]);
             let before = buf.len();
-            match parse(&mut buf, 512, &mut 0) {
+            match parse(&mut buf, 512, &mut Scan::default()) {
                 Ok(Some(_)) => prop_assert!(buf.len() < before),
                 Ok(None) => prop_assert!(buf.len() <= 512),
                 Err(_) => {}
@@ -472,7 +543,7 @@ mod tests {
             text.push_str("\r\n");
             let cut = cut.min(text.len());
             let mut buf = BytesMut::from(&text.as_bytes()[..cut]);
-            let mut scanned = 0;
+            let mut scanned = Scan::default();
             let first = parse(&mut buf, 8192, &mut scanned).expect("a valid prefix");
             if cut < text.len() {
                 prop_assert!(first.is_none());

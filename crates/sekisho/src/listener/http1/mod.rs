@@ -172,11 +172,11 @@ async fn next_head(
 ) -> Waited {
     let deadline = limits.header_read_timeout.map(|t| Instant::now() + t);
     let mut started = None;
-    let mut scanned = 0;
+    let mut scan = head::Scan::default();
     loop {
         if !inbound.buf.is_empty() {
             let first = *started.get_or_insert_with(Instant::now);
-            match head::parse(&mut inbound.buf, limits.max_head, &mut scanned) {
+            match head::parse(&mut inbound.buf, limits.max_head, &mut scan) {
                 Ok(Some(head)) => return Waited::Head(head, first),
                 Ok(None) => {}
                 Err((refusal, line)) => {
