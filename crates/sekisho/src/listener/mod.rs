@@ -22,6 +22,7 @@ pub mod proxy_protocol;
 pub mod read_ahead;
 mod refusal;
 pub mod tls;
+pub mod wait_list;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -40,7 +41,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tokio::time::Instant;
+use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::body::{Body, BoxError, ClientBody};
 use crate::config::model::Listener as ListenerConfig;
@@ -53,6 +54,7 @@ use idle::{BodyIdleTimeout, Progress, Streams, Tracked};
 use limit::{ConnectionLimit, Permit};
 use proxy_protocol::Refused;
 use read_ahead::{ReadAhead, Wire, sniff};
+use wait_list::{WaitList, Waiter};
 
 /// Largest HTTP/2 frame a client may send: bigger than the 16 KiB default so a large
 /// gRPC message crosses in fewer frames; memory stays bounded by the flow-control windows.
@@ -221,9 +223,12 @@ async fn accept_loop(
     state: Arc<State>,
     mut stopped: watch::Receiver<Option<Duration>>,
 ) {
-    let (close, closing) = watch::channel(false);
     let mut connections = JoinSet::new();
     let limit = ConnectionLimit::new(name.clone(), true);
+    // Head deadlines and the drain reach connections from here (`wait_list`).
+    let mut waiting = WaitList::default();
+    let mut sweep = tokio::time::interval(wait_list::TICK);
+    sweep.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let drain = loop {
         tokio::select! {
             accepted = socket.accept() => match accepted {
@@ -231,7 +236,7 @@ async fn accept_loop(
                     // The bounds as the config is now: a reload applies to new connections.
                     let Some(bounds) = Bounds::current(&state, &name) else { continue };
                     let Some(permit) = limit.admit(bounds.max_connections) else { continue };
-                    let start = Start { peer, name: name.clone(), state: state.clone(), closing: closing.clone(), bounds };
+                    let start = Start { peer, name: name.clone(), state: state.clone(), waiter: waiting.join(), bounds };
                     connections.spawn(Connection::new(stream, start, permit));
                 }
                 Err(e) => {
@@ -240,6 +245,7 @@ async fn accept_loop(
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
+            _ = sweep.tick(), if !waiting.is_empty() => waiting.sweep(),
             changed = stopped.changed() => {
                 let drain = if changed.is_ok() { *stopped.borrow() } else { Some(Duration::ZERO) };
                 if let Some(drain) = drain { break drain; }
@@ -248,7 +254,7 @@ async fn accept_loop(
         while connections.try_join_next().is_some() {}
     };
     drop(socket);
-    let _ = close.send(true);
+    waiting.close();
     let open = connections.len();
     if open > 0 {
         tracing::info!(listener = %name, connections = open, ?drain, "draining connections");
@@ -268,7 +274,7 @@ struct Start {
     peer: SocketAddr,
     name: Arc<str>,
     state: Arc<State>,
-    closing: watch::Receiver<bool>,
+    waiter: Waiter,
     bounds: Bounds,
 }
 
@@ -321,7 +327,7 @@ async fn connection(stream: TcpStream, start: Start) -> Option<Served> {
         peer,
         name,
         state,
-        closing,
+        waiter,
         bounds,
     } = start;
     let settings = state.snapshot().listeners.get(&*name).cloned()?;
@@ -343,7 +349,7 @@ async fn connection(stream: TcpStream, start: Start) -> Option<Served> {
         settings,
         downstream,
         bounds,
-        closing,
+        waiter,
     };
     Some(match greeted {
         Greeted::Plain(io, wire) => conn.serve(io, wire),
@@ -431,7 +437,7 @@ struct Conn {
     settings: Arc<ListenerSettings>,
     downstream: Arc<Downstream>,
     bounds: Bounds,
-    closing: watch::Receiver<bool>,
+    waiter: Waiter,
 }
 
 /// A request's response body on its way to the client.
@@ -452,7 +458,7 @@ impl Conn {
                     header_read_timeout: self.bounds.header_read_timeout,
                     body_idle: self.bounds.request_body_idle_timeout,
                 };
-                Box::pin(http1::serve(io, self.downstream, limits, self.closing))
+                Box::pin(http1::serve(io, self.downstream, limits, self.waiter))
             }
             Wire::Http2 => Box::pin(self.serve_http2(io)),
         }
@@ -478,7 +484,7 @@ impl Conn {
             grace: self.bounds.keep_alive_timeout,
         });
         let conn = builder.serve_connection(TokioIo::new(io), service);
-        let result = drive(conn, self.closing, idle.as_ref()).await;
+        let result = drive(conn, self.waiter.closed(), idle.as_ref()).await;
         let listener = &self.downstream.listener;
         match result {
             Ok(Ended::Idle) => metrics::downstream_connection_cut(listener, "idle"),
@@ -553,14 +559,14 @@ enum Ended {
     Idle,
 }
 
-/// Runs a connection; once `closing` is set, asks it to finish gracefully (GOAWAY on
+/// Runs a connection; once `closing` completes, asks it to finish gracefully (GOAWAY on
 /// HTTP/2, close after the current response on HTTP/1.1) and waits for that. With `idle`,
 /// an HTTP/2 connection that has had no open stream for its time is sent GOAWAY and given
 /// `grace` to close (hyper closes an idle connection right after its GOAWAY; a client
 /// that does not read is not waited for longer).
 async fn drive<C>(
     conn: C,
-    mut closing: watch::Receiver<bool>,
+    closing: impl Future<Output = ()>,
     idle: Option<&IdleClose>,
 ) -> Result<Ended, C::Error>
 where
@@ -575,7 +581,7 @@ where
     };
     tokio::select! {
         result = conn.as_mut() => result.map(|()| Ended::Done),
-        _ = async { let _ = closing.wait_for(|closing| *closing).await; } => {
+        () = closing => {
             conn.as_mut().graceful_shutdown();
             conn.await.map(|()| Ended::Done)
         }
@@ -651,8 +657,8 @@ async fn serve_internal_connection<S, B>(
         Ok(Some(wire)) => wire,
         Ok(None) | Err(_) => return,
     };
-    let (closing, _) = watch::channel(false);
-    let closing = closing.subscribe();
+    // An internal server's connections end with it; nothing drains them.
+    let closing = std::future::pending;
     let listener: Arc<str> = Arc::from(name);
     let result = match wire {
         Wire::Http1 => {
@@ -660,7 +666,7 @@ async fn serve_internal_connection<S, B>(
             let conn = bounds
                 .http1(64 * 1024)
                 .serve_connection(TokioIo::new(io), service);
-            drive(conn, closing, None).await.map(drop)
+            drive(conn, closing(), None).await.map(drop)
         }
         Wire::Http2 => {
             let streams = Streams::new();
@@ -671,7 +677,7 @@ async fn serve_internal_connection<S, B>(
                 grace: bounds.keep_alive_timeout,
             });
             let conn = bounds.http2().serve_connection(TokioIo::new(io), service);
-            drive(conn, closing, idle.as_ref()).await.map(drop)
+            drive(conn, closing(), idle.as_ref()).await.map(drop)
         }
     };
     if let Err(e) = result {

@@ -28,11 +28,12 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use http::{Method, Request, Response, Version};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::idle::{BodyIdleTimeout, Progress, Tracked};
 use super::refusal;
+use super::wait_list::{Waiter, Woke};
 use crate::body::{Body, ClientBody};
 use crate::proxy::{self, Downstream};
 use body::{Home, Inbound, RequestBody};
@@ -55,15 +56,11 @@ pub struct Limits {
     pub body_idle: Option<Duration>,
 }
 
-/// Serves HTTP/1.1 on `io` until the client leaves, a request ends it, or `closing` is
-/// set (a connection waiting for a head closes at once; one serving a request closes
-/// after its response).
-pub async fn serve<IO>(
-    io: IO,
-    downstream: Arc<Downstream>,
-    limits: Limits,
-    mut closing: watch::Receiver<bool>,
-) where
+/// Serves HTTP/1.1 on `io` until the client leaves, a request ends it, or the listener
+/// closes (`waiter` says when: a connection waiting for a head closes at once; one serving
+/// a request closes after its response). `waiter` also keeps each head's deadline.
+pub async fn serve<IO>(io: IO, downstream: Arc<Downstream>, limits: Limits, waiter: Waiter)
+where
     IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let (read, mut write) = tokio::io::split(io);
@@ -76,7 +73,7 @@ pub async fn serve<IO>(
         // The head is taken apart in a block of its own: a value held in the loop's scope
         // would keep room for it in the connection's task for as long as it lives.
         let next = {
-            let waited = next_head(&mut inbound, &limits, &mut closing).await;
+            let waited = next_head(&mut inbound, &limits, &waiter).await;
             match waited {
                 Waited::Head(head, started) => {
                     let taken = std::mem::replace(&mut inbound, Inbound::gone());
@@ -88,7 +85,7 @@ pub async fn serve<IO>(
                         taken,
                         &mut write,
                         &limits,
-                        &closing,
+                        &waiter,
                     )))
                 }
                 Waited::Refused(refusal, line, started) => {
@@ -136,7 +133,8 @@ pub async fn serve<IO>(
     if let Some(answer) = refused {
         let _ = write.write_all(&answer).await;
     }
-    let _ = tokio::time::timeout(GOODBYE, write.shutdown()).await;
+    // Boxed: a timer held in the connection's future would take room in it for its life.
+    let _ = Box::pin(tokio::time::timeout(GOODBYE, write.shutdown())).await;
 }
 
 /// What the connection does after waiting for a head.
@@ -165,19 +163,18 @@ enum Waited {
     Closing,
 }
 
-async fn next_head(
-    inbound: &mut Inbound,
-    limits: &Limits,
-    closing: &mut watch::Receiver<bool>,
-) -> Waited {
-    let deadline = limits.header_read_timeout.map(|t| Instant::now() + t);
+async fn next_head(inbound: &mut Inbound, limits: &Limits, waiter: &Waiter) -> Waited {
+    waiter.arm(limits.header_read_timeout.map(|t| Instant::now() + t));
     let mut started = None;
     let mut scan = head::Scan::default();
     loop {
         if !inbound.buf.is_empty() {
             let first = *started.get_or_insert_with(Instant::now);
             match head::parse(&mut inbound.buf, limits.max_head, &mut scan) {
-                Ok(Some(head)) => return Waited::Head(head, first),
+                Ok(Some(head)) => {
+                    waiter.arm(None);
+                    return Waited::Head(head, first);
+                }
                 Ok(None) => {}
                 Err((refusal, line)) => {
                     let line = line.unwrap_or_else(|| request_line(&inbound.buf));
@@ -185,19 +182,25 @@ async fn next_head(
                 }
             }
         }
+        // A connection that has started a head finishes it before a drain closes it.
         let idle = inbound.buf.is_empty();
-        tokio::select! {
-            read = poll_fn(|cx| read_small(inbound, cx)) => match read {
-                Ok(0) | Err(_) => return Waited::Gone,
-                Ok(_) => {}
-            },
-            () = sleep_until(deadline) => {
+        let woke = poll_fn(|cx| {
+            if let Poll::Ready(read) = read_small(inbound, cx) {
+                return Poll::Ready(Ok(read));
+            }
+            waiter.poll(cx, idle).map(Err)
+        })
+        .await;
+        match woke {
+            Ok(Ok(0) | Err(_)) => return Waited::Gone,
+            Ok(Ok(_)) => {}
+            Err(Woke::Deadline) => {
                 let partial = started
                     .filter(|_| !inbound.buf.is_empty())
                     .map(|at| (request_line(&inbound.buf), at));
                 return Waited::TimedOut(partial);
             }
-            _ = closing.wait_for(|closing| *closing), if idle => return Waited::Closing,
+            Err(Woke::Closing) => return Waited::Closing,
         }
     }
 }
@@ -215,7 +218,7 @@ async fn exchange<W>(
     inbound: Inbound,
     write: &mut W,
     limits: &Limits,
-    closing: &watch::Receiver<bool>,
+    waiter: &Waiter,
 ) -> Option<Inbound>
 where
     W: AsyncWrite + Unpin,
@@ -233,12 +236,11 @@ where
     let http10 = parts.version == Version::HTTP_10;
     let head_only = parts.method == Method::HEAD;
 
-    // While the body is read, it holds the read side; otherwise the connection does,
-    // and watches it for the client leaving.
-    let home = Arc::new(Home::default());
+    // While the body is read, it holds the read side and hands it back through `home`;
+    // otherwise the connection holds it, and watches it for the client leaving.
     let mut wants_continue = expects_continue.then(|| Arc::new(Notify::new()));
-    let (body, mut held, progress) = if framing == Framing::Empty {
-        (ClientBody::Empty, Some(inbound), None)
+    let (body, mut held, home, progress) = if framing == Framing::Empty {
+        (ClientBody::Empty, Some(inbound), None, None)
     } else {
         let progress = limits.body_idle.map(|after| {
             let progress = Progress::new();
@@ -249,8 +251,9 @@ where
             ));
             progress
         });
+        let home = Arc::new(Home::default());
         let body = RequestBody::new(inbound, framing, home.clone(), wants_continue.clone());
-        (ClientBody::Http1(body), None, progress)
+        (ClientBody::Http1(body), None, Some(home), progress)
     };
     let request = Request::from_parts(parts, body);
 
@@ -261,8 +264,8 @@ where
     } else {
         Box::pin(proxy::handle(downstream.clone(), request))
     };
+    let max_head = limits.max_head;
     let response = loop {
-        let watching = held.as_ref().is_some_and(|h| h.buf.len() < limits.max_head);
         tokio::select! {
             biased;
             response = &mut answer => match response {
@@ -275,18 +278,12 @@ where
                     return None;
                 }
             }
-            read = poll_fn(|cx| match held.as_mut() {
-                Some(inbound) => read_small(inbound, cx),
-                None => Poll::Pending,
-            }), if watching => match read {
-                // The client left: the request is cancelled with it.
-                Ok(0) | Err(_) => return None,
-                Ok(_) => {}
-            },
+            // The client left: the request is cancelled with it.
+            () = poll_fn(|cx| client_left(held.as_mut(), max_head, cx)) => return None,
         }
     };
     drop(answer);
-    if held.is_none() {
+    if let Some(home) = home {
         held = home.take();
     }
     // A body not read to its end leaves the connection at an unknown place in the
@@ -294,26 +291,33 @@ where
     let reply = Reply {
         http10,
         head_only,
-        keep_alive: keep_alive && held.is_some() && !*closing.borrow(),
+        keep_alive: keep_alive && held.is_some() && !waiter.closing(),
         trailers: accepts_trailers,
     };
     let response = response.map(|body| Tracked::new(body, progress, None));
-    let max_head = limits.max_head;
-    let gone = |cx: &mut Context<'_>| match held.as_mut() {
-        Some(inbound) if inbound.buf.len() < max_head => match read_small(inbound, cx) {
-            Poll::Ready(Ok(0) | Err(_)) => Poll::Ready(()),
-            // Pipelined bytes, kept for the next head; keep watching.
-            Poll::Ready(Ok(_)) => {
-                cx.waker().wake_by_ref();
-                Poll::Pending
-            }
-            Poll::Pending => Poll::Pending,
-        },
-        _ => Poll::Pending,
-    };
+    let gone = |cx: &mut Context<'_>| client_left(held.as_mut(), max_head, cx);
     match response::write(write, response, reply, gone).await {
         Ok(true) => held,
         Ok(false) | Err(_) => None,
+    }
+}
+
+/// Ready when the client has closed (or broken) the connection whose read side is `held`,
+/// while its request is served. Pipelined bytes that arrive meanwhile are kept for the next
+/// head, up to `max_head`; past that, and while a body holds the read side, nothing is
+/// watched.
+fn client_left(held: Option<&mut Inbound>, max_head: usize, cx: &mut Context<'_>) -> Poll<()> {
+    let Some(inbound) = held.filter(|inbound| inbound.buf.len() < max_head) else {
+        return Poll::Pending;
+    };
+    match read_small(inbound, cx) {
+        Poll::Ready(Ok(0) | Err(_)) => Poll::Ready(()),
+        Poll::Ready(Ok(_)) => {
+            // Read again: until it is pending, nothing will wake this task.
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+        Poll::Pending => Poll::Pending,
     }
 }
 
@@ -336,14 +340,6 @@ async fn notified(notify: Option<&Notify>) {
     }
 }
 
-/// Waits until `deadline`, or forever without one.
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
-
 /// The request line at the start of `buf` (up to its line end), for the log.
 fn request_line(buf: &[u8]) -> Bytes {
     const MAX_LOGGED_LINE: usize = 1024;
@@ -354,3 +350,4 @@ fn request_line(buf: &[u8]) -> Bytes {
         .min(MAX_LOGGED_LINE);
     Bytes::copy_from_slice(&buf[..end])
 }
+
