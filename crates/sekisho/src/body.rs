@@ -33,13 +33,13 @@ where
     body.map_err(Into::into).boxed_unsync()
 }
 
-/// A client's request body as a listener received it: through hyper's HTTP/2 server, or
-/// the gateway's own HTTP/1.1 server (which reads it from the connection itself).
+/// A client's request body as a listener received it, from the gateway's own HTTP/2 or
+/// HTTP/1.1 server.
 pub enum ClientBody {
     /// No body.
     Empty,
     /// An HTTP/2 request's body.
-    Http2(hyper::body::Incoming),
+    Http2(H2Body),
     /// An HTTP/1.x request's body.
     Http1(crate::listener::http1::body::RequestBody),
 }
@@ -74,6 +74,74 @@ impl http_body::Body for ClientBody {
             ClientBody::Empty => http_body::SizeHint::with_exact(0),
             ClientBody::Http2(body) => body.size_hint(),
             ClientBody::Http1(body) => body.size_hint(),
+        }
+    }
+}
+
+/// A body received on an HTTP/2 stream (a client's request, an upstream's response). Each
+/// piece read returns its flow-control window, so the peer may send more once the
+/// gateway has passed a piece on, and no sooner.
+pub struct H2Body {
+    recv: h2::RecvStream,
+    data_done: bool,
+    /// What is left of a declared `content-length`.
+    left: Option<u64>,
+}
+
+impl H2Body {
+    /// The body arriving on `recv`, `length` bytes long when its head said so (h2 holds
+    /// the peer to it).
+    pub fn new(recv: h2::RecvStream, length: Option<u64>) -> Self {
+        H2Body {
+            recv,
+            data_done: false,
+            left: length,
+        }
+    }
+}
+
+impl http_body::Body for H2Body {
+    type Data = Bytes;
+    type Error = h2::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, h2::Error>>> {
+        use std::task::Poll;
+        if !self.data_done {
+            match self.recv.poll_data(cx) {
+                Poll::Ready(Some(Ok(data))) => {
+                    let _ = self.recv.flow_control().release_capacity(data.len());
+                    if let Some(left) = self.left.as_mut() {
+                        *left = left.saturating_sub(data.len() as u64);
+                    }
+                    return Poll::Ready(Some(Ok(http_body::Frame::data(data))));
+                }
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                Poll::Ready(None) => self.data_done = true,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        match self.recv.poll_trailers(cx) {
+            Poll::Ready(Ok(Some(trailers))) => {
+                Poll::Ready(Some(Ok(http_body::Frame::trailers(trailers))))
+            }
+            Poll::Ready(Ok(None)) => Poll::Ready(None),
+            Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.recv.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        match self.left {
+            _ if self.recv.is_end_stream() => http_body::SizeHint::with_exact(0),
+            Some(left) => http_body::SizeHint::with_exact(left),
+            None => http_body::SizeHint::default(),
         }
     }
 }
@@ -127,10 +195,9 @@ pub struct ClientFailure {
 
 impl ClientFailure {
     /// Classifies a body error by walking its causes: our own [`TooLong`], the socket's
-    /// I/O errors, and HTTP/2 resets and GOAWAYs received from the client. hyper does not
-    /// expose h2's error type through its own, so those are recognised by h2's wording
-    /// ("stream error received", "connection error received"); anything unrecognised
-    /// counts as a malformed body, which is still the client's fault.
+    /// I/O errors, and HTTP/2 resets and GOAWAYs received from the client (or its
+    /// connection breaking); anything unrecognised counts as a malformed body, which is
+    /// still the client's fault.
     pub fn of(error: &(dyn std::error::Error + 'static)) -> Self {
         let reason = chain(error);
         let mut fault = Fault::Malformed;
@@ -152,11 +219,8 @@ impl ClientFailure {
                 fault = Fault::Closed;
                 break;
             }
-            let text = e.to_string();
-            if text.starts_with("stream error received")
-                || text.starts_with("connection error received")
-                || text == "broken pipe"
-                || text == "connection reset"
+            if let Some(h2) = e.downcast_ref::<h2::Error>()
+                && (h2.is_remote() || h2.is_io())
             {
                 fault = Fault::Closed;
                 break;
@@ -313,10 +377,10 @@ mod tests {
             fault_of(Box::new(TooLong { limit: 10 })),
             Fault::TooLong { limit: 10 }
         );
-        assert_eq!(
-            fault_of("stream error received: operation was canceled".into()),
-            Fault::Closed
-        );
+        // An error the gateway's own h2 raised is not the client leaving (a reset or a
+        // broken connection is: `tests/hostile_bodies.rs` sends both).
+        let local = h2::Error::from(h2::Reason::FLOW_CONTROL_ERROR);
+        assert_eq!(fault_of(Box::new(local)), Fault::Malformed);
         assert_eq!(fault_of("something else".into()), Fault::Malformed);
     }
 

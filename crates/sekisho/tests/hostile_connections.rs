@@ -251,6 +251,17 @@ async fn frame_types_until_closed(stream: &mut TcpStream, limit: Duration) -> (V
     (types, closed)
 }
 
+/// A client that sends its preface and a SETTINGS frame, then nothing (not even the
+/// acknowledgement of the gateway's SETTINGS).
+async fn silent_http2_client(addr: SocketAddr) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .await
+        .expect("preface");
+    stream
+}
+
 #[tokio::test]
 async fn an_http2_connection_with_nothing_open_is_sent_goaway_and_closed() {
     let (gw, _backend) = gateway(
@@ -261,11 +272,7 @@ async fn an_http2_connection_with_nothing_open_is_sent_goaway_and_closed() {
     let addr = gw.listener("h2idle");
 
     // A preface, a SETTINGS frame, and nothing more.
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
-    stream
-        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
-        .await
-        .expect("preface");
+    let mut stream = silent_http2_client(addr).await;
     let started = Instant::now();
     let (types, closed) = frame_types_until_closed(&mut stream, Duration::from_secs(6)).await;
     assert!(closed, "the idle connection was closed");
@@ -309,6 +316,49 @@ async fn an_http2_connection_with_nothing_open_is_sent_goaway_and_closed() {
         .await
             >= 3.0
     );
+}
+
+#[tokio::test]
+async fn an_http2_client_that_does_not_answer_pings_is_closed_and_counted() {
+    let (gw, _backend) = gateway(
+        "h2ping",
+        "    http2: { idle_timeout: 60s, keep_alive_interval: 1s, keep_alive_timeout: 1s }",
+    )
+    .await;
+    let addr = gw.listener("h2ping");
+
+    // A preface and a SETTINGS frame, then silence: the PING is never answered.
+    let mut stream = silent_http2_client(addr).await;
+    let started = Instant::now();
+    let (types, closed) = frame_types_until_closed(&mut stream, Duration::from_secs(8)).await;
+    assert!(closed, "the silent connection was closed");
+    assert!(types.contains(&0x6), "a PING came: frame types {types:?}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(1800),
+        "not before a PING's interval and timeout: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        metric(
+            gw.admin(),
+            "sekisho_downstream_connections_cut_total",
+            &[("listener", "h2ping"), ("reason", "keep_alive")],
+        )
+        .await,
+        1.0
+    );
+
+    // A client that answers (h2's does) keeps its connection past several PINGs.
+    let mut conn = H2Conn::connect(addr).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let response = conn
+        .send(
+            get_h2(&addr.to_string(), "/still-here")
+                .body(empty())
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(response.status, 200);
 }
 
 #[tokio::test]

@@ -91,6 +91,22 @@ impl BodyIdleTimeout {
             listener,
         }
     }
+
+    /// Bounds the silence of the body of the request whose `extensions` these are to
+    /// `after`, on `listener`; the progress its response is to touch as it moves.
+    pub fn attach(
+        extensions: &mut http::Extensions,
+        after: Duration,
+        listener: &Arc<str>,
+    ) -> Arc<Progress> {
+        let progress = Progress::new();
+        extensions.insert(BodyIdleTimeout::new(
+            after,
+            progress.clone(),
+            listener.clone(),
+        ));
+        progress
+    }
 }
 
 /// The request body sent nothing for the listener's `request_body_idle_timeout`: the

@@ -15,7 +15,9 @@
 //! PINGs is closed. The admin listener and `up`'s site are served the same way
 //! ([`serve_internal`]) with fixed bounds.
 
+pub mod date;
 pub mod http1;
+pub mod http2;
 pub mod idle;
 pub mod limit;
 pub mod proxy_protocol;
@@ -24,7 +26,6 @@ mod refusal;
 pub mod tls;
 pub mod wait_list;
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -33,8 +34,8 @@ use std::time::Duration;
 
 use http::{Request, Response};
 use hyper::body::{Body as HttpBody, Incoming};
-use hyper::server::conn::{http1 as hyper_http1, http2};
-use hyper::service::{Service, service_fn};
+use hyper::server::conn::{http1 as hyper_http1, http2 as hyper_http2};
+use hyper::service::Service;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulConnection;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -43,14 +44,14 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::body::{Body, BoxError, ClientBody};
+use crate::body::BoxError;
 use crate::config::model::Listener as ListenerConfig;
 use crate::config::text::{Duration as ConfigDuration, Parsed};
 use crate::observe::metrics;
-use crate::proxy::{self, Downstream};
+use crate::proxy::Downstream;
 use crate::snapshot::ListenerSettings;
 use crate::state::State;
-use idle::{BodyIdleTimeout, Progress, Streams, Tracked};
+use idle::{BodyIdleTimeout, Streams, Tracked};
 use limit::{ConnectionLimit, Permit};
 use proxy_protocol::Refused;
 use read_ahead::{ReadAhead, Wire, sniff};
@@ -165,8 +166,8 @@ impl Bounds {
     }
 
     /// An HTTP/2 connection builder within these bounds.
-    fn http2(&self) -> http2::Builder<TokioExecutor> {
-        let mut builder = http2::Builder::new(TokioExecutor::new());
+    fn http2(&self) -> hyper_http2::Builder<TokioExecutor> {
+        let mut builder = hyper_http2::Builder::new(TokioExecutor::new());
         builder
             .timer(TokioTimer::new())
             .keep_alive_interval(self.keep_alive_interval)
@@ -440,9 +441,6 @@ struct Conn {
     waiter: Waiter,
 }
 
-/// A request's response body on its way to the client.
-type Answer = Response<Tracked<Body>>;
-
 impl Conn {
     /// The server for `io`, which serves HTTP until the client leaves or, after
     /// `closing`, the exchanges in flight finish. Each protocol has its own server, so an
@@ -460,85 +458,23 @@ impl Conn {
                 };
                 Box::pin(http1::serve(io, self.downstream, limits, self.waiter))
             }
-            Wire::Http2 => Box::pin(self.serve_http2(io)),
-        }
-    }
-
-    async fn serve_http2<IO>(self, io: IO)
-    where
-        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
-        let h2 = &self.settings.http2;
-        let streams = Streams::new();
-        let service = self.service(streams.clone());
-        let mut builder = self.bounds.http2();
-        builder
-            .max_concurrent_streams(h2.max_concurrent_streams)
-            .initial_stream_window_size(h2.initial_stream_window_size)
-            .initial_connection_window_size(h2.initial_connection_window_size)
-            .max_header_list_size(h2.max_header_list_size)
-            .max_frame_size(MAX_FRAME_SIZE);
-        let idle = self.bounds.http2_idle_timeout.map(|after| IdleClose {
-            streams,
-            after,
-            grace: self.bounds.keep_alive_timeout,
-        });
-        let conn = builder.serve_connection(TokioIo::new(io), service);
-        let result = drive(conn, self.waiter.closed(), idle.as_ref()).await;
-        let listener = &self.downstream.listener;
-        match result {
-            Ok(Ended::Idle) => metrics::downstream_connection_cut(listener, "idle"),
-            Ok(Ended::Done) => {}
-            Err(e) if e.is_timeout() => {
-                metrics::downstream_connection_cut(listener, "keep_alive");
-            }
-            Err(e) => {
-                tracing::debug!(%listener, client = %self.downstream.client, error = %e, "client connection ended with an error");
-            }
-        }
-    }
-
-    /// The service each request of an HTTP/2 connection is handed to; `streams` counts
-    /// its open streams.
-    fn service(
-        &self,
-        streams: Arc<Streams>,
-    ) -> impl Service<
-        Request<Incoming>,
-        Response = Answer,
-        Error = Infallible,
-        Future = Pin<Box<dyn Future<Output = Result<Answer, Infallible>> + Send>>,
-    > + Clone
-    + use<> {
-        let downstream = self.downstream.clone();
-        let body_idle = self.bounds.request_body_idle_timeout;
-        service_fn(move |mut req: Request<Incoming>| {
-            let stream = Some(streams.opened());
-            // Only a request with a body to wait for needs its silence bounded.
-            let progress = body_idle
-                .filter(|_| !req.body().is_end_stream())
-                .map(|after| {
-                    let progress = Progress::new();
-                    let listener = downstream.listener.clone();
-                    req.extensions_mut().insert(BodyIdleTimeout::new(
-                        after,
-                        progress.clone(),
-                        listener,
-                    ));
-                    progress
-                });
-            let req = req.map(ClientBody::Http2);
-            let downstream = downstream.clone();
-            // Boxed: hyper spawns a task per HTTP/2 stream and moves the future in and out
-            // of it; a pointer is cheaper to move than the whole request path's state.
-            Box::pin(async move {
-                let response = match proxy::handle(downstream, req).await {
-                    Ok(response) => response,
-                    Err(never) => match never {},
+            Wire::Http2 => {
+                let h2 = &self.settings.http2;
+                let settings = http2::Settings {
+                    max_concurrent_streams: h2.max_concurrent_streams,
+                    initial_stream_window_size: h2.initial_stream_window_size,
+                    initial_connection_window_size: h2.initial_connection_window_size,
+                    max_header_list_size: h2.max_header_list_size,
+                    max_frame_size: MAX_FRAME_SIZE,
+                    handshake_timeout: self.bounds.handshake_timeout,
+                    idle_timeout: self.bounds.http2_idle_timeout,
+                    keep_alive_interval: self.bounds.keep_alive_interval,
+                    keep_alive_timeout: self.bounds.keep_alive_timeout,
+                    body_idle: self.bounds.request_body_idle_timeout,
                 };
-                Ok(response.map(|body| Tracked::new(body, progress, stream)))
-            }) as Pin<Box<dyn Future<Output = Result<Answer, Infallible>> + Send>>
-        })
+                Box::pin(http2::serve(io, self.downstream, settings, self.waiter))
+            }
+        }
     }
 }
 
@@ -721,15 +657,7 @@ where
         let progress = self
             .body_idle
             .filter(|_| !req.body().is_end_stream())
-            .map(|after| {
-                let progress = Progress::new();
-                req.extensions_mut().insert(BodyIdleTimeout::new(
-                    after,
-                    progress.clone(),
-                    self.listener.clone(),
-                ));
-                progress
-            });
+            .map(|after| BodyIdleTimeout::attach(req.extensions_mut(), after, &self.listener));
         let response = self.inner.call(req);
         Box::pin(async move {
             let response = response.await?;

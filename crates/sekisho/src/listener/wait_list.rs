@@ -159,7 +159,9 @@ impl Waiter {
 fn nanos(at: Instant) -> u64 {
     let since = at.saturating_duration_since(*EPOCH).as_nanos();
     // Past the epoch by at least one, so no deadline reads as `UNARMED`.
-    u64::try_from(since).unwrap_or(EXPIRED - 1).saturating_add(1)
+    u64::try_from(since)
+        .unwrap_or(EXPIRED - 1)
+        .saturating_add(1)
 }
 
 #[cfg(test)]
@@ -193,14 +195,26 @@ mod tests {
         let waiter = list.join();
         waiter.arm(Some(Instant::now()));
         list.sweep();
-        assert!(poll_fn(|cx| Poll::Ready(waiter.poll(cx, false))).await.is_ready());
+        assert!(
+            poll_fn(|cx| Poll::Ready(waiter.poll(cx, false)))
+                .await
+                .is_ready()
+        );
         // Re-armed for later: the earlier expiry is forgotten.
         waiter.arm(Some(Instant::now() + Duration::from_secs(60)));
         list.sweep();
-        assert!(poll_fn(|cx| Poll::Ready(waiter.poll(cx, false))).await.is_pending());
+        assert!(
+            poll_fn(|cx| Poll::Ready(waiter.poll(cx, false)))
+                .await
+                .is_pending()
+        );
         waiter.arm(None);
         list.sweep();
-        assert!(poll_fn(|cx| Poll::Ready(waiter.poll(cx, false))).await.is_pending());
+        assert!(
+            poll_fn(|cx| Poll::Ready(waiter.poll(cx, false)))
+                .await
+                .is_pending()
+        );
     }
 
     #[tokio::test]
@@ -212,7 +226,11 @@ mod tests {
         list.close();
         closed.await.expect("the waiter saw the close");
         assert!(b.closing());
-        assert!(poll_fn(|cx| Poll::Ready(b.poll(cx, false))).await.is_pending());
+        assert!(
+            poll_fn(|cx| Poll::Ready(b.poll(cx, false)))
+                .await
+                .is_pending()
+        );
         assert_eq!(poll_fn(|cx| b.poll(cx, true)).await, Woke::Closing);
     }
 

@@ -28,6 +28,7 @@ pub(crate) use connect::tls_connector;
 pub use connect::{ConnectorKey, read_ca};
 pub use endpoint::{Endpoint, Live};
 pub use limits::{Limits, Overload, Slot};
+pub(crate) use multiplex::strip_connection_specific;
 pub use outlier::Outcome;
 pub use pool::{PoolKey, SendError};
 pub use response::UpstreamBody;

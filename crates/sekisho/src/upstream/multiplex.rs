@@ -28,7 +28,7 @@ use http::{Method, Request, Response};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::body::{Body, BoxError};
+use crate::body::{Body, BoxError, H2Body};
 
 /// An extra connection (not the first) with no stream open for this long is closed.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(50);
@@ -175,8 +175,7 @@ impl Multiplex {
         Ok(Response::from_parts(
             parts,
             RecvBody {
-                recv,
-                data_done: false,
+                body: H2Body::new(recv, None),
                 _stream: stream,
             },
         ))
@@ -298,10 +297,10 @@ impl Drop for Stream {
     }
 }
 
-/// A response body read off its HTTP/2 stream, returning flow-control window as it goes.
+/// A response body read off its HTTP/2 stream; the stream counts as open until it is
+/// dropped.
 pub struct RecvBody {
-    recv: h2::RecvStream,
-    data_done: bool,
+    body: H2Body,
     _stream: Stream,
 }
 
@@ -313,35 +312,15 @@ impl HttpBody for RecvBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, h2::Error>>> {
-        if !self.data_done {
-            match self.recv.poll_data(cx) {
-                Poll::Ready(Some(Ok(data))) => {
-                    let _ = self.recv.flow_control().release_capacity(data.len());
-                    return Poll::Ready(Some(Ok(Frame::data(data))));
-                }
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
-                Poll::Ready(None) => self.data_done = true,
-                Poll::Pending => return Poll::Pending,
-            }
-        }
-        match self.recv.poll_trailers(cx) {
-            Poll::Ready(Ok(Some(trailers))) => Poll::Ready(Some(Ok(Frame::trailers(trailers)))),
-            Poll::Ready(Ok(None)) => Poll::Ready(None),
-            Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
-            Poll::Pending => Poll::Pending,
-        }
+        Pin::new(&mut self.body).poll_frame(cx)
     }
 
     fn is_end_stream(&self) -> bool {
-        self.recv.is_end_stream()
+        self.body.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        if self.recv.is_end_stream() {
-            SizeHint::with_exact(0)
-        } else {
-            SizeHint::default()
-        }
+        self.body.size_hint()
     }
 }
 
@@ -447,7 +426,9 @@ async fn wait_for_window(send: &mut h2::SendStream<Bytes>) -> bool {
     .await
 }
 
-fn strip_connection_specific(headers: &mut HeaderMap) {
+/// Removes the fields that describe one hop's connection, which HTTP/2 forbids (RFC 9113,
+/// section 8.2.2), with those `Connection` names.
+pub(crate) fn strip_connection_specific(headers: &mut HeaderMap) {
     // One pass over the few headers a request has, instead of a lookup per name: nearly
     // every request has none of these.
     let found = headers.iter().any(|(name, value)| {

@@ -31,7 +31,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::idle::{BodyIdleTimeout, Progress, Tracked};
+use super::idle::{BodyIdleTimeout, Tracked};
 use super::refusal;
 use super::wait_list::{Waiter, Woke};
 use crate::body::{Body, ClientBody};
@@ -243,13 +243,7 @@ where
         (ClientBody::Empty, Some(inbound), None, None)
     } else {
         let progress = limits.body_idle.map(|after| {
-            let progress = Progress::new();
-            parts.extensions.insert(BodyIdleTimeout::new(
-                after,
-                progress.clone(),
-                downstream.listener.clone(),
-            ));
-            progress
+            BodyIdleTimeout::attach(&mut parts.extensions, after, &downstream.listener)
         });
         let home = Arc::new(Home::default());
         let body = RequestBody::new(inbound, framing, home.clone(), wants_continue.clone());
@@ -350,4 +344,3 @@ fn request_line(buf: &[u8]) -> Bytes {
         .min(MAX_LOGGED_LINE);
     Bytes::copy_from_slice(&buf[..end])
 }
-

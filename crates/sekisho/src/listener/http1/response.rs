@@ -7,9 +7,7 @@
 //! `Transfer-Encoding`, `Connection` or `Keep-Alive` field the response brought is dropped
 //! for the gateway's own. Small bodies leave in the same write as their head.
 
-use std::cell::RefCell;
 use std::io::{self, Write as _};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::{Buf, Bytes};
 use http::header::{self, HeaderMap};
@@ -17,6 +15,8 @@ use http::{Response, StatusCode};
 use http_body::{Body as HttpBody, Frame};
 use http_body_util::BodyExt;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+use crate::listener::date;
 
 /// Bytes gathered before a write: a head and small frames leave together.
 const GATHER: usize = 16 * 1024;
@@ -234,7 +234,7 @@ fn head(out: &mut Vec<u8>, status: StatusCode, headers: &HeaderMap, http10: bool
     fields(out, headers);
     if !headers.contains_key(header::DATE) {
         out.extend_from_slice(b"date: ");
-        date(out);
+        out.extend_from_slice(date::now().as_bytes());
         out.extend_from_slice(b"\r\n");
     }
     match (keep, http10) {
@@ -252,22 +252,6 @@ fn fields(out: &mut Vec<u8>, headers: &HeaderMap) {
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-}
-
-/// The current time as an HTTP date, formatted once a second per thread.
-fn date(out: &mut Vec<u8>) {
-    thread_local! {
-        static CACHED: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
-    }
-    let now = SystemTime::now();
-    let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    CACHED.with(|cached| {
-        let mut cached = cached.borrow_mut();
-        if cached.0 != second {
-            *cached = (second, httpdate::fmt_http_date(now));
-        }
-        out.extend_from_slice(cached.1.as_bytes());
-    });
 }
 
 /// A response for a head refused before it became a request; the connection closes.
