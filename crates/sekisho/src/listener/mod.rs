@@ -77,7 +77,7 @@ pub mod defaults {
     pub const HTTP2_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
     /// `http2.keep_alive_interval`.
     pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(60);
-    /// `http2.keep_alive_timeout`: hyper's own default.
+    /// `http2.keep_alive_timeout`: as hyper's HTTP/2 server has it.
     pub const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 }
 
