@@ -202,20 +202,6 @@ async fn endpoints(admin: SocketAddr, cluster: &str) -> Vec<Value> {
         .clone()
 }
 
-/// The sum of every series of `name` whose labels include `labels`.
-async fn metric(admin: SocketAddr, name: &str, labels: &[(&str, &str)]) -> f64 {
-    let text = http1_get(admin, "/metrics", &[]).await.text();
-    text.lines()
-        .filter(|line| line.starts_with(&format!("{name}{{")))
-        .filter(|line| {
-            labels
-                .iter()
-                .all(|(k, v)| line.contains(&format!("{k}=\"{v}\"")))
-        })
-        .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
-        .sum()
-}
-
 /// Sends a request head declaring `content-length: 100`, then 5 bytes, then closes.
 async fn short_body(addr: SocketAddr, path: String) {
     let mut stream = TcpStream::connect(addr).await.expect("connect");

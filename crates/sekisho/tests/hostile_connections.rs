@@ -66,24 +66,6 @@ fn access_log(gw: &Running) -> Vec<Value> {
         .collect()
 }
 
-/// The sum of every series of `name` whose labels include `labels`, from `/metrics`.
-async fn metric(admin: SocketAddr, name: &str, labels: &[(&str, &str)]) -> f64 {
-    let text = http1_get(admin, "/metrics", &[]).await.text();
-    text.lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
-            (metric == name
-                && labels
-                    .iter()
-                    .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\""))))
-            .then(|| value.parse::<f64>().ok())
-            .flatten()
-        })
-        .sum()
-}
-
 /// Reads until the peer closes the connection (or `limit` passes); what arrived, and
 /// whether the connection was closed within the limit.
 async fn until_closed(stream: &mut TcpStream, limit: Duration) -> (Vec<u8>, bool) {

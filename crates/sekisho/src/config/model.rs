@@ -315,6 +315,12 @@ pub struct Listener {
     /// started, the upstream's stream reset (default 30s; `0s` turns it off).
     #[serde(default)]
     pub request_body_idle_timeout: Option<Parsed<Duration>>,
+    /// A response that waits this long for its client to take any of it (an HTTP/1.1
+    /// client that stopped reading, an HTTP/2 client whose stream window stays shut) is
+    /// cut: the connection closed, or the HTTP/2 stream reset, and the upstream request
+    /// cancelled (default 60s, as nginx's `send_timeout`; `0s` turns it off).
+    #[serde(default)]
+    pub send_timeout: Option<Parsed<Duration>>,
 }
 
 /// How a listener normalizes request paths. Dot segments are always removed and escapes

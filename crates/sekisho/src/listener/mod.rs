@@ -23,6 +23,7 @@ pub mod limit;
 pub mod proxy_protocol;
 pub mod read_ahead;
 mod refusal;
+pub mod stall;
 pub mod tls;
 pub mod wait_list;
 
@@ -73,6 +74,8 @@ pub mod defaults {
     pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
     /// `request_body_idle_timeout`: half of nginx's `client_body_timeout`.
     pub const REQUEST_BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+    /// `send_timeout`: nginx's.
+    pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
     /// `http2.idle_timeout`: Envoy's edge `stream_idle_timeout`.
     pub const HTTP2_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
     /// `http2.keep_alive_interval`.
@@ -92,6 +95,8 @@ pub struct Bounds {
     pub header_read_timeout: Option<Duration>,
     /// A request body's silence; `None`: off.
     pub request_body_idle_timeout: Option<Duration>,
+    /// A response's wait for its client to take any of it; `None`: off.
+    pub send_timeout: Option<Duration>,
     /// HTTP/2 without an open stream; `None`: off.
     pub http2_idle_timeout: Option<Duration>,
     /// HTTP/2 PINGs; `None`: off.
@@ -109,6 +114,7 @@ impl Bounds {
             handshake_timeout: defaults::HANDSHAKE_TIMEOUT,
             header_read_timeout: Some(defaults::HEADER_READ_TIMEOUT),
             request_body_idle_timeout: Some(defaults::REQUEST_BODY_IDLE_TIMEOUT),
+            send_timeout: Some(defaults::SEND_TIMEOUT),
             http2_idle_timeout: Some(defaults::HTTP2_IDLE_TIMEOUT),
             keep_alive_interval: Some(defaults::KEEP_ALIVE_INTERVAL),
             keep_alive_timeout: defaults::KEEP_ALIVE_TIMEOUT,
@@ -134,6 +140,7 @@ impl Bounds {
                 &listener.request_body_idle_timeout,
                 defaults::REQUEST_BODY_IDLE_TIMEOUT,
             ),
+            send_timeout: optional(&listener.send_timeout, defaults::SEND_TIMEOUT),
             http2_idle_timeout: optional(&http2.idle_timeout, defaults::HTTP2_IDLE_TIMEOUT),
             keep_alive_interval: optional(
                 &http2.keep_alive_interval,
@@ -455,6 +462,7 @@ impl Conn {
                     max_head: self.settings.http1.max_header_bytes.max(8192),
                     header_read_timeout: self.bounds.header_read_timeout,
                     body_idle: self.bounds.request_body_idle_timeout,
+                    send_timeout: self.bounds.send_timeout,
                 };
                 Box::pin(http1::serve(io, self.downstream, limits, self.waiter))
             }
@@ -471,6 +479,7 @@ impl Conn {
                     keep_alive_interval: self.bounds.keep_alive_interval,
                     keep_alive_timeout: self.bounds.keep_alive_timeout,
                     body_idle: self.bounds.request_body_idle_timeout,
+                    send_timeout: self.bounds.send_timeout,
                 };
                 Box::pin(http2::serve(io, self.downstream, settings, self.waiter))
             }

@@ -455,6 +455,14 @@ pub fn downstream_connection_cut(listener: &str, reason: &'static str) {
         .increment(1);
 }
 
+/// A response was cut because its client stopped taking it: `reason` `send_timeout` (an
+/// HTTP/1.1 connection closed, or an HTTP/2 stream reset, after the client took nothing
+/// for the listener's `send_timeout`).
+pub fn downstream_response_cut(listener: &str, reason: &'static str) {
+    counter!("sekisho_downstream_responses_cut_total", "listener" => listener.to_owned(), "reason" => reason)
+        .increment(1);
+}
+
 /// A request was refused before it reached the request path: `reason` `malformed` (the
 /// HTTP/1.1 parser refused its head: 400), `head_too_large` (431), `uri_too_long` (414),
 /// `header_timeout` (its head did not arrive within `http1.header_read_timeout`),

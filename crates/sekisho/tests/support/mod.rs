@@ -353,6 +353,25 @@ pub fn empty() -> Full<Bytes> {
     Full::new(Bytes::new())
 }
 
+/// The sum of every series of `name` whose labels include `labels`, from the admin
+/// listener's `/metrics`.
+pub async fn metric(admin: SocketAddr, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let text = http1_get(admin, "/metrics", &[]).await.text();
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
+            (metric == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\""))))
+            .then(|| value.parse::<f64>().ok())
+            .flatten()
+        })
+        .sum()
+}
+
 /// One HTTP/1.1 request on a fresh connection.
 pub async fn http1_get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> HttpResponse {
     let mut request = get_h1(&addr.to_string(), path);

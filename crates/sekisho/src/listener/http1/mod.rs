@@ -33,8 +33,10 @@ use tokio::time::Instant;
 
 use super::idle::{BodyIdleTimeout, Tracked};
 use super::refusal;
+use super::stall::{Paced, Stalled};
 use super::wait_list::{Waiter, Woke};
 use crate::body::{Body, ClientBody};
+use crate::observe::metrics;
 use crate::proxy::{self, Downstream};
 use body::{Home, Inbound, RequestBody};
 use head::{Framing, Head, Refusal};
@@ -54,6 +56,8 @@ pub struct Limits {
     pub header_read_timeout: Option<Duration>,
     /// How long a request body may be silent.
     pub body_idle: Option<Duration>,
+    /// How long a response may wait for the client to take any of it.
+    pub send_timeout: Option<Duration>,
 }
 
 /// Serves HTTP/1.1 on `io` until the client leaves, a request ends it, or the listener
@@ -290,9 +294,17 @@ where
     };
     let response = response.map(|body| Tracked::new(body, progress, None));
     let gone = |cx: &mut Context<'_>| client_left(held.as_mut(), max_head, cx);
-    match response::write(write, response, reply, gone).await {
+    let mut paced = Paced::new(write, limits.send_timeout);
+    match response::write(&mut paced, response, reply, gone).await {
         Ok(true) => held,
-        Ok(false) | Err(_) => None,
+        Ok(false) => None,
+        Err(e) => {
+            if Stalled::is(&e) {
+                metrics::downstream_response_cut(&downstream.listener, "send_timeout");
+                tracing::debug!(listener = %downstream.listener, client = %downstream.client, error = %e, "response cut");
+            }
+            None
+        }
     }
 }
 

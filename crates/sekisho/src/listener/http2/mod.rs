@@ -55,6 +55,8 @@ pub struct Settings {
     pub keep_alive_timeout: Duration,
     /// How long a request body may be silent.
     pub body_idle: Option<Duration>,
+    /// How long a response may wait for the client to open its window.
+    pub send_timeout: Option<Duration>,
 }
 
 /// Serves HTTP/2 on `io` (its preface not yet read) until the client leaves, the
@@ -91,7 +93,10 @@ where
     let mut idle = settings
         .idle_timeout
         .map(|after| Idle::new(after, settings.keep_alive_timeout));
-    let body_idle = settings.body_idle;
+    let bounds = stream::Bounds {
+        body_idle: settings.body_idle,
+        send_timeout: settings.send_timeout,
+    };
     let mut streams = FuturesUnordered::new();
     // Set once a GOAWAY has gone out: how the connection ends once it has closed.
     let mut going_away: Option<Ended> = None;
@@ -102,12 +107,7 @@ where
             while let Poll::Ready(Some(())) = streams.poll_next_unpin(cx) {}
             match conn.poll_accept(cx) {
                 Poll::Ready(Some(Ok((request, respond)))) => {
-                    streams.push(stream::serve(
-                        request,
-                        respond,
-                        downstream.clone(),
-                        body_idle,
-                    ));
+                    streams.push(stream::serve(request, respond, downstream.clone(), bounds));
                     continue;
                 }
                 Poll::Ready(Some(Err(e))) => {

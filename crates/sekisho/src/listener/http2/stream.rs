@@ -20,19 +20,32 @@ use http_body::Body as HttpBody;
 use crate::body::{Body, ClientBody, H2Body};
 use crate::listener::date;
 use crate::listener::idle::{BodyIdleTimeout, Tracked};
+use crate::listener::stall::{Stall, Stalled};
+use crate::observe::metrics;
 use crate::proxy::{self, Downstream};
+
+/// The bounds each stream of a connection is served within.
+#[derive(Clone, Copy)]
+pub struct Bounds {
+    /// How long a request body may be silent.
+    pub body_idle: Option<Duration>,
+    /// How long a response may wait for the client to open its window.
+    pub send_timeout: Option<Duration>,
+}
 
 /// Serves the stream `request` arrived on; `respond` answers it.
 pub async fn serve(
     request: Request<RecvStream>,
     mut respond: SendResponse<Bytes>,
     downstream: Arc<Downstream>,
-    body_idle: Option<Duration>,
+    bounds: Bounds,
 ) {
     let (mut parts, recv) = request.into_parts();
     let body = H2Body::new(recv, content_length(&parts.headers));
     // Only a request with a body to wait for needs its silence bounded.
-    let progress = body_idle
+    let listener = downstream.listener.clone();
+    let progress = bounds
+        .body_idle
         .filter(|_| !body.is_end_stream())
         .map(|after| BodyIdleTimeout::attach(&mut parts.extensions, after, &downstream.listener));
     let head_only = parts.method == Method::HEAD;
@@ -61,8 +74,9 @@ pub async fn serve(
     let Ok(send) = respond.send_response(Response::from_parts(head, ()), end) else {
         return;
     };
-    if !end {
-        send_body(body, send).await;
+    if !end && let Err(stalled) = send_body(body, send, bounds.send_timeout).await {
+        metrics::downstream_response_cut(&listener, "send_timeout");
+        tracing::debug!(%listener, error = %stalled, "response cut");
     }
 }
 
@@ -87,59 +101,81 @@ fn prepare(headers: &mut HeaderMap, status: StatusCode, body: &Tracked<Body>, he
 
 /// Sends `body` on `send`, each piece once the window has room for a byte of it (h2
 /// holds the rest of a piece until the window grows), and its trailers. A body that fails
-/// resets the stream; a client that resets it stops the sending.
-async fn send_body(body: Tracked<Body>, mut send: SendStream<Bytes>) {
+/// resets the stream; a client that resets it stops the sending; a window that stays shut
+/// for `send_timeout` resets the stream and is the error.
+async fn send_body(
+    body: Tracked<Body>,
+    mut send: SendStream<Bytes>,
+    send_timeout: Option<Duration>,
+) -> Result<(), Stalled> {
     let mut body = pin!(body);
+    let mut stall = Stall::new(send_timeout);
     loop {
         send.reserve_capacity(1);
-        let frame = poll_fn(|cx| {
+        let next = poll_fn(|cx| {
             while send.capacity() == 0 {
                 match send.poll_capacity(cx) {
                     Poll::Ready(Some(Ok(_))) => {}
-                    Poll::Ready(Some(Err(_)) | None) => return Poll::Ready(None),
+                    Poll::Ready(Some(Err(_)) | None) => return Poll::Ready(Next::Gone),
                     Poll::Pending => {
-                        return match send.poll_reset(cx) {
-                            Poll::Ready(_) => Poll::Ready(None),
-                            Poll::Pending => Poll::Pending,
-                        };
+                        if send.poll_reset(cx).is_ready() {
+                            return Poll::Ready(Next::Gone);
+                        }
+                        return stall.poll_expired(cx).map(Next::Stalled);
                     }
                 }
             }
+            stall.moved();
             if send.poll_reset(cx).is_ready() {
-                return Poll::Ready(None);
+                return Poll::Ready(Next::Gone);
             }
-            body.as_mut().poll_frame(cx).map(Some)
+            body.as_mut().poll_frame(cx).map(Next::Frame)
         })
         .await;
-        let Some(frame) = frame else {
-            return;
+        let frame = match next {
+            Next::Frame(frame) => frame,
+            Next::Gone => return Ok(()),
+            Next::Stalled(stalled) => {
+                send.send_reset(Reason::CANCEL);
+                return Err(stalled);
+            }
         };
         match frame {
             Some(Ok(frame)) => match frame.into_data() {
                 Ok(data) => {
                     let end = body.is_end_stream();
                     if send.send_data(data, end).is_err() || end {
-                        return;
+                        return Ok(());
                     }
                 }
                 Err(frame) => {
                     if let Ok(trailers) = frame.into_trailers() {
                         let _ = send.send_trailers(trailers);
-                        return;
+                        return Ok(());
                     }
                 }
             },
             None => {
                 let _ = send.send_data(Bytes::new(), true);
-                return;
+                return Ok(());
             }
             Some(Err(e)) => {
                 tracing::debug!(error = %e, "response body failed; stream reset");
                 send.send_reset(Reason::INTERNAL_ERROR);
-                return;
+                return Ok(());
             }
         }
     }
+}
+
+/// What the wait in [`send_body`] came to.
+enum Next {
+    /// The body's next frame (or its end).
+    Frame(Option<Result<http_body::Frame<Bytes>, crate::body::BoxError>>),
+    /// The client reset the stream, or the connection ended.
+    Gone,
+    /// The window stayed shut for the send timeout.
+    Stalled(Stalled),
 }
 
 /// The request's declared length (h2 has checked that it is a number, and holds the
