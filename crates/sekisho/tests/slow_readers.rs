@@ -6,7 +6,8 @@
 //! reset, the connection kept), counted, and the upstream request cancelled.
 //!
 //! The backend is written here: it streams a body with no end and reports when the
-//! gateway stops pulling it (the body is dropped).
+//! gateway stops pulling it (the body is dropped). The request's access log line names
+//! `send_timeout`.
 
 mod support;
 
@@ -71,9 +72,12 @@ async fn endless_backend() -> (SocketAddr, mpsc::UnboundedReceiver<()>) {
 /// of `backend` over `protocol`. (Metrics are one registry per process: each test names
 /// its listener apart.)
 async fn gateway(name: &str, backend: SocketAddr, protocol: &str) -> Running {
+    let dir = TempDir::new(name);
+    let log = dir.path().join("access.log");
     let yaml = fill(
         r#"
 admin: { address: 127.0.0.1:0 }
+access_log: { path: "@log@" }
 listeners:
   - name: @name@
     address: 127.0.0.1:0
@@ -90,9 +94,10 @@ clusters:
             ("name", name.to_owned()),
             ("backend", backend.to_string()),
             ("protocol", protocol.to_owned()),
+            ("log", log.display().to_string()),
         ],
     );
-    start_gateway(&yaml).await
+    start_gateway_in(dir, &yaml).await
 }
 
 /// Waits for the backend to see its response dropped, not before the listener's second of
@@ -123,6 +128,16 @@ async fn cut_after_the_send_timeout(
         (cut == 1.0).then_some(())
     })
     .await;
+    // The request's access log line says why its response ended early.
+    let entry = eventually(Duration::from_secs(3), "the cut logged", || async {
+        let text = std::fs::read_to_string(gw.dir.path().join("access.log")).unwrap_or_default();
+        text.lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .find(|entry| entry["path"] == "/endless")
+    })
+    .await;
+    let error = entry["error"].as_str().unwrap_or_default();
+    assert!(error.contains("send_timeout"), "{entry}");
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@
 //! only one that stopped. No timer is made while writes go straight through, which is
 //! nearly always.
 
+use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
 use std::io;
@@ -66,10 +67,29 @@ impl fmt::Display for Stalled {
 impl std::error::Error for Stalled {}
 
 impl Stalled {
-    /// Whether `error` is a write given up on for [`Stalled`].
-    pub fn is(error: &io::Error) -> bool {
-        error.get_ref().is_some_and(|e| e.is::<Stalled>())
+    /// The [`Stalled`] a write was given up on for, if `error` is one.
+    pub fn of(error: &io::Error) -> Option<&Stalled> {
+        error.get_ref()?.downcast_ref::<Stalled>()
     }
+}
+
+thread_local! {
+    /// Set while the body of a response cut by [`cut`] is dropped.
+    static CUT: Cell<Option<Duration>> = const { Cell::new(None) };
+}
+
+/// Drops `body`, a response cut for `stalled`. The request's record, which the body holds
+/// and which is finished as it drops, asks [`cut_for`] why the response ended early; a
+/// dropped body does not otherwise say why it was dropped.
+pub fn cut<B>(body: B, stalled: &Stalled) {
+    CUT.set(Some(stalled.0));
+    drop(body);
+    CUT.set(None);
+}
+
+/// Why the response being dropped was cut, while [`cut`] drops it.
+pub fn cut_for() -> Option<Stalled> {
+    CUT.get().map(Stalled)
 }
 
 /// A connection's writing side whose writes fail with [`Stalled`] once one has waited
@@ -143,7 +163,7 @@ mod tests {
             .write_all(&[0; 64])
             .await
             .expect_err("the write stalls");
-        assert!(Stalled::is(&error), "{error}");
+        assert!(Stalled::of(&error).is_some(), "{error}");
         assert!(started.elapsed() >= Duration::from_millis(50));
     }
 

@@ -318,8 +318,17 @@ pin_project! {
                 // An answer that already says what went wrong (the gateway's own, such as
                 // a 499 for a client already gone) keeps its error and is not counted twice.
                 if !this.inner.is_end_stream() && record.error.is_none() {
-                    record.error = Some("client went away before the response ended".into());
-                    metrics::client_closed(record.cluster.as_deref().unwrap_or(""), "response");
+                    // Cut by the listener (the client took nothing of it), or dropped
+                    // because the client left.
+                    match crate::listener::stall::cut_for() {
+                        Some(stalled) => record.error = Some(stalled.to_string()),
+                        None => {
+                            record.error =
+                                Some("client went away before the response ended".into());
+                            let cluster = record.cluster.as_deref().unwrap_or("");
+                            metrics::client_closed(cluster, "response");
+                        }
+                    }
                 }
                 record.finish();
             }

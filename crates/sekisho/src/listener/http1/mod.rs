@@ -33,7 +33,7 @@ use tokio::time::Instant;
 
 use super::idle::{BodyIdleTimeout, Tracked};
 use super::refusal;
-use super::stall::{Paced, Stalled};
+use super::stall::{self, Paced, Stalled};
 use super::wait_list::{Waiter, Woke};
 use crate::body::{Body, ClientBody};
 use crate::observe::metrics;
@@ -292,16 +292,21 @@ where
         keep_alive: keep_alive && held.is_some() && !waiter.closing(),
         trailers: accepts_trailers,
     };
-    let response = response.map(|body| Tracked::new(body, progress, None));
+    // The body stays here while it is written, so one cut for `send_timeout` is dropped
+    // with its reason.
+    let (head, body) = response.into_parts();
+    let mut body = Tracked::new(body, progress, None);
     let gone = |cx: &mut Context<'_>| client_left(held.as_mut(), max_head, cx);
     let mut paced = Paced::new(write, limits.send_timeout);
+    let response = Response::from_parts(head, &mut body);
     match response::write(&mut paced, response, reply, gone).await {
         Ok(true) => held,
         Ok(false) => None,
         Err(e) => {
-            if Stalled::is(&e) {
+            if let Some(stalled) = Stalled::of(&e) {
                 metrics::downstream_response_cut(&downstream.listener, "send_timeout");
                 tracing::debug!(listener = %downstream.listener, client = %downstream.client, error = %e, "response cut");
+                stall::cut(body, stalled);
             }
             None
         }

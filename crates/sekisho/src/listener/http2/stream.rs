@@ -6,7 +6,7 @@
 //! at most one piece of each stream in the gateway.
 
 use std::future::{Future, poll_fn};
-use std::pin::pin;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
@@ -20,7 +20,7 @@ use http_body::Body as HttpBody;
 use crate::body::{Body, ClientBody, H2Body};
 use crate::listener::date;
 use crate::listener::idle::{BodyIdleTimeout, Tracked};
-use crate::listener::stall::{Stall, Stalled};
+use crate::listener::stall::{self, Stall, Stalled};
 use crate::observe::metrics;
 use crate::proxy::{self, Downstream};
 
@@ -74,9 +74,11 @@ pub async fn serve(
     let Ok(send) = respond.send_response(Response::from_parts(head, ()), end) else {
         return;
     };
-    if !end && let Err(stalled) = send_body(body, send, bounds.send_timeout).await {
+    let mut body = body;
+    if !end && let Err(stalled) = send_body(&mut body, send, bounds.send_timeout).await {
         metrics::downstream_response_cut(&listener, "send_timeout");
         tracing::debug!(%listener, error = %stalled, "response cut");
+        stall::cut(body, &stalled);
     }
 }
 
@@ -104,11 +106,11 @@ fn prepare(headers: &mut HeaderMap, status: StatusCode, body: &Tracked<Body>, he
 /// resets the stream; a client that resets it stops the sending; a window that stays shut
 /// for `send_timeout` resets the stream and is the error.
 async fn send_body(
-    body: Tracked<Body>,
+    body: &mut Tracked<Body>,
     mut send: SendStream<Bytes>,
     send_timeout: Option<Duration>,
 ) -> Result<(), Stalled> {
-    let mut body = pin!(body);
+    let mut body = Pin::new(body);
     let mut stall = Stall::new(send_timeout);
     loop {
         send.reserve_capacity(1);
