@@ -8,6 +8,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::EnvFilter;
 
+/// jemalloc, not glibc's malloc: 3–9% fewer instructions per proxied request, for about 6%
+/// more memory per idle HTTP/2 connection (docs/architecture.md).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// An edge gateway for gRPC platforms.
 #[derive(Parser)]
 #[command(name = "sekisho", version, about)]
