@@ -1,0 +1,224 @@
+//! Header block decoding (RFC 7541 sections 3, 4.2 and 6).
+
+use crate::representation::Representation;
+use crate::table::DynamicTable;
+use crate::{DecodeError, ENTRY_OVERHEAD, Field, Header, integer, static_table, string};
+
+/// Decodes header blocks from one peer, keeping its dynamic table in step.
+///
+/// Memory is bounded by construction: a block can make the decoder hold at most its
+/// dynamic-table limit plus the caller's header-list bound, because every string is
+/// checked against the remaining header-list budget before (or, for Huffman
+/// strings, while) it is copied. Work is bounded too: every field costs at least 32
+/// bytes of that budget, and every integer at most six bytes of input.
+///
+/// After any error the table may be out of step with the peer's, so the connection
+/// must be closed with `COMPRESSION_ERROR` and the decoder dropped.
+#[derive(Debug)]
+pub struct Decoder {
+    table: DynamicTable,
+    /// Our SETTINGS_HEADER_TABLE_SIZE as acknowledged by the peer: the ceiling for
+    /// the peer's size updates.
+    max_table_size: usize,
+    /// The smallest SETTINGS_HEADER_TABLE_SIZE applied since the last block, while it
+    /// is below the table's current maximum: the next block must open with a size
+    /// update at or below it (RFC 7541 section 4.2).
+    required_update: Option<usize>,
+    max_header_list_size: usize,
+    /// Scratch space for literal names and values, reused across fields so decoding
+    /// does not allocate per field once warmed up.
+    name_buf: Vec<u8>,
+    value_buf: Vec<u8>,
+}
+
+impl Decoder {
+    /// The header-list bound used until [`Decoder::set_max_header_list_size`] is
+    /// called; 16 KiB is the common server default and ample for real requests.
+    pub const DEFAULT_MAX_HEADER_LIST_SIZE: usize = 16 * 1024;
+
+    /// Creates a decoder whose dynamic table starts at `max_table_size`, which is also
+    /// the ceiling for the peer's size updates. On an HTTP/2 connection that is
+    /// [`crate::DEFAULT_TABLE_SIZE`], the size both ends assume before SETTINGS.
+    pub fn new(max_table_size: usize) -> Self {
+        Self {
+            table: DynamicTable::new(max_table_size),
+            max_table_size,
+            required_update: None,
+            max_header_list_size: Self::DEFAULT_MAX_HEADER_LIST_SIZE,
+            name_buf: Vec::new(),
+            value_buf: Vec::new(),
+        }
+    }
+
+    /// Applies a new SETTINGS_HEADER_TABLE_SIZE once the peer has acknowledged it.
+    ///
+    /// If the new limit is below the table's current maximum, the peer must open its
+    /// next block with a size update no larger than the smallest limit applied since
+    /// its last block (RFC 7541 section 4.2); a block that does not is rejected with
+    /// [`DecodeError::MissingSizeUpdate`].
+    pub fn set_max_table_size(&mut self, max_table_size: usize) {
+        self.max_table_size = max_table_size;
+        if max_table_size < self.table.max_size() {
+            let floor = self
+                .required_update
+                .map_or(max_table_size, |f| f.min(max_table_size));
+            self.required_update = Some(floor);
+        }
+    }
+
+    /// Sets the bound on a decoded header list, counted as SETTINGS_MAX_HEADER_LIST_SIZE
+    /// counts it (name + value + 32 per field). A block that exceeds it fails with
+    /// [`DecodeError::HeaderListTooLarge`] before the excess is allocated.
+    pub fn set_max_header_list_size(&mut self, max_header_list_size: usize) {
+        self.max_header_list_size = max_header_list_size;
+    }
+
+    /// The current header-list bound, for callers that advertise it in SETTINGS.
+    pub fn max_header_list_size(&self) -> usize {
+        self.max_header_list_size
+    }
+
+    /// The dynamic table, for checking it against the peer's encoder in tests and
+    /// for metrics.
+    pub fn table(&self) -> &DynamicTable {
+        &self.table
+    }
+
+    /// Decodes one complete header block (HEADERS plus any CONTINUATION payloads),
+    /// handing each field to `on_field` in order.
+    ///
+    /// Fields borrow the decoder's buffers, so the callback copies only what it
+    /// keeps. Returning an error from the callback stops decoding at once and is
+    /// passed through; the decoder is then out of step like after any other error.
+    pub fn decode<E, F>(&mut self, block: &[u8], mut on_field: F) -> Result<(), E>
+    where
+        E: From<DecodeError>,
+        F: FnMut(Field<'_>) -> Result<(), E>,
+    {
+        let mut pos = self.decode_size_updates(block)?;
+        let mut remaining = self.max_header_list_size;
+        while pos < block.len() {
+            remaining = self.decode_field(block, &mut pos, remaining, &mut on_field)?;
+        }
+        Ok(())
+    }
+
+    /// Decodes one header block into owned headers; for callers that keep them all.
+    pub fn decode_to_vec(&mut self, block: &[u8]) -> Result<Vec<Header>, DecodeError> {
+        let mut headers = Vec::new();
+        self.decode(block, |field| {
+            headers.push(field.to_header());
+            Ok::<(), DecodeError>(())
+        })?;
+        Ok(headers)
+    }
+
+    /// Applies the size updates that open a block and checks that any update our
+    /// SETTINGS require was among them. Returns the position of the first field.
+    fn decode_size_updates(&mut self, block: &[u8]) -> Result<usize, DecodeError> {
+        let mut pos = 0;
+        while let Some(&first) = block.get(pos) {
+            if Representation::of(first) != Representation::SizeUpdate {
+                break;
+            }
+            let requested = integer::decode(5, block, &mut pos)?;
+            if requested > self.max_table_size {
+                return Err(DecodeError::SizeUpdateTooLarge {
+                    requested,
+                    limit: self.max_table_size,
+                });
+            }
+            if self.required_update.is_some_and(|floor| requested <= floor) {
+                self.required_update = None;
+            }
+            self.table.set_max_size(requested);
+        }
+        if self.required_update.is_some() {
+            return Err(DecodeError::MissingSizeUpdate);
+        }
+        Ok(pos)
+    }
+
+    /// Decodes the field representation at `block[*pos]`, hands it to `on_field` and
+    /// returns the header-list budget left after it.
+    fn decode_field<E, F>(
+        &mut self,
+        block: &[u8],
+        pos: &mut usize,
+        remaining: usize,
+        on_field: &mut F,
+    ) -> Result<usize, E>
+    where
+        E: From<DecodeError>,
+        F: FnMut(Field<'_>) -> Result<(), E>,
+    {
+        let too_large = DecodeError::HeaderListTooLarge {
+            limit: self.max_header_list_size,
+        };
+        let first = *block.get(*pos).ok_or(DecodeError::Truncated)?;
+        let (prefix_bits, indexing, sensitive) = match Representation::of(first) {
+            Representation::SizeUpdate => return Err(DecodeError::SizeUpdateNotAtStart.into()),
+            Representation::Indexed => {
+                let index = integer::decode(7, block, pos)?;
+                let (name, value) = lookup(&self.table, index)?;
+                let field = Field::new(name, value);
+                let remaining = remaining.checked_sub(field.size()).ok_or(too_large)?;
+                on_field(field)?;
+                return Ok(remaining);
+            }
+            Representation::LiteralIndexed => (6, true, false),
+            Representation::LiteralUnindexed => (4, false, false),
+            Representation::LiteralNeverIndexed => (4, false, true),
+        };
+
+        // The budget is checked before each string is copied, not after.
+        let over_budget = |error| match error {
+            DecodeError::HeaderListTooLarge { .. } => too_large.clone(),
+            other => other,
+        };
+        let budget = remaining
+            .checked_sub(ENTRY_OVERHEAD)
+            .ok_or(too_large.clone())?;
+        let name_index = integer::decode(prefix_bits, block, pos)?;
+        self.name_buf.clear();
+        if name_index == 0 {
+            string::read(block, pos, &mut self.name_buf, budget).map_err(over_budget)?;
+        } else {
+            let (name, _) = lookup(&self.table, name_index)?;
+            if name.len() > budget {
+                return Err(too_large.clone().into());
+            }
+            self.name_buf.extend_from_slice(name);
+        }
+
+        let budget = budget - self.name_buf.len();
+        self.value_buf.clear();
+        string::read(block, pos, &mut self.value_buf, budget).map_err(over_budget)?;
+        let remaining = budget - self.value_buf.len();
+
+        if indexing {
+            // The name was copied out first, so evicting the entry it came from is safe
+            // (RFC 7541 section 4.4).
+            self.table.insert(&self.name_buf, &self.value_buf);
+        }
+        on_field(Field {
+            name: &self.name_buf,
+            value: &self.value_buf,
+            sensitive,
+        })?;
+        Ok(remaining)
+    }
+}
+
+/// Resolves a 1-based index over the static table followed by the dynamic table.
+fn lookup(table: &DynamicTable, index: usize) -> Result<(&[u8], &[u8]), DecodeError> {
+    if index == 0 {
+        return Err(DecodeError::ZeroIndex);
+    }
+    if let Some(entry) = static_table::get(index) {
+        return Ok(entry);
+    }
+    table
+        .get(index - static_table::LEN - 1)
+        .ok_or(DecodeError::IndexOutOfRange(index))
+}

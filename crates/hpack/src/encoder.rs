@@ -1,0 +1,156 @@
+//! Header block encoding (RFC 7541 sections 4.2 and 6).
+
+use crate::static_table::{self, Match};
+use crate::table::DynamicTable;
+use crate::{DEFAULT_TABLE_SIZE, Field, integer, string};
+
+/// Names whose values change on nearly every message, so indexing them would only
+/// churn the table and evict entries that do repeat.
+const UNINDEXED_NAMES: [&[u8]; 4] = [b":path", b"content-length", b"date", b"x-request-id"];
+
+/// The encoder never uses more table than this, however much the peer offers: beyond
+/// it, the memory held per connection grows faster than the compression gained.
+const MAX_TABLE_SIZE: usize = 64 * 1024;
+
+/// Values longer than this are sent as literals: they are rarely repeated verbatim
+/// and would evict many small entries that are.
+const MAX_INDEXED_VALUE_LEN: usize = 256;
+
+/// Encodes header blocks for one peer, keeping a dynamic table in step with the
+/// peer's decoder.
+///
+/// Indexing policy, applied per field in order:
+///
+/// 1. Sensitive fields are written never-indexed (RFC 7541 section 6.2.3), with the
+///    name as an index when one exists, and never enter the table.
+/// 2. A field equal to a static or dynamic entry is written as that index.
+/// 3. A field is added to the dynamic table (literal with incremental indexing)
+///    unless its name is `:path`, `content-length`, `date` or `x-request-id`, its
+///    value is longer than 256 bytes, or it would take more than half the table,
+///    since any of those would mostly evict entries worth keeping.
+/// 4. Otherwise it is a literal without indexing.
+///
+/// Names reuse a static index before a dynamic one, because static indices never
+/// go stale. Each string is Huffman-coded only when that is strictly shorter.
+#[derive(Debug)]
+pub struct Encoder {
+    table: DynamicTable,
+    /// Table-size changes not yet signalled to the peer: the smallest size reached
+    /// and the latest size, per RFC 7541 section 4.2.
+    pending_resize: Option<Resize>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Resize {
+    smallest: usize,
+    latest: usize,
+}
+
+impl Default for Encoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Encoder {
+    /// Creates an encoder assuming RFC 7540's initial SETTINGS_HEADER_TABLE_SIZE of
+    /// 4096, the size the peer's decoder starts with.
+    pub fn new() -> Self {
+        Self {
+            table: DynamicTable::new(DEFAULT_TABLE_SIZE),
+            pending_resize: None,
+        }
+    }
+
+    /// Applies the peer's SETTINGS_HEADER_TABLE_SIZE (capped at 64 KiB). The change
+    /// is signalled at the start of the next block; if the size dipped and recovered
+    /// between blocks, both the minimum and the final size are sent so the peer
+    /// evicts what we evicted.
+    pub fn set_max_table_size(&mut self, max_table_size: usize) {
+        let max_table_size = max_table_size.min(MAX_TABLE_SIZE);
+        let current = self.table.max_size();
+        let smallest = match self.pending_resize {
+            Some(resize) => resize.smallest.min(max_table_size),
+            None => current.min(max_table_size),
+        };
+        self.pending_resize = if smallest == current && max_table_size == current {
+            None
+        } else {
+            Some(Resize {
+                smallest,
+                latest: max_table_size,
+            })
+        };
+    }
+
+    /// The dynamic table, for checking it against the peer's decoder in tests and
+    /// for metrics.
+    pub fn table(&self) -> &DynamicTable {
+        &self.table
+    }
+
+    /// Appends one header block encoding `fields` to `dst`.
+    pub fn encode<'a, I>(&mut self, fields: I, dst: &mut Vec<u8>)
+    where
+        I: IntoIterator<Item = Field<'a>>,
+    {
+        if let Some(Resize { smallest, latest }) = self.pending_resize.take() {
+            if smallest < latest && smallest < self.table.max_size() {
+                integer::encode(smallest, 5, 0x20, dst);
+                self.table.set_max_size(smallest);
+            }
+            integer::encode(latest, 5, 0x20, dst);
+            self.table.set_max_size(latest);
+        }
+        for field in fields {
+            self.encode_field(field, dst);
+        }
+    }
+
+    fn encode_field(&mut self, field: Field<'_>, dst: &mut Vec<u8>) {
+        let static_match = static_table::find(field.name, field.value);
+        let dynamic_match = self.table.find(field.name, field.value);
+        let dynamic_index = |(position, _): (usize, bool)| static_table::LEN + 1 + position;
+
+        let name_index = match (static_match, dynamic_match) {
+            (Some(Match::Full(index)), _) if !field.sensitive => {
+                integer::encode(index, 7, 0x80, dst);
+                return;
+            }
+            (_, Some(found @ (_, true))) if !field.sensitive => {
+                integer::encode(dynamic_index(found), 7, 0x80, dst);
+                return;
+            }
+            (Some(Match::Full(index) | Match::Name(index)), _) => Some(index),
+            (None, Some(found)) => Some(dynamic_index(found)),
+            (None, None) => None,
+        };
+
+        let (prefix_bits, flags, index) = if field.sensitive {
+            (4, 0x10, false)
+        } else if self.worth_indexing(&field) {
+            (6, 0x40, true)
+        } else {
+            (4, 0x00, false)
+        };
+
+        match name_index {
+            Some(name_index) => integer::encode(name_index, prefix_bits, flags, dst),
+            None => {
+                integer::encode(0, prefix_bits, flags, dst);
+                string::write(field.name, dst);
+            }
+        }
+        string::write(field.value, dst);
+
+        if index {
+            self.table.insert(field.name, field.value);
+        }
+    }
+
+    fn worth_indexing(&self, field: &Field<'_>) -> bool {
+        !UNINDEXED_NAMES.contains(&field.name)
+            && field.value.len() <= MAX_INDEXED_VALUE_LEN
+            && field.size() <= self.table.max_size() / 2
+    }
+}
