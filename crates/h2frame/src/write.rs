@@ -297,6 +297,16 @@ mod tests {
         assert_eq!(dst, [0, 0, 0, 1, flags::END_HEADERS, 0, 0, 0, 3]);
     }
 
+    #[cfg(feature = "bytes")]
+    #[test]
+    fn bytes_mut_gets_the_same_bytes_as_vec() {
+        let mut vec = Vec::new();
+        let mut buf = bytes::BytesMut::new();
+        write_goaway(&mut vec, StreamId::new(1), ErrorCode::CANCEL, b"bye");
+        write_goaway(&mut buf, StreamId::new(1), ErrorCode::CANCEL, b"bye");
+        assert_eq!(&buf[..], &vec[..]);
+    }
+
     #[test]
     #[should_panic(expected = "does not fit in 24 bits")]
     fn oversized_payload_is_refused() {
