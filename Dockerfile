@@ -15,9 +15,11 @@ COPY crates/grpc-transcode/Cargo.toml crates/grpc-transcode/
 COPY crates/waf/Cargo.toml crates/waf/
 COPY crates/interop/Cargo.toml crates/interop/
 COPY crates/prerequisite/Cargo.toml crates/prerequisite/
+COPY crates/hpack/Cargo.toml crates/hpack/
+COPY crates/h2frame/Cargo.toml crates/h2frame/
 COPY bench/loadgen/Cargo.toml bench/loadgen/
 RUN set -eu; \
-    members="crates/sekisho crates/ashi crates/grpc-transcode crates/waf crates/interop crates/prerequisite bench/loadgen"; \
+    members="crates/sekisho crates/ashi crates/grpc-transcode crates/waf crates/interop crates/prerequisite crates/hpack crates/h2frame bench/loadgen"; \
     for member in $members; do \
       mkdir -p "$member/src"; \
       touch "$member/src/lib.rs"; \
