@@ -152,6 +152,18 @@ fn bucket_key(route: &str, client: &str) -> String {
     format!("sekisho:rl:{route}:{hex}")
 }
 
+/// Whether the admin listener at `admin` answers `/live` with 200.
+async fn live(admin: SocketAddr) -> bool {
+    let Ok(stream) = TcpStream::connect(admin).await else {
+        return false;
+    };
+    let mut conn = H1Conn::handshake(stream).await;
+    let Ok(request) = get_h1("localhost", "/live").body(empty()) else {
+        return false;
+    };
+    matches!(conn.try_send(request).await, Ok(response) if response.status == 200)
+}
+
 /// A `sekisho run` process.
 struct Replica {
     _child: Child,
@@ -163,12 +175,18 @@ struct Replica {
 impl Replica {
     /// Starts the binary with `routes` (YAML of the `routes:` list, which sends to the
     /// cluster `web`) and a store `shared` on `redis`.
+    ///
+    /// Its ports are picked free and then handed to the process, so another test may take
+    /// one in between; a replica that exits before it is live is started again on fresh
+    /// ports (at most three times), and its stderr is shown when it never comes up.
     async fn start(redis: &Redis, web: SocketAddr, routes: &str, store_extra: &str) -> Replica {
         let dir = TempDir::new("replica");
-        let admin = closed_port().await;
-        let plain = closed_port().await;
-        let config = fill(
-            r#"
+        let stderr_path = dir.path().join("stderr.log");
+        for attempt in 1..=3 {
+            let admin = closed_port().await;
+            let plain = closed_port().await;
+            let config = fill(
+                r#"
 access_log: { enabled: false }
 admin: { address: "@admin@" }
 listeners:
@@ -184,38 +202,50 @@ clusters:
     protocol: http1
     endpoints: [{ address: "@web@" }]
 "#,
-            &[
-                ("admin", admin.to_string()),
-                ("plain", plain.to_string()),
-                ("redis", redis.address()),
-                ("extra", store_extra.to_owned()),
-                ("routes", routes.to_owned()),
-                ("web", web.to_string()),
-            ],
-        );
-        dir.write("gateway.yaml", &config);
-        let child = Command::new(env!("CARGO_BIN_EXE_sekisho"))
-            .args(["run", "--config", "gateway.yaml"])
-            .current_dir(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start sekisho run");
-        eventually(Duration::from_secs(20), "the replica's /live", || async {
-            let stream = TcpStream::connect(admin).await.ok()?;
-            let mut conn = H1Conn::handshake(stream).await;
-            let request = get_h1("localhost", "/live").body(empty()).ok()?;
-            let response = conn.try_send(request).await.ok()?;
-            (response.status == 200).then_some(())
-        })
-        .await;
-        Replica {
-            _child: child,
-            plain,
-            admin,
-            _dir: dir,
+                &[
+                    ("admin", admin.to_string()),
+                    ("plain", plain.to_string()),
+                    ("redis", redis.address()),
+                    ("extra", store_extra.to_owned()),
+                    ("routes", routes.to_owned()),
+                    ("web", web.to_string()),
+                ],
+            );
+            dir.write("gateway.yaml", &config);
+            let stderr = std::fs::File::create(&stderr_path).expect("replica stderr file");
+            let mut child = Command::new(env!("CARGO_BIN_EXE_sekisho"))
+                .args(["run", "--config", "gateway.yaml"])
+                .current_dir(dir.path())
+                .stdout(Stdio::null())
+                .stderr(stderr)
+                .kill_on_drop(true)
+                .spawn()
+                .expect("start sekisho run");
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                if live(admin).await {
+                    return Replica {
+                        _child: child,
+                        plain,
+                        admin,
+                        _dir: dir,
+                    };
+                }
+                let log = || std::fs::read_to_string(&stderr_path).unwrap_or_default();
+                if let Ok(Some(status)) = child.try_wait() {
+                    assert!(attempt < 3, "the replica exited ({status}):\n{}", log());
+                    eprintln!("replica exited before it was live ({status}); again on fresh ports");
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "timed out waiting for the replica's /live:\n{}",
+                    log()
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         }
+        unreachable!("the third attempt returns or panics")
     }
 
     async fn metric(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
