@@ -7,6 +7,10 @@
 //! - Rapid reset (CVE-2023-44487): thousands of streams each opened and cancelled at once.
 //!   The connection is sent GOAWAY(ENHANCE_YOUR_CALM) and closed long before the streams
 //!   run out, and the backend sees a small fraction of them.
+//! - Cancel after accept: streams opened, left until the backend has them, then reset,
+//!   batch after batch, so each costs the backend a request while the client never waits
+//!   for one. Once the client has cancelled far more streams than it let finish, the
+//!   connection is sent GOAWAY(ENHANCE_YOUR_CALM), and the backend sees a bounded number.
 //! - CONTINUATION flood (CVE-2024-27316 family): a header block that never ends. The
 //!   connection is sent GOAWAY and closed within four times the listener's
 //!   `max_header_list_size`, and nothing reaches the backend.
@@ -78,7 +82,9 @@ impl Received {
     }
 }
 
-/// An HTTP/1.1 backend that reads each request's body and records it, then answers 200.
+/// An HTTP/1.1 backend that reads each request's body and records it, then answers 200;
+/// a request for a path under `/slow/` is answered only after ten seconds, as a backend
+/// doing real work would.
 async fn recording_backend() -> (SocketAddr, Received) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
@@ -96,7 +102,11 @@ async fn recording_backend() -> (SocketAddr, Received) {
                             Ok(body) => body.to_bytes().len(),
                             Err(_) => usize::MAX,
                         };
+                        let slow = path.starts_with("/slow/");
                         log.0.lock().expect("received lock").push((path, len));
+                        if slow {
+                            tokio::time::sleep(Duration::from_secs(10)).await;
+                        }
                         Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
                     }
                 });
@@ -115,6 +125,7 @@ async fn gateway(name: &str, http2: &str) -> (Running, Received) {
     let (backend, received) = recording_backend().await;
     let yaml = fill(
         r#"
+admin: { address: 127.0.0.1:0 }
 listeners:
   - name: @name@
     address: 127.0.0.1:0
@@ -492,6 +503,82 @@ async fn rapid_reset_is_cut_off_with_enhance_your_calm() {
     );
 
     still_serves(addr, "/after-rapid-reset").await;
+}
+
+#[tokio::test]
+async fn cancelling_streams_once_the_backend_has_them_is_cut_off() {
+    let (gw, received) = gateway("cancels", "max_concurrent_streams: 100").await;
+    let addr = gw.listener("cancels");
+
+    // Batches of 100 requests to a backend that takes ten seconds each: each batch is
+    // left until the backend has all of it, then cancelled, which frees the streams for
+    // the next batch at once. h2's rapid-reset guard counts only streams reset before
+    // the gateway took them, so it never sees these.
+    const BATCH: u32 = 100;
+    const BATCHES: u32 = 40;
+    let mut raw = Raw::connect(addr).await;
+    let mut next = 1;
+    let mut sent = 0;
+    for batch in 0..BATCHES {
+        let streams: Vec<u32> = (0..BATCH).map(|i| next + 2 * i).collect();
+        next += 2 * BATCH;
+        let mut frames = Vec::new();
+        for &stream in &streams {
+            let block = raw.request_block("GET", &format!("/slow/{batch}/{stream}"));
+            h2frame::write_headers(&mut frames, id(stream), true, None, &block, FRAME as u32);
+        }
+        if raw.send(&frames, Duration::from_secs(5)).await != Flood::All {
+            break;
+        }
+        sent += BATCH;
+        // The client cannot see the backend, but it can wait as long as a request takes
+        // to get there; the test waits for exactly that.
+        let arrived = |received: &Received| received.count(&format!("/slow/{batch}/")) as u32;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while arrived(&received) < BATCH && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let mut resets = Vec::new();
+        for &stream in &streams {
+            h2frame::write_rst_stream(&mut resets, id(stream), ErrorCode::CANCEL);
+        }
+        if raw.send(&resets, Duration::from_secs(5)).await != Flood::All {
+            break;
+        }
+        if raw
+            .read_until(Duration::from_millis(1), |frames| {
+                frames.iter().any(|f| matches!(f, Got::GoAway { .. }))
+            })
+            .await
+        {
+            break;
+        }
+    }
+    let closed = raw.read_until_closed(Duration::from_secs(10)).await;
+    let reached = settled_count(&received, "/slow/").await;
+    println!(
+        "cancel after accept: {sent} streams sent, {reached} at the backend, GOAWAY {:?}",
+        raw.goaway()
+    );
+    assert!(
+        closed,
+        "still open after {sent} cancelled streams; {reached} reached the backend"
+    );
+    let (code, _, debug) = raw.goaway().expect("a GOAWAY before the close");
+    assert_eq!(code, ErrorCode::ENHANCE_YOUR_CALM, "GOAWAY {debug:?}");
+    assert!(
+        reached <= 400,
+        "{reached} cancelled requests reached the backend before the cut"
+    );
+    let cut = metric(
+        gw.admin(),
+        "sekisho_downstream_connections_cut_total",
+        &[("listener", "cancels"), ("reason", "cancelled_streams")],
+    )
+    .await;
+    assert_eq!(cut, 1.0, "the cut is counted in the metrics");
+
+    still_serves(addr, "/after-cancels").await;
 }
 
 /// A header block that never ends: HEADERS without END_HEADERS, then CONTINUATION frames,

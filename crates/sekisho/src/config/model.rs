@@ -453,6 +453,11 @@ pub struct Http2 {
     /// Largest header block accepted, in bytes.
     #[serde(default = "Http2::default_header_list")]
     pub max_header_list_size: u32,
+    /// Streams a client may cancel (reset before its response is complete) beyond those
+    /// it lets finish; past it the connection gets GOAWAY(ENHANCE_YOUR_CALM). Bounds the
+    /// backend work a client can start without ever waiting for an answer (0: no bound).
+    #[serde(default = "Http2::default_cancelled_streams")]
+    pub max_cancelled_streams: u32,
     /// A connection with no open stream for this long is sent GOAWAY and closed
     /// (default 5m; `0s`: never).
     #[serde(default)]
@@ -480,6 +485,9 @@ impl Http2 {
     fn default_header_list() -> u32 {
         16 * 1024
     }
+    fn default_cancelled_streams() -> u32 {
+        200
+    }
 }
 
 impl Default for Http2 {
@@ -489,6 +497,7 @@ impl Default for Http2 {
             initial_stream_window_size: Self::default_stream_window(),
             initial_connection_window_size: Self::default_connection_window(),
             max_header_list_size: Self::default_header_list(),
+            max_cancelled_streams: Self::default_cancelled_streams(),
             idle_timeout: None,
             keep_alive_interval: None,
             keep_alive_timeout: None,

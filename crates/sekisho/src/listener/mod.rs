@@ -480,6 +480,7 @@ impl Conn {
                     keep_alive_timeout: self.bounds.keep_alive_timeout,
                     body_idle: self.bounds.request_body_idle_timeout,
                     send_timeout: self.bounds.send_timeout,
+                    max_cancelled_streams: h2.max_cancelled_streams,
                 };
                 Box::pin(http2::serve(io, self.downstream, settings, self.waiter))
             }

@@ -11,8 +11,10 @@
 //! open on it for `http2.idle_timeout` (and closed if it has not closed itself within
 //! `http2.keep_alive_timeout` after), it is closed when a PING goes unanswered for
 //! `http2.keep_alive_timeout`, and when the listener drains it is sent GOAWAY and ends once
-//! its open streams have.
+//! its open streams have. A client that cancels far more streams than it lets finish is
+//! sent GOAWAY(ENHANCE_YOUR_CALM) ([`cancels`]).
 
+mod cancels;
 mod stream;
 
 use std::future::{Future, poll_fn};
@@ -28,6 +30,7 @@ use h2::{Ping, PingPong};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, Sleep};
 
+use self::cancels::CancelBudget;
 use super::wait_list::Waiter;
 use crate::observe::metrics;
 use crate::proxy::Downstream;
@@ -57,6 +60,8 @@ pub struct Settings {
     pub body_idle: Option<Duration>,
     /// How long a response may wait for the client to open its window.
     pub send_timeout: Option<Duration>,
+    /// Streams the client may cancel beyond those it lets finish; 0: no bound.
+    pub max_cancelled_streams: u32,
 }
 
 /// Serves HTTP/2 on `io` (its preface not yet read) until the client leaves, the
@@ -98,13 +103,19 @@ where
         send_timeout: settings.send_timeout,
     };
     let mut streams = FuturesUnordered::new();
+    let mut cancels = CancelBudget::new(settings.max_cancelled_streams);
     // Set once a GOAWAY has gone out: how the connection ends once it has closed.
     let mut going_away: Option<Ended> = None;
 
     let ended = poll_fn(|cx| {
         loop {
             // Streams whose wakers fired; those that are done leave the set.
-            while let Poll::Ready(Some(())) = streams.poll_next_unpin(cx) {}
+            while let Poll::Ready(Some(outcome)) = streams.poll_next_unpin(cx) {
+                if !cancels.record(outcome) && !matches!(going_away, Some(Ended::Cancels)) {
+                    conn.abrupt_shutdown(h2::Reason::ENHANCE_YOUR_CALM);
+                    going_away = Some(Ended::Cancels);
+                }
+            }
             match conn.poll_accept(cx) {
                 Poll::Ready(Some(Ok((request, respond)))) => {
                     streams.push(stream::serve(request, respond, downstream.clone(), bounds));
@@ -113,6 +124,7 @@ where
                 Poll::Ready(Some(Err(e))) => {
                     return Poll::Ready(match going_away.take() {
                         Some(Ended::Idle) => Ended::Idle,
+                        Some(Ended::Cancels) => Ended::Cancels,
                         _ => Ended::Broken(e),
                     });
                 }
@@ -147,6 +159,15 @@ where
     match ended {
         Ended::Done => {}
         Ended::Idle => metrics::downstream_connection_cut(&listener, "idle"),
+        Ended::Cancels => {
+            metrics::downstream_connection_cut(&listener, "cancelled_streams");
+            tracing::info!(
+                %listener,
+                %client,
+                limit = settings.max_cancelled_streams,
+                "client cancelled more streams than it let finish; GOAWAY(ENHANCE_YOUR_CALM)"
+            );
+        }
         Ended::KeepAlive => {
             metrics::downstream_connection_cut(&listener, "keep_alive");
             tracing::debug!(%listener, %client, "a PING went unanswered; connection closed");
@@ -165,6 +186,8 @@ enum Ended {
     Idle,
     /// A PING went unanswered.
     KeepAlive,
+    /// The client cancelled more streams than its budget allows.
+    Cancels,
     /// A protocol or I/O error.
     Broken(h2::Error),
 }

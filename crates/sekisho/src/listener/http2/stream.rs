@@ -33,13 +33,22 @@ pub struct Bounds {
     pub send_timeout: Option<Duration>,
 }
 
+/// How a stream ended, as the connection's budget of cancelled streams counts it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Answered, refused or cut by the gateway, or lost with the connection.
+    Finished,
+    /// The client reset the stream before its response was complete.
+    Cancelled,
+}
+
 /// Serves the stream `request` arrived on; `respond` answers it.
 pub async fn serve(
     request: Request<RecvStream>,
     mut respond: SendResponse<Bytes>,
     downstream: Arc<Downstream>,
     bounds: Bounds,
-) {
+) -> Outcome {
     let (mut parts, recv) = request.into_parts();
     let body = H2Body::new(recv, content_length(&parts.headers));
     // Only a request with a body to wait for needs its silence bounded.
@@ -55,30 +64,39 @@ pub async fn serve(
     // connection's set; a pointer is cheaper to move.
     let mut answer = Box::pin(proxy::handle(downstream, request));
     let answered = poll_fn(|cx| {
-        if respond.poll_reset(cx).is_ready() {
-            return Poll::Ready(None);
+        if let Poll::Ready(reset) = respond.poll_reset(cx) {
+            return Poll::Ready(Err(reset.is_ok()));
         }
-        answer.as_mut().poll(cx).map(Some)
+        answer.as_mut().poll(cx).map(Ok)
     })
     .await;
     let response = match answered {
-        Some(Ok(response)) => response,
-        Some(Err(never)) => match never {},
-        // The client reset the stream: the request is cancelled with it.
-        None => return,
+        Ok(Ok(response)) => response,
+        Ok(Err(never)) => match never {},
+        // The client reset the stream (or the connection ended): the request is
+        // cancelled with it.
+        Err(true) => return Outcome::Cancelled,
+        Err(false) => return Outcome::Finished,
     };
     let (mut head, body) = response.into_parts();
     let body = Tracked::new(body, progress, None);
     prepare(&mut head.headers, head.status, &body, head_only);
     let end = body.is_end_stream();
     let Ok(send) = respond.send_response(Response::from_parts(head, ()), end) else {
-        return;
+        return Outcome::Finished;
     };
+    if end {
+        return Outcome::Finished;
+    }
     let mut body = body;
-    if !end && let Err(stalled) = send_body(&mut body, send, bounds.send_timeout).await {
-        metrics::downstream_response_cut(&listener, "send_timeout");
-        tracing::debug!(%listener, error = %stalled, "response cut");
-        stall::cut(body, &stalled);
+    match send_body(&mut body, send, bounds.send_timeout).await {
+        Ok(outcome) => outcome,
+        Err(stalled) => {
+            metrics::downstream_response_cut(&listener, "send_timeout");
+            tracing::debug!(%listener, error = %stalled, "response cut");
+            stall::cut(body, &stalled);
+            Outcome::Finished
+        }
     }
 }
 
@@ -103,13 +121,14 @@ fn prepare(headers: &mut HeaderMap, status: StatusCode, body: &Tracked<Body>, he
 
 /// Sends `body` on `send`, each piece once the window has room for a byte of it (h2
 /// holds the rest of a piece until the window grows), and its trailers. A body that fails
-/// resets the stream; a client that resets it stops the sending; a window that stays shut
-/// for `send_timeout` resets the stream and is the error.
+/// resets the stream; a client that resets it stops the sending (and the stream counts as
+/// cancelled); a window that stays shut for `send_timeout` resets the stream and is the
+/// error.
 async fn send_body(
     body: &mut Tracked<Body>,
     mut send: SendStream<Bytes>,
     send_timeout: Option<Duration>,
-) -> Result<(), Stalled> {
+) -> Result<Outcome, Stalled> {
     let mut body = Pin::new(body);
     let mut stall = Stall::new(send_timeout);
     loop {
@@ -120,23 +139,24 @@ async fn send_body(
                     Poll::Ready(Some(Ok(_))) => {}
                     Poll::Ready(Some(Err(_)) | None) => return Poll::Ready(Next::Gone),
                     Poll::Pending => {
-                        if send.poll_reset(cx).is_ready() {
-                            return Poll::Ready(Next::Gone);
+                        if let Poll::Ready(reset) = send.poll_reset(cx) {
+                            return Poll::Ready(Next::reset(reset));
                         }
                         return stall.poll_expired(cx).map(Next::Stalled);
                     }
                 }
             }
             stall.moved();
-            if send.poll_reset(cx).is_ready() {
-                return Poll::Ready(Next::Gone);
+            if let Poll::Ready(reset) = send.poll_reset(cx) {
+                return Poll::Ready(Next::reset(reset));
             }
             body.as_mut().poll_frame(cx).map(Next::Frame)
         })
         .await;
         let frame = match next {
             Next::Frame(frame) => frame,
-            Next::Gone => return Ok(()),
+            Next::Gone => return Ok(Outcome::Finished),
+            Next::Cancelled => return Ok(Outcome::Cancelled),
             Next::Stalled(stalled) => {
                 send.send_reset(Reason::CANCEL);
                 return Err(stalled);
@@ -147,24 +167,24 @@ async fn send_body(
                 Ok(data) => {
                     let end = body.is_end_stream();
                     if send.send_data(data, end).is_err() || end {
-                        return Ok(());
+                        return Ok(Outcome::Finished);
                     }
                 }
                 Err(frame) => {
                     if let Ok(trailers) = frame.into_trailers() {
                         let _ = send.send_trailers(trailers);
-                        return Ok(());
+                        return Ok(Outcome::Finished);
                     }
                 }
             },
             None => {
                 let _ = send.send_data(Bytes::new(), true);
-                return Ok(());
+                return Ok(Outcome::Finished);
             }
             Some(Err(e)) => {
                 tracing::debug!(error = %e, "response body failed; stream reset");
                 send.send_reset(Reason::INTERNAL_ERROR);
-                return Ok(());
+                return Ok(Outcome::Finished);
             }
         }
     }
@@ -174,10 +194,22 @@ async fn send_body(
 enum Next {
     /// The body's next frame (or its end).
     Frame(Option<Result<http_body::Frame<Bytes>, crate::body::BoxError>>),
-    /// The client reset the stream, or the connection ended.
+    /// The connection ended.
     Gone,
+    /// The client reset the stream.
+    Cancelled,
     /// The window stayed shut for the send timeout.
     Stalled(Stalled),
+}
+
+impl Next {
+    /// A reset seen on the stream: the client's, or the connection's end.
+    fn reset(reset: Result<Reason, h2::Error>) -> Self {
+        match reset {
+            Ok(_) => Next::Cancelled,
+            Err(_) => Next::Gone,
+        }
+    }
 }
 
 /// The request's declared length (h2 has checked that it is a number, and holds the
