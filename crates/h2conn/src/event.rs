@@ -1,0 +1,108 @@
+//! What the connection tells the application, and how a send can be refused.
+
+use bytes::Bytes;
+use h2frame::{ErrorCode, PING_LEN, StreamId};
+use http::HeaderMap;
+
+/// Something the client did that the application must act on.
+#[derive(Debug)]
+pub enum Event {
+    /// A new request; with `end_stream` it has no body.
+    Request {
+        /// The new stream.
+        stream: StreamId,
+        /// Method, URI (scheme, authority, path) and headers, validated.
+        head: http::request::Parts,
+        /// The client sent no body.
+        end_stream: bool,
+    },
+    /// Request body bytes. The application calls
+    /// [`Connection::release`](crate::Connection::release) once it has consumed
+    /// them, which is what lets the client send more.
+    Data {
+        /// The stream.
+        stream: StreamId,
+        /// The bytes, sharing the caller's read buffer.
+        data: Bytes,
+        /// The body is complete.
+        end_stream: bool,
+    },
+    /// The request's trailers; the body is complete.
+    Trailers {
+        /// The stream.
+        stream: StreamId,
+        /// The trailer fields.
+        headers: HeaderMap,
+    },
+    /// A stream the application knows about is gone: the client reset it, or it
+    /// broke a rule and we reset it. Nothing more can be sent on it.
+    Reset {
+        /// The stream.
+        stream: StreamId,
+        /// The code in the RST_STREAM.
+        code: ErrorCode,
+        /// Whether the client sent the RST_STREAM (else we did).
+        by_peer: bool,
+    },
+    /// A stream whose `send_data` came up short may send again.
+    WindowOpened {
+        /// The stream.
+        stream: StreamId,
+    },
+    /// The client is shutting down: no request above `last_stream` will come.
+    GoAway {
+        /// The highest stream the client says it processed.
+        last_stream: StreamId,
+        /// Why.
+        code: ErrorCode,
+    },
+    /// The client answered our [`Connection::ping`](crate::Connection::ping).
+    PingAck {
+        /// The payload we sent.
+        payload: [u8; PING_LEN],
+    },
+}
+
+/// Why a send call did nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendError {
+    /// The stream is not open on our side (never opened, finished, or reset).
+    UnknownStream,
+    /// A final response was already sent on the stream.
+    ResponseAlreadySent,
+    /// Body or trailers before the response headers.
+    ResponseNotSent,
+    /// The connection has ended.
+    ConnectionClosed,
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::UnknownStream => "stream is not open for sending",
+            Self::ResponseAlreadySent => "response already sent",
+            Self::ResponseNotSent => "response headers not sent yet",
+            Self::ConnectionClosed => "connection closed",
+        })
+    }
+}
+
+impl std::error::Error for SendError {}
+
+/// The connection error that ended the connection: a GOAWAY with this code is in
+/// the output, and the driver closes once it is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectionError {
+    /// The code sent in GOAWAY.
+    pub code: ErrorCode,
+    /// The broken rule, also sent as GOAWAY debug data.
+    pub reason: &'static str,
+}
+
+impl std::fmt::Display for ConnectionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "http2 connection error {}: {}", self.code, self.reason)
+    }
+}
+
+impl std::error::Error for ConnectionError {}

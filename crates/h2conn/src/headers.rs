@@ -1,0 +1,290 @@
+//! Field validation (RFC 9113 sections 8.2 and 8.3): turns decoded HPACK fields
+//! into a request head or trailers, or names the rule they break.
+//!
+//! A builder takes one field at a time and records the first fault instead of
+//! stopping, because the rest of the block must still be decoded to keep the
+//! HPACK table in step with the client.
+
+use http::header::{HeaderName, HeaderValue};
+use http::{HeaderMap, Method, Request, Uri, Version};
+
+/// A fault in a field section: a stream error of type PROTOCOL_ERROR.
+pub(crate) type Fault = &'static str;
+
+/// Fields that only mean something on a single HTTP/1.1 hop (section 8.2.2).
+const CONNECTION_SPECIFIC: [&[u8]; 5] = [
+    b"connection",
+    b"proxy-connection",
+    b"keep-alive",
+    b"transfer-encoding",
+    b"upgrade",
+];
+
+/// Checks a regular field and converts it, or names the broken rule.
+fn regular(name: &[u8], value: &[u8]) -> Result<(HeaderName, HeaderValue), Fault> {
+    if name.is_empty() {
+        return Err("empty field name");
+    }
+    if name.iter().any(u8::is_ascii_uppercase) {
+        return Err("uppercase field name");
+    }
+    if CONNECTION_SPECIFIC.contains(&name) {
+        return Err("connection-specific field");
+    }
+    if name == b"te" && value != b"trailers" {
+        return Err("te other than trailers");
+    }
+    if value
+        .first()
+        .into_iter()
+        .chain(value.last())
+        .any(|b| *b == b' ' || *b == b'\t')
+    {
+        return Err("field value with leading or trailing whitespace");
+    }
+    let name = HeaderName::from_bytes(name).map_err(|_| "invalid field name")?;
+    let value = HeaderValue::from_bytes(value).map_err(|_| "invalid field value")?;
+    Ok((name, value))
+}
+
+/// Parses one `content-length` value.
+fn content_length(value: &[u8]) -> Option<u64> {
+    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(value).ok()?.parse().ok()
+}
+
+/// A validated request head and its declared body length.
+#[derive(Debug)]
+pub(crate) struct RequestHead {
+    pub(crate) parts: http::request::Parts,
+    pub(crate) content_length: Option<u64>,
+}
+
+/// Collects a request's fields.
+#[derive(Debug, Default)]
+pub(crate) struct RequestBuilder {
+    method: Option<Vec<u8>>,
+    scheme: Option<Vec<u8>>,
+    authority: Option<Vec<u8>>,
+    path: Option<Vec<u8>>,
+    headers: HeaderMap,
+    content_length: Option<u64>,
+    regular_seen: bool,
+    fault: Option<Fault>,
+}
+
+impl RequestBuilder {
+    /// Takes the next field; faults are remembered, not returned.
+    pub(crate) fn field(&mut self, name: &[u8], value: &[u8]) {
+        if self.fault.is_none()
+            && let Err(fault) = self.check(name, value)
+        {
+            self.fault = Some(fault);
+            // Nothing of a rejected request is used: stop holding it.
+            self.headers = HeaderMap::new();
+        }
+    }
+
+    fn check(&mut self, name: &[u8], value: &[u8]) -> Result<(), Fault> {
+        if let Some(pseudo) = name.strip_prefix(b":") {
+            if self.regular_seen {
+                return Err("pseudo-header after a regular field");
+            }
+            let slot = match pseudo {
+                b"method" => &mut self.method,
+                b"scheme" => &mut self.scheme,
+                b"authority" => &mut self.authority,
+                b"path" => &mut self.path,
+                _ => return Err("unknown or response pseudo-header"),
+            };
+            if slot.is_some() {
+                return Err("repeated pseudo-header");
+            }
+            *slot = Some(value.to_vec());
+            return Ok(());
+        }
+        self.regular_seen = true;
+        let (name, value) = regular(name, value)?;
+        if name == http::header::CONTENT_LENGTH {
+            let len = content_length(value.as_bytes()).ok_or("invalid content-length")?;
+            if self.content_length.is_some_and(|seen| seen != len) {
+                return Err("conflicting content-length values");
+            }
+            self.content_length = Some(len);
+        }
+        self.headers.append(name, value);
+        Ok(())
+    }
+
+    /// The request, or the first rule the fields broke.
+    pub(crate) fn finish(self) -> Result<RequestHead, Fault> {
+        if let Some(fault) = self.fault {
+            return Err(fault);
+        }
+        let method = self.method.ok_or("missing :method")?;
+        let method = Method::from_bytes(&method).map_err(|_| "invalid :method")?;
+        let uri = if method == Method::CONNECT {
+            if self.scheme.is_some() || self.path.is_some() {
+                return Err("CONNECT with :scheme or :path");
+            }
+            let authority = self.authority.ok_or("CONNECT without :authority")?;
+            Uri::builder()
+                .authority(authority)
+                .build()
+                .map_err(|_| "invalid :authority")?
+        } else {
+            let scheme = self.scheme.ok_or("missing :scheme")?;
+            let path = self.path.ok_or("missing :path")?;
+            if path.is_empty() {
+                return Err("empty :path");
+            }
+            build_uri(&scheme, self.authority.as_deref(), &path)?
+        };
+        let mut request = Request::new(());
+        *request.method_mut() = method;
+        *request.uri_mut() = uri;
+        *request.version_mut() = Version::HTTP_2;
+        *request.headers_mut() = self.headers;
+        let (parts, ()) = request.into_parts();
+        Ok(RequestHead {
+            parts,
+            content_length: self.content_length,
+        })
+    }
+}
+
+fn build_uri(scheme: &[u8], authority: Option<&[u8]>, path: &[u8]) -> Result<Uri, Fault> {
+    if path == b"*" {
+        return Ok(Uri::from_static("*"));
+    }
+    let mut builder = Uri::builder();
+    if let Some(authority) = authority.filter(|a| !a.is_empty()) {
+        builder = builder.scheme(scheme).authority(authority);
+    } else if !scheme.is_empty() && !path.starts_with(b"/") {
+        return Err("relative :path");
+    }
+    builder
+        .path_and_query(path)
+        .build()
+        .map_err(|_| "invalid :scheme, :authority or :path")
+}
+
+/// Collects a trailer section: regular fields only.
+#[derive(Debug, Default)]
+pub(crate) struct TrailerBuilder {
+    headers: HeaderMap,
+    fault: Option<Fault>,
+}
+
+impl TrailerBuilder {
+    /// Takes the next field; faults are remembered, not returned.
+    pub(crate) fn field(&mut self, name: &[u8], value: &[u8]) {
+        if self.fault.is_some() {
+            return;
+        }
+        let result = if name.starts_with(b":") {
+            Err("pseudo-header in trailers")
+        } else {
+            regular(name, value)
+        };
+        match result {
+            Ok((name, value)) => {
+                self.headers.append(name, value);
+            }
+            Err(fault) => {
+                self.fault = Some(fault);
+                self.headers = HeaderMap::new();
+            }
+        }
+    }
+
+    /// The trailers, or the first rule they broke.
+    pub(crate) fn finish(self) -> Result<HeaderMap, Fault> {
+        match self.fault {
+            Some(fault) => Err(fault),
+            None => Ok(self.headers),
+        }
+    }
+}
+
+/// Whether a response field must be left out of HTTP/2 (section 8.2.2): a
+/// gateway relaying an HTTP/1.1 backend's response drops them silently.
+pub(crate) fn is_connection_specific(name: &HeaderName) -> bool {
+    CONNECTION_SPECIFIC.contains(&name.as_str().as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(fields: &[(&str, &str)]) -> Result<RequestHead, Fault> {
+        let mut b = RequestBuilder::default();
+        for (n, v) in fields {
+            b.field(n.as_bytes(), v.as_bytes());
+        }
+        b.finish()
+    }
+
+    const BASE: [(&str, &str); 4] = [
+        (":method", "GET"),
+        (":scheme", "http"),
+        (":authority", "example.com"),
+        (":path", "/a?b"),
+    ];
+
+    #[test]
+    fn valid_request() {
+        let mut fields = BASE.to_vec();
+        fields.push(("content-length", "5"));
+        fields.push(("te", "trailers"));
+        let head = request(&fields).unwrap();
+        assert_eq!(head.parts.method, Method::GET);
+        assert_eq!(head.parts.uri, "http://example.com/a?b");
+        assert_eq!(head.content_length, Some(5));
+        assert_eq!(head.parts.headers["te"], "trailers");
+    }
+
+    #[test]
+    fn faults() {
+        let cases: [&[(&str, &str)]; 13] = [
+            &[(":method", "GET"), (":scheme", "http")],
+            &[(":method", "GET"), (":path", "/")],
+            &[(":scheme", "http"), (":path", "/")],
+            &[BASE[0], BASE[1], BASE[2], BASE[3], (":method", "GET")],
+            &[BASE[0], BASE[1], ("a", "b"), BASE[3]],
+            &[BASE[0], BASE[1], BASE[3], (":status", "200")],
+            &[BASE[0], BASE[1], BASE[3], ("Upper", "x")],
+            &[BASE[0], BASE[1], BASE[3], ("connection", "close")],
+            &[BASE[0], BASE[1], BASE[3], ("te", "gzip")],
+            &[BASE[0], BASE[1], BASE[3], ("content-length", "x")],
+            &[BASE[0], BASE[1], BASE[3], ("x", " padded")],
+            &[
+                (":method", "CONNECT"),
+                (":authority", "a:1"),
+                (":path", "/"),
+            ],
+            &[(":method", "GET"), (":scheme", "http"), (":path", "")],
+        ];
+        for case in cases {
+            assert!(request(case).is_err(), "{case:?}");
+        }
+    }
+
+    #[test]
+    fn connect_needs_only_authority() {
+        let head = request(&[(":method", "CONNECT"), (":authority", "db:5432")]).unwrap();
+        assert_eq!(head.parts.uri.authority().unwrap(), "db:5432");
+    }
+
+    #[test]
+    fn trailers_refuse_pseudo_headers() {
+        let mut b = TrailerBuilder::default();
+        b.field(b"grpc-status", b"0");
+        assert_eq!(b.finish().unwrap()["grpc-status"], "0");
+        let mut b = TrailerBuilder::default();
+        b.field(b":path", b"/");
+        assert!(b.finish().is_err());
+    }
+}

@@ -1,0 +1,119 @@
+//! Per-stream state (RFC 9113 section 5.1) for a server that never pushes.
+//!
+//! Only streams that are not closed are kept: every client-initiated id at or
+//! below the highest one seen and absent from the map is closed, and every id
+//! above it is idle. That keeps the map as small as the number of live streams.
+
+use std::collections::HashMap;
+
+use h2frame::StreamId;
+
+use crate::flow::{RecvWindow, SendWindow};
+
+/// Our side of a stream: whether the response has started and ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SendState {
+    /// No final response yet (informational ones may have been sent).
+    AwaitingResponse,
+    /// Response headers sent; DATA and trailers may follow.
+    Streaming,
+    /// END_STREAM sent: half-closed (local).
+    Done,
+}
+
+/// One open or half-closed stream.
+#[derive(Debug)]
+pub(crate) struct Stream {
+    /// The client may still send (not half-closed remote).
+    pub(crate) recv_open: bool,
+    pub(crate) send: SendState,
+    pub(crate) send_window: SendWindow,
+    pub(crate) recv_window: RecvWindow,
+    /// Declared `content-length`, checked against the DATA received.
+    pub(crate) content_length: Option<u64>,
+    pub(crate) received: u64,
+    /// `send_data` came up short: owe a `WindowOpened` when capacity returns.
+    pub(crate) blocked: bool,
+}
+
+impl Stream {
+    pub(crate) fn new(send_window: u32, recv_window: u32, recv_target: u32) -> Self {
+        Self {
+            recv_open: true,
+            send: SendState::AwaitingResponse,
+            send_window: SendWindow::new(send_window),
+            recv_window: RecvWindow::new(recv_window, recv_target),
+            content_length: None,
+            received: 0,
+            blocked: false,
+        }
+    }
+
+    /// Both sides done: the stream is closed and can be forgotten.
+    pub(crate) fn is_closed(&self) -> bool {
+        !self.recv_open && self.send == SendState::Done
+    }
+}
+
+/// Where a stream id stands from the client's side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Lookup {
+    /// Never used yet.
+    Idle,
+    /// Open or half-closed: in the map.
+    Live,
+    /// Used and finished.
+    Closed,
+}
+
+/// The live streams and the id bookkeeping that tells idle from closed.
+#[derive(Debug, Default)]
+pub(crate) struct Streams {
+    map: HashMap<u32, Stream>,
+    /// The highest client stream id opened (or refused): ids must increase.
+    pub(crate) highest: u32,
+}
+
+impl Streams {
+    pub(crate) fn lookup(&self, id: StreamId) -> Lookup {
+        if self.map.contains_key(&id.get()) {
+            Lookup::Live
+        } else if id.get() > self.highest || !id.is_client_initiated() {
+            // Even ids are never opened by a server that does not push.
+            Lookup::Idle
+        } else {
+            Lookup::Closed
+        }
+    }
+
+    pub(crate) fn get_mut(&mut self, id: StreamId) -> Option<&mut Stream> {
+        self.map.get_mut(&id.get())
+    }
+
+    pub(crate) fn insert(&mut self, id: StreamId, stream: Stream) {
+        self.map.insert(id.get(), stream);
+    }
+
+    pub(crate) fn remove(&mut self, id: StreamId) -> Option<Stream> {
+        let removed = self.map.remove(&id.get());
+        if self.map.is_empty() {
+            // Give the table back: an idle connection holds no stream memory.
+            self.map = HashMap::new();
+        }
+        removed
+    }
+
+    /// Streams that count against SETTINGS_MAX_CONCURRENT_STREAMS.
+    pub(crate) fn active(&self) -> usize {
+        self.map.len()
+    }
+
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (StreamId, &mut Stream)> {
+        self.map.iter_mut().map(|(id, s)| (StreamId::new(*id), s))
+    }
+
+    /// Bytes the table holds, for the memory bound.
+    pub(crate) fn memory(&self) -> usize {
+        self.map.capacity() * (std::mem::size_of::<Stream>() + std::mem::size_of::<u32>() + 8)
+    }
+}
