@@ -21,7 +21,7 @@ const DEFAULT_WINDOW: u32 = 65_535;
 
 /// How many streams we reset are remembered, so frames the client sent before
 /// it saw our RST_STREAM are ignored instead of ending the connection.
-const RECENT_RESETS: usize = 8;
+const RECENT_RESETS: usize = 16;
 
 type Result<T> = std::result::Result<T, ConnectionError>;
 
@@ -95,8 +95,12 @@ pub struct Connection {
     recent_next: usize,
     /// Resets beyond completed streams (see [`Config::max_reset_streams`]).
     resets: u32,
-    /// Control frames queued since the output was last empty.
+    /// Control frames queued and not all written yet.
     control_owed: u32,
+    /// Output bytes written since the start, and where the last control frame
+    /// queued ends in that count: once `written` reaches it, nothing is owed.
+    written: u64,
+    control_end: u64,
     /// Frames in a row that carried nothing.
     empty_frames: u32,
 }
@@ -127,6 +131,8 @@ impl Connection {
             recent_next: 0,
             resets: 0,
             control_owed: 0,
+            written: 0,
+            control_end: 0,
             empty_frames: 0,
             config,
         };
@@ -283,8 +289,7 @@ impl Connection {
                 ack: false,
                 payload,
             } => {
-                self.owe_control()?;
-                h2frame::write_ping(&mut self.output, true, payload);
+                self.queue_control(|out| h2frame::write_ping(out, true, payload))?;
             }
             Frame::Ping { ack: true, payload } => self.events.push_back(Event::PingAck { payload }),
             Frame::GoAway {
@@ -337,7 +342,7 @@ impl Connection {
         if lookup == Lookup::Idle && kind == Some(FrameType::WINDOW_UPDATE) {
             return fail(ErrorCode::PROTOCOL_ERROR, "WINDOW_UPDATE on an idle stream");
         }
-        self.reset_stream(stream, code, true)
+        self.reset_stream(stream, code)
     }
 
     fn on_data<'a>(
@@ -366,18 +371,18 @@ impl Connection {
             // Closed: nobody will consume it, so the connection credit comes back now.
             self.release_connection(flow_len as usize);
             if !self.recently_reset(id) {
-                self.reset_stream(id, ErrorCode::STREAM_CLOSED, true)?;
+                self.reset_stream(id, ErrorCode::STREAM_CLOSED)?;
             }
             return Ok(None);
         };
         if !stream.recv_open {
             self.release_connection(flow_len as usize);
-            self.reset_stream(id, ErrorCode::STREAM_CLOSED, true)?;
+            self.reset_stream(id, ErrorCode::STREAM_CLOSED)?;
             return Ok(None);
         }
         if stream.recv_window.receive(flow_len).is_err() {
             self.release_connection(flow_len as usize);
-            self.reset_stream(id, ErrorCode::FLOW_CONTROL_ERROR, true)?;
+            self.reset_stream(id, ErrorCode::FLOW_CONTROL_ERROR)?;
             return Ok(None);
         }
         // Padding is never handed to the application: credit it back at once.
@@ -396,7 +401,7 @@ impl Connection {
             self.release(id, padding);
         }
         if length_fault {
-            self.reset_stream(id, ErrorCode::PROTOCOL_ERROR, true)?;
+            self.reset_stream(id, ErrorCode::PROTOCOL_ERROR)?;
             return Ok(None);
         }
         if end_stream {
@@ -483,7 +488,7 @@ impl Connection {
                 "CONTINUATION on another stream than its HEADERS",
             );
         }
-        block.continuations += 1;
+        block.continuations = block.continuations.saturating_add(1);
         if block.continuations > max_continuations {
             return fail(ErrorCode::ENHANCE_YOUR_CALM, "too many CONTINUATION frames");
         }
@@ -530,10 +535,10 @@ impl Connection {
                 self.decode_block(block, |n, v| builder.field(n, v))?;
                 let head = match builder.finish() {
                     Ok(head) => head,
-                    Err(_) => return self.reset_stream(id, ErrorCode::PROTOCOL_ERROR, true),
+                    Err(_) => return self.reset_stream(id, ErrorCode::PROTOCOL_ERROR),
                 };
                 if end_stream && head.content_length.is_some_and(|n| n != 0) {
-                    return self.reset_stream(id, ErrorCode::PROTOCOL_ERROR, true);
+                    return self.reset_stream(id, ErrorCode::PROTOCOL_ERROR);
                 }
                 let recv_window = if self.settings_acked {
                     self.config.initial_stream_window
@@ -573,12 +578,12 @@ impl Connection {
                         self.close_if_done(id);
                         Ok(())
                     }
-                    _ => self.reset_stream(id, ErrorCode::PROTOCOL_ERROR, true),
+                    _ => self.reset_stream(id, ErrorCode::PROTOCOL_ERROR),
                 }
             }
             Target::Reset(code) => {
                 self.decode_block(block, |_, _| {})?;
-                self.reset_stream(id, code, true)
+                self.reset_stream(id, code)
             }
             Target::Ignore => self.decode_block(block, |_, _| {}),
         }
@@ -617,8 +622,7 @@ impl Connection {
         }
         self.peer.apply(settings);
         self.phase = Phase::Running;
-        self.owe_control()?;
-        h2frame::write_settings_ack(&mut self.output);
+        self.queue_control(h2frame::write_settings_ack)?;
         self.wake_blocked();
         Ok(())
     }
@@ -656,7 +660,7 @@ impl Connection {
                     .get_mut(id)
                     .is_some_and(|s| s.send_window.adjust(i64::from(increment)).is_err());
                 if overflow {
-                    return self.reset_stream(id, ErrorCode::FLOW_CONTROL_ERROR, true);
+                    return self.reset_stream(id, ErrorCode::FLOW_CONTROL_ERROR);
                 }
                 self.wake_blocked();
                 Ok(())
@@ -677,20 +681,20 @@ impl Connection {
         err
     }
 
-    /// Sends RST_STREAM and forgets the stream; `notify` tells the application
-    /// when it knew the stream, and the reset counts against the abuse bound.
-    fn reset_stream(&mut self, id: StreamId, code: ErrorCode, by_rule: bool) -> Result<()> {
-        self.owe_control()?;
-        h2frame::write_rst_stream(&mut self.output, id, code);
+    /// Sends RST_STREAM for a rule the client broke and forgets the stream,
+    /// telling the application when it knew the stream. The reset counts
+    /// against [`Config::max_reset_streams`] like one the client sent.
+    fn reset_stream(&mut self, id: StreamId, code: ErrorCode) -> Result<()> {
+        self.queue_control(|out| h2frame::write_rst_stream(out, id, code))?;
         self.remember_reset(id);
-        if self.remove_stream(id) && by_rule {
+        if self.remove_stream(id) {
             self.events.push_back(Event::Reset {
                 stream: id,
                 code,
                 by_peer: false,
             });
         }
-        if by_rule { self.count_reset() } else { Ok(()) }
+        self.count_reset()
     }
 
     /// Drops a stream; what the application had not released of its DATA goes
@@ -713,26 +717,30 @@ impl Connection {
     }
 
     fn count_reset(&mut self) -> Result<()> {
-        self.resets += 1;
+        self.resets = self.resets.saturating_add(1);
         if self.resets > self.config.max_reset_streams {
             return fail(ErrorCode::ENHANCE_YOUR_CALM, "too many reset streams");
         }
         Ok(())
     }
 
-    fn owe_control(&mut self) -> Result<()> {
-        self.control_owed += 1;
+    /// Queues a frame the client's behaviour made us owe (an ACK or a reset),
+    /// refusing once too many are waiting for a client that does not read.
+    fn queue_control(&mut self, write: impl FnOnce(&mut BytesMut)) -> Result<()> {
+        self.control_owed = self.control_owed.saturating_add(1);
         if self.control_owed > self.config.max_control_frames_owed {
             return fail(
                 ErrorCode::ENHANCE_YOUR_CALM,
                 "control frames queued faster than they are read",
             );
         }
+        write(&mut self.output);
+        self.control_end = self.written + self.output.len() as u64;
         Ok(())
     }
 
     fn empty_frame(&mut self) -> Result<()> {
-        self.empty_frames += 1;
+        self.empty_frames = self.empty_frames.saturating_add(1);
         if self.empty_frames > self.config.max_empty_frames {
             return fail(ErrorCode::ENHANCE_YOUR_CALM, "too many empty frames");
         }
@@ -1003,10 +1011,14 @@ impl Connection {
     /// Marks `n` output bytes as written. Once all are, the buffer is freed and
     /// blocked streams may be told they can send again.
     pub fn advance(&mut self, n: usize) {
-        self.output.advance(n.min(self.output.len()));
+        let n = n.min(self.output.len());
+        self.output.advance(n);
+        self.written += n as u64;
+        if self.written >= self.control_end {
+            self.control_owed = 0;
+        }
         if self.output.is_empty() {
             self.output = BytesMut::new();
-            self.control_owed = 0;
             self.wake_blocked();
         }
     }

@@ -852,3 +852,26 @@ fn output_is_bounded_and_send_data_waits_for_the_writer() {
     ));
     assert!(h.conn.wants_read());
 }
+
+#[test]
+fn control_debt_clears_once_the_acks_are_written_even_with_data_behind_them() {
+    let config = Config {
+        max_control_frames_owed: 4,
+        ..Config::default()
+    };
+    let mut h = Harness::new(config, Settings::default());
+    let bytes = h.get(1);
+    h.feed(&bytes);
+    h.events();
+    h.conn
+        .send_response(sid(1), StatusCode::OK, &HeaderMap::new(), false)
+        .unwrap();
+    h.frames();
+    h.feed(&ping([1; 8]).repeat(2));
+    assert!(!h.conn.wants_read());
+    h.conn.send_data(sid(1), &[0; 10_000], false).unwrap();
+    // Write the two PING ACKs (17 bytes each) but not the DATA behind them.
+    h.conn.advance(34);
+    assert!(!h.conn.output().is_empty());
+    assert!(h.conn.wants_read());
+}
