@@ -73,6 +73,38 @@ struct DataOut {
 /// written with [`Connection::advance`]. The output buffer is allocated when a
 /// frame is queued and freed as soon as it is fully written, so an idle connection
 /// holds only its HPACK tables and a few counters.
+///
+/// Rules enforced on top of [`h2frame`]'s single-frame checks (RFC 9113):
+///
+/// - the client preface, then SETTINGS as the first frame (PROTOCOL_ERROR);
+///   every SETTINGS is acknowledged and applied: INITIAL_WINDOW_SIZE moves every
+///   open stream's send window (past 2^31-1: FLOW_CONTROL_ERROR),
+///   HEADER_TABLE_SIZE goes to the encoder, MAX_FRAME_SIZE bounds what we send;
+///   our own table size and stream window apply once the client acknowledges;
+/// - a header block is HEADERS then CONTINUATIONs on the same stream with
+///   nothing in between (PROTOCOL_ERROR), bounded in bytes and frames
+///   (ENHANCE_YOUR_CALM); HPACK failures are COMPRESSION_ERROR; refused blocks
+///   are still decoded so the HPACK table stays in step;
+/// - stream states: client ids odd and increasing; DATA, WINDOW_UPDATE or
+///   RST_STREAM on an idle stream is PROTOCOL_ERROR; DATA or HEADERS on a
+///   half-closed (remote) stream, or DATA on a closed one, is a stream error
+///   STREAM_CLOSED; HEADERS on a closed stream is a connection error
+///   STREAM_CLOSED; frames on the last few streams we reset are ignored;
+///   PUSH_PROMISE is PROTOCOL_ERROR;
+/// - flow control both ways: DATA beyond a window is FLOW_CONTROL_ERROR (stream or
+///   connection scope), as is a WINDOW_UPDATE overflow; padding is credited back
+///   at once;
+/// - requests beyond MAX_CONCURRENT_STREAMS, or above the last stream of our
+///   GOAWAY, are refused with REFUSED_STREAM;
+/// - request fields per sections 8.2 and 8.3, and `content-length` against the
+///   DATA received: a stream error PROTOCOL_ERROR;
+/// - abuse bounds from [`Config`]: resets beyond completed streams, unread
+///   control frames, empty frames in a row, buffered output, all answered with
+///   ENHANCE_YOUR_CALM (or, for output, by [`Connection::wants_read`] and a
+///   shorter [`Connection::send_data`]).
+///
+/// A connection error queues GOAWAY with the code and the last stream id seen;
+/// from then on [`Connection::recv`] returns the error and the send calls fail.
 #[derive(Debug)]
 pub struct Connection {
     config: Config,

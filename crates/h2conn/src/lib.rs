@@ -3,22 +3,30 @@
 //!
 //! The driver owns the socket. It appends what it reads to a `BytesMut` and hands
 //! it to [`Connection::recv`], takes [`Event`]s from [`Connection::poll_event`],
-//! answers with `send_*`, writes [`Connection::output`] and reports the bytes
-//! written with [`Connection::advance`]. Nothing here blocks, spawns, or holds a
-//! buffer while there is nothing to write.
+//! answers with the `send_*` calls, writes [`Connection::output`] and reports the
+//! bytes written with [`Connection::advance`]. Nothing here blocks, spawns, or
+//! keeps an output buffer while there is nothing to write; a driver that also
+//! drops its read buffer when `recv` leaves it empty holds no I/O buffer at all
+//! for an idle connection. The tests hold a complete tokio driver
+//! (`tests/driver/mod.rs`) served to the `h2` client, curl and h2load.
 //!
-//! See [`Connection`] for the rules enforced. Not done yet:
+//! The rules enforced are listed on [`Connection`]. Not done yet:
 //!
-//! - No clock: SETTINGS_TIMEOUT is not enforced and the rapid-reset bound counts
-//!   resets against completed streams rather than per second.
+//! - There is no clock inside: SETTINGS_TIMEOUT is not enforced, and the
+//!   rapid-reset bound counts resets against completed streams rather than per
+//!   second. Idle and keep-alive timers belong to the driver.
 //! - Graceful shutdown sends one GOAWAY with the last stream taken, not the
-//!   two-step GOAWAY(2^31-1) + PING of RFC 9113 section 6.8.
+//!   two-step GOAWAY(2^31-1) then PING of RFC 9113 section 6.8.
 //! - A header list above SETTINGS_MAX_HEADER_LIST_SIZE ends the connection with
 //!   COMPRESSION_ERROR (the HPACK decoder cannot resume mid-block) instead of a
-//!   431 response.
-//! - Priorities are parsed and ignored; responses are sent in the order the
-//!   application writes them.
-//! - Not yet used by the gateway's listener.
+//!   431 response on the stream.
+//! - The HPACK decoder keeps its scratch buffers and dynamic table between
+//!   blocks; only the connection's own buffers are released while idle.
+//! - Floods of tiny (one-byte) DATA frames are not bounded beyond flow control;
+//!   empty ones are.
+//! - Priorities are parsed and ignored; responses go out in the order the
+//!   application writes them. Extended CONNECT (`:protocol`) is refused.
+//! - Not yet used by the gateway's listener (`crates/sekisho/src/listener/http2`).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

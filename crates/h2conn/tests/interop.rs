@@ -102,6 +102,34 @@ async fn h2_client_small_windows_and_many_streams() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_client_trailers_both_ways() {
+    let addr = driver::start(Config::default()).await;
+    let mut client = h2_client(addr).await.ready().await.unwrap();
+    let req = http::Request::builder()
+        .method("POST")
+        .uri(format!("http://{addr}/trailers"))
+        .body(())
+        .unwrap();
+    let (response, mut send) = client.send_request(req, false).unwrap();
+    send.send_data(Bytes::from_static(b"payload"), false)
+        .unwrap();
+    let mut trailers = http::HeaderMap::new();
+    trailers.insert("x-a", "1".parse().unwrap());
+    trailers.insert("x-b", "2".parse().unwrap());
+    send.send_trailers(trailers).unwrap();
+    let mut body = response.await.unwrap().into_body();
+    let mut got = Vec::new();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.unwrap();
+        body.flow_control().release_capacity(chunk.len()).unwrap();
+        got.extend_from_slice(&chunk);
+    }
+    assert_eq!(got, b"payload");
+    let trailers = body.trailers().await.unwrap().expect("response trailers");
+    assert_eq!(trailers["x-trailers-seen"], "2");
+}
+
 /// Runs an external tool, failing (not skipping) when it is missing.
 fn run(tool: &str, args: &[&str]) -> std::process::Output {
     match Command::new(tool).args(args).output() {

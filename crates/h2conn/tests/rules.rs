@@ -875,3 +875,121 @@ fn control_debt_clears_once_the_acks_are_written_even_with_data_behind_them() {
     assert!(!h.conn.output().is_empty());
     assert!(h.conn.wants_read());
 }
+
+#[test]
+fn frames_above_our_max_frame_size_are_a_frame_size_error() {
+    let mut h = harness();
+    let bytes = h.post(1);
+    h.feed(&bytes);
+    h.feed(&data(1, &[0; 16_385], false)[..20]);
+    h.assert_goaway(ErrorCode::FRAME_SIZE_ERROR);
+}
+
+#[test]
+fn larger_max_frame_size_is_advertised_and_accepted() {
+    let config = Config {
+        max_frame_size: 65_536,
+        ..Config::default()
+    };
+    let mut h = Harness::new(config, Settings::default());
+    open_post(&mut h, 1);
+    h.feed(&data(1, &[0; 60_000], true));
+    assert!(h.result.is_ok());
+    assert!(matches!(h.events().as_slice(), [Event::Data { data, .. }] if data.len() == 60_000));
+}
+
+#[test]
+fn header_list_above_the_bound_is_a_compression_error() {
+    let config = Config {
+        max_header_list_size: 1_000,
+        ..Config::default()
+    };
+    let mut h = Harness::new(config, Settings::default());
+    let big = "x".repeat(2_000);
+    let mut fields = GET.to_vec();
+    fields.push(("x-big", &big));
+    let bytes = h.headers(1, &fields, true);
+    h.feed(&bytes);
+    h.assert_goaway(ErrorCode::COMPRESSION_ERROR);
+}
+
+#[test]
+fn refused_headers_with_a_self_dependency_keep_hpack_in_step() {
+    let mut h = harness();
+    let block = h.block(&GET);
+    let mut bytes = Vec::new();
+    let priority = h2frame::Priority {
+        dependency: sid(1),
+        exclusive: false,
+        weight: 0,
+    };
+    h2frame::write_headers(&mut bytes, sid(1), true, Some(priority), &block, 16_384);
+    h.feed(&bytes);
+    h.assert_rst(1, ErrorCode::PROTOCOL_ERROR);
+    assert!(h.events().is_empty());
+    // The encoder indexed fields in that block; the next one refers to them.
+    let bytes = h.get(3);
+    h.feed(&bytes);
+    assert!(matches!(h.events().as_slice(), [Event::Request { .. }]));
+}
+
+#[test]
+fn connect_requests_carry_only_the_authority() {
+    let mut h = harness();
+    let bytes = h.headers(
+        1,
+        &[(":method", "CONNECT"), (":authority", "db:5432")],
+        false,
+    );
+    h.feed(&bytes);
+    let events = h.events();
+    let [Event::Request { head, .. }] = events.as_slice() else {
+        panic!("{events:?}");
+    };
+    assert_eq!(head.method, http::Method::CONNECT);
+    assert_eq!(head.uri.authority().unwrap(), "db:5432");
+}
+
+#[test]
+fn headers_are_split_into_continuations_for_the_client_frame_size() {
+    let mut h = harness();
+    let bytes = h.get(1);
+    h.feed(&bytes);
+    h.events();
+    let mut headers = HeaderMap::new();
+    let big: String = (0..40_000)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    headers.insert("x-big", big.parse().unwrap());
+    h.conn
+        .send_response(sid(1), StatusCode::OK, &headers, true)
+        .unwrap();
+    let out = h.conn.output().to_vec();
+    // HEADERS + CONTINUATION frames, each within 16,384 bytes.
+    assert_eq!(out[3], FrameType::HEADERS.0);
+    let frames = decode_frames(&out, &mut h.dec);
+    assert!(
+        matches!(&frames[..], [Out::Headers { fields, end_stream: true, .. }] if fields[1].1 == big)
+    );
+}
+
+#[test]
+fn idle_connection_holds_no_buffers_after_a_request_with_a_body() {
+    let mut h = harness();
+    open_post(&mut h, 1);
+    let mut bytes = data(1, &[1; 15_000], false);
+    bytes.extend(data(1, &[1; 15_000], true));
+    h.feed(&bytes);
+    for event in h.events() {
+        if let Event::Data { stream, data, .. } = event {
+            h.conn.release(stream, data.len());
+        }
+    }
+    h.conn
+        .send_response(sid(1), StatusCode::OK, &HeaderMap::new(), false)
+        .unwrap();
+    h.conn.send_data(sid(1), &[2; 30_000], true).unwrap();
+    h.frames();
+    assert_eq!(h.conn.active_streams(), 0);
+    assert_eq!(h.conn.buffered_bytes(), 0);
+}

@@ -73,7 +73,11 @@ impl Harness {
         Self {
             conn: Connection::new(config),
             enc: hpack::Encoder::new(),
-            dec: hpack::Decoder::new(4096),
+            dec: {
+                let mut dec = hpack::Decoder::new(4096);
+                dec.set_max_header_list_size(1 << 20);
+                dec
+            },
             result: Ok(()),
         }
     }

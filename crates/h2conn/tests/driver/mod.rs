@@ -2,6 +2,8 @@
 //!
 //! - `/echo`: the request body back, released to the client only as it is sent
 //!   on, so flow control is exercised in both directions;
+//! - `/trailers`: like `/echo`, ending with trailers that count the request's
+//!   trailer fields (`x-trailers-seen`), as a gRPC server ends with its status;
 //! - `/bytes/N`: N bytes;
 //! - anything else: `hello`.
 
@@ -35,6 +37,8 @@ struct Pending {
     echo: bool,
     /// The request body has ended, so the response may end once `body` is sent.
     done: bool,
+    /// End with trailers carrying this count instead of END_STREAM on DATA.
+    trailers: Option<usize>,
 }
 
 /// Serves one connection; returns when it is over.
@@ -102,6 +106,9 @@ fn handle_events(conn: &mut Connection, streams: &mut HashMap<StreamId, Pending>
                 };
                 if path == "/echo" {
                     pending.echo = true;
+                } else if path == "/trailers" {
+                    pending.echo = true;
+                    pending.trailers = Some(0);
                 } else if let Some(n) = path.strip_prefix("/bytes/") {
                     let n: usize = n.parse().unwrap_or(0);
                     pending.body = BytesMut::from(&vec![b'x'; n][..]);
@@ -134,9 +141,10 @@ fn handle_events(conn: &mut Connection, streams: &mut HashMap<StreamId, Pending>
                 }
                 None => conn.release(stream, data.len()),
             },
-            Event::Trailers { stream, .. } => {
+            Event::Trailers { stream, headers } => {
                 if let Some(pending) = streams.get_mut(&stream) {
                     pending.done = true;
+                    pending.trailers = pending.trailers.map(|_| headers.len());
                 }
             }
             Event::Reset { stream, .. } => {
@@ -152,13 +160,20 @@ fn pump(conn: &mut Connection, streams: &mut HashMap<StreamId, Pending>) {
         if pending.body.is_empty() && !pending.done {
             return true;
         }
-        match conn.send_data(stream, &pending.body, pending.done) {
+        let end_with_data = pending.done && pending.trailers.is_none();
+        match conn.send_data(stream, &pending.body, end_with_data) {
             Ok(n) => {
                 pending.body.advance(n);
                 if pending.echo {
                     conn.release(stream, n);
                 }
-                !(pending.done && pending.body.is_empty())
+                let finished = pending.done && pending.body.is_empty();
+                if let (true, Some(seen)) = (finished, pending.trailers) {
+                    let mut trailers = HeaderMap::new();
+                    trailers.insert("x-trailers-seen", seen.into());
+                    let _ = conn.send_trailers(stream, &trailers);
+                }
+                !finished
             }
             Err(_) => false,
         }
