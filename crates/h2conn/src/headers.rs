@@ -140,7 +140,15 @@ impl RequestBuilder {
             if path.is_empty() {
                 return Err("empty :path");
             }
-            build_uri(&scheme, self.authority.as_deref(), &path)?
+            if path == b"*" && method != Method::OPTIONS {
+                return Err(":path * outside OPTIONS");
+            }
+            if path != b"*" && !path.starts_with(b"/") {
+                return Err(":path neither absolute nor *");
+            }
+            // Without :authority, Host names the target (RFC 9113 section 8.3.1).
+            let host = self.headers.get(http::header::HOST).map(|h| h.as_bytes());
+            build_uri(&scheme, self.authority.as_deref().or(host), &path)?
         };
         let mut request = Request::new(());
         *request.method_mut() = method;
@@ -162,8 +170,6 @@ fn build_uri(scheme: &[u8], authority: Option<&[u8]>, path: &[u8]) -> Result<Uri
     let mut builder = Uri::builder();
     if let Some(authority) = authority.filter(|a| !a.is_empty()) {
         builder = builder.scheme(scheme).authority(authority);
-    } else if !scheme.is_empty() && !path.starts_with(b"/") {
-        return Err("relative :path");
     }
     builder
         .path_and_query(path)
@@ -270,6 +276,16 @@ mod tests {
         for case in cases {
             assert!(request(case).is_err(), "{case:?}");
         }
+    }
+
+    #[test]
+    fn host_stands_in_for_a_missing_authority() {
+        let head = request(&[BASE[0], BASE[1], BASE[3], ("host", "h.example:8080")]).unwrap();
+        assert_eq!(head.parts.uri, "http://h.example:8080/a?b");
+        let head = request(&[(":method", "OPTIONS"), BASE[1], (":path", "*")]).unwrap();
+        assert_eq!(head.parts.uri, "*");
+        assert!(request(&[BASE[0], BASE[1], (":path", "*")]).is_err());
+        assert!(request(&[BASE[0], BASE[1], (":path", "relative")]).is_err());
     }
 
     #[test]

@@ -993,3 +993,83 @@ fn idle_connection_holds_no_buffers_after_a_request_with_a_body() {
     assert_eq!(h.conn.active_streams(), 0);
     assert_eq!(h.conn.buffered_bytes(), 0);
 }
+
+#[test]
+fn client_header_table_size_reaches_the_encoder() {
+    let client = Settings {
+        header_table_size: Some(0),
+        ..Settings::default()
+    };
+    let mut h = Harness::new(Config::default(), client);
+    let bytes = h.get(1);
+    h.feed(&bytes);
+    h.events();
+    let mut headers = HeaderMap::new();
+    headers.insert("x-custom", "value".parse().unwrap());
+    h.conn
+        .send_response(sid(1), StatusCode::OK, &headers, true)
+        .unwrap();
+    let out = h.conn.output().to_vec();
+    // The block opens with a dynamic table size update to 0 (RFC 7541 6.3).
+    assert_eq!(out[9], 0x20);
+    h.frames();
+    assert_eq!(h.dec.table().max_size(), 0);
+    assert!(h.dec.table().is_empty());
+}
+
+#[test]
+fn client_max_frame_size_bounds_our_data_frames() {
+    let client = Settings {
+        max_frame_size: Some(32_768),
+        ..Settings::default()
+    };
+    let mut h = Harness::new(Config::default(), client);
+    let bytes = h.get(1);
+    h.feed(&bytes);
+    h.events();
+    h.conn
+        .send_response(sid(1), StatusCode::OK, &HeaderMap::new(), false)
+        .unwrap();
+    h.frames();
+    assert_eq!(h.conn.send_data(sid(1), &[3; 40_000], true), Ok(40_000));
+    let sizes: Vec<(usize, bool)> = h
+        .frames()
+        .iter()
+        .map(|f| match f {
+            Out::Data {
+                data, end_stream, ..
+            } => (data.len(), *end_stream),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(sizes, vec![(32_768, false), (7_232, true)]);
+}
+
+#[test]
+fn headers_on_a_half_closed_remote_stream_are_stream_closed() {
+    let mut h = harness();
+    let bytes = h.get(1);
+    h.feed(&bytes);
+    h.events();
+    let bytes = h.headers(1, &[("x-late", "1")], true);
+    h.feed(&bytes);
+    h.assert_rst(1, ErrorCode::STREAM_CLOSED);
+}
+
+#[test]
+fn settings_ack_is_not_required_before_requests() {
+    let mut h = Harness::raw(Config::default());
+    h.frames();
+    let mut bytes = h2frame::PREFACE.to_vec();
+    bytes.extend(settings(Settings::default()));
+    bytes.extend(h.post(1));
+    // Before the ACK the client may only count on 65,535 bytes of stream window.
+    bytes.extend(data(1, &[0; 16_384], false));
+    h.feed(&bytes);
+    assert!(h.result.is_ok());
+    let events = h.events();
+    assert!(matches!(
+        events.as_slice(),
+        [Event::Request { .. }, Event::Data { .. }]
+    ));
+}
