@@ -143,7 +143,9 @@ impl Connection {
     pub fn new(config: Config) -> Self {
         let config = config.sanitized();
         let mut decoder = hpack::Decoder::new(hpack::DEFAULT_TABLE_SIZE);
-        decoder.set_max_header_list_size(config.max_header_list_size as usize);
+        // The decoder's hard bound is twice what we advertise: sections in between
+        // are decoded (keeping HPACK in step) and refused on their stream alone.
+        decoder.set_max_header_list_size((config.max_header_list_size as usize).saturating_mul(2));
         let mut conn = Self {
             phase: Phase::Preface,
             error: None,
@@ -563,10 +565,11 @@ impl Connection {
     ) -> Result<()> {
         match target {
             Target::Request => {
-                let mut builder = RequestBuilder::default();
+                let mut builder = RequestBuilder::new(self.config.max_header_list_size as usize);
                 self.decode_block(block, |n, v| builder.field(n, v))?;
                 let head = match builder.finish() {
                     Ok(head) => head,
+                    Err(headers::TOO_LARGE) => return self.refuse_too_large(id, end_stream),
                     Err(_) => return self.reset_stream(id, ErrorCode::PROTOCOL_ERROR),
                 };
                 if end_stream && head.content_length.is_some_and(|n| n != 0) {
@@ -591,7 +594,7 @@ impl Connection {
                 Ok(())
             }
             Target::Trailers => {
-                let mut builder = TrailerBuilder::default();
+                let mut builder = TrailerBuilder::new(self.config.max_header_list_size as usize);
                 self.decode_block(block, |n, v| builder.field(n, v))?;
                 let length_ok = self.streams.get_mut(id).is_some_and(|s| {
                     s.content_length
@@ -619,6 +622,18 @@ impl Connection {
             }
             Target::Ignore => self.decode_block(block, |_, _| {}),
         }
+    }
+
+    /// Answers a request whose fields exceed our bound with 431 and, if its body
+    /// is still coming, RST_STREAM NO_ERROR so the client stops sending it.
+    fn refuse_too_large(&mut self, id: StreamId, end_stream: bool) -> Result<()> {
+        let status = hpack::Field::new(b":status", b"431");
+        self.write_block(id, vec![status], true);
+        if !end_stream {
+            self.queue_control(|out| h2frame::write_rst_stream(out, id, ErrorCode::NO_ERROR))?;
+        }
+        self.remember_reset(id);
+        self.count_reset()
     }
 
     fn on_rst_stream(&mut self, id: StreamId, code: ErrorCode) -> Result<()> {
@@ -1024,6 +1039,19 @@ impl Connection {
         if self.error.is_none() {
             h2frame::write_ping(&mut self.output, false, payload);
         }
+    }
+
+    /// Ends the connection now with GOAWAY `code`, for what only the driver can
+    /// see: a timer (SETTINGS_TIMEOUT, idle) or a hard stop. Later calls report
+    /// the connection as closed.
+    pub fn abort(&mut self, code: ErrorCode, reason: &'static str) {
+        self.close_with(ConnectionError { code, reason });
+    }
+
+    /// Whether the client has yet to acknowledge our SETTINGS: a driver that
+    /// enforces SETTINGS_TIMEOUT checks this when its timer fires.
+    pub fn awaiting_settings_ack(&self) -> bool {
+        !self.settings_acked
     }
 
     fn check_open(&self) -> std::result::Result<(), SendError> {

@@ -8,8 +8,32 @@
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Request, Uri, Version};
 
-/// A fault in a field section: a stream error of type PROTOCOL_ERROR.
+/// A fault in a field section: a stream error of type PROTOCOL_ERROR, except
+/// [`TOO_LARGE`].
 pub(crate) type Fault = &'static str;
+
+/// The section is larger than our SETTINGS_MAX_HEADER_LIST_SIZE: a request is
+/// answered with 431 (RFC 9113 section 10.5.1) rather than a bare reset.
+pub(crate) const TOO_LARGE: Fault = "field section larger than SETTINGS_MAX_HEADER_LIST_SIZE";
+
+/// Counts a section as SETTINGS_MAX_HEADER_LIST_SIZE does: name, value and 32
+/// bytes per field.
+#[derive(Debug, Default)]
+struct SizeBudget {
+    used: usize,
+    limit: usize,
+}
+
+impl SizeBudget {
+    fn charge(&mut self, name: &[u8], value: &[u8]) -> Result<(), Fault> {
+        self.used = self.used.saturating_add(name.len() + value.len() + 32);
+        if self.used > self.limit {
+            Err(TOO_LARGE)
+        } else {
+            Ok(())
+        }
+    }
+}
 
 /// Fields that only mean something on a single HTTP/1.1 hop (section 8.2.2).
 const CONNECTION_SPECIFIC: [&[u8]; 5] = [
@@ -65,6 +89,7 @@ pub(crate) struct RequestHead {
 /// Collects a request's fields.
 #[derive(Debug, Default)]
 pub(crate) struct RequestBuilder {
+    budget: SizeBudget,
     method: Option<Vec<u8>>,
     scheme: Option<Vec<u8>>,
     authority: Option<Vec<u8>>,
@@ -76,6 +101,17 @@ pub(crate) struct RequestBuilder {
 }
 
 impl RequestBuilder {
+    /// A builder refusing sections above `max_list_size`.
+    pub(crate) fn new(max_list_size: usize) -> Self {
+        Self {
+            budget: SizeBudget {
+                used: 0,
+                limit: max_list_size,
+            },
+            ..Self::default()
+        }
+    }
+
     /// Takes the next field; faults are remembered, not returned.
     pub(crate) fn field(&mut self, name: &[u8], value: &[u8]) {
         if self.fault.is_none()
@@ -88,6 +124,7 @@ impl RequestBuilder {
     }
 
     fn check(&mut self, name: &[u8], value: &[u8]) -> Result<(), Fault> {
+        self.budget.charge(name, value)?;
         if let Some(pseudo) = name.strip_prefix(b":") {
             if self.regular_seen {
                 return Err("pseudo-header after a regular field");
@@ -180,17 +217,31 @@ fn build_uri(scheme: &[u8], authority: Option<&[u8]>, path: &[u8]) -> Result<Uri
 /// Collects a trailer section: regular fields only.
 #[derive(Debug, Default)]
 pub(crate) struct TrailerBuilder {
+    budget: SizeBudget,
     headers: HeaderMap,
     fault: Option<Fault>,
 }
 
 impl TrailerBuilder {
+    /// A builder refusing sections above `max_list_size`.
+    pub(crate) fn new(max_list_size: usize) -> Self {
+        Self {
+            budget: SizeBudget {
+                used: 0,
+                limit: max_list_size,
+            },
+            ..Self::default()
+        }
+    }
+
     /// Takes the next field; faults are remembered, not returned.
     pub(crate) fn field(&mut self, name: &[u8], value: &[u8]) {
         if self.fault.is_some() {
             return;
         }
-        let result = if name.starts_with(b":") {
+        let result = if let Err(fault) = self.budget.charge(name, value) {
+            Err(fault)
+        } else if name.starts_with(b":") {
             Err("pseudo-header in trailers")
         } else {
             regular(name, value)
@@ -226,7 +277,7 @@ mod tests {
     use super::*;
 
     fn request(fields: &[(&str, &str)]) -> Result<RequestHead, Fault> {
-        let mut b = RequestBuilder::default();
+        let mut b = RequestBuilder::new(16 * 1024);
         for (n, v) in fields {
             b.field(n.as_bytes(), v.as_bytes());
         }
@@ -295,11 +346,23 @@ mod tests {
     }
 
     #[test]
+    fn sections_above_the_list_size_are_too_large() {
+        let mut b = RequestBuilder::new(100);
+        for (n, v) in BASE {
+            b.field(n.as_bytes(), v.as_bytes());
+        }
+        assert_eq!(b.finish().unwrap_err(), TOO_LARGE);
+        let mut b = TrailerBuilder::new(40);
+        b.field(b"grpc-status", b"0");
+        assert_eq!(b.finish().unwrap_err(), TOO_LARGE);
+    }
+
+    #[test]
     fn trailers_refuse_pseudo_headers() {
-        let mut b = TrailerBuilder::default();
+        let mut b = TrailerBuilder::new(1024);
         b.field(b"grpc-status", b"0");
         assert_eq!(b.finish().unwrap()["grpc-status"], "0");
-        let mut b = TrailerBuilder::default();
+        let mut b = TrailerBuilder::new(1024);
         b.field(b":path", b"/");
         assert!(b.finish().is_err());
     }

@@ -12,14 +12,15 @@
 //!
 //! The rules enforced are listed on [`Connection`]. Not done yet:
 //!
-//! - There is no clock inside: SETTINGS_TIMEOUT is not enforced, and the
-//!   rapid-reset bound counts resets against completed streams rather than per
-//!   second. Idle and keep-alive timers belong to the driver.
+//! - There is no clock inside: SETTINGS_TIMEOUT and idle timeouts are left to
+//!   the driver ([`Connection::awaiting_settings_ack`], [`Connection::abort`]),
+//!   and the rapid-reset bound counts resets against completed streams rather
+//!   than per second.
 //! - Graceful shutdown sends one GOAWAY with the last stream taken, not the
 //!   two-step GOAWAY(2^31-1) then PING of RFC 9113 section 6.8.
-//! - A header list above SETTINGS_MAX_HEADER_LIST_SIZE ends the connection with
-//!   COMPRESSION_ERROR (the HPACK decoder cannot resume mid-block) instead of a
-//!   431 response on the stream.
+//! - A request whose field section exceeds SETTINGS_MAX_HEADER_LIST_SIZE gets a
+//!   431 response, but one beyond twice that ends the connection with
+//!   COMPRESSION_ERROR, since the HPACK decoder stops there and cannot resume.
 //! - The HPACK decoder keeps its scratch buffers and dynamic table between
 //!   blocks; only the connection's own buffers are released while idle.
 //! - Floods of tiny (one-byte) DATA frames are not bounded beyond flow control;

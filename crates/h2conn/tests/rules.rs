@@ -899,7 +899,7 @@ fn larger_max_frame_size_is_advertised_and_accepted() {
 }
 
 #[test]
-fn header_list_above_the_bound_is_a_compression_error() {
+fn header_list_far_above_the_bound_is_a_compression_error() {
     let config = Config {
         max_header_list_size: 1_000,
         ..Config::default()
@@ -1072,4 +1072,76 @@ fn settings_ack_is_not_required_before_requests() {
         events.as_slice(),
         [Event::Request { .. }, Event::Data { .. }]
     ));
+}
+
+#[test]
+fn header_list_above_the_bound_gets_431_and_hpack_stays_in_step() {
+    let config = Config {
+        max_header_list_size: 1_000,
+        ..Config::default()
+    };
+    let mut h = Harness::new(config, Settings::default());
+    let big = "x".repeat(900);
+    let mut fields = GET.to_vec();
+    fields.push(("x-big", &big));
+    let bytes = h.headers(1, &fields, true);
+    h.feed(&bytes);
+    assert!(h.result.is_ok());
+    assert_eq!(
+        h.frames(),
+        vec![Out::Headers {
+            stream: 1,
+            end_stream: true,
+            fields: vec![(":status".into(), "431".into())]
+        }]
+    );
+    assert!(h.events().is_empty());
+    // With a body still to come, the client is also told to stop sending it.
+    let mut fields = POST.to_vec();
+    fields.push(("x-big", &big));
+    let mut bytes = h.headers(3, &fields, false);
+    bytes.extend(data(3, b"ignored", true));
+    h.feed(&bytes);
+    assert_eq!(
+        h.frames(),
+        vec![
+            Out::Headers {
+                stream: 3,
+                end_stream: true,
+                fields: vec![(":status".into(), "431".into())]
+            },
+            Out::Rst {
+                stream: 3,
+                code: ErrorCode::NO_ERROR
+            },
+        ]
+    );
+    let bytes = h.get(5);
+    h.feed(&bytes);
+    assert!(matches!(h.events().as_slice(), [Event::Request { .. }]));
+}
+
+#[test]
+fn settings_ack_is_tracked_and_abort_ends_the_connection() {
+    let mut h = Harness::raw(Config::default());
+    assert!(h.conn.awaiting_settings_ack());
+    let mut bytes = h2frame::PREFACE.to_vec();
+    bytes.extend(settings(Settings::default()));
+    h.feed(&bytes);
+    assert!(h.conn.awaiting_settings_ack());
+    h.conn
+        .abort(ErrorCode::SETTINGS_TIMEOUT, "no SETTINGS ACK in time");
+    let frames = h.frames();
+    assert!(frames.contains(&Out::GoAway {
+        last: 0,
+        code: ErrorCode::SETTINGS_TIMEOUT
+    }));
+    assert!(h.conn.is_closed());
+    h.feed(&raw(4, flags::ACK, 0, &[]));
+    assert_eq!(
+        h.result.map_err(|e| e.code),
+        Err(ErrorCode::SETTINGS_TIMEOUT)
+    );
+    let h = harness();
+    assert!(!h.conn.awaiting_settings_ack());
 }
