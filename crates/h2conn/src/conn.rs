@@ -19,6 +19,9 @@ use crate::stream::{Lookup, SendState, Stream, Streams};
 /// The window both ends assume until SETTINGS say otherwise.
 const DEFAULT_WINDOW: u32 = 65_535;
 
+/// The payload of the PING that closes the first step of [`Connection::shutdown`].
+const SHUTDOWN_PING: [u8; PING_LEN] = *b"shutdown";
+
 /// How many streams we reset are remembered, so frames the client sent before
 /// it saw our RST_STREAM are ignored instead of ending the connection.
 const RECENT_RESETS: usize = 16;
@@ -112,6 +115,8 @@ pub struct Connection {
     error: Option<ConnectionError>,
     /// The last stream id of the GOAWAY we sent gracefully.
     going_away: Option<StreamId>,
+    /// The first GOAWAY of a two-step shutdown is out; the PING ACK ends it.
+    draining: bool,
     peer_going_away: bool,
     streams: Streams,
     decoder: hpack::Decoder,
@@ -150,6 +155,7 @@ impl Connection {
             phase: Phase::Preface,
             error: None,
             going_away: None,
+            draining: false,
             peer_going_away: false,
             streams: Streams::default(),
             decoder,
@@ -324,6 +330,12 @@ impl Connection {
                 payload,
             } => {
                 self.queue_control(|out| h2frame::write_ping(out, true, payload))?;
+            }
+            Frame::Ping { ack: true, payload } if self.draining && payload == SHUTDOWN_PING => {
+                // A round trip since the first GOAWAY: every request the client
+                // sent before seeing it has arrived, so the real last id is known.
+                self.draining = false;
+                self.go_away(ErrorCode::NO_ERROR);
             }
             Frame::Ping { ack: true, payload } => self.events.push_back(Event::PingAck { payload }),
             Frame::GoAway {
@@ -1031,6 +1043,20 @@ impl Connection {
         let last = StreamId::new(self.streams.highest);
         self.going_away = Some(last);
         h2frame::write_goaway(&mut self.output, last, code, &[]);
+    }
+
+    /// Starts the two-step graceful shutdown of RFC 9113 section 6.8: GOAWAY
+    /// with the largest stream id and a PING; when the PING is answered, every
+    /// request sent before the client saw the GOAWAY has arrived, and a second
+    /// GOAWAY names the real last stream ([`Connection::go_away`]). Requests
+    /// racing the shutdown are served instead of refused.
+    pub fn shutdown(&mut self) {
+        if self.error.is_some() || self.going_away.is_some() || self.draining {
+            return;
+        }
+        self.draining = true;
+        h2frame::write_goaway(&mut self.output, StreamId::MAX, ErrorCode::NO_ERROR, &[]);
+        h2frame::write_ping(&mut self.output, false, SHUTDOWN_PING);
     }
 
     /// Sends a PING (keep-alive or liveness check); the answer comes back as

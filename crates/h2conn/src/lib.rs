@@ -16,8 +16,9 @@
 //!   the driver ([`Connection::awaiting_settings_ack`], [`Connection::abort`]),
 //!   and the rapid-reset bound counts resets against completed streams rather
 //!   than per second.
-//! - Graceful shutdown sends one GOAWAY with the last stream taken, not the
-//!   two-step GOAWAY(2^31-1) then PING of RFC 9113 section 6.8.
+//! - [`Connection::shutdown`] waits for the client's PING ACK with no deadline:
+//!   a client that never answers keeps the connection in its first step until
+//!   the driver calls [`Connection::go_away`] or [`Connection::abort`].
 //! - A request whose field section exceeds SETTINGS_MAX_HEADER_LIST_SIZE gets a
 //!   431 response, but one beyond twice that ends the connection with
 //!   COMPRESSION_ERROR, since the HPACK decoder stops there and cannot resume.

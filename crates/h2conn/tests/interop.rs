@@ -130,6 +130,28 @@ async fn h2_client_trailers_both_ways() {
     assert_eq!(trailers["x-trailers-seen"], "2");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_client_sees_a_graceful_shutdown() {
+    let addr = driver::start(Config::default()).await;
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+    let connection = tokio::spawn(connection);
+    let mut client: h2::client::SendRequest<Bytes> = client;
+    let (status, body) = request(&mut client, addr, "/shutdown", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(body, b"hello");
+    // The server's two GOAWAYs and PING end the connection cleanly.
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(10), connection).await;
+    let result = ended
+        .expect("connection did not end after shutdown")
+        .unwrap();
+    assert!(result.is_ok(), "{result:?}");
+    assert!(
+        client.ready().await.is_err(),
+        "new requests must be refused"
+    );
+}
+
 /// Runs an external tool, failing (not skipping) when it is missing.
 fn run(tool: &str, args: &[&str]) -> std::process::Output {
     match Command::new(tool).args(args).output() {

@@ -1145,3 +1145,43 @@ fn settings_ack_is_tracked_and_abort_ends_the_connection() {
     let h = harness();
     assert!(!h.conn.awaiting_settings_ack());
 }
+
+#[test]
+fn two_step_shutdown_serves_requests_racing_it() {
+    let mut h = harness();
+    h.conn.shutdown();
+    assert_eq!(
+        h.frames(),
+        vec![
+            Out::GoAway {
+                last: 0x7fff_ffff,
+                code: ErrorCode::NO_ERROR
+            },
+            Out::Ping {
+                ack: false,
+                payload: *b"shutdown"
+            },
+        ]
+    );
+    // A request sent before the client saw the GOAWAY is still served.
+    let bytes = h.get(1);
+    h.feed(&bytes);
+    assert!(matches!(h.events().as_slice(), [Event::Request { .. }]));
+    h.feed(&raw(6, flags::ACK, 0, b"shutdown"));
+    assert!(h.events().is_empty());
+    assert_eq!(
+        h.frames(),
+        vec![Out::GoAway {
+            last: 1,
+            code: ErrorCode::NO_ERROR
+        }]
+    );
+    let bytes = h.get(3);
+    h.feed(&bytes);
+    h.assert_rst(3, ErrorCode::REFUSED_STREAM);
+    assert!(!h.conn.is_closed());
+    h.conn
+        .send_response(sid(1), StatusCode::OK, &HeaderMap::new(), true)
+        .unwrap();
+    assert!(h.conn.is_closed());
+}

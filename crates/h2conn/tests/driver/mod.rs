@@ -5,6 +5,7 @@
 //! - `/trailers`: like `/echo`, ending with trailers that count the request's
 //!   trailer fields (`x-trailers-seen`), as a gRPC server ends with its status;
 //! - `/bytes/N`: N bytes;
+//! - `/shutdown`: `hello`, then a two-step graceful shutdown of the connection;
 //! - anything else: `hello`.
 
 use std::collections::HashMap;
@@ -119,11 +120,15 @@ fn handle_events(conn: &mut Connection, streams: &mut HashMap<StreamId, Pending>
                 }
                 let mut headers = HeaderMap::new();
                 headers.insert("content-type", "application/octet-stream".parse().unwrap());
+                let shutdown = path == "/shutdown";
                 if conn
                     .send_response(stream, StatusCode::OK, &headers, false)
                     .is_ok()
                 {
                     streams.insert(stream, pending);
+                }
+                if shutdown {
+                    conn.shutdown();
                 }
             }
             Event::Data {
