@@ -232,3 +232,35 @@ async fn h2load_2000_requests() {
         "h2load did not report 2000 successes:\n{stdout}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2load_uploads_echoed_under_flow_control() {
+    let addr = driver::start(Config::default()).await;
+    let dir = std::env::temp_dir().join(format!("h2conn-h2load-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("upload.bin");
+    std::fs::write(&file, vec![b'u'; 1 << 20]).unwrap();
+    let url = format!("http://{addr}/echo");
+    let data = file.display().to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        run(
+            "h2load",
+            &["-n", "64", "-c", "2", "-m", "8", "-d", &data, &url],
+        )
+    })
+    .await
+    .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("64 succeeded, 0 failed, 0 errored"),
+        "h2load did not report 64 successes:\n{stdout}"
+    );
+    // Every 1 MiB upload came back in full: 64 MiB of response DATA.
+    assert!(stdout.contains("(67108864) data"), "{stdout}");
+}
