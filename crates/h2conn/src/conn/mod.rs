@@ -1,0 +1,372 @@
+//! The connection state machine: bytes in, events out, bytes to write out.
+
+//!
+//! This module holds the state and the bookkeeping both directions share;
+//! `recv` handles the client's frames and `send` the application's calls.
+
+mod recv;
+mod send;
+
+use std::collections::VecDeque;
+use std::ops::Range;
+
+use bytes::{Buf, BytesMut};
+use h2frame::{ConnectionSettings, ErrorCode, PING_LEN, Settings, StreamId};
+
+use crate::config::Config;
+use crate::event::{ConnectionError, Event};
+use crate::flow::{RecvWindow, SendWindow};
+use crate::stream::Streams;
+
+/// The window both ends assume until SETTINGS say otherwise.
+const DEFAULT_WINDOW: u32 = 65_535;
+
+/// The payload of the PING that closes the first step of [`Connection::shutdown`].
+const SHUTDOWN_PING: [u8; PING_LEN] = *b"shutdown";
+
+/// How many streams we reset are remembered, so frames the client sent before
+/// it saw our RST_STREAM are ignored instead of ending the connection.
+const RECENT_RESETS: usize = 16;
+
+type Result<T> = std::result::Result<T, ConnectionError>;
+
+fn fail<T>(code: ErrorCode, reason: &'static str) -> Result<T> {
+    Err(ConnectionError { code, reason })
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for the 24-byte client preface.
+    Preface,
+    /// The preface arrived; the next frame must be the client's SETTINGS.
+    FirstSettings,
+    Running,
+}
+
+/// What a header block will become once it is complete and decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Target {
+    Request,
+    Trailers,
+    /// Decoded only to keep HPACK in step, then the stream is reset.
+    Reset(ErrorCode),
+    /// Decoded only to keep HPACK in step: the stream was reset by us already.
+    Ignore,
+}
+
+/// A header block split over HEADERS and CONTINUATION frames.
+#[derive(Debug)]
+struct PendingBlock {
+    stream: StreamId,
+    end_stream: bool,
+    target: Target,
+    fragments: Vec<u8>,
+    continuations: u32,
+}
+
+/// A DATA payload to hand out as `Bytes` once the frame is split off the input.
+struct DataOut {
+    stream: StreamId,
+    range: Range<usize>,
+    end_stream: bool,
+}
+
+/// A server-side HTTP/2 connection without I/O.
+///
+/// The driver feeds what it reads to [`Connection::recv`], takes events from
+/// [`Connection::poll_event`], writes [`Connection::output`] and reports what was
+/// written with [`Connection::advance`]. The output buffer is allocated when a
+/// frame is queued and freed as soon as it is fully written, so an idle connection
+/// holds only its HPACK tables and a few counters.
+///
+/// Rules enforced on top of [`h2frame`]'s single-frame checks (RFC 9113):
+///
+/// - the client preface, then SETTINGS as the first frame (PROTOCOL_ERROR);
+///   every SETTINGS is acknowledged and applied: INITIAL_WINDOW_SIZE moves every
+///   open stream's send window (past 2^31-1: FLOW_CONTROL_ERROR),
+///   HEADER_TABLE_SIZE goes to the encoder, MAX_FRAME_SIZE bounds what we send;
+///   our own table size and stream window apply once the client acknowledges;
+/// - a header block is HEADERS then CONTINUATIONs on the same stream with
+///   nothing in between (PROTOCOL_ERROR), bounded in bytes and frames
+///   (ENHANCE_YOUR_CALM); HPACK failures are COMPRESSION_ERROR; refused blocks
+///   are still decoded so the HPACK table stays in step;
+/// - stream states: client ids odd and increasing; DATA, WINDOW_UPDATE or
+///   RST_STREAM on an idle stream is PROTOCOL_ERROR; DATA or HEADERS on a
+///   half-closed (remote) stream, or DATA on a closed one, is a stream error
+///   STREAM_CLOSED; HEADERS on a closed stream is a connection error
+///   STREAM_CLOSED; frames on the last few streams we reset are ignored;
+///   PUSH_PROMISE is PROTOCOL_ERROR;
+/// - flow control both ways: DATA beyond a window is FLOW_CONTROL_ERROR (stream or
+///   connection scope), as is a WINDOW_UPDATE overflow; padding is credited back
+///   at once;
+/// - requests beyond MAX_CONCURRENT_STREAMS, or above the last stream of our
+///   GOAWAY, are refused with REFUSED_STREAM;
+/// - request fields per sections 8.2 and 8.3, and `content-length` against the
+///   DATA received: a stream error PROTOCOL_ERROR;
+/// - abuse bounds from [`Config`]: resets beyond completed streams, unread
+///   control frames, empty frames in a row, buffered output, all answered with
+///   ENHANCE_YOUR_CALM (or, for output, by [`Connection::wants_read`] and a
+///   shorter [`Connection::send_data`]).
+///
+/// A connection error queues GOAWAY with the code and the last stream id seen;
+/// from then on [`Connection::recv`] returns the error and the send calls fail.
+#[derive(Debug)]
+pub struct Connection {
+    config: Config,
+    phase: Phase,
+    error: Option<ConnectionError>,
+    /// The last stream id of the GOAWAY we sent gracefully.
+    going_away: Option<StreamId>,
+    /// The first GOAWAY of a two-step shutdown is out; the PING ACK ends it.
+    draining: bool,
+    peer_going_away: bool,
+    streams: Streams,
+    decoder: hpack::Decoder,
+    encoder: hpack::Encoder,
+    peer: ConnectionSettings,
+    settings_acked: bool,
+    conn_send: SendWindow,
+    conn_recv: RecvWindow,
+    block: Option<PendingBlock>,
+    output: BytesMut,
+    events: VecDeque<Event>,
+    recent_resets: [u32; RECENT_RESETS],
+    recent_next: usize,
+    /// Resets beyond completed streams (see [`Config::max_reset_streams`]).
+    resets: u32,
+    /// Control frames queued and not all written yet.
+    control_owed: u32,
+    /// Output bytes written since the start, and where the last control frame
+    /// queued ends in that count: once `written` reaches it, nothing is owed.
+    written: u64,
+    control_end: u64,
+    /// Frames in a row that carried nothing.
+    empty_frames: u32,
+}
+
+impl Connection {
+    /// Starts a connection, queuing our SETTINGS (and a WINDOW_UPDATE opening
+    /// the connection window beyond 65,535) so they go out with the first write.
+    pub fn new(config: Config) -> Self {
+        let config = config.sanitized();
+        let mut decoder = hpack::Decoder::new(hpack::DEFAULT_TABLE_SIZE);
+        // The decoder's hard bound is twice what we advertise: sections in between
+        // are decoded (keeping HPACK in step) and refused on their stream alone.
+        decoder.set_max_header_list_size((config.max_header_list_size as usize).saturating_mul(2));
+        let mut conn = Self {
+            phase: Phase::Preface,
+            error: None,
+            going_away: None,
+            draining: false,
+            peer_going_away: false,
+            streams: Streams::default(),
+            decoder,
+            encoder: hpack::Encoder::new(),
+            peer: ConnectionSettings::default(),
+            settings_acked: false,
+            conn_send: SendWindow::new(DEFAULT_WINDOW),
+            conn_recv: RecvWindow::new(config.connection_window, config.connection_window),
+            block: None,
+            output: BytesMut::new(),
+            events: VecDeque::new(),
+            recent_resets: [0; RECENT_RESETS],
+            recent_next: 0,
+            resets: 0,
+            control_owed: 0,
+            written: 0,
+            control_end: 0,
+            empty_frames: 0,
+            config,
+        };
+        let settings = Settings {
+            header_table_size: (conn.config.header_table_size != hpack::DEFAULT_TABLE_SIZE as u32)
+                .then_some(conn.config.header_table_size),
+            enable_push: None,
+            max_concurrent_streams: Some(conn.config.max_concurrent_streams),
+            initial_window_size: Some(conn.config.initial_stream_window),
+            max_frame_size: (conn.config.max_frame_size != h2frame::MIN_MAX_FRAME_SIZE)
+                .then_some(conn.config.max_frame_size),
+            max_header_list_size: Some(conn.config.max_header_list_size),
+        };
+        h2frame::write_settings(&mut conn.output, &settings);
+        if conn.config.connection_window > DEFAULT_WINDOW {
+            let increment = conn.config.connection_window - DEFAULT_WINDOW;
+            h2frame::write_window_update(&mut conn.output, StreamId::ZERO, increment);
+        }
+        conn
+    }
+
+    // ----- bookkeeping -------------------------------------------------------
+
+    /// Queues a GOAWAY for a connection error and remembers it.
+    fn close_with(&mut self, err: ConnectionError) -> ConnectionError {
+        if self.error.is_none() {
+            self.error = Some(err);
+            self.block = None;
+            let last = StreamId::new(self.streams.highest);
+            h2frame::write_goaway(&mut self.output, last, err.code, err.reason.as_bytes());
+        }
+        err
+    }
+
+    /// Sends RST_STREAM for a rule the client broke and forgets the stream,
+    /// telling the application when it knew the stream. The reset counts
+    /// against [`Config::max_reset_streams`] like one the client sent.
+    fn reset_stream(&mut self, id: StreamId, code: ErrorCode) -> Result<()> {
+        self.queue_control(|out| h2frame::write_rst_stream(out, id, code))?;
+        self.remember_reset(id);
+        if self.remove_stream(id) {
+            self.events.push_back(Event::Reset {
+                stream: id,
+                code,
+                by_peer: false,
+            });
+        }
+        self.count_reset()
+    }
+
+    /// Drops a stream; what the application had not released of its DATA goes
+    /// back to the connection window, since nobody will release it now.
+    fn remove_stream(&mut self, id: StreamId) -> bool {
+        match self.streams.remove(id) {
+            Some(stream) => {
+                self.release_connection(usize::try_from(stream.recv_window.held()).unwrap_or(0));
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn close_if_done(&mut self, id: StreamId) {
+        if self.streams.get_mut(id).is_some_and(|s| s.is_closed()) {
+            self.remove_stream(id);
+            self.resets = self.resets.saturating_sub(1);
+        }
+    }
+
+    fn count_reset(&mut self) -> Result<()> {
+        self.resets = self.resets.saturating_add(1);
+        if self.resets > self.config.max_reset_streams {
+            return fail(ErrorCode::ENHANCE_YOUR_CALM, "too many reset streams");
+        }
+        Ok(())
+    }
+
+    /// Queues a frame the client's behaviour made us owe (an ACK or a reset),
+    /// refusing once too many are waiting for a client that does not read.
+    fn queue_control(&mut self, write: impl FnOnce(&mut BytesMut)) -> Result<()> {
+        self.control_owed = self.control_owed.saturating_add(1);
+        if self.control_owed > self.config.max_control_frames_owed {
+            return fail(
+                ErrorCode::ENHANCE_YOUR_CALM,
+                "control frames queued faster than they are read",
+            );
+        }
+        write(&mut self.output);
+        self.control_end = self.written + self.output.len() as u64;
+        Ok(())
+    }
+
+    fn empty_frame(&mut self) -> Result<()> {
+        self.empty_frames = self.empty_frames.saturating_add(1);
+        if self.empty_frames > self.config.max_empty_frames {
+            return fail(ErrorCode::ENHANCE_YOUR_CALM, "too many empty frames");
+        }
+        Ok(())
+    }
+
+    fn remember_reset(&mut self, id: StreamId) {
+        if let Some(slot) = self.recent_resets.get_mut(self.recent_next % RECENT_RESETS) {
+            *slot = id.get();
+        }
+        self.recent_next = (self.recent_next + 1) % RECENT_RESETS;
+    }
+
+    fn recently_reset(&self, id: StreamId) -> bool {
+        !id.is_zero() && self.recent_resets.contains(&id.get())
+    }
+
+    fn release_connection(&mut self, n: usize) {
+        if let Some(increment) = self.conn_recv.release(n) {
+            h2frame::write_window_update(&mut self.output, StreamId::ZERO, increment);
+        }
+    }
+
+    /// Tells blocked streams that they can send again, when they can.
+    fn wake_blocked(&mut self) {
+        if self.conn_send.available() == 0 || self.output_room() == 0 {
+            return;
+        }
+        for (id, stream) in self.streams.iter_mut() {
+            if stream.blocked && stream.send_window.available() > 0 {
+                stream.blocked = false;
+                self.events.push_back(Event::WindowOpened { stream: id });
+            }
+        }
+    }
+
+    fn output_room(&self) -> usize {
+        self.config
+            .max_buffered_output
+            .saturating_sub(self.output.len())
+    }
+
+    // ----- output ------------------------------------------------------------
+
+    /// Bytes waiting to be written.
+    pub fn output(&self) -> &[u8] {
+        &self.output
+    }
+
+    /// Marks `n` output bytes as written. Once all are, the buffer is freed and
+    /// blocked streams may be told they can send again.
+    pub fn advance(&mut self, n: usize) {
+        let n = n.min(self.output.len());
+        self.output.advance(n);
+        self.written += n as u64;
+        if self.written >= self.control_end {
+            self.control_owed = 0;
+        }
+        if self.output.is_empty() {
+            self.output = BytesMut::new();
+            self.wake_blocked();
+        }
+    }
+
+    /// Whether the driver should read more: false once the connection has
+    /// ended, or while the client is not reading what we owe it, so a client
+    /// that only writes cannot make us buffer without bound.
+    pub fn wants_read(&self) -> bool {
+        self.error.is_none()
+            && self.output.len() < self.config.max_buffered_output
+            && self.control_owed < self.config.max_control_frames_owed / 2
+    }
+
+    /// Whether the connection is over: after a connection error, or after a
+    /// GOAWAY either way once no stream is left. The driver closes the socket
+    /// when this holds and the output is written.
+    pub fn is_closed(&self) -> bool {
+        self.error.is_some()
+            || ((self.going_away.is_some() || self.peer_going_away) && self.streams.active() == 0)
+    }
+
+    /// The connection error that ended the connection, if any.
+    pub fn error(&self) -> Option<ConnectionError> {
+        self.error
+    }
+
+    /// Streams open or half-closed.
+    pub fn active_streams(&self) -> usize {
+        self.streams.active()
+    }
+
+    /// Heap bytes the connection holds in its own buffers (output, a partial
+    /// header block, queued events, the stream table), for memory bounds and
+    /// metrics. HPACK tables are bounded separately by SETTINGS.
+    pub fn buffered_bytes(&self) -> usize {
+        self.output.capacity()
+            + self.block.as_ref().map_or(0, |b| b.fragments.capacity())
+            + self.events.capacity() * std::mem::size_of::<Event>()
+            + self.streams.memory()
+    }
+}

@@ -1,0 +1,262 @@
+//! The application's side: responses, body, trailers, resets, flow-control
+//! credit, shutdown.
+
+use std::collections::VecDeque;
+
+use h2frame::{ErrorCode, PING_LEN, StreamId};
+use http::{HeaderMap, StatusCode};
+
+use super::{Connection, SHUTDOWN_PING};
+use crate::event::{ConnectionError, Event, SendError};
+use crate::headers;
+use crate::stream::{Lookup, SendState};
+
+impl Connection {
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        let event = self.events.pop_front();
+        if self.events.is_empty() && self.events.capacity() > 0 {
+            self.events = VecDeque::new();
+        }
+        event
+    }
+
+    /// Sends the response head. A 1xx status may precede the final one; with
+    /// `end_stream` the response has no body. Connection-specific fields are left
+    /// out, as HTTP/2 forbids them.
+    ///
+    /// # Errors
+    ///
+    /// When the stream is not open for sending or already has its response.
+    pub fn send_response(
+        &mut self,
+        id: StreamId,
+        status: StatusCode,
+        headers: &HeaderMap,
+        end_stream: bool,
+    ) -> std::result::Result<(), SendError> {
+        self.check_open()?;
+        let stream = self.streams.get_mut(id).ok_or(SendError::UnknownStream)?;
+        if stream.send != SendState::AwaitingResponse {
+            return Err(SendError::ResponseAlreadySent);
+        }
+        let informational = status.is_informational();
+        if !informational {
+            stream.send = if end_stream {
+                SendState::Done
+            } else {
+                SendState::Streaming
+            };
+        }
+        let status = status.as_str().as_bytes().to_vec();
+        let mut fields = vec![hpack::Field::new(b":status", &status)];
+        fields.extend(
+            headers
+                .iter()
+                .filter(|(name, _)| !headers::is_connection_specific(name))
+                .map(|(name, value)| {
+                    let (n, v) = (name.as_str().as_bytes(), value.as_bytes());
+                    if value.is_sensitive() {
+                        hpack::Field::sensitive(n, v)
+                    } else {
+                        hpack::Field::new(n, v)
+                    }
+                }),
+        );
+        self.write_block(id, fields, end_stream && !informational);
+        self.close_if_done(id);
+        Ok(())
+    }
+
+    /// Ends the response with trailers (gRPC's status goes here).
+    ///
+    /// # Errors
+    ///
+    /// When the response head was not sent or the stream is finished.
+    pub fn send_trailers(
+        &mut self,
+        id: StreamId,
+        headers: &HeaderMap,
+    ) -> std::result::Result<(), SendError> {
+        self.check_open()?;
+        let stream = self.streams.get_mut(id).ok_or(SendError::UnknownStream)?;
+        match stream.send {
+            SendState::AwaitingResponse => return Err(SendError::ResponseNotSent),
+            SendState::Done => return Err(SendError::UnknownStream),
+            SendState::Streaming => stream.send = SendState::Done,
+        }
+        let fields: Vec<hpack::Field<'_>> = headers
+            .iter()
+            .filter(|(name, _)| !headers::is_connection_specific(name))
+            .map(|(n, v)| hpack::Field::new(n.as_str().as_bytes(), v.as_bytes()))
+            .collect();
+        self.write_block(id, fields, true);
+        self.close_if_done(id);
+        Ok(())
+    }
+
+    pub(super) fn write_block(
+        &mut self,
+        id: StreamId,
+        fields: Vec<hpack::Field<'_>>,
+        end_stream: bool,
+    ) {
+        let mut block = Vec::new();
+        self.encoder.encode(fields, &mut block);
+        h2frame::write_headers(
+            &mut self.output,
+            id,
+            end_stream,
+            None,
+            &block,
+            self.peer.max_frame_size,
+        );
+    }
+
+    /// Queues as much of `data` as the stream and connection windows, the
+    /// client's frame size and the output bound allow, and returns how much that
+    /// was. The caller keeps the rest until [`Event::WindowOpened`]. END_STREAM is
+    /// sent only with the last byte of `data`.
+    ///
+    /// # Errors
+    ///
+    /// When the response head was not sent or the stream is finished.
+    pub fn send_data(
+        &mut self,
+        id: StreamId,
+        data: &[u8],
+        end_stream: bool,
+    ) -> std::result::Result<usize, SendError> {
+        self.check_open()?;
+        let room = self.output_room();
+        let conn_window = self.conn_send.available();
+        let max_frame = self.peer.max_frame_size as usize;
+        let stream = self.streams.get_mut(id).ok_or(SendError::UnknownStream)?;
+        match stream.send {
+            SendState::AwaitingResponse => return Err(SendError::ResponseNotSent),
+            SendState::Done => return Err(SendError::UnknownStream),
+            SendState::Streaming => {}
+        }
+        let n = data
+            .len()
+            .min(stream.send_window.available())
+            .min(conn_window)
+            .min(room);
+        let finished = end_stream && n == data.len();
+        if n < data.len() {
+            stream.blocked = true;
+        }
+        stream.send_window.consume(n);
+        if finished {
+            stream.send = SendState::Done;
+        }
+        self.conn_send.consume(n);
+        let mut chunks = data
+            .get(..n)
+            .unwrap_or_default()
+            .chunks(max_frame.max(1))
+            .peekable();
+        if chunks.peek().is_none() && finished {
+            h2frame::write_data(&mut self.output, id, true, &[]);
+        }
+        while let Some(chunk) = chunks.next() {
+            let last = chunks.peek().is_none();
+            h2frame::write_data(&mut self.output, id, finished && last, chunk);
+        }
+        if finished {
+            self.close_if_done(id);
+        }
+        Ok(n)
+    }
+
+    /// Resets a stream (the application gives up on it, e.g. CANCEL or
+    /// INTERNAL_ERROR). Frames the client already sent for it are ignored.
+    ///
+    /// # Errors
+    ///
+    /// When the stream is not live.
+    pub fn reset(&mut self, id: StreamId, code: ErrorCode) -> std::result::Result<(), SendError> {
+        self.check_open()?;
+        if self.streams.lookup(id) != Lookup::Live {
+            return Err(SendError::UnknownStream);
+        }
+        h2frame::write_rst_stream(&mut self.output, id, code);
+        self.remember_reset(id);
+        self.remove_stream(id);
+        Ok(())
+    }
+
+    /// The application consumed `n` bytes of the stream's received DATA: credit
+    /// goes back to the client, in WINDOW_UPDATEs batched per half window. A
+    /// stream that is gone was already credited, so this is then a no-op.
+    pub fn release(&mut self, id: StreamId, n: usize) {
+        if self.error.is_some() {
+            return;
+        }
+        let Some(stream) = self.streams.get_mut(id) else {
+            return;
+        };
+        let before = stream.recv_window.held();
+        let increment = stream.recv_window.release(n);
+        let released = before - stream.recv_window.held();
+        let recv_open = stream.recv_open;
+        if let Some(increment) = increment.filter(|_| recv_open) {
+            h2frame::write_window_update(&mut self.output, id, increment);
+        }
+        self.release_connection(usize::try_from(released).unwrap_or(0));
+    }
+
+    /// Starts a graceful shutdown: GOAWAY naming the last stream we took, after
+    /// which new streams are refused. Streams already open carry on; the
+    /// connection is done when they are ([`Connection::is_closed`]).
+    pub fn go_away(&mut self, code: ErrorCode) {
+        if self.error.is_some() || self.going_away.is_some() {
+            return;
+        }
+        let last = StreamId::new(self.streams.highest);
+        self.going_away = Some(last);
+        h2frame::write_goaway(&mut self.output, last, code, &[]);
+    }
+
+    /// Starts the two-step graceful shutdown of RFC 9113 section 6.8: GOAWAY
+    /// with the largest stream id and a PING; when the PING is answered, every
+    /// request sent before the client saw the GOAWAY has arrived, and a second
+    /// GOAWAY names the real last stream ([`Connection::go_away`]). Requests
+    /// racing the shutdown are served instead of refused.
+    pub fn shutdown(&mut self) {
+        if self.error.is_some() || self.going_away.is_some() || self.draining {
+            return;
+        }
+        self.draining = true;
+        h2frame::write_goaway(&mut self.output, StreamId::MAX, ErrorCode::NO_ERROR, &[]);
+        h2frame::write_ping(&mut self.output, false, SHUTDOWN_PING);
+    }
+
+    /// Sends a PING (keep-alive or liveness check); the answer comes back as
+    /// [`Event::PingAck`].
+    pub fn ping(&mut self, payload: [u8; PING_LEN]) {
+        if self.error.is_none() {
+            h2frame::write_ping(&mut self.output, false, payload);
+        }
+    }
+
+    /// Ends the connection now with GOAWAY `code`, for what only the driver can
+    /// see: a timer (SETTINGS_TIMEOUT, idle) or a hard stop. Later calls report
+    /// the connection as closed.
+    pub fn abort(&mut self, code: ErrorCode, reason: &'static str) {
+        self.close_with(ConnectionError { code, reason });
+    }
+
+    /// Whether the client has yet to acknowledge our SETTINGS: a driver that
+    /// enforces SETTINGS_TIMEOUT checks this when its timer fires.
+    pub fn awaiting_settings_ack(&self) -> bool {
+        !self.settings_acked
+    }
+
+    fn check_open(&self) -> std::result::Result<(), SendError> {
+        match self.error {
+            Some(_) => Err(SendError::ConnectionClosed),
+            None => Ok(()),
+        }
+    }
+}
