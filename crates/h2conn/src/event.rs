@@ -22,7 +22,8 @@ pub enum Event {
     Data {
         /// The stream.
         stream: StreamId,
-        /// The bytes, sharing the caller's read buffer.
+        /// The bytes, sharing the caller's read buffer without a copy; keeping
+        /// a small piece for long keeps that whole buffer alive, so copy it.
         data: Bytes,
         /// The body is complete.
         end_stream: bool,

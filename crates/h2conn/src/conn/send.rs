@@ -50,19 +50,7 @@ impl Connection {
         }
         let status = status.as_str().as_bytes().to_vec();
         let mut fields = vec![hpack::Field::new(b":status", &status)];
-        fields.extend(
-            headers
-                .iter()
-                .filter(|(name, _)| !headers::is_connection_specific(name))
-                .map(|(name, value)| {
-                    let (n, v) = (name.as_str().as_bytes(), value.as_bytes());
-                    if value.is_sensitive() {
-                        hpack::Field::sensitive(n, v)
-                    } else {
-                        hpack::Field::new(n, v)
-                    }
-                }),
-        );
+        fields.extend(fields_of(headers));
         self.write_block(id, fields, end_stream && !informational);
         self.close_if_done(id);
         Ok(())
@@ -85,12 +73,7 @@ impl Connection {
             SendState::Done => return Err(SendError::UnknownStream),
             SendState::Streaming => stream.send = SendState::Done,
         }
-        let fields: Vec<hpack::Field<'_>> = headers
-            .iter()
-            .filter(|(name, _)| !headers::is_connection_specific(name))
-            .map(|(n, v)| hpack::Field::new(n.as_str().as_bytes(), v.as_bytes()))
-            .collect();
-        self.write_block(id, fields, true);
+        self.write_block(id, fields_of(headers).collect(), true);
         self.close_if_done(id);
         Ok(())
     }
@@ -259,4 +242,20 @@ impl Connection {
             None => Ok(()),
         }
     }
+}
+
+/// A header map as HPACK fields: connection-specific fields left out, values
+/// marked sensitive (e.g. credentials) never indexed.
+fn fields_of(headers: &HeaderMap) -> impl Iterator<Item = hpack::Field<'_>> {
+    headers
+        .iter()
+        .filter(|(name, _)| !headers::is_connection_specific(name))
+        .map(|(name, value)| {
+            let (n, v) = (name.as_str().as_bytes(), value.as_bytes());
+            if value.is_sensitive() {
+                hpack::Field::sensitive(n, v)
+            } else {
+                hpack::Field::new(n, v)
+            }
+        })
 }
