@@ -66,12 +66,52 @@ pub(crate) enum Lookup {
     Closed,
 }
 
+/// How many closed streams are remembered.
+const RECENT: usize = 16;
+
+/// Marks an id in [`Recent`] as reset by us (ids use only 31 bits).
+const RESET_BY_US: u32 = 1 << 31;
+
+/// The last few streams that closed, and whether we reset them. Frames the
+/// client sent before it saw our RST_STREAM are ignored (RFC 9113 section 5.1);
+/// frames on a stream the client itself ended are its error; a HEADERS on an id
+/// never seen here reuses an old id. A fixed array: no allocation per
+/// connection.
+#[derive(Debug, Default)]
+pub(crate) struct Recent {
+    ids: [u32; RECENT],
+    next: usize,
+}
+
+impl Recent {
+    pub(crate) fn remember(&mut self, id: StreamId, reset_by_us: bool) {
+        let tagged = id.get() | if reset_by_us { RESET_BY_US } else { 0 };
+        if let Some(slot) = self.ids.get_mut(self.next) {
+            *slot = tagged;
+        }
+        self.next = (self.next + 1) % RECENT;
+    }
+
+    /// `Some(true)` if we reset the stream, `Some(false)` if it closed otherwise,
+    /// `None` if it is not among the last few.
+    pub(crate) fn find(&self, id: StreamId) -> Option<bool> {
+        if id.is_zero() {
+            return None;
+        }
+        self.ids
+            .iter()
+            .find(|&&tagged| tagged & !RESET_BY_US == id.get())
+            .map(|&tagged| tagged & RESET_BY_US != 0)
+    }
+}
+
 /// The live streams and the id bookkeeping that tells idle from closed.
 #[derive(Debug, Default)]
 pub(crate) struct Streams {
     map: HashMap<u32, Stream>,
     /// The highest client stream id opened (or refused): ids must increase.
     pub(crate) highest: u32,
+    pub(crate) recent: Recent,
 }
 
 impl Streams {
@@ -115,5 +155,25 @@ impl Streams {
     /// Bytes the table holds, for the memory bound.
     pub(crate) fn memory(&self) -> usize {
         self.map.capacity() * (std::mem::size_of::<Stream>() + std::mem::size_of::<u32>() + 8)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recent_remembers_the_last_closures_and_who_reset() {
+        let mut recent = Recent::default();
+        recent.remember(StreamId::new(1), true);
+        recent.remember(StreamId::new(3), false);
+        assert_eq!(recent.find(StreamId::new(1)), Some(true));
+        assert_eq!(recent.find(StreamId::new(3)), Some(false));
+        assert_eq!(recent.find(StreamId::new(5)), None);
+        assert_eq!(recent.find(StreamId::ZERO), None);
+        for i in 0..RECENT as u32 {
+            recent.remember(StreamId::new(101 + 2 * i), false);
+        }
+        assert_eq!(recent.find(StreamId::new(1)), None);
     }
 }

@@ -360,12 +360,27 @@ fn even_stream_ids_are_a_protocol_error() {
 }
 
 #[test]
-fn reusing_a_lower_stream_id_is_a_connection_error() {
+fn a_lower_stream_id_is_a_protocol_error() {
     let mut h = harness();
     let bytes = h.get(5);
     h.feed(&bytes);
     h.events();
     let bytes = h.get(3);
+    h.feed(&bytes);
+    h.assert_goaway(ErrorCode::PROTOCOL_ERROR);
+}
+
+#[test]
+fn headers_on_a_stream_closed_normally_is_stream_closed() {
+    let mut h = harness();
+    let bytes = h.get(1);
+    h.feed(&bytes);
+    h.events();
+    h.conn
+        .send_response(sid(1), StatusCode::OK, &HeaderMap::new(), true)
+        .unwrap();
+    h.frames();
+    let bytes = h.headers(1, &[("x-late", "1")], true);
     h.feed(&bytes);
     h.assert_goaway(ErrorCode::STREAM_CLOSED);
 }

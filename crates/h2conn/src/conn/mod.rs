@@ -24,10 +24,6 @@ const DEFAULT_WINDOW: u32 = 65_535;
 /// The payload of the PING that closes the first step of [`Connection::shutdown`].
 const SHUTDOWN_PING: [u8; PING_LEN] = *b"shutdown";
 
-/// How many streams we reset are remembered, so frames the client sent before
-/// it saw our RST_STREAM are ignored instead of ending the connection.
-const RECENT_RESETS: usize = 16;
-
 type Result<T> = std::result::Result<T, ConnectionError>;
 
 fn fail<T>(code: ErrorCode, reason: &'static str) -> Result<T> {
@@ -90,12 +86,13 @@ struct DataOut {
 ///   nothing in between (PROTOCOL_ERROR), bounded in bytes and frames
 ///   (ENHANCE_YOUR_CALM); HPACK failures are COMPRESSION_ERROR; refused blocks
 ///   are still decoded so the HPACK table stays in step;
-/// - stream states: client ids odd and increasing; DATA, WINDOW_UPDATE or
-///   RST_STREAM on an idle stream is PROTOCOL_ERROR; DATA or HEADERS on a
-///   half-closed (remote) stream, or DATA on a closed one, is a stream error
-///   STREAM_CLOSED; HEADERS on a closed stream is a connection error
-///   STREAM_CLOSED; frames on the last few streams we reset are ignored;
-///   PUSH_PROMISE is PROTOCOL_ERROR;
+/// - stream states: client ids odd and increasing (HEADERS on an even or reused
+///   id is PROTOCOL_ERROR); DATA, WINDOW_UPDATE or RST_STREAM on an idle stream
+///   is PROTOCOL_ERROR; DATA or HEADERS on a half-closed (remote) stream, or DATA
+///   on a closed one, is a stream error STREAM_CLOSED; HEADERS on one of the last
+///   16 streams closed is a connection error STREAM_CLOSED, unless we reset it:
+///   frames the client sent before seeing our reset are ignored; PUSH_PROMISE
+///   is PROTOCOL_ERROR;
 /// - flow control both ways: DATA beyond a window is FLOW_CONTROL_ERROR (stream or
 ///   connection scope), as is a WINDOW_UPDATE overflow; padding is credited back
 ///   at once;
@@ -130,8 +127,6 @@ pub struct Connection {
     block: Option<PendingBlock>,
     output: BytesMut,
     events: VecDeque<Event>,
-    recent_resets: [u32; RECENT_RESETS],
-    recent_next: usize,
     /// Resets beyond completed streams (see [`Config::max_reset_streams`]).
     resets: u32,
     /// Control frames queued and not all written yet.
@@ -169,8 +164,6 @@ impl Connection {
             block: None,
             output: BytesMut::new(),
             events: VecDeque::new(),
-            recent_resets: [0; RECENT_RESETS],
-            recent_next: 0,
             resets: 0,
             control_owed: 0,
             written: 0,
@@ -214,7 +207,7 @@ impl Connection {
     /// against [`Config::max_reset_streams`] like one the client sent.
     fn reset_stream(&mut self, id: StreamId, code: ErrorCode) -> Result<()> {
         self.queue_control(|out| h2frame::write_rst_stream(out, id, code))?;
-        self.remember_reset(id);
+        self.streams.recent.remember(id, true);
         if self.remove_stream(id) {
             self.events.push_back(Event::Reset {
                 stream: id,
@@ -240,6 +233,7 @@ impl Connection {
     fn close_if_done(&mut self, id: StreamId) {
         if self.streams.get_mut(id).is_some_and(|s| s.is_closed()) {
             self.remove_stream(id);
+            self.streams.recent.remember(id, false);
             self.resets = self.resets.saturating_sub(1);
         }
     }
@@ -273,17 +267,6 @@ impl Connection {
             return fail(ErrorCode::ENHANCE_YOUR_CALM, "too many empty frames");
         }
         Ok(())
-    }
-
-    fn remember_reset(&mut self, id: StreamId) {
-        if let Some(slot) = self.recent_resets.get_mut(self.recent_next % RECENT_RESETS) {
-            *slot = id.get();
-        }
-        self.recent_next = (self.recent_next + 1) % RECENT_RESETS;
-    }
-
-    fn recently_reset(&self, id: StreamId) -> bool {
-        !id.is_zero() && self.recent_resets.contains(&id.get())
     }
 
     fn release_connection(&mut self, n: usize) {

@@ -234,7 +234,7 @@ impl Connection {
         let Some(stream) = self.streams.get_mut(id) else {
             // Closed: nobody will consume it, so the connection credit comes back now.
             self.release_connection(flow_len as usize);
-            if !self.recently_reset(id) {
+            if self.streams.recent.find(id) != Some(true) {
                 self.reset_stream(id, ErrorCode::STREAM_CLOSED)?;
             }
             return Ok(None);
@@ -303,10 +303,18 @@ impl Connection {
                 Some(stream) if stream.recv_open => Target::Reset(ErrorCode::PROTOCOL_ERROR),
                 _ => Target::Reset(ErrorCode::STREAM_CLOSED),
             },
-            Lookup::Closed if self.recently_reset(id) => Target::Ignore,
-            Lookup::Closed => {
-                return fail(ErrorCode::STREAM_CLOSED, "HEADERS on a closed stream");
-            }
+            Lookup::Closed => match self.streams.recent.find(id) {
+                Some(true) => Target::Ignore,
+                Some(false) => {
+                    return fail(ErrorCode::STREAM_CLOSED, "HEADERS on a closed stream");
+                }
+                None => {
+                    return fail(
+                        ErrorCode::PROTOCOL_ERROR,
+                        "HEADERS reusing a stream id below the highest",
+                    );
+                }
+            },
         };
         self.start_block(id, end_stream, end_headers, fragment, target)
     }
@@ -462,7 +470,7 @@ impl Connection {
         if !end_stream {
             self.queue_control(|out| h2frame::write_rst_stream(out, id, ErrorCode::NO_ERROR))?;
         }
-        self.remember_reset(id);
+        self.streams.recent.remember(id, true);
         self.count_reset()
     }
 
@@ -472,6 +480,7 @@ impl Connection {
             Lookup::Closed => Ok(()),
             Lookup::Live => {
                 self.remove_stream(id);
+                self.streams.recent.remember(id, false);
                 self.events.push_back(Event::Reset {
                     stream: id,
                     code,

@@ -164,7 +164,7 @@ impl Connection {
             return Err(SendError::UnknownStream);
         }
         h2frame::write_rst_stream(&mut self.output, id, code);
-        self.remember_reset(id);
+        self.streams.recent.remember(id, true);
         self.remove_stream(id);
         Ok(())
     }
