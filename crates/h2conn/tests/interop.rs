@@ -264,3 +264,28 @@ async fn h2load_uploads_echoed_under_flow_control() {
     // Every 1 MiB upload came back in full: 64 MiB of response DATA.
     assert!(stdout.contains("(67108864) data"), "{stdout}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nghttp_with_priorities_and_an_upload() {
+    let addr = driver::start(Config::default()).await;
+    let dir = std::env::temp_dir().join(format!("h2conn-nghttp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("upload.bin");
+    let upload: Vec<u8> = (0..1usize << 20).map(|i| (i % 241) as u8).collect();
+    std::fs::write(&file, &upload).unwrap();
+    let url = format!("http://{addr}/echo");
+    let data = file.display().to_string();
+    // nghttp opens with PRIORITY frames on idle streams 3 to 11 and a HEADERS
+    // with a priority block: accepted and ignored.
+    let out = tokio::task::spawn_blocking(move || run("nghttp", &["-d", &data, &url]))
+        .await
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout.len(), upload.len());
+    assert!(out.stdout == upload, "nghttp echo differs");
+}
