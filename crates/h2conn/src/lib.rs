@@ -7,8 +7,10 @@
 //! bytes written with [`Connection::advance`]. Nothing here blocks, spawns, or
 //! keeps an output buffer while there is nothing to write; a driver that also
 //! drops its read buffer when `recv` leaves it empty holds no I/O buffer at all
-//! for an idle connection. The tests hold a complete tokio driver
-//! (`tests/driver/mod.rs`) served to the `h2` client, curl and h2load.
+//! for an idle connection: after serving a gRPC-like request, about 0.6 KiB
+//! inline plus 0.5 KiB of HPACK state (`tests/memory.rs`), against h2's 28 KiB.
+//! The tests hold a complete tokio driver (`tests/driver/mod.rs`) served to the
+//! `h2` client, curl, nghttp and h2load.
 //!
 //! The rules enforced are listed on [`Connection`]. Not done yet:
 //!
