@@ -17,9 +17,10 @@ COPY crates/interop/Cargo.toml crates/interop/
 COPY crates/prerequisite/Cargo.toml crates/prerequisite/
 COPY crates/hpack/Cargo.toml crates/hpack/
 COPY crates/h2frame/Cargo.toml crates/h2frame/
+COPY crates/h2conn/Cargo.toml crates/h2conn/
 COPY bench/loadgen/Cargo.toml bench/loadgen/
 RUN set -eu; \
-    members="crates/sekisho crates/ashi crates/grpc-transcode crates/waf crates/interop crates/prerequisite crates/hpack crates/h2frame bench/loadgen"; \
+    members="crates/sekisho crates/ashi crates/grpc-transcode crates/waf crates/interop crates/prerequisite crates/hpack crates/h2frame crates/h2conn bench/loadgen"; \
     for member in $members; do \
       mkdir -p "$member/src"; \
       touch "$member/src/lib.rs"; \
