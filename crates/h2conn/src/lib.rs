@@ -9,7 +9,8 @@
 //! drops its read buffer when `recv` leaves it empty holds no I/O buffer at all
 //! for an idle connection: after serving a gRPC-like request, about 0.6 KiB
 //! inline plus 0.5 KiB of HPACK state (`tests/memory.rs`), against h2's 28 KiB.
-//! The tests hold a complete tokio driver (`tests/driver/mod.rs`) served to the
+//! The gateway's HTTP/2 listener (`crates/sekisho/src/listener/http2`) is its driver
+//! in production. The tests hold a complete tokio driver (`tests/driver/mod.rs`) served to the
 //! `h2` client, curl, nghttp and h2load.
 //!
 //! The rules enforced are listed on [`Connection`]. Not done yet:
@@ -30,7 +31,6 @@
 //!   empty ones are.
 //! - Priorities are parsed and ignored; responses go out in the order the
 //!   application writes them. Extended CONNECT (`:protocol`) is refused.
-//! - Not yet used by the gateway's listener (`crates/sekisho/src/listener/http2`).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -39,7 +39,7 @@ pub enum ClientBody {
     /// No body.
     Empty,
     /// An HTTP/2 request's body.
-    Http2(H2Body),
+    Http2(crate::listener::http2::RequestBody),
     /// An HTTP/1.x request's body.
     Http1(crate::listener::http1::body::RequestBody),
 }

@@ -17,9 +17,11 @@
 //! - HPACK bomb: a 4 KiB header put in the dynamic table, then referenced by its one-byte
 //!   index. A block a little over the header-list bound gets 431; one that decodes to
 //!   megabytes gets GOAWAY; neither reaches the backend.
-//! - PING and SETTINGS floods from a client that never reads: the gateway stops reading
-//!   once the answers it owes cannot be written, so the flood takes bounded memory, and
-//!   the connection is closed when the gateway's keep-alive PING goes unanswered.
+//! - PING and SETTINGS floods from a client that never reads: the gateway counts the
+//!   answers it owes and has not been able to write; with too many owed it stops reading
+//!   the flooder (closing it when its keep-alive PING goes unanswered), and with more it
+//!   sends GOAWAY(ENHANCE_YOUR_CALM) and closes at once. Either way the flood takes
+//!   bounded memory.
 //! - Protocol errors: a WINDOW_UPDATE of 0 on the connection gets GOAWAY(PROTOCOL_ERROR);
 //!   DATA on a closed stream is refused with STREAM_CLOSED.
 //! - DATA frames that carry (next to) nothing: a hundred thousand empty ones on one request
@@ -801,42 +803,44 @@ async fn drain_until_closed(raw: &mut Raw, limit: Duration) -> bool {
 }
 
 /// Floods `frame` without reading (see [`flood_without_reading`]) and checks that the
-/// gateway stops reading from the flooder, keeps serving a separate client meanwhile, and
-/// then closes the flooder's connection.
-async fn flood_is_throttled_then_closed(addr: SocketAddr, what: &str, frame: Vec<u8>) {
+/// gateway stops the flooder: it owes an answer for each frame, and once too many are owed
+/// and unread it either cuts the connection at once or stops reading it, serves everyone
+/// else meanwhile, and closes it when its keep-alive PING goes unanswered.
+async fn flood_is_cut_off(addr: SocketAddr, what: &str, frame: Vec<u8>) {
     // Far more than every socket buffer between the two ends can hold: a gateway that
     // kept reading (and queueing answers) would take all of it.
     const CAP: usize = 64 << 20;
     let started = std::time::Instant::now();
     let (mut raw, flood) = flood_without_reading(addr, &frame, CAP).await;
-    let Flood::Stalled { written } = flood else {
-        panic!("a {what} flood that never reads was not throttled: {flood:?}");
-    };
-    assert!(written < CAP);
-    println!(
-        "{what} flood: the gateway stopped reading after {written} bytes ({} frames), stall seen at {:?}",
-        written / frame.len(),
-        started.elapsed()
-    );
-
-    // Everyone else is served while the flooder is held.
-    still_serves(addr, &format!("/during-{what}-flood")).await;
-
-    // The flooder never answers the gateway's keep-alive PING either: closed.
-    assert!(
-        drain_until_closed(&mut raw, Duration::from_secs(20)).await,
-        "the {what} flooder was closed"
-    );
-    println!(
-        "{what} flood: closed {:?} after the flood began",
-        started.elapsed()
-    );
+    match flood {
+        Flood::Closed { written } => println!(
+            "{what} flood: cut after {written} bytes ({} frames), {:?} after the flood began",
+            written / frame.len(),
+            started.elapsed()
+        ),
+        Flood::Stalled { written } => {
+            println!(
+                "{what} flood: the gateway stopped reading after {written} bytes ({} frames)",
+                written / frame.len(),
+            );
+            still_serves(addr, &format!("/during-{what}-flood")).await;
+            assert!(
+                drain_until_closed(&mut raw, Duration::from_secs(20)).await,
+                "the {what} flooder was not closed"
+            );
+            println!(
+                "{what} flood: closed {:?} after it began",
+                started.elapsed()
+            );
+        }
+        Flood::All => panic!("a {what} flood that never reads took all {CAP} bytes"),
+    }
 }
 
 #[tokio::test]
-async fn ping_and_settings_floods_that_never_read_are_throttled_then_closed() {
+async fn ping_and_settings_floods_that_never_read_are_cut_off() {
     // The keep-alive PING goes out 8 s into a connection, well after a flood has been
-    // throttled (a few seconds in at most), so it cannot be what stops the flood.
+    // cut or throttled (within a second), so it cannot be what stops the flood.
     let (gw, _received) = gateway(
         "floods",
         "keep_alive_interval: 8s, keep_alive_timeout: 2s, idle_timeout: 60s",
@@ -855,9 +859,23 @@ async fn ping_and_settings_floods_that_never_read_are_throttled_then_closed() {
         },
     );
     tokio::join!(
-        flood_is_throttled_then_closed(addr, "PING", ping),
-        flood_is_throttled_then_closed(addr, "SETTINGS", settings),
+        flood_is_cut_off(addr, "PING", ping),
+        flood_is_cut_off(addr, "SETTINGS", settings),
     );
+    let mut cut = 0.0;
+    // A flooder never acknowledges the gateway's SETTINGS either, so the handshake
+    // timeout may be what closes a throttled one.
+    for reason in ["control_frames", "keep_alive", "handshake_timeout"] {
+        cut += metric(
+            gw.admin(),
+            "sekisho_downstream_connections_cut_total",
+            &[("listener", "floods"), ("reason", reason)],
+        )
+        .await;
+    }
+    let text = http1_get(gw.admin(), "/metrics", &[]).await.text();
+    let cuts: Vec<&str> = text.lines().filter(|l| l.contains("_cut_total{")).collect();
+    assert_eq!(cut, 2.0, "both cuts are counted in the metrics: {cuts:?}");
 
     still_serves(addr, "/after-floods").await;
 }

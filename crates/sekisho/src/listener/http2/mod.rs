@@ -1,36 +1,45 @@
 //! The gateway's HTTP/2 server: one client connection, its streams served in the
 //! connection's own task.
 //!
-//! Driven with `h2` directly, as the upstream side is, rather than through hyper's server,
-//! which spawns a task for every stream and pipes each response body through it. Here each
-//! stream is a future in the connection's set ([`stream`]), polled when its own waker
-//! fires: a request costs no task, no spawn and no hand-off to another thread, and a
-//! connection's streams run on the core that reads its socket.
+//! The protocol is `h2conn`'s, the gateway's own sans-I/O connection: this module owns the
+//! socket and the timers, feeds the connection what it reads, hands each request to the
+//! request path and writes what the connection queues. Each stream is a future in the
+//! connection's set ([`stream`]), polled when its own waker fires: a request costs no
+//! task, no spawn and no hand-off to another thread. Nothing is buffered while nothing is
+//! in flight: the read buffer is allocated when bytes arrive and dropped once the
+//! connection has taken them all, and the connection keeps no output buffer while it has
+//! nothing to write, so an idle connection holds its protocol state and little else.
 //!
 //! The connection keeps to its listener's bounds: it is sent GOAWAY once nothing has been
 //! open on it for `http2.idle_timeout` (and closed if it has not closed itself within
 //! `http2.keep_alive_timeout` after), it is closed when a PING goes unanswered for
 //! `http2.keep_alive_timeout`, and when the listener drains it is sent GOAWAY and ends once
-//! its open streams have. A client that cancels far more streams than it lets finish is
-//! sent GOAWAY(ENHANCE_YOUR_CALM) ([`cancels`]).
+//! its open streams have. The abuse bounds (rapid and after-the-fact resets, floods of
+//! control, empty or CONTINUATION frames, a client that does not read) are the
+//! connection's, each ending it with GOAWAY(ENHANCE_YOUR_CALM).
 
-mod cancels;
+mod request_body;
+mod shared;
 mod stream;
 
+pub use request_body::RequestBody;
+
 use std::future::{Future, poll_fn};
+use std::io;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::BytesMut;
 use futures_util::StreamExt as _;
 use futures_util::stream::FuturesUnordered;
-use h2::{Ping, PingPong};
-use tokio::io::{AsyncRead, AsyncWrite};
+use h2conn::{Connection, ConnectionError, ErrorCode, Event};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
-use self::cancels::CancelBudget;
+use self::shared::{Gone, Handle, Shared, Slot, lock};
 use super::wait_list::Waiter;
 use crate::observe::metrics;
 use crate::proxy::Downstream;
@@ -47,7 +56,7 @@ pub struct Settings {
     pub max_header_list_size: u32,
     /// Largest frame a client may send.
     pub max_frame_size: u32,
-    /// Time for the client's preface.
+    /// Time for the client's preface and its acknowledgement of the gateway's SETTINGS.
     pub handshake_timeout: Duration,
     /// Nothing open for this long: GOAWAY. `None`: never.
     pub idle_timeout: Option<Duration>,
@@ -64,6 +73,30 @@ pub struct Settings {
     pub max_cancelled_streams: u32,
 }
 
+impl Settings {
+    fn connection(&self) -> h2conn::Config {
+        h2conn::Config {
+            max_concurrent_streams: self.max_concurrent_streams,
+            initial_stream_window: self.initial_stream_window_size,
+            connection_window: self.initial_connection_window_size,
+            max_header_list_size: self.max_header_list_size,
+            max_frame_size: self.max_frame_size,
+            max_header_block_size: 2 * self.max_header_list_size as usize,
+            max_reset_streams: match self.max_cancelled_streams {
+                0 => u32::MAX,
+                n => n,
+            },
+            ..h2conn::Config::default()
+        }
+    }
+}
+
+/// The most read from the socket at once.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// The payload of the gateway's keep-alive PINGs.
+const KEEP_ALIVE_PING: [u8; 8] = *b"sekisho!";
+
 /// Serves HTTP/2 on `io` (its preface not yet read) until the client leaves, the
 /// connection breaks or idles, or the listener closes (`waiter`) and its streams end.
 pub async fn serve<IO>(io: IO, downstream: Arc<Downstream>, settings: Settings, waiter: Waiter)
@@ -72,109 +105,72 @@ where
 {
     let listener = downstream.listener.clone();
     let client = downstream.client;
-    let handshake = h2::server::Builder::new()
-        .max_concurrent_streams(settings.max_concurrent_streams)
-        .initial_window_size(settings.initial_stream_window_size)
-        .initial_connection_window_size(settings.initial_connection_window_size)
-        .max_header_list_size(settings.max_header_list_size)
-        .max_frame_size(settings.max_frame_size)
-        .handshake::<_, Bytes>(io);
-    let mut conn = match tokio::time::timeout(settings.handshake_timeout, handshake).await {
-        Ok(Ok(conn)) => conn,
-        Ok(Err(e)) => {
-            tracing::debug!(%listener, %client, error = %e, "HTTP/2 handshake failed");
-            return;
-        }
-        Err(_) => {
-            metrics::downstream_connection_cut(&listener, "handshake_timeout");
-            tracing::debug!(%listener, %client, "HTTP/2 handshake timed out");
-            return;
-        }
+    let handle = Shared::new(Connection::new(settings.connection()));
+    let mut served = Served {
+        io,
+        input: BytesMut::new(),
+        unflushed: false,
+        eof: false,
+        handle: handle.clone(),
+        streams: FuturesUnordered::new(),
+        downstream,
+        bounds: stream::Bounds {
+            body_idle: settings.body_idle,
+            send_timeout: settings.send_timeout,
+        },
+        handshake: Some(Box::pin(tokio::time::sleep(settings.handshake_timeout))),
+        keep_alive: settings
+            .keep_alive_interval
+            .map(|every| KeepAlive::new(every, settings.keep_alive_timeout)),
+        idle: settings
+            .idle_timeout
+            .map(|after| Idle::new(after, settings.keep_alive_timeout)),
+        drain: None,
+        grace: settings.keep_alive_timeout,
+        waiter,
     };
-    let mut keep_alive = settings
-        .keep_alive_interval
-        .zip(conn.ping_pong())
-        .map(|(every, pings)| KeepAlive::new(pings, every, settings.keep_alive_timeout));
-    let mut idle = settings
-        .idle_timeout
-        .map(|after| Idle::new(after, settings.keep_alive_timeout));
-    let bounds = stream::Bounds {
-        body_idle: settings.body_idle,
-        send_timeout: settings.send_timeout,
-    };
-    let mut streams = FuturesUnordered::new();
-    let mut cancels = CancelBudget::new(settings.max_cancelled_streams);
-    // Set once a GOAWAY has gone out: how the connection ends once it has closed.
-    let mut going_away: Option<Ended> = None;
-
-    let ended = poll_fn(|cx| {
-        loop {
-            // Streams whose wakers fired; those that are done leave the set.
-            while let Poll::Ready(Some(outcome)) = streams.poll_next_unpin(cx) {
-                if !cancels.record(outcome) && !matches!(going_away, Some(Ended::Cancels)) {
-                    conn.abrupt_shutdown(h2::Reason::ENHANCE_YOUR_CALM);
-                    going_away = Some(Ended::Cancels);
-                }
-            }
-            match conn.poll_accept(cx) {
-                Poll::Ready(Some(Ok((request, respond)))) => {
-                    streams.push(stream::serve(request, respond, downstream.clone(), bounds));
-                    continue;
-                }
-                Poll::Ready(Some(Err(e))) => {
-                    return Poll::Ready(match going_away.take() {
-                        Some(Ended::Idle) => Ended::Idle,
-                        Some(Ended::Cancels) => Ended::Cancels,
-                        _ => Ended::Broken(e),
-                    });
-                }
-                Poll::Ready(None) => return Poll::Ready(going_away.take().unwrap_or(Ended::Done)),
-                Poll::Pending => {}
-            }
-            if going_away.is_none() && waiter.poll(cx, true).is_ready() {
-                conn.graceful_shutdown();
-                going_away = Some(Ended::Done);
-                continue;
-            }
-            if let Some(pings) = keep_alive.as_mut()
-                && pings.poll_expired(cx).is_ready()
-            {
-                return Poll::Ready(Ended::KeepAlive);
-            }
-            if let Some(idle) = idle.as_mut() {
-                match idle.poll(cx, streams.is_empty(), going_away.is_some()) {
-                    Poll::Ready(Lapse::Idle) => {
-                        conn.graceful_shutdown();
-                        going_away = Some(Ended::Idle);
-                        continue;
-                    }
-                    Poll::Ready(Lapse::Grace) => return Poll::Ready(Ended::Idle),
-                    Poll::Pending => {}
-                }
-            }
-            return Poll::Pending;
+    let ended = poll_fn(|cx| served.poll(cx)).await;
+    // Whatever is still open ends with the connection: the request path sees its streams
+    // gone and cancels their upstream requests as the futures drop.
+    {
+        let mut shared = lock(&handle);
+        let ids: Vec<_> = shared.slots.keys().copied().collect();
+        for id in ids {
+            shared.gone(id, Gone::Closed);
         }
-    })
-    .await;
+    }
+    drop(served);
     match ended {
         Ended::Done => {}
         Ended::Idle => metrics::downstream_connection_cut(&listener, "idle"),
-        Ended::Cancels => {
-            metrics::downstream_connection_cut(&listener, "cancelled_streams");
-            tracing::info!(
-                %listener,
-                %client,
-                limit = settings.max_cancelled_streams,
-                "client cancelled more streams than it let finish; GOAWAY(ENHANCE_YOUR_CALM)"
-            );
-        }
         Ended::KeepAlive => {
             metrics::downstream_connection_cut(&listener, "keep_alive");
             tracing::debug!(%listener, %client, "a PING went unanswered; connection closed");
         }
-        Ended::Broken(e) => {
-            tracing::debug!(%listener, %client, error = %e, "client connection ended with an error");
+        Ended::Handshake => {
+            metrics::downstream_connection_cut(&listener, "handshake_timeout");
+            tracing::debug!(%listener, %client, "HTTP/2 handshake timed out");
         }
+        Ended::Protocol(error) if error.code == ErrorCode::ENHANCE_YOUR_CALM => {
+            metrics::downstream_connection_cut(&listener, abuse(&error));
+            tracing::info!(%listener, %client, %error, "client connection cut");
+        }
+        Ended::Protocol(error) => {
+            tracing::debug!(%listener, %client, %error, "client connection ended with an error");
+        }
+        Ended::Io(error) => {
+            tracing::debug!(%listener, %client, %error, "client connection broke");
+        }
+    }
+}
+
+/// The metric reason for a connection cut for abuse.
+fn abuse(error: &ConnectionError) -> &'static str {
+    match error.reason {
+        "too many reset streams" => "cancelled_streams",
+        "control frames queued faster than they are read" => "control_frames",
+        "too many empty frames" => "empty_frames",
+        _ => "header_flood",
     }
 }
 
@@ -186,15 +182,258 @@ enum Ended {
     Idle,
     /// A PING went unanswered.
     KeepAlive,
-    /// The client cancelled more streams than its budget allows.
-    Cancels,
-    /// A protocol or I/O error.
-    Broken(h2::Error),
+    /// The client did not complete the handshake in time.
+    Handshake,
+    /// A connection error: the client broke a rule or a bound (GOAWAY sent).
+    Protocol(ConnectionError),
+    /// The socket failed.
+    Io(io::Error),
+}
+
+/// A stream's future in the connection's set; it ends with the stream's id.
+type StreamFuture = Pin<Box<dyn Future<Output = h2conn::StreamId> + Send>>;
+
+/// One connection being served.
+struct Served<IO> {
+    io: IO,
+    /// Bytes read and not yet taken by the connection; empty (unallocated) between reads.
+    input: BytesMut,
+    /// Written since the last flush.
+    unflushed: bool,
+    /// The client has closed its side.
+    eof: bool,
+    handle: Handle,
+    streams: FuturesUnordered<StreamFuture>,
+    downstream: Arc<Downstream>,
+    bounds: stream::Bounds,
+    /// Until the client has acknowledged the gateway's SETTINGS.
+    handshake: Option<Pin<Box<Sleep>>>,
+    keep_alive: Option<KeepAlive>,
+    idle: Option<Idle>,
+    /// Once the listener drains: how long the client has to let its streams finish after
+    /// the first GOAWAY before the final one.
+    drain: Option<Pin<Box<Sleep>>>,
+    grace: Duration,
+    waiter: Waiter,
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> Served<IO> {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Ended> {
+        loop {
+            // Streams whose wakers fired; those that are done leave the set.
+            while let Poll::Ready(Some(id)) = self.streams.poll_next_unpin(cx) {
+                let mut shared = lock(&self.handle);
+                shared.slots.remove(&id);
+                // A response complete while the client still sends: tell it to stop
+                // (RFC 9113 section 8.1). A stream already closed is left alone.
+                let _ = shared.conn.reset(id, ErrorCode::NO_ERROR);
+            }
+            let handle = self.handle.clone();
+            let mut shared = lock(&handle);
+            shared.register_task(cx);
+            let read = match self.read(cx, &mut shared) {
+                Ok(read) => read,
+                Err(error) => return Poll::Ready(Ended::Io(error)),
+            };
+            self.dispatch(&mut shared);
+            if let Some(ended) = self.timers(cx, &mut shared) {
+                return Poll::Ready(ended);
+            }
+            if let Err(error) = self.write(cx, &mut shared) {
+                return Poll::Ready(Ended::Io(error));
+            }
+            // Writing may have opened windows for blocked streams.
+            self.dispatch(&mut shared);
+            let written = shared.conn.output().is_empty() && !self.unflushed;
+            if written && shared.conn.is_closed() {
+                let idled = self.idle.as_ref().is_some_and(|idle| idle.sent);
+                return Poll::Ready(match shared.conn.error() {
+                    Some(error) => Ended::Protocol(error),
+                    None if idled => Ended::Idle,
+                    None => Ended::Done,
+                });
+            }
+            if written && self.eof {
+                return Poll::Ready(Ended::Done);
+            }
+            if !read {
+                return Poll::Pending;
+            }
+        }
+    }
+
+    /// Reads what the socket has into the connection; whether anything came.
+    fn read(&mut self, cx: &mut Context<'_>, shared: &mut Shared) -> io::Result<bool> {
+        if self.eof || !shared.conn.wants_read() {
+            return Ok(false);
+        }
+        let mut chunk = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
+        let mut buf = ReadBuf::uninit(&mut chunk);
+        match Pin::new(&mut self.io).poll_read(cx, &mut buf) {
+            Poll::Pending => return Ok(false),
+            Poll::Ready(Err(error)) => return Err(error),
+            Poll::Ready(Ok(())) => {}
+        }
+        let filled = buf.filled();
+        if filled.is_empty() {
+            self.eof = true;
+            return Ok(false);
+        }
+        if self.input.is_empty() {
+            self.input = BytesMut::from(filled);
+        } else {
+            self.input.extend_from_slice(filled);
+        }
+        // An error queues GOAWAY; the connection reports it once that is written.
+        let _ = shared.conn.recv(&mut self.input);
+        if self.input.is_empty() {
+            self.input = BytesMut::new();
+        }
+        Ok(true)
+    }
+
+    /// Acts on what the client did.
+    fn dispatch(&mut self, shared: &mut Shared) {
+        while let Some(event) = shared.conn.poll_event() {
+            match event {
+                Event::Request {
+                    stream: id,
+                    head,
+                    end_stream,
+                } => {
+                    let mut slot = Slot::new(end_stream);
+                    slot.body_dropped = end_stream;
+                    shared.slots.insert(id, slot);
+                    let served = stream::serve(
+                        id,
+                        head,
+                        end_stream,
+                        self.handle.clone(),
+                        self.downstream.clone(),
+                        self.bounds,
+                    );
+                    self.streams.push(Box::pin(async move {
+                        served.await;
+                        id
+                    }));
+                }
+                Event::Data {
+                    stream,
+                    data,
+                    end_stream,
+                } => shared.deliver(stream, data, end_stream),
+                Event::Trailers { stream, headers } => {
+                    if let Some(slot) = shared.slots.get_mut(&stream) {
+                        slot.trailers = Some(headers);
+                        slot.ended = true;
+                        slot.wake_reader();
+                    }
+                }
+                Event::Reset {
+                    stream,
+                    code,
+                    by_peer,
+                } => {
+                    let why = if by_peer {
+                        Gone::ResetByClient(code)
+                    } else {
+                        Gone::Refused(code)
+                    };
+                    shared.gone(stream, why);
+                }
+                Event::WindowOpened { stream } => {
+                    if let Some(slot) = shared.slots.get_mut(&stream) {
+                        slot.wake_sender();
+                    }
+                }
+                Event::PingAck { payload } => {
+                    if payload == KEEP_ALIVE_PING
+                        && let Some(keep_alive) = self.keep_alive.as_mut()
+                    {
+                        keep_alive.answered();
+                    }
+                }
+                // The connection itself ends once the client's open streams have.
+                Event::GoAway { .. } => {}
+            }
+        }
+    }
+
+    /// The handshake, keep-alive, idle and drain timers; how the connection ends when
+    /// one of them ends it.
+    fn timers(&mut self, cx: &mut Context<'_>, shared: &mut Shared) -> Option<Ended> {
+        if let Some(handshake) = self.handshake.as_mut() {
+            if !shared.conn.awaiting_settings_ack() {
+                self.handshake = None;
+            } else if handshake.as_mut().poll(cx).is_ready() {
+                shared
+                    .conn
+                    .abort(ErrorCode::SETTINGS_TIMEOUT, "no SETTINGS acknowledgement");
+                return Some(Ended::Handshake);
+            }
+        }
+        if let Some(keep_alive) = self.keep_alive.as_mut() {
+            match keep_alive.poll(cx) {
+                Poll::Ready(Beat::Ping) => shared.conn.ping(KEEP_ALIVE_PING),
+                Poll::Ready(Beat::Expired) => return Some(Ended::KeepAlive),
+                Poll::Pending => {}
+            }
+        }
+        if self.drain.is_none() && self.waiter.poll(cx, true).is_ready() {
+            shared.conn.shutdown();
+            self.drain = Some(Box::pin(tokio::time::sleep(self.grace)));
+        }
+        if let Some(drain) = self.drain.as_mut()
+            && drain.as_mut().poll(cx).is_ready()
+        {
+            // The client had its time to see the first GOAWAY: name the last stream.
+            shared.conn.go_away(ErrorCode::NO_ERROR);
+        }
+        if let Some(idle) = self.idle.as_mut() {
+            let empty = shared.slots.is_empty() && shared.conn.active_streams() == 0;
+            match idle.poll(cx, empty, self.drain.is_some()) {
+                Poll::Ready(Lapse::Idle) => shared.conn.go_away(ErrorCode::NO_ERROR),
+                Poll::Ready(Lapse::Grace) => return Some(Ended::Idle),
+                Poll::Pending => {}
+            }
+        }
+        None
+    }
+
+    /// Writes what the connection queued, as far as the socket takes it.
+    fn write(&mut self, cx: &mut Context<'_>, shared: &mut Shared) -> io::Result<()> {
+        while !shared.conn.output().is_empty() {
+            match Pin::new(&mut self.io).poll_write(cx, shared.conn.output()) {
+                Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+                Poll::Ready(Ok(n)) => {
+                    shared.conn.advance(n);
+                    self.unflushed = true;
+                }
+                Poll::Ready(Err(error)) => return Err(error),
+                Poll::Pending => return Ok(()),
+            }
+        }
+        if self.unflushed {
+            match Pin::new(&mut self.io).poll_flush(cx) {
+                Poll::Ready(Ok(())) => self.unflushed = false,
+                Poll::Ready(Err(error)) => return Err(error),
+                Poll::Pending => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What the keep-alive timer came to.
+enum Beat {
+    /// Time to send a PING.
+    Ping,
+    /// The last PING went unanswered for the timeout.
+    Expired,
 }
 
 /// PINGs at an interval, each to be answered within a timeout.
 struct KeepAlive {
-    pings: PingPong,
     every: Duration,
     timeout: Duration,
     /// The next PING while none is out; the deadline for its answer while one is.
@@ -203,9 +442,8 @@ struct KeepAlive {
 }
 
 impl KeepAlive {
-    fn new(pings: PingPong, every: Duration, timeout: Duration) -> Self {
+    fn new(every: Duration, timeout: Duration) -> Self {
         KeepAlive {
-            pings,
             every,
             timeout,
             timer: Box::pin(tokio::time::sleep(every)),
@@ -213,27 +451,21 @@ impl KeepAlive {
         }
     }
 
-    /// Ready when a PING has gone unanswered for the timeout.
-    fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        loop {
-            if self.awaiting {
-                if let Poll::Ready(Ok(_)) = self.pings.poll_pong(cx) {
-                    self.awaiting = false;
-                    self.timer.as_mut().reset(Instant::now() + self.every);
-                    continue;
-                }
-                // An error here is the connection's, which it reports itself.
-                return self.timer.as_mut().poll(cx);
-            }
-            ready!(self.timer.as_mut().poll(cx));
-            self.awaiting = self.pings.send_ping(Ping::opaque()).is_ok();
-            let next = if self.awaiting {
-                self.timeout
-            } else {
-                self.every
-            };
-            self.timer.as_mut().reset(Instant::now() + next);
+    fn answered(&mut self) {
+        if self.awaiting {
+            self.awaiting = false;
+            self.timer.as_mut().reset(Instant::now() + self.every);
         }
+    }
+
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Beat> {
+        ready!(self.timer.as_mut().poll(cx));
+        if self.awaiting {
+            return Poll::Ready(Beat::Expired);
+        }
+        self.awaiting = true;
+        self.timer.as_mut().reset(Instant::now() + self.timeout);
+        Poll::Ready(Beat::Ping)
     }
 }
 
@@ -244,6 +476,7 @@ struct Idle {
     timer: Pin<Box<Sleep>>,
     /// Whether `timer` counts the time idle (or, once the GOAWAY is out, the grace).
     armed: bool,
+    /// The GOAWAY for idleness is out.
     sent: bool,
 }
 

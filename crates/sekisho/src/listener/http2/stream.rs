@@ -8,16 +8,17 @@
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
-use h2::server::SendResponse;
-use h2::{Reason, RecvStream, SendStream};
-use http::{HeaderMap, Method, Request, Response, StatusCode, header};
+use bytes::{Buf, Bytes};
+use h2conn::{ErrorCode, StreamId};
+use http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body::Body as HttpBody;
 
-use crate::body::{Body, ClientBody, H2Body};
+use super::request_body::RequestBody;
+use super::shared::{Handle, lock};
+use crate::body::{Body, ClientBody};
 use crate::listener::date;
 use crate::listener::idle::{BodyIdleTimeout, Tracked};
 use crate::listener::stall::{self, Stall, Stalled};
@@ -33,70 +34,76 @@ pub struct Bounds {
     pub send_timeout: Option<Duration>,
 }
 
-/// How a stream ended, as the connection's budget of cancelled streams counts it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// Answered, refused or cut by the gateway, or lost with the connection.
-    Finished,
-    /// The client reset the stream before its response was complete.
-    Cancelled,
-}
-
-/// Serves the stream `request` arrived on; `respond` answers it.
+/// Serves the request that opened stream `id` (`end_stream`: it has no body) and sends
+/// its response; done when the response is, or the stream or connection is gone.
 pub async fn serve(
-    request: Request<RecvStream>,
-    mut respond: SendResponse<Bytes>,
+    id: StreamId,
+    mut parts: http::request::Parts,
+    end_stream: bool,
+    handle: Handle,
     downstream: Arc<Downstream>,
     bounds: Bounds,
-) -> Outcome {
-    let (mut parts, recv) = request.into_parts();
-    let body = H2Body::new(recv, content_length(&parts.headers));
+) {
+    let body = if end_stream {
+        ClientBody::Empty
+    } else {
+        let length = content_length(&parts.headers);
+        ClientBody::Http2(RequestBody::new(handle.clone(), id, length))
+    };
     // Only a request with a body to wait for needs its silence bounded.
     let listener = downstream.listener.clone();
     let progress = bounds
         .body_idle
-        .filter(|_| !body.is_end_stream())
+        .filter(|_| !end_stream)
         .map(|after| BodyIdleTimeout::attach(&mut parts.extensions, after, &downstream.listener));
     let head_only = parts.method == Method::HEAD;
-    let request = Request::from_parts(parts, ClientBody::Http2(body));
+    let request = Request::from_parts(parts, body);
 
     // Boxed: the request path's state is large, and a stream's future is moved into the
     // connection's set; a pointer is cheaper to move.
     let mut answer = Box::pin(proxy::handle(downstream, request));
     let answered = poll_fn(|cx| {
-        if let Poll::Ready(reset) = respond.poll_reset(cx) {
-            return Poll::Ready(Err(reset.is_ok()));
+        if gone(&handle, id, cx) {
+            return Poll::Ready(None);
         }
-        answer.as_mut().poll(cx).map(Ok)
+        answer.as_mut().poll(cx).map(Some)
     })
     .await;
     let response = match answered {
-        Ok(Ok(response)) => response,
-        Ok(Err(never)) => match never {},
-        // The client reset the stream (or the connection ended): the request is
-        // cancelled with it.
-        Err(true) => return Outcome::Cancelled,
-        Err(false) => return Outcome::Finished,
+        Some(Ok(response)) => response,
+        Some(Err(never)) => match never {},
+        // The client reset the stream: the request is cancelled with it.
+        None => return,
     };
+    drop(answer);
     let (mut head, body) = response.into_parts();
     let body = Tracked::new(body, progress, None);
     prepare(&mut head.headers, head.status, &body, head_only);
     let end = body.is_end_stream();
-    let Ok(send) = respond.send_response(Response::from_parts(head, ()), end) else {
-        return Outcome::Finished;
-    };
-    if end {
-        return Outcome::Finished;
+    let sent = lock(&handle)
+        .conn
+        .send_response(id, head.status, &head.headers, end);
+    if sent.is_err() || end {
+        return;
     }
     let mut body = body;
-    match send_body(&mut body, send, bounds.send_timeout).await {
-        Ok(outcome) => outcome,
-        Err(stalled) => {
-            metrics::downstream_response_cut(&listener, "send_timeout");
-            tracing::debug!(%listener, error = %stalled, "response cut");
-            stall::cut(body, &stalled);
-            Outcome::Finished
+    if let Err(stalled) = send_body(id, &handle, &mut body, bounds.send_timeout).await {
+        metrics::downstream_response_cut(&listener, "send_timeout");
+        tracing::debug!(%listener, error = %stalled, "response cut");
+        stall::cut(body, &stalled);
+    }
+}
+
+/// Whether the stream is gone (reset, or its connection ended); if not, the caller is
+/// woken when it goes.
+fn gone(handle: &Handle, id: StreamId, cx: &Context<'_>) -> bool {
+    let mut shared = lock(handle);
+    match shared.slots.get_mut(&id) {
+        Some(slot) if slot.gone.is_none() => {
+            slot.park_sender(cx);
+            false
         }
+        _ => true,
     }
 }
 
@@ -119,101 +126,103 @@ fn prepare(headers: &mut HeaderMap, status: StatusCode, body: &Tracked<Body>, he
     }
 }
 
-/// Sends `body` on `send`, each piece once the window has room for a byte of it (h2
-/// holds the rest of a piece until the window grows), and its trailers. A body that fails
-/// resets the stream; a client that resets it stops the sending (and the stream counts as
-/// cancelled); a window that stays shut for `send_timeout` resets the stream and is the
-/// error.
+/// A piece of the body taken from upstream and not yet all sent.
+struct Piece {
+    data: Bytes,
+    /// The body ends with it.
+    end: bool,
+}
+
+/// Sends `body` on stream `id`, a piece at a time: the next piece is taken from upstream
+/// only once the last one is all out, which the client's window decides. A body that fails
+/// resets the stream; a client that resets it stops the sending; a window that stays shut
+/// for `send_timeout` resets the stream and is the error.
 async fn send_body(
+    id: StreamId,
+    handle: &Handle,
     body: &mut Tracked<Body>,
-    mut send: SendStream<Bytes>,
     send_timeout: Option<Duration>,
-) -> Result<Outcome, Stalled> {
+) -> Result<(), Stalled> {
     let mut body = Pin::new(body);
     let mut stall = Stall::new(send_timeout);
-    loop {
-        send.reserve_capacity(1);
-        let next = poll_fn(|cx| {
-            while send.capacity() == 0 {
-                match send.poll_capacity(cx) {
-                    Poll::Ready(Some(Ok(_))) => {}
-                    Poll::Ready(Some(Err(_)) | None) => return Poll::Ready(Next::Gone),
-                    Poll::Pending => {
-                        if let Poll::Ready(reset) = send.poll_reset(cx) {
-                            return Poll::Ready(Next::reset(reset));
+    let mut piece: Option<Piece> = None;
+    poll_fn(|cx| {
+        loop {
+            if let Some(Piece { data, end }) = piece.as_mut() {
+                let mut shared = lock(handle);
+                let Some(slot) = shared.slots.get_mut(&id) else {
+                    return Poll::Ready(Ok(()));
+                };
+                if slot.gone.is_some() {
+                    return Poll::Ready(Ok(()));
+                }
+                let Ok(n) = shared.conn.send_data(id, data, *end) else {
+                    return Poll::Ready(Ok(()));
+                };
+                if n > 0 {
+                    stall.moved();
+                    data.advance(n);
+                }
+                if data.is_empty() {
+                    if *end {
+                        return Poll::Ready(Ok(()));
+                    }
+                    piece = None;
+                    continue;
+                }
+                // The window is shut: wait for the client to open it.
+                if let Some(slot) = shared.slots.get_mut(&id) {
+                    slot.park_sender(cx);
+                }
+                drop(shared);
+                return match stall.poll_expired(cx) {
+                    Poll::Ready(stalled) => {
+                        let _ = lock(handle).conn.reset(id, ErrorCode::CANCEL);
+                        Poll::Ready(Err(stalled))
+                    }
+                    Poll::Pending => Poll::Pending,
+                };
+            }
+            if gone(handle, id, cx) {
+                return Poll::Ready(Ok(()));
+            }
+            let frame = match body.as_mut().poll_frame(cx) {
+                Poll::Ready(frame) => frame,
+                Poll::Pending => return Poll::Pending,
+            };
+            let mut shared = lock(handle);
+            match frame {
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => {
+                        piece = Some(Piece {
+                            data,
+                            end: body.is_end_stream(),
+                        });
+                    }
+                    Err(frame) => {
+                        if let Ok(trailers) = frame.into_trailers() {
+                            let _ = shared.conn.send_trailers(id, &trailers);
+                            return Poll::Ready(Ok(()));
                         }
-                        return stall.poll_expired(cx).map(Next::Stalled);
                     }
+                },
+                None => {
+                    let _ = shared.conn.send_data(id, &[], true);
+                    return Poll::Ready(Ok(()));
                 }
-            }
-            stall.moved();
-            if let Poll::Ready(reset) = send.poll_reset(cx) {
-                return Poll::Ready(Next::reset(reset));
-            }
-            body.as_mut().poll_frame(cx).map(Next::Frame)
-        })
-        .await;
-        let frame = match next {
-            Next::Frame(frame) => frame,
-            Next::Gone => return Ok(Outcome::Finished),
-            Next::Cancelled => return Ok(Outcome::Cancelled),
-            Next::Stalled(stalled) => {
-                send.send_reset(Reason::CANCEL);
-                return Err(stalled);
-            }
-        };
-        match frame {
-            Some(Ok(frame)) => match frame.into_data() {
-                Ok(data) => {
-                    let end = body.is_end_stream();
-                    if send.send_data(data, end).is_err() || end {
-                        return Ok(Outcome::Finished);
-                    }
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "response body failed; stream reset");
+                    let _ = shared.conn.reset(id, ErrorCode::INTERNAL_ERROR);
+                    return Poll::Ready(Ok(()));
                 }
-                Err(frame) => {
-                    if let Ok(trailers) = frame.into_trailers() {
-                        let _ = send.send_trailers(trailers);
-                        return Ok(Outcome::Finished);
-                    }
-                }
-            },
-            None => {
-                let _ = send.send_data(Bytes::new(), true);
-                return Ok(Outcome::Finished);
-            }
-            Some(Err(e)) => {
-                tracing::debug!(error = %e, "response body failed; stream reset");
-                send.send_reset(Reason::INTERNAL_ERROR);
-                return Ok(Outcome::Finished);
             }
         }
-    }
+    })
+    .await
 }
 
-/// What the wait in [`send_body`] came to.
-enum Next {
-    /// The body's next frame (or its end).
-    Frame(Option<Result<http_body::Frame<Bytes>, crate::body::BoxError>>),
-    /// The connection ended.
-    Gone,
-    /// The client reset the stream.
-    Cancelled,
-    /// The window stayed shut for the send timeout.
-    Stalled(Stalled),
-}
-
-impl Next {
-    /// A reset seen on the stream: the client's, or the connection's end.
-    fn reset(reset: Result<Reason, h2::Error>) -> Self {
-        match reset {
-            Ok(_) => Next::Cancelled,
-            Err(_) => Next::Gone,
-        }
-    }
-}
-
-/// The request's declared length (h2 has checked that it is a number, and holds the
-/// client to it).
+/// The request's declared length (the connection has checked that it is a number, and
+/// holds the client to it).
 fn content_length(headers: &HeaderMap) -> Option<u64> {
     headers
         .get(header::CONTENT_LENGTH)?

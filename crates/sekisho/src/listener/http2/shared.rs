@@ -1,0 +1,150 @@
+//! The state a connection's task shares with its streams: the protocol state machine and,
+//! per stream, what the client sent that the request path has not taken yet.
+//!
+//! One lock per connection, never held across an await. Streams are polled inside the
+//! connection's task, so the lock is uncontended but for request bodies read elsewhere
+//! (an upstream connection's task); whoever queues output from outside the connection's
+//! task wakes it to write.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Waker};
+
+use bytes::Bytes;
+use h2conn::{Connection, ErrorCode, StreamId};
+use http::HeaderMap;
+
+/// A connection's shared state.
+pub type Handle = Arc<Mutex<Shared>>;
+
+/// The protocol state and the streams the request path knows.
+pub struct Shared {
+    pub conn: Connection,
+    pub slots: HashMap<StreamId, Slot>,
+    /// The connection's task, woken when output was queued outside it.
+    task: Option<Waker>,
+}
+
+/// Locks `handle`, whatever a panicking holder left: the state is only ever changed by
+/// whole calls, so it is consistent.
+pub fn lock(handle: &Handle) -> MutexGuard<'_, Shared> {
+    handle
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Shared {
+    pub fn new(conn: Connection) -> Handle {
+        Arc::new(Mutex::new(Shared {
+            conn,
+            slots: HashMap::new(),
+            task: None,
+        }))
+    }
+
+    /// Remembers the connection's task, to be woken for output queued elsewhere.
+    pub fn register_task(&mut self, cx: &Context<'_>) {
+        match &self.task {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            _ => self.task = Some(cx.waker().clone()),
+        }
+    }
+
+    /// Wakes the connection's task when there is output for it to write.
+    pub fn wake_writer(&mut self) {
+        if !self.conn.output().is_empty()
+            && let Some(waker) = &self.task
+        {
+            waker.wake_by_ref();
+        }
+    }
+
+    /// Hands the client's DATA to the stream's body, or, when nobody will read it,
+    /// gives its window straight back. An empty frame only ever matters for its
+    /// END_STREAM: passed on, it would become an empty frame upstream too.
+    pub fn deliver(&mut self, id: StreamId, data: Bytes, end: bool) {
+        match self.slots.get_mut(&id) {
+            Some(slot) if !slot.body_dropped => {
+                if !data.is_empty() {
+                    slot.inbox.push_back(data);
+                }
+                slot.ended |= end;
+                slot.wake_reader();
+            }
+            _ => self.conn.release(id, data.len()),
+        }
+    }
+
+    /// The stream ended without its response: the client reset it, the gateway reset
+    /// it for a broken rule, or the connection ended.
+    pub fn gone(&mut self, id: StreamId, why: Gone) {
+        if let Some(slot) = self.slots.get_mut(&id) {
+            slot.gone.get_or_insert(why);
+            slot.wake_reader();
+            slot.wake_sender();
+        }
+    }
+}
+
+/// Why a stream ended before the gateway finished with it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gone {
+    /// The client sent RST_STREAM.
+    ResetByClient(ErrorCode),
+    /// The gateway reset it for a rule the client broke (a body longer than its
+    /// `content-length`, say).
+    Refused(ErrorCode),
+    /// The connection ended.
+    Closed,
+}
+
+/// One stream the request path knows.
+#[derive(Default)]
+pub struct Slot {
+    /// Body bytes received and not yet read.
+    pub inbox: VecDeque<Bytes>,
+    pub trailers: Option<HeaderMap>,
+    /// The client's side has ended: nothing beyond the inbox (and trailers) will come.
+    pub ended: bool,
+    pub gone: Option<Gone>,
+    /// The request body was dropped: what arrives for it is released unread.
+    pub body_dropped: bool,
+    reader: Option<Waker>,
+    sender: Option<Waker>,
+}
+
+impl Slot {
+    pub fn new(ended: bool) -> Self {
+        Slot {
+            ended,
+            ..Slot::default()
+        }
+    }
+
+    pub fn park_reader(&mut self, cx: &Context<'_>) {
+        park(&mut self.reader, cx);
+    }
+
+    pub fn park_sender(&mut self, cx: &Context<'_>) {
+        park(&mut self.sender, cx);
+    }
+
+    pub fn wake_reader(&mut self) {
+        if let Some(waker) = self.reader.take() {
+            waker.wake();
+        }
+    }
+
+    pub fn wake_sender(&mut self) {
+        if let Some(waker) = self.sender.take() {
+            waker.wake();
+        }
+    }
+}
+
+fn park(slot: &mut Option<Waker>, cx: &Context<'_>) {
+    match slot {
+        Some(waker) if waker.will_wake(cx.waker()) => {}
+        _ => *slot = Some(cx.waker().clone()),
+    }
+}
