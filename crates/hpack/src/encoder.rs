@@ -109,14 +109,14 @@ impl Encoder {
 
     fn encode_field(&mut self, field: Field<'_>, dst: &mut Vec<u8>) {
         let static_match = static_table::find(field.name, field.value);
+        if let (Some(Match::Full(index)), false) = (static_match, field.sensitive) {
+            integer::encode(index, 7, 0x80, dst);
+            return;
+        }
         let dynamic_match = self.table.find(field.name, field.value);
         let dynamic_index = |(position, _): (usize, bool)| static_table::LEN + 1 + position;
 
         let name_index = match (static_match, dynamic_match) {
-            (Some(Match::Full(index)), _) if !field.sensitive => {
-                integer::encode(index, 7, 0x80, dst);
-                return;
-            }
             (_, Some(found @ (_, true))) if !field.sensitive => {
                 integer::encode(dynamic_index(found), 7, 0x80, dst);
                 return;
