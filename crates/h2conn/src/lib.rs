@@ -46,3 +46,4 @@ pub use config::Config;
 pub use conn::Connection;
 pub use event::{ConnectionError, Event, SendError};
 pub use h2frame::{ErrorCode, StreamId};
+pub use stream::{BuildStreamIdHasher, StreamIdHasher, StreamMap};

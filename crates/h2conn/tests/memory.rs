@@ -97,6 +97,7 @@ fn idle_connection_after_a_request_holds_only_hpack_state() {
     let written = conn.output().len();
     conn.advance(written);
     assert_eq!(conn.active_streams(), 0);
+    conn.shrink_idle();
     assert_eq!(conn.buffered_bytes(), 0);
     let held = live() - before;
     // The HPACK tables with this request's and response's fields, and the

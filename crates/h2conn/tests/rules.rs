@@ -52,7 +52,8 @@ fn server_settings_and_connection_window_come_first() {
             },
         ]
     );
-    // An idle connection holds no output buffer.
+    // An idle connection holds no output buffer once it is shrunk.
+    h.conn.shrink_idle();
     assert_eq!(h.conn.buffered_bytes(), 0);
 }
 
@@ -140,6 +141,7 @@ fn get_request_and_response() {
         ]
     );
     assert_eq!(h.conn.active_streams(), 0);
+    h.conn.shrink_idle();
     assert_eq!(h.conn.buffered_bytes(), 0);
     assert_eq!(
         h.conn.send_data(sid(1), b"x", true),
@@ -1006,6 +1008,7 @@ fn idle_connection_holds_no_buffers_after_a_request_with_a_body() {
     h.conn.send_data(sid(1), &[2; 30_000], true).unwrap();
     h.frames();
     assert_eq!(h.conn.active_streams(), 0);
+    h.conn.shrink_idle();
     assert_eq!(h.conn.buffered_bytes(), 0);
 }
 

@@ -1,8 +1,6 @@
 //! The application's side: responses, body, trailers, resets, flow-control
 //! credit, shutdown.
 
-use std::collections::VecDeque;
-
 use h2frame::{ErrorCode, PING_LEN, StreamId};
 use http::{HeaderMap, StatusCode};
 
@@ -14,11 +12,7 @@ use crate::stream::{Lookup, SendState};
 impl Connection {
     /// The next event, if any.
     pub fn poll_event(&mut self) -> Option<Event> {
-        let event = self.events.pop_front();
-        if self.events.is_empty() && self.events.capacity() > 0 {
-            self.events = VecDeque::new();
-        }
-        event
+        self.events.pop_front()
     }
 
     /// Sends the response head. A 1xx status may precede the final one; with

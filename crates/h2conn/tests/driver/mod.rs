@@ -55,6 +55,9 @@ pub async fn serve(sock: TcpStream, config: Config) {
         if !want_write && (conn.is_closed() || eof) {
             return;
         }
+        if streams.is_empty() && conn.active_streams() == 0 {
+            conn.shrink_idle();
+        }
         let want_read = !eof && conn.wants_read();
         tokio::select! {
             ready = sock.readable(), if want_read => {

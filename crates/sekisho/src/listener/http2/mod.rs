@@ -257,6 +257,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Served<IO> {
                 return Poll::Ready(Ended::Done);
             }
             if !read {
+                // Quiet: an idle connection keeps no buffer.
+                shared.shrink_idle();
                 return Poll::Pending;
             }
         }

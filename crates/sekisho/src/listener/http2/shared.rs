@@ -6,12 +6,12 @@
 //! (an upstream connection's task); whoever queues output from outside the connection's
 //! task wakes it to write.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Waker};
 
 use bytes::Bytes;
-use h2conn::{Connection, ErrorCode, StreamId};
+use h2conn::{Connection, ErrorCode, StreamId, StreamMap};
 use http::HeaderMap;
 
 /// A connection's shared state.
@@ -20,7 +20,7 @@ pub type Handle = Arc<Mutex<Shared>>;
 /// The protocol state and the streams the request path knows.
 pub struct Shared {
     pub conn: Connection,
-    pub slots: HashMap<StreamId, Slot>,
+    pub slots: StreamMap<Slot>,
     /// The connection's task, woken when output was queued outside it.
     task: Option<Waker>,
 }
@@ -37,7 +37,7 @@ impl Shared {
     pub fn new(conn: Connection) -> Handle {
         Arc::new(Mutex::new(Shared {
             conn,
-            slots: HashMap::new(),
+            slots: StreamMap::default(),
             task: None,
         }))
     }
@@ -47,6 +47,16 @@ impl Shared {
         match &self.task {
             Some(waker) if waker.will_wake(cx.waker()) => {}
             _ => self.task = Some(cx.waker().clone()),
+        }
+    }
+
+    /// Gives back what a busy connection keeps for reuse, once nothing is open.
+    pub fn shrink_idle(&mut self) {
+        if self.slots.is_empty() {
+            if self.slots.capacity() > 0 {
+                self.slots = StreamMap::default();
+            }
+            self.conn.shrink_idle();
         }
     }
 
