@@ -124,6 +124,11 @@ async fn recording_backend() -> (SocketAddr, Received) {
 /// A gateway with one listener `name` (its `http2` settings given inline) in front of a
 /// recording backend.
 async fn gateway(name: &str, http2: &str) -> (Running, Received) {
+    gateway_with(name, http2, "").await
+}
+
+/// Same, with more of the listener's settings (`listener`, e.g. `send_timeout: 2s`).
+async fn gateway_with(name: &str, http2: &str, listener: &str) -> (Running, Received) {
     let (backend, received) = recording_backend().await;
     let yaml = fill(
         r#"
@@ -132,6 +137,7 @@ listeners:
   - name: @name@
     address: 127.0.0.1:0
     http2: { @http2@ }
+    @listener@
 routes:
   - name: all
     to: backend
@@ -142,6 +148,7 @@ clusters:
         &[
             ("name", name.to_owned()),
             ("http2", http2.to_owned()),
+            ("listener", listener.to_owned()),
             ("backend", backend.to_string()),
         ],
     );
@@ -878,6 +885,59 @@ async fn ping_and_settings_floods_that_never_read_are_cut_off() {
     assert_eq!(cut, 2.0, "both cuts are counted in the metrics: {cuts:?}");
 
     still_serves(addr, "/after-floods").await;
+}
+
+#[tokio::test]
+async fn a_flooder_that_acknowledged_settings_is_closed_after_the_send_timeout() {
+    // The flooder acknowledges the gateway's SETTINGS, so the handshake timeout does not
+    // close it, and the keep-alive PING is a minute away: only the gateway noticing that
+    // it has stopped reading a client that takes none of its answers can close it soon.
+    let (gw, _received) = gateway_with(
+        "stalled",
+        "keep_alive_interval: 60s, keep_alive_timeout: 20s",
+        "send_timeout: 2s",
+    )
+    .await;
+    let addr = gw.listener("stalled");
+
+    let mut ack = Vec::new();
+    h2frame::write_settings_ack(&mut ack);
+    let mut raw = Raw::connect_with_small_buffers(addr).await;
+    assert_eq!(raw.send(&ack, Duration::from_secs(2)).await, Flood::All);
+    let mut ping = Vec::new();
+    h2frame::write_ping(&mut ping, false, *b"floodPNG");
+    let started = std::time::Instant::now();
+    let flood = raw
+        .flood(&ping.repeat(4096), 64 << 20, Duration::from_secs(1))
+        .await;
+    assert!(
+        matches!(flood, Flood::Stalled { .. } | Flood::Closed { .. }),
+        "the flood was neither throttled nor cut: {flood:?}"
+    );
+    // Still reading nothing for longer than the send timeout; only then read, which would
+    // let a gateway that had not closed the connection catch up and keep it.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(
+        drain_until_closed(&mut raw, Duration::from_secs(3)).await,
+        "the flooder was still open {:?} after it began",
+        started.elapsed()
+    );
+    println!(
+        "stalled flooder: closed {:?} after the flood began",
+        started.elapsed()
+    );
+    let mut cut = 0.0;
+    for reason in ["send_timeout", "control_frames"] {
+        cut += metric(
+            gw.admin(),
+            "sekisho_downstream_connections_cut_total",
+            &[("listener", "stalled"), ("reason", reason)],
+        )
+        .await;
+    }
+    assert_eq!(cut, 1.0, "the cut is counted");
+
+    still_serves(addr, "/after-stalled-flood").await;
 }
 
 #[tokio::test]

@@ -14,7 +14,8 @@
 //! open on it for `http2.idle_timeout` (and closed if it has not closed itself within
 //! `http2.keep_alive_timeout` after), it is closed when a PING goes unanswered for
 //! `http2.keep_alive_timeout`, and when the listener drains it is sent GOAWAY and ends once
-//! its open streams have. The abuse bounds (rapid and after-the-fact resets, floods of
+//! its open streams have. A client that takes nothing of what the connection owes it while
+//! the connection has stopped reading it is closed after `send_timeout`. The abuse bounds (rapid and after-the-fact resets, floods of
 //! control, empty or CONTINUATION frames, a client that does not read) are the
 //! connection's, each ending it with GOAWAY(ENHANCE_YOUR_CALM).
 
@@ -40,6 +41,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
 use self::shared::{Gone, Handle, Shared, Slot, lock};
+use super::stall::Stall;
 use super::wait_list::Waiter;
 use crate::observe::metrics;
 use crate::proxy::Downstream;
@@ -127,6 +129,7 @@ where
             .map(|after| Idle::new(after, settings.keep_alive_timeout)),
         drain: None,
         grace: settings.keep_alive_timeout,
+        stall: Stall::new(settings.send_timeout),
         waiter,
     };
     let ended = poll_fn(|cx| served.poll(cx)).await;
@@ -146,6 +149,14 @@ where
         Ended::KeepAlive => {
             metrics::downstream_connection_cut(&listener, "keep_alive");
             tracing::debug!(%listener, %client, "a PING went unanswered; connection closed");
+        }
+        Ended::Stalled => {
+            metrics::downstream_connection_cut(&listener, "send_timeout");
+            tracing::info!(
+                %listener,
+                %client,
+                "the client took nothing the gateway wrote for send_timeout while the gateway had stopped reading it; connection closed"
+            );
         }
         Ended::Handshake => {
             metrics::downstream_connection_cut(&listener, "handshake_timeout");
@@ -184,6 +195,9 @@ enum Ended {
     KeepAlive,
     /// The client did not complete the handshake in time.
     Handshake,
+    /// The client took nothing the gateway wrote for `send_timeout`, while the gateway had
+    /// stopped reading it for what it owed.
+    Stalled,
     /// A connection error: the client broke a rule or a bound (GOAWAY sent).
     Protocol(ConnectionError),
     /// The socket failed.
@@ -214,6 +228,8 @@ struct Served<IO> {
     /// the first GOAWAY before the final one.
     drain: Option<Pin<Box<Sleep>>>,
     grace: Duration,
+    /// How long the socket may take none of the output while reading is paused for it.
+    stall: Stall,
     waiter: Waiter,
 }
 
@@ -231,6 +247,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Served<IO> {
             let handle = self.handle.clone();
             let mut shared = lock(&handle);
             shared.register_task(cx);
+            // Reading paused for what the client is owed: once the output drains, the
+            // socket must be polled again, or nothing would wake the task to read.
+            let paused = !self.eof && !shared.conn.wants_read();
             let read = match self.read(cx, &mut shared) {
                 Ok(read) => read,
                 Err(error) => return Poll::Ready(Ended::Io(error)),
@@ -244,6 +263,14 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Served<IO> {
             }
             // Writing may have opened windows for blocked streams.
             self.dispatch(&mut shared);
+            // Reading paused because the client takes nothing of what it is owed (a flood
+            // of PINGs it never reads the answers to, say): bounded like a response's wait.
+            if !shared.conn.output().is_empty()
+                && !shared.conn.wants_read()
+                && self.stall.poll_expired(cx).is_ready()
+            {
+                return Poll::Ready(Ended::Stalled);
+            }
             let written = shared.conn.output().is_empty() && !self.unflushed;
             if written && shared.conn.is_closed() {
                 let idled = self.idle.as_ref().is_some_and(|idle| idle.sent);
@@ -255,6 +282,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Served<IO> {
             }
             if written && self.eof {
                 return Poll::Ready(Ended::Done);
+            }
+            if paused && shared.conn.wants_read() {
+                continue;
             }
             if !read {
                 // Quiet: an idle connection keeps no buffer.
@@ -410,6 +440,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Served<IO> {
                 Poll::Ready(Ok(n)) => {
                     shared.conn.advance(n);
                     self.unflushed = true;
+                    self.stall.moved();
                 }
                 Poll::Ready(Err(error)) => return Err(error),
                 Poll::Pending => return Ok(()),
