@@ -125,6 +125,9 @@ pub struct Connection {
     conn_send: SendWindow,
     conn_recv: RecvWindow,
     block: Option<PendingBlock>,
+    /// Where response header blocks are encoded before they are framed; kept for reuse
+    /// until the connection goes quiet.
+    scratch: Vec<u8>,
     output: BytesMut,
     events: VecDeque<Event>,
     /// Resets beyond completed streams (see [`Config::max_reset_streams`]).
@@ -162,6 +165,7 @@ impl Connection {
             conn_send: SendWindow::new(DEFAULT_WINDOW),
             conn_recv: RecvWindow::new(config.connection_window, config.connection_window),
             block: None,
+            scratch: Vec::new(),
             output: BytesMut::new(),
             events: VecDeque::new(),
             resets: 0,
@@ -328,6 +332,7 @@ impl Connection {
         if self.events.is_empty() && self.events.capacity() > 0 {
             self.events = VecDeque::new();
         }
+        self.scratch = Vec::new();
         self.streams.shrink_idle();
     }
 
@@ -363,6 +368,7 @@ impl Connection {
     /// metrics. HPACK tables are bounded separately by SETTINGS.
     pub fn buffered_bytes(&self) -> usize {
         self.output.capacity()
+            + self.scratch.capacity()
             + self.block.as_ref().map_or(0, |b| b.fragments.capacity())
             + self.events.capacity() * std::mem::size_of::<Event>()
             + self.streams.memory()

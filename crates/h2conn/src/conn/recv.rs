@@ -466,7 +466,7 @@ impl Connection {
     /// is still coming, RST_STREAM NO_ERROR so the client stops sending it.
     fn refuse_too_large(&mut self, id: StreamId, end_stream: bool) -> Result<()> {
         let status = hpack::Field::new(b":status", b"431");
-        self.write_block(id, vec![status], true);
+        self.write_block(id, [status], true);
         if !end_stream {
             self.queue_control(|out| h2frame::write_rst_stream(out, id, ErrorCode::NO_ERROR))?;
         }

@@ -42,9 +42,8 @@ impl Connection {
                 SendState::Streaming
             };
         }
-        let status = status.as_str().as_bytes().to_vec();
-        let mut fields = vec![hpack::Field::new(b":status", &status)];
-        fields.extend(fields_of(headers));
+        let status = hpack::Field::new(b":status", status.as_str().as_bytes());
+        let fields = std::iter::once(status).chain(fields_of(headers));
         self.write_block(id, fields, end_stream && !informational);
         self.close_if_done(id);
         Ok(())
@@ -67,18 +66,21 @@ impl Connection {
             SendState::Done => return Err(SendError::UnknownStream),
             SendState::Streaming => stream.send = SendState::Done,
         }
-        self.write_block(id, fields_of(headers).collect(), true);
+        self.write_block(id, fields_of(headers), true);
         self.close_if_done(id);
         Ok(())
     }
 
-    pub(super) fn write_block(
+    /// Encodes `fields` into the connection's scratch block (kept for reuse, like the
+    /// output buffer) and queues it as HEADERS and, if it is large, CONTINUATION frames.
+    pub(super) fn write_block<'a>(
         &mut self,
         id: StreamId,
-        fields: Vec<hpack::Field<'_>>,
+        fields: impl IntoIterator<Item = hpack::Field<'a>>,
         end_stream: bool,
     ) {
-        let mut block = Vec::new();
+        let mut block = std::mem::take(&mut self.scratch);
+        block.clear();
         self.encoder.encode(fields, &mut block);
         h2frame::write_headers(
             &mut self.output,
@@ -88,6 +90,7 @@ impl Connection {
             &block,
             self.peer.max_frame_size,
         );
+        self.scratch = block;
     }
 
     /// Queues as much of `data` as the stream and connection windows, the
