@@ -107,3 +107,76 @@ impl std::fmt::Display for ConnectionError {
 }
 
 impl std::error::Error for ConnectionError {}
+
+impl ConnectionError {
+    /// The bound against abuse the client crossed, when that is what ended the
+    /// connection.
+    pub fn abuse(&self) -> Option<Abuse> {
+        let calm = self.code == ErrorCode::ENHANCE_YOUR_CALM;
+        Abuse::ALL
+            .into_iter()
+            .find(|abuse| calm && abuse.reason() == self.reason)
+    }
+}
+
+/// The bounds against abuse (each a [`Config`](crate::Config) field), which end a
+/// connection with ENHANCE_YOUR_CALM; a driver counts them apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Abuse {
+    /// More streams reset than completed (`max_reset_streams`).
+    ResetStreams,
+    /// Answers owed to a client that does not read them (`max_control_frames_owed`).
+    ControlFrames,
+    /// Frames that carry nothing, in a row (`max_empty_frames`).
+    EmptyFrames,
+    /// A header block too large (`max_header_block_size`).
+    HeaderBlock,
+    /// Too many CONTINUATION frames in one block (`max_continuation_frames`).
+    Continuations,
+}
+
+impl Abuse {
+    const ALL: [Abuse; 5] = [
+        Abuse::ResetStreams,
+        Abuse::ControlFrames,
+        Abuse::EmptyFrames,
+        Abuse::HeaderBlock,
+        Abuse::Continuations,
+    ];
+
+    /// The GOAWAY debug text for it.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Abuse::ResetStreams => "too many reset streams",
+            Abuse::ControlFrames => "control frames queued faster than they are read",
+            Abuse::EmptyFrames => "too many empty frames",
+            Abuse::HeaderBlock => "header block too large",
+            Abuse::Continuations => "too many CONTINUATION frames",
+        }
+    }
+
+    /// The connection error it ends a connection with.
+    pub(crate) fn error(self) -> ConnectionError {
+        ConnectionError {
+            code: ErrorCode::ENHANCE_YOUR_CALM,
+            reason: self.reason(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_abuse_is_told_back_from_its_error_and_only_from_enhance_your_calm() {
+        for abuse in Abuse::ALL {
+            assert_eq!(abuse.error().abuse(), Some(abuse));
+            let other = ConnectionError {
+                code: ErrorCode::PROTOCOL_ERROR,
+                reason: abuse.reason(),
+            };
+            assert_eq!(other.abuse(), None);
+        }
+    }
+}

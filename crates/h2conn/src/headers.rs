@@ -25,8 +25,14 @@ struct SizeBudget {
 }
 
 impl SizeBudget {
+    fn new(limit: usize) -> Self {
+        SizeBudget { used: 0, limit }
+    }
+
     fn charge(&mut self, name: &[u8], value: &[u8]) -> Result<(), Fault> {
-        self.used = self.used.saturating_add(name.len() + value.len() + 32);
+        self.used = self
+            .used
+            .saturating_add(name.len() + value.len() + hpack::ENTRY_OVERHEAD);
         if self.used > self.limit {
             Err(TOO_LARGE)
         } else {
@@ -104,10 +110,7 @@ impl RequestBuilder {
     /// A builder refusing sections above `max_list_size`.
     pub(crate) fn new(max_list_size: usize) -> Self {
         Self {
-            budget: SizeBudget {
-                used: 0,
-                limit: max_list_size,
-            },
+            budget: SizeBudget::new(max_list_size),
             ..Self::default()
         }
     }
@@ -226,10 +229,7 @@ impl TrailerBuilder {
     /// A builder refusing sections above `max_list_size`.
     pub(crate) fn new(max_list_size: usize) -> Self {
         Self {
-            budget: SizeBudget {
-                used: 0,
-                limit: max_list_size,
-            },
+            budget: SizeBudget::new(max_list_size),
             ..Self::default()
         }
     }

@@ -44,6 +44,6 @@ mod stream;
 
 pub use config::Config;
 pub use conn::Connection;
-pub use event::{ConnectionError, Event, SendError};
+pub use event::{Abuse, ConnectionError, Event, SendError};
 pub use h2frame::{ErrorCode, StreamId};
 pub use stream::{BuildStreamIdHasher, StreamIdHasher, StreamMap};

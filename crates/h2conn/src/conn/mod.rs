@@ -14,7 +14,7 @@ use bytes::{Buf, BytesMut};
 use h2frame::{ConnectionSettings, ErrorCode, PING_LEN, Settings, StreamId};
 
 use crate::config::Config;
-use crate::event::{ConnectionError, Event};
+use crate::event::{Abuse, ConnectionError, Event};
 use crate::flow::{RecvWindow, SendWindow};
 use crate::stream::Streams;
 
@@ -245,7 +245,7 @@ impl Connection {
     fn count_reset(&mut self) -> Result<()> {
         self.resets = self.resets.saturating_add(1);
         if self.resets > self.config.max_reset_streams {
-            return fail(ErrorCode::ENHANCE_YOUR_CALM, "too many reset streams");
+            return Err(Abuse::ResetStreams.error());
         }
         Ok(())
     }
@@ -255,10 +255,7 @@ impl Connection {
     fn queue_control(&mut self, write: impl FnOnce(&mut BytesMut)) -> Result<()> {
         self.control_owed = self.control_owed.saturating_add(1);
         if self.control_owed > self.config.max_control_frames_owed {
-            return fail(
-                ErrorCode::ENHANCE_YOUR_CALM,
-                "control frames queued faster than they are read",
-            );
+            return Err(Abuse::ControlFrames.error());
         }
         write(&mut self.output);
         self.control_end = self.written + self.output.len() as u64;
@@ -268,7 +265,7 @@ impl Connection {
     fn empty_frame(&mut self) -> Result<()> {
         self.empty_frames = self.empty_frames.saturating_add(1);
         if self.empty_frames > self.config.max_empty_frames {
-            return fail(ErrorCode::ENHANCE_YOUR_CALM, "too many empty frames");
+            return Err(Abuse::EmptyFrames.error());
         }
         Ok(())
     }

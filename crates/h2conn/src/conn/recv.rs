@@ -9,7 +9,7 @@ use h2frame::{
 use super::{
     Connection, DEFAULT_WINDOW, DataOut, PendingBlock, Phase, Result, SHUTDOWN_PING, Target, fail,
 };
-use crate::event::Event;
+use crate::event::{Abuse, Event};
 use crate::headers::{self, RequestBuilder, TrailerBuilder};
 use crate::stream::{Lookup, Stream};
 
@@ -331,7 +331,7 @@ impl Connection {
             return self.finish_block(stream, end_stream, target, fragment);
         }
         if fragment.len() > self.config.max_header_block_size {
-            return fail(ErrorCode::ENHANCE_YOUR_CALM, "header block too large");
+            return Err(Abuse::HeaderBlock.error());
         }
         self.block = Some(PendingBlock {
             stream,
@@ -362,10 +362,10 @@ impl Connection {
         }
         block.continuations = block.continuations.saturating_add(1);
         if block.continuations > max_continuations {
-            return fail(ErrorCode::ENHANCE_YOUR_CALM, "too many CONTINUATION frames");
+            return Err(Abuse::Continuations.error());
         }
         if block.fragments.len() + fragment.len() > max_block {
-            return fail(ErrorCode::ENHANCE_YOUR_CALM, "header block too large");
+            return Err(Abuse::HeaderBlock.error());
         }
         block.fragments.extend_from_slice(fragment);
         if !end_headers {

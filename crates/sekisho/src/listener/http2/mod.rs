@@ -36,7 +36,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use futures_util::StreamExt as _;
 use futures_util::stream::FuturesUnordered;
-use h2conn::{Connection, ConnectionError, ErrorCode, Event};
+use h2conn::{Abuse, Connection, ConnectionError, ErrorCode, Event};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
@@ -135,13 +135,7 @@ where
     let ended = poll_fn(|cx| served.poll(cx)).await;
     // Whatever is still open ends with the connection: the request path sees its streams
     // gone and cancels their upstream requests as the futures drop.
-    {
-        let mut shared = lock(&handle);
-        let ids: Vec<_> = shared.slots.keys().copied().collect();
-        for id in ids {
-            shared.gone(id, Gone::Closed);
-        }
-    }
+    lock(&handle).close_all();
     drop(served);
     match ended {
         Ended::Done => {}
@@ -162,13 +156,15 @@ where
             metrics::downstream_connection_cut(&listener, "handshake_timeout");
             tracing::debug!(%listener, %client, "HTTP/2 handshake timed out");
         }
-        Ended::Protocol(error) if error.code == ErrorCode::ENHANCE_YOUR_CALM => {
-            metrics::downstream_connection_cut(&listener, abuse(&error));
-            tracing::info!(%listener, %client, %error, "client connection cut");
-        }
-        Ended::Protocol(error) => {
-            tracing::debug!(%listener, %client, %error, "client connection ended with an error");
-        }
+        Ended::Protocol(error) => match error.abuse() {
+            Some(abuse) => {
+                metrics::downstream_connection_cut(&listener, abuse_reason(abuse));
+                tracing::info!(%listener, %client, %error, "client connection cut");
+            }
+            None => {
+                tracing::debug!(%listener, %client, %error, "client connection ended with an error");
+            }
+        },
         Ended::Io(error) => {
             tracing::debug!(%listener, %client, %error, "client connection broke");
         }
@@ -176,12 +172,12 @@ where
 }
 
 /// The metric reason for a connection cut for abuse.
-fn abuse(error: &ConnectionError) -> &'static str {
-    match error.reason {
-        "too many reset streams" => "cancelled_streams",
-        "control frames queued faster than they are read" => "control_frames",
-        "too many empty frames" => "empty_frames",
-        _ => "header_flood",
+fn abuse_reason(abuse: Abuse) -> &'static str {
+    match abuse {
+        Abuse::ResetStreams => "cancelled_streams",
+        Abuse::ControlFrames => "control_frames",
+        Abuse::EmptyFrames => "empty_frames",
+        Abuse::HeaderBlock | Abuse::Continuations => "header_flood",
     }
 }
 
@@ -256,6 +252,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Served<IO> {
             };
             self.dispatch(&mut shared);
             if let Some(ended) = self.timers(cx, &mut shared) {
+                // Whatever the timer queued (the handshake's GOAWAY) goes out if the
+                // socket takes it now; the connection does not wait for it.
+                let _ = self.write(cx, &mut shared);
                 return Poll::Ready(ended);
             }
             if let Err(error) = self.write(cx, &mut shared) {

@@ -89,9 +89,14 @@ impl Shared {
     /// it for a broken rule, or the connection ended.
     pub fn gone(&mut self, id: StreamId, why: Gone) {
         if let Some(slot) = self.slots.get_mut(&id) {
-            slot.gone.get_or_insert(why);
-            slot.wake_reader();
-            slot.wake_sender();
+            slot.end(why);
+        }
+    }
+
+    /// The connection ended: every stream still served is gone with it.
+    pub fn close_all(&mut self) {
+        for slot in self.slots.values_mut() {
+            slot.end(Gone::Closed);
         }
     }
 }
@@ -129,6 +134,13 @@ impl Slot {
             ended,
             ..Slot::default()
         }
+    }
+
+    /// The stream is gone (the first reason stays): both sides are woken to see it.
+    fn end(&mut self, why: Gone) {
+        self.gone.get_or_insert(why);
+        self.wake_reader();
+        self.wake_sender();
     }
 
     pub fn park_reader(&mut self, cx: &Context<'_>) {
