@@ -1,17 +1,19 @@
 //! Connection limits: what we advertise in SETTINGS and the bounds that keep a
-//! hostile client from costing more than a well-behaved one.
+//! hostile peer from costing more than a well-behaved one.
 
-/// Settings and abuse bounds for one server connection.
+/// Settings and abuse bounds for one connection, server or client role.
 ///
 /// Defaults are meant for an edge gateway: generous enough for gRPC and browser
-/// traffic, tight enough that one client cannot pin much memory or CPU.
+/// traffic, tight enough that one peer cannot pin much memory or CPU.
 #[derive(Clone, Debug)]
 pub struct Config {
     /// SETTINGS_MAX_CONCURRENT_STREAMS: streams beyond it are refused with
-    /// RST_STREAM REFUSED_STREAM.
+    /// RST_STREAM REFUSED_STREAM. Server role only: a client advertises none,
+    /// as the server opens no streams.
     pub max_concurrent_streams: u32,
-    /// SETTINGS_INITIAL_WINDOW_SIZE: how much request body a client may send on a
-    /// stream before the application releases it.
+    /// SETTINGS_INITIAL_WINDOW_SIZE: how much body (request body as a server,
+    /// response body as a client) the peer may send on a stream before the
+    /// application releases it.
     pub initial_stream_window: u32,
     /// The connection receive window; above 65,535 a WINDOW_UPDATE follows our
     /// SETTINGS to open it.
@@ -20,7 +22,7 @@ pub struct Config {
     pub max_header_list_size: u32,
     /// SETTINGS_MAX_FRAME_SIZE: the largest frame payload we accept.
     pub max_frame_size: u32,
-    /// SETTINGS_HEADER_TABLE_SIZE: the HPACK dynamic table the client may use.
+    /// SETTINGS_HEADER_TABLE_SIZE: the HPACK dynamic table the peer may use.
     pub header_table_size: u32,
     /// Largest compressed header block (HEADERS plus CONTINUATION) buffered before
     /// the connection is cut with ENHANCE_YOUR_CALM.
@@ -30,7 +32,8 @@ pub struct Config {
     /// Resets beyond the streams completed normally (rapid reset, CVE-2023-44487):
     /// each client RST_STREAM, and each stream we reset for a protocol error,
     /// counts one; each stream that completes normally takes one off. Above this,
-    /// GOAWAY ENHANCE_YOUR_CALM.
+    /// GOAWAY ENHANCE_YOUR_CALM. Server role only: a backend resetting our
+    /// requests is not an attack on us.
     pub max_reset_streams: u32,
     /// Control frames (PING and SETTINGS ACKs, RST_STREAMs) queued while output
     /// was never fully written. Reading stops at half of it ([`wants_read`]) and

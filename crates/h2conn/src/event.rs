@@ -4,10 +4,10 @@ use bytes::Bytes;
 use h2frame::{ErrorCode, PING_LEN, StreamId};
 use http::HeaderMap;
 
-/// Something the client did that the application must act on.
+/// Something the peer did that the application must act on.
 #[derive(Debug)]
 pub enum Event {
-    /// A new request; with `end_stream` it has no body.
+    /// A new request (server role); with `end_stream` it has no body.
     Request {
         /// The new stream.
         stream: StreamId,
@@ -16,9 +16,20 @@ pub enum Event {
         /// The client sent no body.
         end_stream: bool,
     },
-    /// Request body bytes. The application calls
-    /// [`Connection::release`](crate::Connection::release) once it has consumed
-    /// them, which is what lets the client send more.
+    /// The final response to a request we sent (client role); informational
+    /// (1xx) ones are dropped. With `end_stream` it has no body.
+    Response {
+        /// The stream [`Connection::send_request`](crate::Connection::send_request)
+        /// returned.
+        stream: StreamId,
+        /// Status and headers, validated.
+        head: http::response::Parts,
+        /// The server sent no body.
+        end_stream: bool,
+    },
+    /// Request body bytes (server role) or response body bytes (client role).
+    /// The application calls [`Connection::release`](crate::Connection::release)
+    /// once it has consumed them, which is what lets the peer send more.
     Data {
         /// The stream.
         stream: StreamId,
@@ -28,21 +39,25 @@ pub enum Event {
         /// The body is complete.
         end_stream: bool,
     },
-    /// The request's trailers; the body is complete.
+    /// The request's (server role) or response's (client role) trailers; the
+    /// body is complete.
     Trailers {
         /// The stream.
         stream: StreamId,
         /// The trailer fields.
         headers: HeaderMap,
     },
-    /// A stream the application knows about is gone: the client reset it, or it
-    /// broke a rule and we reset it. Nothing more can be sent on it.
+    /// A stream the application knows about is gone: the peer reset it, or it
+    /// broke a rule and we reset it. Nothing more can be sent on it. In the
+    /// client role, REFUSED_STREAM with `by_peer` also reports a stream the
+    /// server's GOAWAY left unprocessed: the request may be retried.
     Reset {
         /// The stream.
         stream: StreamId,
         /// The code in the RST_STREAM.
         code: ErrorCode,
-        /// Whether the client sent the RST_STREAM (else we did).
+        /// Whether the peer sent the RST_STREAM (or its GOAWAY refused the
+        /// stream); else we reset it.
         by_peer: bool,
     },
     /// A stream whose `send_data` came up short may send again.
@@ -50,14 +65,16 @@ pub enum Event {
         /// The stream.
         stream: StreamId,
     },
-    /// The client is shutting down: no request above `last_stream` will come.
+    /// The peer is shutting down: as a server, no request above `last_stream`
+    /// will come; as a client, no new request may be sent (streams above
+    /// `last_stream` were reported as reset just before).
     GoAway {
-        /// The highest stream the client says it processed.
+        /// The highest stream the peer says it processed.
         last_stream: StreamId,
         /// Why.
         code: ErrorCode,
     },
-    /// The client answered our [`Connection::ping`](crate::Connection::ping).
+    /// The peer answered our [`Connection::ping`](crate::Connection::ping).
     PingAck {
         /// The payload we sent.
         payload: [u8; PING_LEN],
@@ -75,6 +92,10 @@ pub enum SendError {
     ResponseNotSent,
     /// The connection has ended.
     ConnectionClosed,
+    /// No stream may open now (client role): a GOAWAY either way, the server's
+    /// stream limit reached, or stream ids exhausted; a server-role connection
+    /// never opens one. Open another connection, or wait for a stream to end.
+    NoStream,
 }
 
 impl std::fmt::Display for SendError {
@@ -84,6 +105,7 @@ impl std::fmt::Display for SendError {
             Self::ResponseAlreadySent => "response already sent",
             Self::ResponseNotSent => "response headers not sent yet",
             Self::ConnectionClosed => "connection closed",
+            Self::NoStream => "no stream may be opened on this connection now",
         })
     }
 }
@@ -109,7 +131,7 @@ impl std::fmt::Display for ConnectionError {
 impl std::error::Error for ConnectionError {}
 
 impl ConnectionError {
-    /// The bound against abuse the client crossed, when that is what ended the
+    /// The bound against abuse the peer crossed, when that is what ended the
     /// connection.
     pub fn abuse(&self) -> Option<Abuse> {
         let calm = self.code == ErrorCode::ENHANCE_YOUR_CALM;

@@ -1,19 +1,21 @@
 //! Field validation (RFC 9113 sections 8.2 and 8.3): turns decoded HPACK fields
-//! into a request head or trailers, or names the rule they break.
+//! into a request head (server role), a response head (client role) or
+//! trailers, or names the rule they break.
 //!
 //! A builder takes one field at a time and records the first fault instead of
 //! stopping, because the rest of the block must still be decoded to keep the
 //! HPACK table in step with the client.
 
 use http::header::{HeaderName, HeaderValue};
-use http::{HeaderMap, Method, Request, Uri, Version};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
 
 /// A fault in a field section: a stream error of type PROTOCOL_ERROR, except
 /// [`TOO_LARGE`].
 pub(crate) type Fault = &'static str;
 
 /// The section is larger than our SETTINGS_MAX_HEADER_LIST_SIZE: a request is
-/// answered with 431 (RFC 9113 section 10.5.1) rather than a bare reset.
+/// answered with 431 (RFC 9113 section 10.5.1) rather than a bare reset; a
+/// response has nobody to answer and is reset like any other fault.
 pub(crate) const TOO_LARGE: Fault = "field section larger than SETTINGS_MAX_HEADER_LIST_SIZE";
 
 /// Counts a section as SETTINGS_MAX_HEADER_LIST_SIZE does: name, value and 32
@@ -217,6 +219,93 @@ fn build_uri(scheme: &[u8], authority: Option<&[u8]>, path: &[u8]) -> Result<Uri
         .map_err(|_| "invalid :scheme, :authority or :path")
 }
 
+/// A validated response head and its declared body length.
+#[derive(Debug)]
+pub(crate) struct ResponseHead {
+    pub(crate) parts: http::response::Parts,
+    pub(crate) content_length: Option<u64>,
+}
+
+/// Collects a response's fields (the client role): exactly one `:status` of three
+/// digits before the regular fields, which follow the request rules.
+#[derive(Debug, Default)]
+pub(crate) struct ResponseBuilder {
+    budget: SizeBudget,
+    status: Option<StatusCode>,
+    headers: HeaderMap,
+    content_length: Option<u64>,
+    regular_seen: bool,
+    fault: Option<Fault>,
+}
+
+impl ResponseBuilder {
+    /// A builder refusing sections above `max_list_size`.
+    pub(crate) fn new(max_list_size: usize) -> Self {
+        Self {
+            budget: SizeBudget::new(max_list_size),
+            ..Self::default()
+        }
+    }
+
+    /// Takes the next field; faults are remembered, not returned.
+    pub(crate) fn field(&mut self, name: &[u8], value: &[u8]) {
+        if self.fault.is_none()
+            && let Err(fault) = self.check(name, value)
+        {
+            self.fault = Some(fault);
+            self.headers = HeaderMap::new();
+        }
+    }
+
+    fn check(&mut self, name: &[u8], value: &[u8]) -> Result<(), Fault> {
+        self.budget.charge(name, value)?;
+        if let Some(pseudo) = name.strip_prefix(b":") {
+            if self.regular_seen {
+                return Err("pseudo-header after a regular field");
+            }
+            if pseudo != b"status" {
+                return Err("request or unknown pseudo-header in a response");
+            }
+            if self.status.is_some() {
+                return Err("repeated :status");
+            }
+            if value.len() != 3 || !value.iter().all(u8::is_ascii_digit) {
+                return Err("invalid :status");
+            }
+            self.status = Some(StatusCode::from_bytes(value).map_err(|_| "invalid :status")?);
+            return Ok(());
+        }
+        self.regular_seen = true;
+        let (name, value) = regular(name, value)?;
+        if name == http::header::CONTENT_LENGTH {
+            let len = content_length(value.as_bytes()).ok_or("invalid content-length")?;
+            if self.content_length.is_some_and(|seen| seen != len) {
+                return Err("conflicting content-length values");
+            }
+            self.content_length = Some(len);
+        }
+        self.headers.append(name, value);
+        Ok(())
+    }
+
+    /// The response, or the first rule the fields broke.
+    pub(crate) fn finish(self) -> Result<ResponseHead, Fault> {
+        if let Some(fault) = self.fault {
+            return Err(fault);
+        }
+        let status = self.status.ok_or("missing :status")?;
+        let mut response = Response::new(());
+        *response.status_mut() = status;
+        *response.version_mut() = Version::HTTP_2;
+        *response.headers_mut() = self.headers;
+        let (parts, ()) = response.into_parts();
+        Ok(ResponseHead {
+            parts,
+            content_length: self.content_length,
+        })
+    }
+}
+
 /// Collects a trailer section: regular fields only.
 #[derive(Debug, Default)]
 pub(crate) struct TrailerBuilder {
@@ -355,6 +444,43 @@ mod tests {
         let mut b = TrailerBuilder::new(40);
         b.field(b"grpc-status", b"0");
         assert_eq!(b.finish().unwrap_err(), TOO_LARGE);
+    }
+
+    fn response(fields: &[(&str, &str)]) -> Result<ResponseHead, Fault> {
+        let mut b = ResponseBuilder::new(16 * 1024);
+        for (n, v) in fields {
+            b.field(n.as_bytes(), v.as_bytes());
+        }
+        b.finish()
+    }
+
+    #[test]
+    fn valid_response() {
+        let head = response(&[(":status", "204"), ("content-length", "0")]).unwrap();
+        assert_eq!(head.parts.status, StatusCode::NO_CONTENT);
+        assert_eq!(head.content_length, Some(0));
+    }
+
+    #[test]
+    fn response_faults() {
+        let cases: [&[(&str, &str)]; 9] = [
+            &[],
+            &[("server", "x")],
+            &[(":status", "200"), (":status", "200")],
+            &[(":status", "2000")],
+            &[(":status", "20x")],
+            &[(":status", "200"), (":path", "/")],
+            &[("server", "x"), (":status", "200")],
+            &[(":status", "200"), ("transfer-encoding", "chunked")],
+            &[
+                (":status", "200"),
+                ("content-length", "1"),
+                ("content-length", "2"),
+            ],
+        ];
+        for case in cases {
+            assert!(response(case).is_err(), "{case:?}");
+        }
     }
 
     #[test]

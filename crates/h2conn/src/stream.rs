@@ -1,8 +1,10 @@
-//! Per-stream state (RFC 9113 section 5.1) for a server that never pushes.
+//! Per-stream state (RFC 9113 section 5.1), for either role; there is no server
+//! push, so every stream is client-initiated (odd).
 //!
-//! Only streams that are not closed are kept: every client-initiated id at or
-//! below the highest one seen and absent from the map is closed, and every id
-//! above it is idle. That keeps the map as small as the number of live streams.
+//! Only streams that are not closed are kept: every odd id at or below the
+//! highest one opened (by the client, or by us in the client role) and absent
+//! from the map is closed, and every id above it, or even, is idle. That keeps
+//! the map as small as the number of live streams.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -11,12 +13,14 @@ use h2frame::StreamId;
 
 use crate::flow::{RecvWindow, SendWindow};
 
-/// Our side of a stream: whether the response has started and ended.
+/// Our side of a stream: whether our head (the response, or in the client
+/// role the request) has gone out, and whether our side has ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum SendState {
-    /// No final response yet (informational ones may have been sent).
+    /// No final response yet (informational ones may have been sent); never
+    /// in the client role, whose streams open with the request head.
     AwaitingResponse,
-    /// Response headers sent; DATA and trailers may follow.
+    /// Head sent; DATA and trailers may follow.
     Streaming,
     /// END_STREAM sent: half-closed (local).
     Done,
@@ -35,6 +39,15 @@ pub(crate) struct Stream {
     pub(crate) received: u64,
     /// `send_data` came up short: owe a `WindowOpened` when capacity returns.
     pub(crate) blocked: bool,
+    /// Client role: no final response yet, so a header block is the response
+    /// (or a 1xx) and DATA is a fault.
+    pub(crate) awaiting_response: bool,
+    /// Client role: the request was HEAD, so the response has no body whatever
+    /// its `content-length` says.
+    pub(crate) head_request: bool,
+    /// Client role: the response may carry no body (HEAD, 204, 304): non-empty
+    /// DATA is a fault.
+    pub(crate) no_body: bool,
 }
 
 impl Stream {
@@ -47,6 +60,9 @@ impl Stream {
             content_length: None,
             received: 0,
             blocked: false,
+            awaiting_response: false,
+            head_request: false,
+            no_body: false,
         }
     }
 
@@ -56,7 +72,7 @@ impl Stream {
     }
 }
 
-/// Where a stream id stands from the client's side.
+/// Where a stream id stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Lookup {
     /// Never used yet.
@@ -143,7 +159,8 @@ pub type StreamMap<V> = HashMap<StreamId, V, BuildStreamIdHasher>;
 #[derive(Debug, Default)]
 pub(crate) struct Streams {
     map: HashMap<u32, Stream, BuildStreamIdHasher>,
-    /// The highest client stream id opened (or refused): ids must increase.
+    /// The highest stream id opened (or refused, in the server role): ids must
+    /// increase.
     pub(crate) highest: u32,
     pub(crate) recent: Recent,
 }
@@ -153,7 +170,8 @@ impl Streams {
         if self.map.contains_key(&id.get()) {
             Lookup::Live
         } else if id.get() > self.highest || !id.is_client_initiated() {
-            // Even ids are never opened by a server that does not push.
+            // Even ids are never opened: servers here do not push, and ours
+            // refuse PUSH_PROMISE.
             Lookup::Idle
         } else {
             Lookup::Closed
@@ -182,6 +200,19 @@ impl Streams {
     /// Streams that count against SETTINGS_MAX_CONCURRENT_STREAMS.
     pub(crate) fn active(&self) -> usize {
         self.map.len()
+    }
+
+    /// The live stream ids above `last`, lowest first (those a peer's GOAWAY
+    /// refused).
+    pub(crate) fn ids_above(&self, last: StreamId) -> Vec<StreamId> {
+        let mut ids: Vec<StreamId> = self
+            .map
+            .keys()
+            .filter(|&&id| id > last.get())
+            .map(|&id| StreamId::new(id))
+            .collect();
+        ids.sort_unstable();
+        ids
     }
 
     pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (StreamId, &mut Stream)> {

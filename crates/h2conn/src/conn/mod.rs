@@ -1,8 +1,8 @@
 //! The connection state machine: bytes in, events out, bytes to write out.
-
 //!
-//! This module holds the state and the bookkeeping both directions share;
-//! `recv` handles the client's frames and `send` the application's calls.
+//! This module holds the state and the bookkeeping both directions and both
+//! roles share; `recv` handles the peer's frames and `send` the application's
+//! calls.
 
 mod recv;
 mod send;
@@ -30,11 +30,21 @@ fn fail<T>(code: ErrorCode, reason: &'static str) -> Result<T> {
     Err(ConnectionError { code, reason })
 }
 
+/// Which end of the connection we are: the state machine is the same, the
+/// rules on who opens streams and what a header block means differ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    /// We accept requests ([`Connection::new`]).
+    Server,
+    /// We send requests ([`Connection::client`]).
+    Client,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
-    /// Waiting for the 24-byte client preface.
+    /// Waiting for the 24-byte client preface (server role only).
     Preface,
-    /// The preface arrived; the next frame must be the client's SETTINGS.
+    /// The next frame must be the peer's SETTINGS.
     FirstSettings,
     Running,
 }
@@ -43,6 +53,9 @@ enum Phase {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Target {
     Request,
+    /// The first header block on a stream we opened (client role): a 1xx or
+    /// the final response.
+    Response,
     Trailers,
     /// Decoded only to keep HPACK in step, then the stream is reset.
     Reset(ErrorCode),
@@ -67,7 +80,8 @@ struct DataOut {
     end_stream: bool,
 }
 
-/// A server-side HTTP/2 connection without I/O.
+/// An HTTP/2 connection without I/O, in the server role ([`Connection::new`])
+/// or the client role ([`Connection::client`]).
 ///
 /// The driver feeds what it reads to [`Connection::recv`], takes events from
 /// [`Connection::poll_event`], writes [`Connection::output`] and reports what was
@@ -75,7 +89,8 @@ struct DataOut {
 /// frame is queued and freed as soon as it is fully written, so an idle connection
 /// holds only its HPACK tables and a few counters.
 ///
-/// Rules enforced on top of [`h2frame`]'s single-frame checks (RFC 9113):
+/// Rules enforced on top of [`h2frame`]'s single-frame checks (RFC 9113), as a
+/// server:
 ///
 /// - the client preface, then SETTINGS as the first frame (PROTOCOL_ERROR);
 ///   every SETTINGS is acknowledged and applied: INITIAL_WINDOW_SIZE moves every
@@ -105,11 +120,30 @@ struct DataOut {
 ///   ENHANCE_YOUR_CALM (or, for output, by [`Connection::wants_read`] and a
 ///   shorter [`Connection::send_data`]).
 ///
-/// A connection error queues GOAWAY with the code and the last stream id seen;
-/// from then on [`Connection::recv`] returns the error and the send calls fail.
+/// As a client, the same framing, SETTINGS, flow-control and abuse rules
+/// (except that a backend's resets are not counted as abuse), and:
+///
+/// - we send the preface; the server's first frame must be SETTINGS, which may
+///   not enable push (PROTOCOL_ERROR);
+/// - HEADERS on a stream we did not open, and any PUSH_PROMISE, are
+///   PROTOCOL_ERROR; frames on a stream we reset are ignored;
+/// - the first header block on a stream is the response: one 3-digit
+///   `:status` and regular fields per section 8.2, else a stream error
+///   PROTOCOL_ERROR; 1xx ones (not 101, not with END_STREAM) are dropped;
+///   DATA before the final response, a header block after it without
+///   END_STREAM, and DATA against `content-length` (none at all for HEAD, 204
+///   and 304) are stream errors PROTOCOL_ERROR;
+/// - a GOAWAY from the server refuses our streams above its last stream id
+///   (reported as reset with REFUSED_STREAM, safe to retry elsewhere) and stops
+///   new ones.
+///
+/// A connection error queues GOAWAY with the code and the last stream id seen
+/// (0 in the client role); from then on [`Connection::recv`] returns the error
+/// and the send calls fail.
 #[derive(Debug)]
 pub struct Connection {
     config: Config,
+    role: Role,
     phase: Phase,
     error: Option<ConnectionError>,
     /// The last stream id of the GOAWAY we sent gracefully.
@@ -117,6 +151,9 @@ pub struct Connection {
     /// The first GOAWAY of a two-step shutdown is out; the PING ACK ends it.
     draining: bool,
     peer_going_away: bool,
+    /// Client role: the id the next request gets (odd, increasing); past
+    /// [`StreamId::MAX`] no stream may open.
+    next_stream: u32,
     streams: Streams,
     decoder: hpack::Decoder,
     encoder: hpack::Encoder,
@@ -143,20 +180,38 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Starts a connection, queuing our SETTINGS (and a WINDOW_UPDATE opening
-    /// the connection window beyond 65,535) so they go out with the first write.
+    /// Starts a server connection, queuing our SETTINGS (and a WINDOW_UPDATE
+    /// opening the connection window beyond 65,535) so they go out with the
+    /// first write.
     pub fn new(config: Config) -> Self {
+        Self::with_role(config, Role::Server)
+    }
+
+    /// Starts a client connection (the gateway's upstream side): queues the
+    /// connection preface, our SETTINGS (push disabled, no stream limit since
+    /// the server opens none) and the connection WINDOW_UPDATE, so requests
+    /// may be sent at once without waiting for the server.
+    pub fn client(config: Config) -> Self {
+        Self::with_role(config, Role::Client)
+    }
+
+    fn with_role(config: Config, role: Role) -> Self {
         let config = config.sanitized();
         let mut decoder = hpack::Decoder::new(hpack::DEFAULT_TABLE_SIZE);
         // The decoder's hard bound is twice what we advertise: sections in between
         // are decoded (keeping HPACK in step) and refused on their stream alone.
         decoder.set_max_header_list_size((config.max_header_list_size as usize).saturating_mul(2));
         let mut conn = Self {
-            phase: Phase::Preface,
+            role,
+            phase: match role {
+                Role::Server => Phase::Preface,
+                Role::Client => Phase::FirstSettings,
+            },
             error: None,
             going_away: None,
             draining: false,
             peer_going_away: false,
+            next_stream: 1,
             streams: Streams::default(),
             decoder,
             encoder: hpack::Encoder::new(),
@@ -175,11 +230,15 @@ impl Connection {
             empty_frames: 0,
             config,
         };
+        let client = role == Role::Client;
+        if client {
+            conn.output.extend_from_slice(h2frame::PREFACE);
+        }
         let settings = Settings {
             header_table_size: (conn.config.header_table_size != hpack::DEFAULT_TABLE_SIZE as u32)
                 .then_some(conn.config.header_table_size),
-            enable_push: None,
-            max_concurrent_streams: Some(conn.config.max_concurrent_streams),
+            enable_push: client.then_some(false),
+            max_concurrent_streams: (!client).then_some(conn.config.max_concurrent_streams),
             initial_window_size: Some(conn.config.initial_stream_window),
             max_frame_size: (conn.config.max_frame_size != h2frame::MIN_MAX_FRAME_SIZE)
                 .then_some(conn.config.max_frame_size),
@@ -200,7 +259,7 @@ impl Connection {
         if self.error.is_none() {
             self.error = Some(err);
             self.block = None;
-            let last = StreamId::new(self.streams.highest);
+            let last = self.last_peer_stream();
             h2frame::write_goaway(&mut self.output, last, err.code, err.reason.as_bytes());
         }
         err
@@ -242,7 +301,22 @@ impl Connection {
         }
     }
 
+    /// The last stream the peer opened that we processed, for GOAWAY: in the
+    /// client role the server opens none.
+    fn last_peer_stream(&self) -> StreamId {
+        match self.role {
+            Role::Server => StreamId::new(self.streams.highest),
+            Role::Client => StreamId::ZERO,
+        }
+    }
+
+    /// Counts a reset towards the rapid-reset bound, which guards a server
+    /// against its clients: a backend resetting our requests costs us nothing
+    /// it could scale, so the client role does not count.
     fn count_reset(&mut self) -> Result<()> {
+        if self.role == Role::Client {
+            return Ok(());
+        }
         self.resets = self.resets.saturating_add(1);
         if self.resets > self.config.max_reset_streams {
             return Err(Abuse::ResetStreams.error());
@@ -334,8 +408,8 @@ impl Connection {
     }
 
     /// Whether the driver should read more: false once the connection has
-    /// ended, or while the client is not reading what we owe it, so a client
-    /// that only writes cannot make us buffer without bound.
+    /// ended, or while the peer is not reading what we owe it, so a peer that
+    /// only writes cannot make us buffer without bound.
     pub fn wants_read(&self) -> bool {
         self.error.is_none()
             && self.output.len() < self.config.max_buffered_output
@@ -348,6 +422,33 @@ impl Connection {
     pub fn is_closed(&self) -> bool {
         self.error.is_some()
             || ((self.going_away.is_some() || self.peer_going_away) && self.streams.active() == 0)
+    }
+
+    /// Whether [`Connection::send_request`] would open a stream now: a client
+    /// connection with no connection error, no GOAWAY sent or received, under
+    /// the server's SETTINGS_MAX_CONCURRENT_STREAMS and with stream ids left.
+    /// A pool checks this to pick a connection or open another.
+    pub fn can_open_stream(&self) -> bool {
+        self.role == Role::Client
+            && self.error.is_none()
+            && self.going_away.is_none()
+            && !self.peer_going_away
+            && self.next_stream <= StreamId::MAX.get()
+            && self.streams.active() < self.max_send_streams()
+    }
+
+    /// The server's SETTINGS_MAX_CONCURRENT_STREAMS, `usize::MAX` while it set
+    /// none: how many requests a pool may have in flight on this connection.
+    pub fn max_send_streams(&self) -> usize {
+        self.peer
+            .max_concurrent_streams
+            .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX))
+    }
+
+    /// Whether the peer's first SETTINGS has arrived, so its stream limit
+    /// ([`Connection::max_send_streams`]) is known rather than assumed.
+    pub fn peer_settings_received(&self) -> bool {
+        self.phase == Phase::Running
     }
 
     /// The connection error that ended the connection, if any.
@@ -369,5 +470,22 @@ impl Connection {
             + self.block.as_ref().map_or(0, |b| b.fragments.capacity())
             + self.events.capacity() * std::mem::size_of::<Event>()
             + self.streams.memory()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::SendError;
+
+    #[test]
+    fn stream_ids_run_out_at_the_largest() {
+        let mut conn = Connection::client(Config::default());
+        conn.next_stream = StreamId::MAX.get();
+        let (head, ()) = http::Request::new(()).into_parts();
+        assert!(conn.can_open_stream());
+        assert_eq!(conn.send_request(&head, true), Ok(StreamId::MAX));
+        assert!(!conn.can_open_stream());
+        assert_eq!(conn.send_request(&head, true), Err(SendError::NoStream));
     }
 }

@@ -1,5 +1,5 @@
-//! The client's side: the preface, then frame by frame, every rule that needs
-//! connection or stream state.
+//! The peer's side: the preface (server role), then frame by frame, every rule
+//! that needs connection or stream state.
 
 use bytes::{Buf, BytesMut};
 use h2frame::{
@@ -7,11 +7,15 @@ use h2frame::{
 };
 
 use super::{
-    Connection, DEFAULT_WINDOW, DataOut, PendingBlock, Phase, Result, SHUTDOWN_PING, Target, fail,
+    Connection, DEFAULT_WINDOW, DataOut, PendingBlock, Phase, Result, Role, SHUTDOWN_PING, Target,
+    fail,
 };
 use crate::event::{Abuse, Event};
-use crate::headers::{self, RequestBuilder, TrailerBuilder};
+use crate::headers::{self, RequestBuilder, ResponseBuilder, TrailerBuilder};
 use crate::stream::{Lookup, Stream};
+
+/// The GOAWAY reason for HEADERS on a stream a client never opened.
+const IDLE_HEADERS: &str = "HEADERS on a stream the client did not open";
 
 impl Connection {
     /// Consumes every whole frame at the front of `input` (and the preface
@@ -141,7 +145,13 @@ impl Connection {
                 settings,
             } => self.on_settings(&settings)?,
             Frame::PushPromise { .. } => {
-                return fail(ErrorCode::PROTOCOL_ERROR, "PUSH_PROMISE from a client");
+                return fail(
+                    ErrorCode::PROTOCOL_ERROR,
+                    match self.role {
+                        Role::Server => "PUSH_PROMISE from a client",
+                        Role::Client => "PUSH_PROMISE while push is disabled",
+                    },
+                );
             }
             Frame::Ping {
                 ack: false,
@@ -158,10 +168,7 @@ impl Connection {
             Frame::Ping { ack: true, payload } => self.events.push_back(Event::PingAck { payload }),
             Frame::GoAway {
                 last_stream, code, ..
-            } => {
-                self.peer_going_away = true;
-                self.events.push_back(Event::GoAway { last_stream, code });
-            }
+            } => self.on_goaway(last_stream, code),
             Frame::WindowUpdate { stream, increment } => {
                 self.on_window_update(stream, increment)?;
             }
@@ -195,6 +202,15 @@ impl Connection {
         let lookup = self.streams.lookup(stream);
         if let Some(fragment) = fragment {
             // A refused HEADERS: its block must still reach the decoder.
+            if self.role == Role::Client {
+                let target = match lookup {
+                    Lookup::Idle => return fail(ErrorCode::PROTOCOL_ERROR, IDLE_HEADERS),
+                    // Nothing to reset: the stream is gone on our side.
+                    Lookup::Closed => Target::Ignore,
+                    Lookup::Live => Target::Reset(code),
+                };
+                return self.start_block(stream, false, end_headers, &fragment, target);
+            }
             if lookup == Lookup::Idle {
                 if !stream.is_client_initiated() {
                     return fail(ErrorCode::PROTOCOL_ERROR, "HEADERS on an even stream id");
@@ -234,7 +250,12 @@ impl Connection {
         let Some(stream) = self.streams.get_mut(id) else {
             // Closed: nobody will consume it, so the connection credit comes back now.
             self.release_connection(flow_len as usize);
-            if self.streams.recent.find(id) != Some(true) {
+            let recent = self.streams.recent.find(id);
+            // A client forgets who reset what after a few streams; a server still
+            // sending on a stream we cancelled long ago is not worth an answer.
+            let reset_by_us =
+                recent == Some(true) || (self.role == Role::Client && recent.is_none());
+            if !reset_by_us {
                 self.reset_stream(id, ErrorCode::STREAM_CLOSED)?;
             }
             return Ok(None);
@@ -257,7 +278,8 @@ impl Connection {
                 stream.received > declared || (end_stream && stream.received != declared)
             }
             None => false,
-        };
+        } || stream.awaiting_response
+            || (stream.no_body && !data.is_empty());
         if end_stream {
             stream.recv_open = false;
         }
@@ -284,6 +306,10 @@ impl Connection {
         end_headers: bool,
         fragment: &[u8],
     ) -> Result<()> {
+        if self.role == Role::Client {
+            let target = self.client_headers_target(id, end_stream)?;
+            return self.start_block(id, end_stream, end_headers, fragment, target);
+        }
         let target = match self.streams.lookup(id) {
             Lookup::Idle => {
                 if !id.is_client_initiated() {
@@ -317,6 +343,27 @@ impl Connection {
             },
         };
         self.start_block(id, end_stream, end_headers, fragment, target)
+    }
+
+    /// What a HEADERS frame on `id` is in the client role: the response (or a
+    /// 1xx) while we await it, trailers after it, else a fault.
+    fn client_headers_target(&mut self, id: StreamId, end_stream: bool) -> Result<Target> {
+        Ok(match self.streams.lookup(id) {
+            Lookup::Idle => return fail(ErrorCode::PROTOCOL_ERROR, IDLE_HEADERS),
+            Lookup::Live => match self.streams.get_mut(id) {
+                Some(stream) if stream.awaiting_response => Target::Response,
+                Some(stream) if stream.recv_open && end_stream => Target::Trailers,
+                Some(stream) if stream.recv_open => Target::Reset(ErrorCode::PROTOCOL_ERROR),
+                _ => Target::Reset(ErrorCode::STREAM_CLOSED),
+            },
+            Lookup::Closed => match self.streams.recent.find(id) {
+                Some(false) => {
+                    return fail(ErrorCode::STREAM_CLOSED, "HEADERS on a closed stream");
+                }
+                // Reset by us, maybe long ago: the server may not have seen it yet.
+                Some(true) | None => Target::Ignore,
+            },
+        })
     }
 
     fn start_block(
@@ -431,6 +478,7 @@ impl Connection {
                 });
                 Ok(())
             }
+            Target::Response => self.on_response(id, end_stream, block),
             Target::Trailers => {
                 let mut builder = TrailerBuilder::new(self.config.max_header_list_size as usize);
                 self.decode_block(block, |n, v| builder.field(n, v))?;
@@ -460,6 +508,78 @@ impl Connection {
             }
             Target::Ignore => self.decode_block(block, |_, _| {}),
         }
+    }
+
+    /// A response header block (client role): a 1xx is dropped, a final one
+    /// becomes [`Event::Response`]; a fault resets the stream.
+    fn on_response(&mut self, id: StreamId, end_stream: bool, block: &[u8]) -> Result<()> {
+        let mut builder = ResponseBuilder::new(self.config.max_header_list_size as usize);
+        self.decode_block(block, |n, v| builder.field(n, v))?;
+        if self.streams.get_mut(id).is_none() {
+            // Reset by the caller while the block was arriving: decoded only to
+            // keep HPACK in step.
+            return Ok(());
+        }
+        let Ok(head) = builder.finish() else {
+            return self.reset_stream(id, ErrorCode::PROTOCOL_ERROR);
+        };
+        let status = head.parts.status;
+        if status.is_informational() {
+            // 101 is HTTP/1.1's upgrade, which HTTP/2 has no use for (section 8.6).
+            if end_stream || status == http::StatusCode::SWITCHING_PROTOCOLS {
+                return self.reset_stream(id, ErrorCode::PROTOCOL_ERROR);
+            }
+            self.empty_frames = 0;
+            return Ok(());
+        }
+        let Some(stream) = self.streams.get_mut(id) else {
+            return Ok(());
+        };
+        let no_body = stream.head_request
+            || status == http::StatusCode::NO_CONTENT
+            || status == http::StatusCode::NOT_MODIFIED;
+        let content_length = head.content_length.filter(|_| !no_body);
+        if end_stream && content_length.is_some_and(|n| n != 0) {
+            return self.reset_stream(id, ErrorCode::PROTOCOL_ERROR);
+        }
+        stream.awaiting_response = false;
+        stream.no_body = no_body;
+        stream.content_length = content_length;
+        if end_stream {
+            stream.recv_open = false;
+        }
+        self.empty_frames = 0;
+        self.events.push_back(Event::Response {
+            stream: id,
+            head: head.parts,
+            end_stream,
+        });
+        if end_stream {
+            self.close_if_done(id);
+        }
+        Ok(())
+    }
+
+    /// The server will process no stream above `last` (client role: those are
+    /// refused, the caller may retry them elsewhere) and open no more.
+    fn on_goaway(&mut self, last: StreamId, code: ErrorCode) {
+        self.peer_going_away = true;
+        if self.role == Role::Client {
+            for id in self.streams.ids_above(last) {
+                self.remove_stream(id);
+                // Anything still arriving on it is ignored, as after our own reset.
+                self.streams.recent.remember(id, true);
+                self.events.push_back(Event::Reset {
+                    stream: id,
+                    code: ErrorCode::REFUSED_STREAM,
+                    by_peer: true,
+                });
+            }
+        }
+        self.events.push_back(Event::GoAway {
+            last_stream: last,
+            code,
+        });
     }
 
     /// Answers a request whose fields exceed our bound with 431 and, if its body
@@ -492,6 +612,12 @@ impl Connection {
     }
 
     fn on_settings(&mut self, settings: &Settings) -> Result<()> {
+        if self.role == Role::Client && settings.enable_push == Some(true) {
+            return fail(
+                ErrorCode::PROTOCOL_ERROR,
+                "SETTINGS_ENABLE_PUSH from a server",
+            );
+        }
         if let Some(size) = settings.initial_window_size {
             let delta = i64::from(size) - i64::from(self.peer.initial_window_size);
             for (_, stream) in self.streams.iter_mut() {

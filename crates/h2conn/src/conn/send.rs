@@ -1,13 +1,13 @@
-//! The application's side: responses, body, trailers, resets, flow-control
-//! credit, shutdown.
+//! The application's side: requests (client role), responses (server role),
+//! body, trailers, resets, flow-control credit, shutdown.
 
 use h2frame::{ErrorCode, PING_LEN, StreamId};
-use http::{HeaderMap, StatusCode};
+use http::{HeaderMap, Method, StatusCode};
 
-use super::{Connection, SHUTDOWN_PING};
+use super::{Connection, DEFAULT_WINDOW, Role, SHUTDOWN_PING};
 use crate::event::{ConnectionError, Event, SendError};
 use crate::headers;
-use crate::stream::{Lookup, SendState};
+use crate::stream::{Lookup, SendState, Stream};
 
 impl Connection {
     /// The next event, if any.
@@ -15,13 +15,14 @@ impl Connection {
         self.events.pop_front()
     }
 
-    /// Sends the response head. A 1xx status may precede the final one; with
-    /// `end_stream` the response has no body. Connection-specific fields are left
-    /// out, as HTTP/2 forbids them.
+    /// Sends the response head (server role). A 1xx status may precede the
+    /// final one; with `end_stream` the response has no body. Connection-specific
+    /// fields are left out, as HTTP/2 forbids them.
     ///
     /// # Errors
     ///
-    /// When the stream is not open for sending or already has its response.
+    /// When the stream is not open for sending or already has its response (a
+    /// client-role stream always has: its request head).
     pub fn send_response(
         &mut self,
         id: StreamId,
@@ -49,7 +50,8 @@ impl Connection {
         Ok(())
     }
 
-    /// Ends the response with trailers (gRPC's status goes here).
+    /// Ends the response (or, in the client role, the request) with trailers:
+    /// gRPC's status, or a gRPC client's trailing metadata.
     ///
     /// # Errors
     ///
@@ -69,6 +71,85 @@ impl Connection {
         self.write_block(id, fields_of(headers), true);
         self.close_if_done(id);
         Ok(())
+    }
+
+    /// Opens the next client stream (ids 1, 3, 5, ...) with this request head
+    /// and queues its HEADERS (client role). With `end_stream` the request has
+    /// no body; else it follows with [`Connection::send_data`] and optionally
+    /// [`Connection::send_trailers`]. The response comes as [`Event::Response`].
+    ///
+    /// `:scheme` is the URI's, else `http`; `:authority` the URI's, else the
+    /// `host` field's (which is then not sent itself); `:path` the URI's path
+    /// and query, else `/`. CONNECT sends only `:method` and `:authority`.
+    /// Connection-specific fields, and a `te` other than `trailers`, are left
+    /// out as HTTP/2 forbids them; sensitive values are never indexed.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::ConnectionClosed`] after a connection error;
+    /// [`SendError::NoStream`] when no stream may open now
+    /// ([`Connection::can_open_stream`]), and always in the server role.
+    pub fn send_request(
+        &mut self,
+        head: &http::request::Parts,
+        end_stream: bool,
+    ) -> std::result::Result<StreamId, SendError> {
+        if self.role == Role::Server {
+            return Err(SendError::NoStream);
+        }
+        self.check_open()?;
+        if !self.can_open_stream() {
+            return Err(SendError::NoStream);
+        }
+        let id = StreamId::new(self.next_stream);
+        self.next_stream += 2;
+        self.streams.highest = id.get();
+
+        let uri = &head.uri;
+        let host = head.headers.get(http::header::HOST);
+        let authority = uri
+            .authority()
+            .map(|a| a.as_str().as_bytes())
+            .or(host.map(http::HeaderValue::as_bytes));
+        let drop_host = uri.authority().is_none() && host.is_some();
+        let connect = head.method == Method::CONNECT;
+        let mut pseudo: [Option<hpack::Field<'_>>; 4] = [
+            Some(hpack::Field::new(
+                b":method",
+                head.method.as_str().as_bytes(),
+            )),
+            None,
+            authority.map(|a| hpack::Field::new(b":authority", a)),
+            None,
+        ];
+        if !connect {
+            let scheme = uri.scheme_str().unwrap_or("http");
+            let path = uri.path_and_query().map_or("/", |p| p.as_str());
+            let path = if path.is_empty() { "/" } else { path };
+            pseudo[1] = Some(hpack::Field::new(b":scheme", scheme.as_bytes()));
+            pseudo[3] = Some(hpack::Field::new(b":path", path.as_bytes()));
+        }
+        let regular = fields_of(&head.headers).filter(|field| {
+            !(drop_host && field.name == b"host")
+                && (field.name != b"te" || field.value == b"trailers")
+        });
+        self.write_block(id, pseudo.into_iter().flatten().chain(regular), end_stream);
+
+        let recv_window = if self.settings_acked {
+            self.config.initial_stream_window
+        } else {
+            DEFAULT_WINDOW
+        };
+        let mut stream = Stream::new(self.peer.initial_window_size, recv_window, recv_window);
+        stream.send = if end_stream {
+            SendState::Done
+        } else {
+            SendState::Streaming
+        };
+        stream.awaiting_response = true;
+        stream.head_request = head.method == Method::HEAD;
+        self.streams.insert(id, stream);
+        Ok(id)
     }
 
     /// Encodes `fields` into the connection's scratch block (kept for reuse, like the
@@ -93,8 +174,9 @@ impl Connection {
         self.scratch = block;
     }
 
-    /// Queues as much of `data` as the stream and connection windows, the
-    /// client's frame size and the output bound allow, and returns how much that
+    /// Queues as much of `data` (response body, or request body in the client
+    /// role) as the stream and connection windows, the peer's frame size and the
+    /// output bound allow, and returns how much that
     /// was. The caller keeps the rest until [`Event::WindowOpened`]. END_STREAM is
     /// sent only with the last byte of `data`.
     ///
@@ -150,7 +232,8 @@ impl Connection {
     }
 
     /// Resets a stream (the application gives up on it, e.g. CANCEL or
-    /// INTERNAL_ERROR). Frames the client already sent for it are ignored.
+    /// INTERNAL_ERROR). Frames the peer already sent for it are ignored. No
+    /// [`Event::Reset`] follows: the caller knows.
     ///
     /// # Errors
     ///
@@ -167,7 +250,7 @@ impl Connection {
     }
 
     /// The application consumed `n` bytes of the stream's received DATA: credit
-    /// goes back to the client, in WINDOW_UPDATEs batched per half window. A
+    /// goes back to the peer, in WINDOW_UPDATEs batched per half window. A
     /// stream that is gone was already credited, so this is then a no-op.
     pub fn release(&mut self, id: StreamId, n: usize) {
         if self.error.is_some() {
@@ -186,14 +269,15 @@ impl Connection {
         self.release_connection(usize::try_from(released).unwrap_or(0));
     }
 
-    /// Starts a graceful shutdown: GOAWAY naming the last stream we took, after
-    /// which new streams are refused. Streams already open carry on; the
+    /// Starts a graceful shutdown: GOAWAY naming the last stream we took (0 in
+    /// the client role, which takes none), after which new streams are refused
+    /// (or, as a client, not opened). Streams already open carry on; the
     /// connection is done when they are ([`Connection::is_closed`]).
     pub fn go_away(&mut self, code: ErrorCode) {
         if self.error.is_some() || self.going_away.is_some() {
             return;
         }
-        let last = StreamId::new(self.streams.highest);
+        let last = self.last_peer_stream();
         self.going_away = Some(last);
         h2frame::write_goaway(&mut self.output, last, code, &[]);
     }
@@ -202,8 +286,14 @@ impl Connection {
     /// with the largest stream id and a PING; when the PING is answered, every
     /// request sent before the client saw the GOAWAY has arrived, and a second
     /// GOAWAY names the real last stream ([`Connection::go_away`]). Requests
-    /// racing the shutdown are served instead of refused.
+    /// racing the shutdown are served instead of refused. A client has no
+    /// such race (it opens the streams), so there this is
+    /// `go_away(NO_ERROR)`.
     pub fn shutdown(&mut self) {
+        if self.role == Role::Client {
+            self.go_away(ErrorCode::NO_ERROR);
+            return;
+        }
         if self.error.is_some() || self.going_away.is_some() || self.draining {
             return;
         }
@@ -227,7 +317,7 @@ impl Connection {
         self.close_with(ConnectionError { code, reason });
     }
 
-    /// Whether the client has yet to acknowledge our SETTINGS: a driver that
+    /// Whether the peer has yet to acknowledge our SETTINGS: a driver that
     /// enforces SETTINGS_TIMEOUT checks this when its timer fires.
     pub fn awaiting_settings_ack(&self) -> bool {
         !self.settings_acked

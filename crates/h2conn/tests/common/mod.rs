@@ -1,5 +1,7 @@
-//! A scripted client for the connection tests: builds raw frames with
-//! `h2frame::write_*` and `hpack::Encoder`, and decodes what the server writes.
+//! A scripted peer for the connection tests: builds raw frames with
+//! `h2frame::write_*` and `hpack::Encoder`, and decodes what the connection
+//! writes. It plays the client against `Connection::new` and the server against
+//! `Connection::client`.
 
 #![allow(dead_code)]
 
@@ -80,6 +82,64 @@ impl Harness {
             },
             result: Ok(()),
         }
+    }
+
+    /// A client-role connection past the handshake: the server's SETTINGS
+    /// (`server`) and its ACK of ours received, and the output (preface,
+    /// SETTINGS, WINDOW_UPDATE, our ACK) drained. `enc` then plays the server's
+    /// encoder and `dec` decodes our requests.
+    pub fn client(config: Config, server: Settings) -> Self {
+        let mut h = Self::raw_client(config);
+        h.client_frames();
+        let mut bytes = Vec::new();
+        h2frame::write_settings(&mut bytes, &server);
+        h2frame::write_settings_ack(&mut bytes);
+        h.feed(&bytes);
+        assert!(h.result.is_ok(), "{:?}", h.result);
+        assert!(h.conn.peer_settings_received());
+        let out = h.frames();
+        assert_eq!(
+            out,
+            vec![Out::Settings {
+                ack: true,
+                settings: Settings::default()
+            }]
+        );
+        h
+    }
+
+    /// A client-role connection that has received nothing yet.
+    pub fn raw_client(config: Config) -> Self {
+        Self {
+            conn: Connection::client(config),
+            ..Self::raw(Config::default())
+        }
+    }
+
+    /// The client's first output: asserts it starts with the preface and
+    /// returns the frames after it.
+    pub fn client_frames(&mut self) -> Vec<Out> {
+        let bytes = self.conn.output().to_vec();
+        self.conn.advance(bytes.len());
+        assert!(bytes.starts_with(h2frame::PREFACE), "no preface first");
+        decode_frames(&bytes[h2frame::PREFACE.len()..], &mut self.dec)
+    }
+
+    /// Sends a request from the client-role connection: `method` on `uri`
+    /// with `headers`, returning its stream.
+    pub fn request(
+        &mut self,
+        method: &str,
+        uri: &str,
+        headers: &[(&str, &str)],
+        end_stream: bool,
+    ) -> Result<StreamId, h2conn::SendError> {
+        let mut builder = http::Request::builder().method(method).uri(uri);
+        for (n, v) in headers {
+            builder = builder.header(*n, *v);
+        }
+        let (parts, ()) = builder.body(()).unwrap().into_parts();
+        self.conn.send_request(&parts, end_stream)
     }
 
     /// Hands bytes to the connection in one read.

@@ -158,7 +158,10 @@ fn handle_events(conn: &mut Connection, streams: &mut HashMap<StreamId, Pending>
             Event::Reset { stream, .. } => {
                 streams.remove(&stream);
             }
-            Event::WindowOpened { .. } | Event::GoAway { .. } | Event::PingAck { .. } => {}
+            Event::WindowOpened { .. }
+            | Event::GoAway { .. }
+            | Event::PingAck { .. }
+            | Event::Response { .. } => {}
         }
     }
 }
