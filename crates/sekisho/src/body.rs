@@ -78,74 +78,6 @@ impl http_body::Body for ClientBody {
     }
 }
 
-/// A body received on an HTTP/2 stream (a client's request, an upstream's response). Each
-/// piece read returns its flow-control window, so the peer may send more once the
-/// gateway has passed a piece on, and no sooner.
-pub struct H2Body {
-    recv: h2::RecvStream,
-    data_done: bool,
-    /// What is left of a declared `content-length`.
-    left: Option<u64>,
-}
-
-impl H2Body {
-    /// The body arriving on `recv`, `length` bytes long when its head said so (h2 holds
-    /// the peer to it).
-    pub fn new(recv: h2::RecvStream, length: Option<u64>) -> Self {
-        H2Body {
-            recv,
-            data_done: false,
-            left: length,
-        }
-    }
-}
-
-impl http_body::Body for H2Body {
-    type Data = Bytes;
-    type Error = h2::Error;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, h2::Error>>> {
-        use std::task::Poll;
-        if !self.data_done {
-            match self.recv.poll_data(cx) {
-                Poll::Ready(Some(Ok(data))) => {
-                    let _ = self.recv.flow_control().release_capacity(data.len());
-                    if let Some(left) = self.left.as_mut() {
-                        *left = left.saturating_sub(data.len() as u64);
-                    }
-                    return Poll::Ready(Some(Ok(http_body::Frame::data(data))));
-                }
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
-                Poll::Ready(None) => self.data_done = true,
-                Poll::Pending => return Poll::Pending,
-            }
-        }
-        match self.recv.poll_trailers(cx) {
-            Poll::Ready(Ok(Some(trailers))) => {
-                Poll::Ready(Some(Ok(http_body::Frame::trailers(trailers))))
-            }
-            Poll::Ready(Ok(None)) => Poll::Ready(None),
-            Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.recv.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        match self.left {
-            _ if self.recv.is_end_stream() => http_body::SizeHint::with_exact(0),
-            Some(left) => http_body::SizeHint::with_exact(left),
-            None => http_body::SizeHint::default(),
-        }
-    }
-}
-
 /// The request body was longer than the route allows. A type of its own, so that whoever
 /// sees the body fail can tell this refusal (413) from a broken body.
 #[derive(Debug)]
@@ -215,12 +147,6 @@ impl ClientFailure {
             }
             if let Some(io) = e.downcast_ref::<std::io::Error>()
                 && gone(io.kind())
-            {
-                fault = Fault::Closed;
-                break;
-            }
-            if let Some(h2) = e.downcast_ref::<h2::Error>()
-                && (h2.is_remote() || h2.is_io())
             {
                 fault = Fault::Closed;
                 break;
@@ -377,10 +303,6 @@ mod tests {
             fault_of(Box::new(TooLong { limit: 10 })),
             Fault::TooLong { limit: 10 }
         );
-        // An error the gateway's own h2 raised is not the client leaving (a reset or a
-        // broken connection is: `tests/hostile_bodies.rs` sends both).
-        let local = h2::Error::from(h2::Reason::FLOW_CONTROL_ERROR);
-        assert_eq!(fault_of(Box::new(local)), Fault::Malformed);
         assert_eq!(fault_of("something else".into()), Fault::Malformed);
     }
 

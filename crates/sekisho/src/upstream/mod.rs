@@ -5,6 +5,7 @@ mod balance;
 mod connect;
 pub mod discovery;
 mod endpoint;
+mod h2client;
 pub mod health;
 pub mod limits;
 mod multiplex;

@@ -227,7 +227,7 @@ impl Pool {
             };
             match multiplex.send(&connection, req).await {
                 Ok(response) => return Ok(response),
-                Err(StreamError::Unsent(unsent)) => req = unsent,
+                Err(StreamError::Unsent(unsent)) => req = *unsent,
                 Err(StreamError::Failed(e)) => return Err(self.reset(&e)),
             }
         }

@@ -43,6 +43,7 @@ use tokio::time::{Instant, Sleep};
 use self::shared::{Gone, Handle, Shared, Slot, lock};
 use super::stall::Stall;
 use super::wait_list::Waiter;
+use crate::keep_alive::{Beat, KeepAlive};
 use crate::observe::metrics;
 use crate::proxy::Downstream;
 
@@ -386,6 +387,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Served<IO> {
                 }
                 // The connection itself ends once the client's open streams have.
                 Event::GoAway { .. } => {}
+                // A server connection is never sent responses.
+                Event::Response { .. } => {}
             }
         }
     }
@@ -453,51 +456,6 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Served<IO> {
             }
         }
         Ok(())
-    }
-}
-
-/// What the keep-alive timer came to.
-enum Beat {
-    /// Time to send a PING.
-    Ping,
-    /// The last PING went unanswered for the timeout.
-    Expired,
-}
-
-/// PINGs at an interval, each to be answered within a timeout.
-struct KeepAlive {
-    every: Duration,
-    timeout: Duration,
-    /// The next PING while none is out; the deadline for its answer while one is.
-    timer: Pin<Box<Sleep>>,
-    awaiting: bool,
-}
-
-impl KeepAlive {
-    fn new(every: Duration, timeout: Duration) -> Self {
-        KeepAlive {
-            every,
-            timeout,
-            timer: Box::pin(tokio::time::sleep(every)),
-            awaiting: false,
-        }
-    }
-
-    fn answered(&mut self) {
-        if self.awaiting {
-            self.awaiting = false;
-            self.timer.as_mut().reset(Instant::now() + self.every);
-        }
-    }
-
-    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Beat> {
-        ready!(self.timer.as_mut().poll(cx));
-        if self.awaiting {
-            return Poll::Ready(Beat::Expired);
-        }
-        self.awaiting = true;
-        self.timer.as_mut().reset(Instant::now() + self.timeout);
-        Poll::Ready(Beat::Ping)
     }
 }
 

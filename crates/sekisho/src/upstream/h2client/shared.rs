@@ -1,0 +1,207 @@
+//! The state an upstream connection's task shares with the requests on it: the protocol
+//! state machine and, per stream, what the endpoint sent that the request path has not
+//! taken yet.
+//!
+//! One lock per connection, never held across an await. Requests queue their frames under
+//! it from their own tasks and wake the connection's task to write them.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Waker};
+
+use bytes::Bytes;
+use h2conn::{Connection, ErrorCode, StreamId, StreamMap};
+use http::HeaderMap;
+use http::response::Parts;
+
+/// A connection's shared state.
+pub type Handle = Arc<Mutex<Shared>>;
+
+/// The protocol state and the streams the request path knows.
+pub struct Shared {
+    pub conn: Connection,
+    pub slots: StreamMap<Slot>,
+    /// Requests waiting for the endpoint's stream limit to leave room.
+    waiting: Vec<Waker>,
+    /// Nobody may open a stream any more (the pool let the connection go): it ends once
+    /// its streams have.
+    pub abandoned: bool,
+    /// The connection has ended (`why`): no stream may open.
+    pub ended: Option<&'static str>,
+    /// The pool took the connection: its end is the pool's to count.
+    pub handed: bool,
+    /// The connection's task, woken when output was queued outside it.
+    task: Option<Waker>,
+}
+
+/// Locks `handle`, whatever a panicking holder left: the state is only ever changed by
+/// whole calls, so it is consistent.
+pub fn lock(handle: &Handle) -> MutexGuard<'_, Shared> {
+    handle
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Shared {
+    pub fn new(conn: Connection) -> Handle {
+        Arc::new(Mutex::new(Shared {
+            conn,
+            slots: StreamMap::default(),
+            waiting: Vec::new(),
+            abandoned: false,
+            ended: None,
+            handed: false,
+            task: None,
+        }))
+    }
+
+    /// Remembers the connection's task, to be woken for output queued elsewhere.
+    pub fn register_task(&mut self, cx: &Context<'_>) {
+        match &self.task {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            _ => self.task = Some(cx.waker().clone()),
+        }
+    }
+
+    /// Wakes the connection's task: there is output for it to write, or it should look
+    /// at whether it is still wanted.
+    pub fn wake_task(&mut self) {
+        if let Some(waker) = &self.task {
+            waker.wake_by_ref();
+        }
+    }
+
+    /// Wakes the connection's task when there is output for it to write.
+    pub fn wake_writer(&mut self) {
+        if !self.conn.output().is_empty() {
+            self.wake_task();
+        }
+    }
+
+    /// Parks a request until a stream may open (or the connection ends).
+    pub fn wait_for_stream(&mut self, cx: &Context<'_>) {
+        if !self.waiting.iter().any(|w| w.will_wake(cx.waker())) {
+            self.waiting.push(cx.waker().clone());
+        }
+    }
+
+    /// Wakes the requests waiting for a stream when one may open now, or never will.
+    pub fn wake_waiting(&mut self) {
+        if !self.waiting.is_empty() && (self.conn.can_open_stream() || self.ended.is_some()) {
+            self.wake_all_waiting();
+        }
+    }
+
+    /// Wakes every request (and the handshake) waiting on the connection: its SETTINGS
+    /// arrived, which may have changed what they wait for.
+    pub fn wake_all_waiting(&mut self) {
+        for waker in self.waiting.drain(..) {
+            waker.wake();
+        }
+    }
+
+    /// Hands the endpoint's DATA to the stream's response body, or, when nobody will read
+    /// it, gives its window straight back.
+    pub fn deliver(&mut self, id: StreamId, data: Bytes, end: bool) {
+        match self.slots.get_mut(&id) {
+            Some(slot) => {
+                if !data.is_empty() {
+                    slot.inbox.push_back(data);
+                }
+                slot.ended |= end;
+                slot.wake_reader();
+            }
+            None => self.conn.release(id, data.len()),
+        }
+    }
+
+    /// The stream ended before its response did.
+    pub fn gone(&mut self, id: StreamId, why: Gone) {
+        if let Some(slot) = self.slots.get_mut(&id) {
+            slot.end(why);
+        }
+    }
+
+    /// The connection ended: every stream still open is gone with it.
+    pub fn close_all(&mut self, why: &'static str) {
+        self.ended.get_or_insert(why);
+        for slot in self.slots.values_mut() {
+            slot.end(Gone::Closed);
+        }
+        self.wake_waiting();
+    }
+
+    /// Gives back what a busy connection keeps for reuse, once nothing is open.
+    pub fn shrink_idle(&mut self) {
+        if self.slots.is_empty() {
+            if self.slots.capacity() > 0 {
+                self.slots = StreamMap::default();
+            }
+            self.conn.shrink_idle();
+        }
+    }
+}
+
+/// Why a stream ended before its response did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gone {
+    /// The endpoint reset it (REFUSED_STREAM: it never processed the request, including
+    /// streams above the last one its GOAWAY named).
+    Reset(ErrorCode),
+    /// The gateway reset it: the endpoint broke a rule on it, or the request was
+    /// cancelled.
+    Refused(ErrorCode),
+    /// The connection ended.
+    Closed,
+}
+
+/// One stream the request path knows.
+#[derive(Default)]
+pub struct Slot {
+    /// The response head, until the request path takes it.
+    pub head: Option<Parts>,
+    /// Body bytes received and not yet read.
+    pub inbox: VecDeque<Bytes>,
+    pub trailers: Option<HeaderMap>,
+    /// The endpoint's side has ended: nothing beyond the inbox (and trailers) will come.
+    pub ended: bool,
+    pub gone: Option<Gone>,
+    reader: Option<Waker>,
+    sender: Option<Waker>,
+}
+
+impl Slot {
+    /// The stream is gone (the first reason stays): both sides are woken to see it.
+    pub fn end(&mut self, why: Gone) {
+        self.gone.get_or_insert(why);
+        self.wake_reader();
+        self.wake_sender();
+    }
+
+    pub fn park_reader(&mut self, cx: &Context<'_>) {
+        park(&mut self.reader, cx);
+    }
+
+    pub fn park_sender(&mut self, cx: &Context<'_>) {
+        park(&mut self.sender, cx);
+    }
+
+    pub fn wake_reader(&mut self) {
+        if let Some(waker) = self.reader.take() {
+            waker.wake();
+        }
+    }
+
+    pub fn wake_sender(&mut self) {
+        if let Some(waker) = self.sender.take() {
+            waker.wake();
+        }
+    }
+}
+
+fn park(slot: &mut Option<Waker>, cx: &Context<'_>) {
+    match slot {
+        Some(waker) if waker.will_wake(cx.waker()) => {}
+        _ => *slot = Some(cx.waker().clone()),
+    }
+}
