@@ -9,7 +9,7 @@ pub(crate) fn write(value: &[u8], dst: &mut Vec<u8>) {
     let huffman_len = huffman::encoded_len(value);
     if huffman_len < value.len() {
         integer::encode(huffman_len, 7, 0x80, dst);
-        huffman::encode(value, dst);
+        huffman::encode_sized(value, huffman_len, dst);
     } else {
         integer::encode(value.len(), 7, 0x00, dst);
         dst.extend_from_slice(value);

@@ -34,19 +34,31 @@ pub fn encoded_len(src: &[u8]) -> usize {
 /// Appends the Huffman encoding of `src`, padded with the high bits of EOS as RFC 7541
 /// section 5.2 requires.
 pub fn encode(src: &[u8], dst: &mut Vec<u8>) {
-    dst.reserve(encoded_len(src));
-    // At most 7 pending bits plus one 30-bit code: always fits in 64 bits.
+    encode_sized(src, encoded_len(src), dst);
+}
+
+/// [`encode`] for a caller that has already measured `src` with [`encoded_len`].
+///
+/// Bits gather in a 64-bit accumulator and leave four bytes at a time: fewer than 32
+/// pending plus one code of at most 30 bits always fit, and a header value costs a few
+/// instructions per byte instead of a capacity check per output byte.
+pub(crate) fn encode_sized(src: &[u8], encoded_len: usize, dst: &mut Vec<u8>) {
+    dst.reserve(encoded_len);
     let mut acc: u64 = 0;
     let mut pending: u32 = 0;
     for &byte in src {
         let (code, len) = CODES[usize::from(byte)];
         acc = (acc << len) | u64::from(code);
         pending += u32::from(len);
-        while pending >= 8 {
-            pending -= 8;
-            // Keeps the 8 bits just above the ones still pending.
-            dst.push((acc >> pending) as u8);
+        if pending >= 32 {
+            pending -= 32;
+            // The 32 bits just above the ones still pending.
+            dst.extend_from_slice(&((acc >> pending) as u32).to_be_bytes());
         }
+    }
+    while pending >= 8 {
+        pending -= 8;
+        dst.push((acc >> pending) as u8);
     }
     if pending > 0 {
         let pad = 8 - pending;
