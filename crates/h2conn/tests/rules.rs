@@ -508,6 +508,47 @@ fn send_data_respects_windows_and_frame_size() {
 }
 
 #[test]
+fn blocked_streams_are_told_in_the_order_they_blocked() {
+    let mut h = harness();
+    let ids: Vec<u32> = (0..12).map(|i| 1 + 2 * i).collect();
+    for &id in &ids {
+        let bytes = h.get(id);
+        h.feed(&bytes);
+        h.conn
+            .send_response(sid(id), StatusCode::OK, &HeaderMap::new(), false)
+            .unwrap();
+    }
+    h.events();
+    h.frames();
+    // The connection window (65,535) goes to the first stream; the others block on it,
+    // in an order unlike their ids' (and so unlike the stream table's hash order).
+    let body = vec![7u8; 70_000];
+    let order: Vec<u32> = ids.iter().rev().copied().collect();
+    for &id in &order {
+        h.conn.send_data(sid(id), &body, false).unwrap();
+    }
+    h.frames();
+    for _ in 0..3 {
+        h.feed(&window_update(0, 1_000));
+        let told: Vec<u32> = h
+            .events()
+            .iter()
+            .map(|e| match e {
+                Event::WindowOpened { stream } => stream.get(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        // The first stream spent its own window too: it waits for a stream update.
+        assert_eq!(told, order[1..], "first come, first served");
+        // Every stream told blocks again, in the same order.
+        for &id in &order[1..] {
+            h.conn.send_data(sid(id), &body, false).unwrap();
+        }
+        h.frames();
+    }
+}
+
+#[test]
 fn initial_window_size_change_adjusts_open_streams() {
     let client = Settings {
         initial_window_size: Some(10),

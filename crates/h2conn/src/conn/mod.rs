@@ -167,6 +167,11 @@ pub struct Connection {
     scratch: Vec<u8>,
     output: BytesMut,
     events: VecDeque<Event>,
+    /// Streams that came up short in `send_data`, in the order they did. They are told
+    /// [`Event::WindowOpened`] in that order, so a window many streams wait on is handed
+    /// out first come, first served, not in the stream table's hash order, which let the
+    /// same streams lose every time and wait for hundreds of milliseconds.
+    blocked: VecDeque<StreamId>,
     /// Resets beyond completed streams (see [`Config::max_reset_streams`]).
     resets: u32,
     /// Control frames queued and not all written yet.
@@ -223,6 +228,7 @@ impl Connection {
             scratch: Vec::new(),
             output: BytesMut::new(),
             events: VecDeque::new(),
+            blocked: VecDeque::new(),
             resets: 0,
             control_owed: 0,
             written: 0,
@@ -287,6 +293,11 @@ impl Connection {
         match self.streams.remove(id) {
             Some(stream) => {
                 self.release_connection(usize::try_from(stream.recv_window.held()).unwrap_or(0));
+                // The queue holds only live streams, so a peer that keeps every window
+                // shut and resets its streams cannot grow it.
+                if stream.blocked {
+                    self.blocked.retain(|&blocked| blocked != id);
+                }
                 true
             }
             None => false,
@@ -350,15 +361,24 @@ impl Connection {
         }
     }
 
-    /// Tells blocked streams that they can send again, when they can.
+    /// Tells blocked streams that they can send again, when they can, in the order they
+    /// blocked; one still without window of its own keeps its place.
     fn wake_blocked(&mut self) {
-        if self.conn_send.available() == 0 || self.output_room() == 0 {
+        if self.blocked.is_empty() || self.conn_send.available() == 0 || self.output_room() == 0 {
             return;
         }
-        for (id, stream) in self.streams.iter_mut() {
-            if stream.blocked && stream.send_window.available() > 0 {
+        for _ in 0..self.blocked.len() {
+            let Some(id) = self.blocked.pop_front() else {
+                break;
+            };
+            let Some(stream) = self.streams.get_mut(id).filter(|s| s.blocked) else {
+                continue;
+            };
+            if stream.send_window.available() > 0 {
                 stream.blocked = false;
                 self.events.push_back(Event::WindowOpened { stream: id });
+            } else {
+                self.blocked.push_back(id);
             }
         }
     }
@@ -402,6 +422,9 @@ impl Connection {
         }
         if self.events.is_empty() && self.events.capacity() > 0 {
             self.events = VecDeque::new();
+        }
+        if self.blocked.is_empty() && self.blocked.capacity() > 0 {
+            self.blocked = VecDeque::new();
         }
         self.scratch = Vec::new();
         self.streams.shrink_idle();
@@ -469,6 +492,7 @@ impl Connection {
             + self.scratch.capacity()
             + self.block.as_ref().map_or(0, |b| b.fragments.capacity())
             + self.events.capacity() * std::mem::size_of::<Event>()
+            + self.blocked.capacity() * std::mem::size_of::<StreamId>()
             + self.streams.memory()
     }
 }

@@ -205,6 +205,7 @@ impl Connection {
             .min(conn_window)
             .min(room);
         let finished = end_stream && n == data.len();
+        let newly_blocked = n < data.len() && !stream.blocked;
         if n < data.len() {
             stream.blocked = true;
         }
@@ -213,6 +214,9 @@ impl Connection {
             stream.send = SendState::Done;
         }
         self.conn_send.consume(n);
+        if newly_blocked {
+            self.blocked.push_back(id);
+        }
         let mut chunks = data
             .get(..n)
             .unwrap_or_default()
