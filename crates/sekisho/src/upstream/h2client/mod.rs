@@ -31,7 +31,7 @@ use bytes::BytesMut;
 use h2conn::{ErrorCode, Event};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use self::shared::{Gone, Handle, Shared, lock};
+use self::shared::{Gone, Handle, Shared, lock, wait_for};
 use crate::keep_alive::{Beat, KeepAlive};
 
 /// How often a connection is pinged, and how long the answer may take before the
@@ -132,17 +132,12 @@ where
             on_close();
         }
     });
-    let settled = poll_fn(|cx| {
-        let mut shared = lock(&handle);
+    let settled = wait_for(&handle, |shared| {
         if shared.conn.peer_settings_received() {
             shared.handed = true;
-            return Poll::Ready(Ok(()));
+            return Some(Ok(()));
         }
-        if let Some(why) = shared.ended {
-            return Poll::Ready(Err(why.to_owned()));
-        }
-        shared.wait_for_stream(cx);
-        Poll::Pending
+        shared.ended.map(|why| Err(why.to_owned()))
     });
     let outcome = match tokio::time::timeout(timeout, settled).await {
         Ok(outcome) => outcome,

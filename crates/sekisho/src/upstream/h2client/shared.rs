@@ -13,6 +13,7 @@ use bytes::Bytes;
 use h2conn::{Connection, ErrorCode, StreamId, StreamMap};
 use http::HeaderMap;
 use http::response::Parts;
+use tokio::sync::Notify;
 
 /// A connection's shared state.
 pub type Handle = Arc<Mutex<Shared>>;
@@ -21,8 +22,10 @@ pub type Handle = Arc<Mutex<Shared>>;
 pub struct Shared {
     pub conn: Connection,
     pub slots: StreamMap<Slot>,
-    /// Requests waiting for the endpoint's stream limit to leave room.
-    waiting: Vec<Waker>,
+    /// Wakes requests (and the handshake) waiting for the endpoint's stream limit to
+    /// leave room. A waiter that is dropped leaves nothing behind, so requests cancelled
+    /// while a connection stays full hold no memory here.
+    room: Arc<Notify>,
     /// Nobody may open a stream any more (the pool let the connection go): it ends once
     /// its streams have.
     pub abandoned: bool,
@@ -47,7 +50,7 @@ impl Shared {
         Arc::new(Mutex::new(Shared {
             conn,
             slots: StreamMap::default(),
-            waiting: Vec::new(),
+            room: Arc::new(Notify::new()),
             abandoned: false,
             ended: None,
             handed: false,
@@ -78,26 +81,17 @@ impl Shared {
         }
     }
 
-    /// Parks a request until a stream may open (or the connection ends).
-    pub fn wait_for_stream(&mut self, cx: &Context<'_>) {
-        if !self.waiting.iter().any(|w| w.will_wake(cx.waker())) {
-            self.waiting.push(cx.waker().clone());
-        }
-    }
-
     /// Wakes the requests waiting for a stream when one may open now, or never will.
     pub fn wake_waiting(&mut self) {
-        if !self.waiting.is_empty() && (self.conn.can_open_stream() || self.ended.is_some()) {
-            self.wake_all_waiting();
+        if self.conn.can_open_stream() || self.ended.is_some() {
+            self.room.notify_waiters();
         }
     }
 
     /// Wakes every request (and the handshake) waiting on the connection: its SETTINGS
-    /// arrived, which may have changed what they wait for.
+    /// arrived, or a GOAWAY, which may have changed what they wait for.
     pub fn wake_all_waiting(&mut self) {
-        for waker in self.waiting.drain(..) {
-            waker.wake();
-        }
+        self.room.notify_waiters();
     }
 
     /// Hands the endpoint's DATA to the stream's response body, or, when nobody will read
@@ -139,6 +133,21 @@ impl Shared {
             }
             self.conn.shrink_idle();
         }
+    }
+}
+
+/// Waits until `check` decides, checking again whenever the connection may have room for
+/// a stream, has settled or has ended.
+pub async fn wait_for<T>(handle: &Handle, mut check: impl FnMut(&mut Shared) -> Option<T>) -> T {
+    let room = lock(handle).room.clone();
+    loop {
+        // Registered before the check, so a wake between the two is not lost.
+        let mut notified = std::pin::pin!(room.notified());
+        notified.as_mut().enable();
+        if let Some(decided) = check(&mut lock(handle)) {
+            return decided;
+        }
+        notified.await;
     }
 }
 

@@ -18,7 +18,7 @@ use http::{HeaderMap, Request, Response};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 
 use super::Connection;
-use super::shared::{Gone, Slot, lock};
+use super::shared::{Gone, Slot, lock, wait_for};
 use crate::body::{Body, BoxError};
 
 /// Request body bytes handed over from the request's task without waiting for flow
@@ -43,22 +43,19 @@ pub async fn send(
 ) -> Result<Response<RecvBody>, StreamError> {
     let (parts, body) = req.into_parts();
     let end_of_stream = body.is_end_stream();
-    let opened = poll_fn(|cx| {
-        let mut shared = lock(&connection.handle);
+    let opened = wait_for(&connection.handle, |shared| {
         if shared.ended.is_some() || shared.abandoned || connection.is_closed() {
-            return Poll::Ready(None);
+            return Some(None);
         }
         match shared.conn.send_request(&parts, end_of_stream) {
             Ok(id) => {
                 shared.slots.insert(id, Slot::default());
                 shared.wake_writer();
-                Poll::Ready(Some(id))
+                Some(Some(id))
             }
-            Err(SendError::NoStream) if !shared.conn.is_closed() => {
-                shared.wait_for_stream(cx);
-                Poll::Pending
-            }
-            Err(_) => Poll::Ready(None),
+            // The endpoint's stream limit is full: wait for room.
+            Err(SendError::NoStream) if !shared.conn.is_closed() => None,
+            Err(_) => Some(None),
         }
     })
     .await;
