@@ -9,6 +9,8 @@
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
 
+use crate::known::Known;
+
 /// A fault in a field section: a stream error of type PROTOCOL_ERROR, except
 /// [`TOO_LARGE`].
 pub(crate) type Fault = &'static str;
@@ -53,7 +55,7 @@ const CONNECTION_SPECIFIC: [&[u8]; 5] = [
 ];
 
 /// Checks a regular field and converts it, or names the broken rule.
-fn regular(name: &[u8], value: &[u8]) -> Result<(HeaderName, HeaderValue), Fault> {
+pub(crate) fn regular(name: &[u8], value: &[u8]) -> Result<(HeaderName, HeaderValue), Fault> {
     if name.is_empty() {
         return Err("empty field name");
     }
@@ -87,6 +89,44 @@ fn content_length(value: &[u8]) -> Option<u64> {
     std::str::from_utf8(value).ok()?.parse().ok()
 }
 
+/// Room reserved for a message's regular fields at the first one: most messages
+/// fit, and a map that grows field by field reallocates twice on the way.
+const EXPECTED_FIELDS: usize = 12;
+
+/// The regular fields of a request or response and the body length they declare,
+/// under the rules both share.
+#[derive(Debug, Default)]
+struct RegularFields {
+    headers: HeaderMap,
+    content_length: Option<u64>,
+    seen: bool,
+}
+
+impl RegularFields {
+    fn add(
+        &mut self,
+        known: &mut Known,
+        name: &[u8],
+        value: &[u8],
+        sensitive: bool,
+    ) -> Result<(), Fault> {
+        self.seen = true;
+        let (name, value) = known.regular(name, value, sensitive)?;
+        if name == http::header::CONTENT_LENGTH {
+            let len = content_length(value.as_bytes()).ok_or("invalid content-length")?;
+            if self.content_length.is_some_and(|seen| seen != len) {
+                return Err("conflicting content-length values");
+            }
+            self.content_length = Some(len);
+        }
+        if self.headers.is_empty() {
+            self.headers.reserve(EXPECTED_FIELDS);
+        }
+        self.headers.append(name, value);
+        Ok(())
+    }
+}
+
 /// A validated request head and its declared body length.
 #[derive(Debug)]
 pub(crate) struct RequestHead {
@@ -102,9 +142,7 @@ pub(crate) struct RequestBuilder {
     scheme: Option<Vec<u8>>,
     authority: Option<Vec<u8>>,
     path: Option<Vec<u8>>,
-    headers: HeaderMap,
-    content_length: Option<u64>,
-    regular_seen: bool,
+    fields: RegularFields,
     fault: Option<Fault>,
 }
 
@@ -118,20 +156,26 @@ impl RequestBuilder {
     }
 
     /// Takes the next field; faults are remembered, not returned.
-    pub(crate) fn field(&mut self, name: &[u8], value: &[u8]) {
+    pub(crate) fn field(&mut self, known: &mut Known, name: &[u8], value: &[u8], sensitive: bool) {
         if self.fault.is_none()
-            && let Err(fault) = self.check(name, value)
+            && let Err(fault) = self.check(known, name, value, sensitive)
         {
             self.fault = Some(fault);
             // Nothing of a rejected request is used: stop holding it.
-            self.headers = HeaderMap::new();
+            self.fields = RegularFields::default();
         }
     }
 
-    fn check(&mut self, name: &[u8], value: &[u8]) -> Result<(), Fault> {
+    fn check(
+        &mut self,
+        known: &mut Known,
+        name: &[u8],
+        value: &[u8],
+        sensitive: bool,
+    ) -> Result<(), Fault> {
         self.budget.charge(name, value)?;
         if let Some(pseudo) = name.strip_prefix(b":") {
-            if self.regular_seen {
+            if self.fields.seen {
                 return Err("pseudo-header after a regular field");
             }
             let slot = match pseudo {
@@ -147,17 +191,7 @@ impl RequestBuilder {
             *slot = Some(value.to_vec());
             return Ok(());
         }
-        self.regular_seen = true;
-        let (name, value) = regular(name, value)?;
-        if name == http::header::CONTENT_LENGTH {
-            let len = content_length(value.as_bytes()).ok_or("invalid content-length")?;
-            if self.content_length.is_some_and(|seen| seen != len) {
-                return Err("conflicting content-length values");
-            }
-            self.content_length = Some(len);
-        }
-        self.headers.append(name, value);
-        Ok(())
+        self.fields.add(known, name, value, sensitive)
     }
 
     /// The request, or the first rule the fields broke.
@@ -189,18 +223,19 @@ impl RequestBuilder {
                 return Err(":path neither absolute nor *");
             }
             // Without :authority, Host names the target (RFC 9113 section 8.3.1).
-            let host = self.headers.get(http::header::HOST).map(|h| h.as_bytes());
+            let host = self.fields.headers.get(http::header::HOST);
+            let host = host.map(|h| h.as_bytes());
             build_uri(&scheme, self.authority.as_deref().or(host), &path)?
         };
         let mut request = Request::new(());
         *request.method_mut() = method;
         *request.uri_mut() = uri;
         *request.version_mut() = Version::HTTP_2;
-        *request.headers_mut() = self.headers;
+        *request.headers_mut() = self.fields.headers;
         let (parts, ()) = request.into_parts();
         Ok(RequestHead {
             parts,
-            content_length: self.content_length,
+            content_length: self.fields.content_length,
         })
     }
 }
@@ -232,9 +267,7 @@ pub(crate) struct ResponseHead {
 pub(crate) struct ResponseBuilder {
     budget: SizeBudget,
     status: Option<StatusCode>,
-    headers: HeaderMap,
-    content_length: Option<u64>,
-    regular_seen: bool,
+    fields: RegularFields,
     fault: Option<Fault>,
 }
 
@@ -248,19 +281,25 @@ impl ResponseBuilder {
     }
 
     /// Takes the next field; faults are remembered, not returned.
-    pub(crate) fn field(&mut self, name: &[u8], value: &[u8]) {
+    pub(crate) fn field(&mut self, known: &mut Known, name: &[u8], value: &[u8], sensitive: bool) {
         if self.fault.is_none()
-            && let Err(fault) = self.check(name, value)
+            && let Err(fault) = self.check(known, name, value, sensitive)
         {
             self.fault = Some(fault);
-            self.headers = HeaderMap::new();
+            self.fields = RegularFields::default();
         }
     }
 
-    fn check(&mut self, name: &[u8], value: &[u8]) -> Result<(), Fault> {
+    fn check(
+        &mut self,
+        known: &mut Known,
+        name: &[u8],
+        value: &[u8],
+        sensitive: bool,
+    ) -> Result<(), Fault> {
         self.budget.charge(name, value)?;
         if let Some(pseudo) = name.strip_prefix(b":") {
-            if self.regular_seen {
+            if self.fields.seen {
                 return Err("pseudo-header after a regular field");
             }
             if pseudo != b"status" {
@@ -275,17 +314,7 @@ impl ResponseBuilder {
             self.status = Some(StatusCode::from_bytes(value).map_err(|_| "invalid :status")?);
             return Ok(());
         }
-        self.regular_seen = true;
-        let (name, value) = regular(name, value)?;
-        if name == http::header::CONTENT_LENGTH {
-            let len = content_length(value.as_bytes()).ok_or("invalid content-length")?;
-            if self.content_length.is_some_and(|seen| seen != len) {
-                return Err("conflicting content-length values");
-            }
-            self.content_length = Some(len);
-        }
-        self.headers.append(name, value);
-        Ok(())
+        self.fields.add(known, name, value, sensitive)
     }
 
     /// The response, or the first rule the fields broke.
@@ -297,11 +326,11 @@ impl ResponseBuilder {
         let mut response = Response::new(());
         *response.status_mut() = status;
         *response.version_mut() = Version::HTTP_2;
-        *response.headers_mut() = self.headers;
+        *response.headers_mut() = self.fields.headers;
         let (parts, ()) = response.into_parts();
         Ok(ResponseHead {
             parts,
-            content_length: self.content_length,
+            content_length: self.fields.content_length,
         })
     }
 }
@@ -324,7 +353,7 @@ impl TrailerBuilder {
     }
 
     /// Takes the next field; faults are remembered, not returned.
-    pub(crate) fn field(&mut self, name: &[u8], value: &[u8]) {
+    pub(crate) fn field(&mut self, known: &mut Known, name: &[u8], value: &[u8], sensitive: bool) {
         if self.fault.is_some() {
             return;
         }
@@ -333,7 +362,7 @@ impl TrailerBuilder {
         } else if name.starts_with(b":") {
             Err("pseudo-header in trailers")
         } else {
-            regular(name, value)
+            known.regular(name, value, sensitive)
         };
         match result {
             Ok((name, value)) => {
@@ -368,7 +397,7 @@ mod tests {
     fn request(fields: &[(&str, &str)]) -> Result<RequestHead, Fault> {
         let mut b = RequestBuilder::new(16 * 1024);
         for (n, v) in fields {
-            b.field(n.as_bytes(), v.as_bytes());
+            b.field(&mut Known::default(), n.as_bytes(), v.as_bytes(), false);
         }
         b.finish()
     }
@@ -438,18 +467,18 @@ mod tests {
     fn sections_above_the_list_size_are_too_large() {
         let mut b = RequestBuilder::new(100);
         for (n, v) in BASE {
-            b.field(n.as_bytes(), v.as_bytes());
+            b.field(&mut Known::default(), n.as_bytes(), v.as_bytes(), false);
         }
         assert_eq!(b.finish().unwrap_err(), TOO_LARGE);
         let mut b = TrailerBuilder::new(40);
-        b.field(b"grpc-status", b"0");
+        b.field(&mut Known::default(), b"grpc-status", b"0", false);
         assert_eq!(b.finish().unwrap_err(), TOO_LARGE);
     }
 
     fn response(fields: &[(&str, &str)]) -> Result<ResponseHead, Fault> {
         let mut b = ResponseBuilder::new(16 * 1024);
         for (n, v) in fields {
-            b.field(n.as_bytes(), v.as_bytes());
+            b.field(&mut Known::default(), n.as_bytes(), v.as_bytes(), false);
         }
         b.finish()
     }
@@ -486,10 +515,10 @@ mod tests {
     #[test]
     fn trailers_refuse_pseudo_headers() {
         let mut b = TrailerBuilder::new(1024);
-        b.field(b"grpc-status", b"0");
+        b.field(&mut Known::default(), b"grpc-status", b"0", false);
         assert_eq!(b.finish().unwrap()["grpc-status"], "0");
         let mut b = TrailerBuilder::new(1024);
-        b.field(b":path", b"/");
+        b.field(&mut Known::default(), b":path", b"/", false);
         assert!(b.finish().is_err());
     }
 }

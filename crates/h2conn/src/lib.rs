@@ -55,6 +55,7 @@ mod conn;
 mod event;
 mod flow;
 mod headers;
+mod known;
 mod stream;
 
 pub use config::Config;

@@ -16,6 +16,7 @@ use h2frame::{ConnectionSettings, ErrorCode, PING_LEN, Settings, StreamId};
 use crate::config::Config;
 use crate::event::{Abuse, ConnectionError, Event};
 use crate::flow::{RecvWindow, SendWindow};
+use crate::known::Known;
 use crate::stream::Streams;
 
 /// The window both ends assume until SETTINGS say otherwise.
@@ -156,6 +157,8 @@ pub struct Connection {
     next_stream: u32,
     streams: Streams,
     decoder: hpack::Decoder,
+    /// Fields the peer keeps repeating, already validated (see `known`).
+    known: Known,
     encoder: hpack::Encoder,
     peer: ConnectionSettings,
     settings_acked: bool,
@@ -219,6 +222,7 @@ impl Connection {
             next_stream: 1,
             streams: Streams::default(),
             decoder,
+            known: Known::default(),
             encoder: hpack::Encoder::new(),
             peer: ConnectionSettings::default(),
             settings_acked: false,
@@ -413,9 +417,10 @@ impl Connection {
     }
 
     /// Gives back what a busy connection keeps for reuse (the output buffer, the event
-    /// queue, the stream table) when each is empty. Reusing them while requests flow
-    /// saves an allocation and a few reallocations per write; a driver calls this when
-    /// the connection goes quiet, so an idle connection holds none of them.
+    /// queue, the stream table, the fields the peer repeats) when each is empty.
+    /// Reusing them while requests flow saves an allocation and a few reallocations
+    /// per write; a driver calls this when the connection goes quiet, so an idle
+    /// connection holds none of them.
     pub fn shrink_idle(&mut self) {
         if self.output.is_empty() && self.output.capacity() > 0 {
             self.output = BytesMut::new();
@@ -427,6 +432,7 @@ impl Connection {
             self.blocked = VecDeque::new();
         }
         self.scratch = Vec::new();
+        self.known.clear();
         self.streams.shrink_idle();
     }
 

@@ -12,6 +12,7 @@ use super::{
 };
 use crate::event::{Abuse, Event};
 use crate::headers::{self, RequestBuilder, ResponseBuilder, TrailerBuilder};
+use crate::known::Known;
 use crate::stream::{Lookup, Stream};
 
 /// The GOAWAY reason for HEADERS on a stream a client never opened.
@@ -432,10 +433,14 @@ impl Connection {
         }
     }
 
-    fn decode_block<F: FnMut(&[u8], &[u8])>(&mut self, block: &[u8], mut each: F) -> Result<()> {
+    fn decode_block<F>(&mut self, block: &[u8], mut each: F) -> Result<()>
+    where
+        F: FnMut(&mut Known, hpack::Field<'_>),
+    {
+        let known = &mut self.known;
         self.decoder
             .decode(block, |field| {
-                each(field.name, field.value);
+                each(known, field);
                 Ok::<(), hpack::DecodeError>(())
             })
             .or_else(|_| fail(ErrorCode::COMPRESSION_ERROR, "HPACK decoding failed"))
@@ -451,7 +456,9 @@ impl Connection {
         match target {
             Target::Request => {
                 let mut builder = RequestBuilder::new(self.config.max_header_list_size as usize);
-                self.decode_block(block, |n, v| builder.field(n, v))?;
+                self.decode_block(block, |known, f| {
+                    builder.field(known, f.name, f.value, f.sensitive)
+                })?;
                 let head = match builder.finish() {
                     Ok(head) => head,
                     Err(headers::TOO_LARGE) => return self.refuse_too_large(id, end_stream),
@@ -481,7 +488,9 @@ impl Connection {
             Target::Response => self.on_response(id, end_stream, block),
             Target::Trailers => {
                 let mut builder = TrailerBuilder::new(self.config.max_header_list_size as usize);
-                self.decode_block(block, |n, v| builder.field(n, v))?;
+                self.decode_block(block, |known, f| {
+                    builder.field(known, f.name, f.value, f.sensitive)
+                })?;
                 let length_ok = self.streams.get_mut(id).is_some_and(|s| {
                     s.content_length
                         .is_none_or(|declared| declared == s.received)
@@ -514,7 +523,9 @@ impl Connection {
     /// becomes [`Event::Response`]; a fault resets the stream.
     fn on_response(&mut self, id: StreamId, end_stream: bool, block: &[u8]) -> Result<()> {
         let mut builder = ResponseBuilder::new(self.config.max_header_list_size as usize);
-        self.decode_block(block, |n, v| builder.field(n, v))?;
+        self.decode_block(block, |known, f| {
+            builder.field(known, f.name, f.value, f.sensitive)
+        })?;
         if self.streams.get_mut(id).is_none() {
             // Reset by the caller while the block was arriving: decoded only to
             // keep HPACK in step.
