@@ -5,8 +5,10 @@ use crate::table::DynamicTable;
 use crate::{DEFAULT_TABLE_SIZE, Field, integer, string};
 
 /// Names whose values change on nearly every message, so indexing them would only
-/// churn the table and evict entries that do repeat.
-const UNINDEXED_NAMES: [&[u8]; 4] = [b":path", b"content-length", b"date", b"x-request-id"];
+/// churn the table and evict entries that do repeat. `date` is not among them: it
+/// changes once a second, so indexed it is one byte in every other message of that
+/// second, for one new entry.
+const UNINDEXED_NAMES: [&[u8]; 4] = [b":path", b"content-length", b"x-request-id", b"traceparent"];
 
 /// The encoder never uses more table than this, however much the peer offers: beyond
 /// it, the memory held per connection grows faster than the compression gained.
@@ -25,7 +27,7 @@ const MAX_INDEXED_VALUE_LEN: usize = 256;
 ///    name as an index when one exists, and never enter the table.
 /// 2. A field equal to a static or dynamic entry is written as that index.
 /// 3. A field is added to the dynamic table (literal with incremental indexing)
-///    unless its name is `:path`, `content-length`, `date` or `x-request-id`, its
+///    unless its name is `:path`, `content-length`, `x-request-id` or `traceparent`, its
 ///    value is longer than 256 bytes, or it would take more than half the table,
 ///    since any of those would mostly evict entries worth keeping.
 /// 4. Otherwise it is a literal without indexing.
@@ -152,5 +154,45 @@ impl Encoder {
         !UNINDEXED_NAMES.contains(&field.name)
             && field.value.len() <= MAX_INDEXED_VALUE_LEN
             && field.size() <= self.table.max_size() / 2
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block(encoder: &mut Encoder, fields: &[(&str, &str)]) -> Vec<u8> {
+        let mut dst = Vec::new();
+        let fields = fields
+            .iter()
+            .map(|(n, v)| Field::new(n.as_bytes(), v.as_bytes()));
+        encoder.encode(fields, &mut dst);
+        dst
+    }
+
+    #[test]
+    fn a_date_repeated_within_its_second_is_one_byte() {
+        let mut encoder = Encoder::new();
+        let date = [("date", "Mon, 07 Dec 2026 03:11:19 GMT")];
+        assert!(block(&mut encoder, &date).len() > 20);
+        assert_eq!(block(&mut encoder, &date), [0x80 | 62]);
+    }
+
+    #[test]
+    fn per_message_values_stay_out_of_the_table() {
+        let mut encoder = Encoder::new();
+        let unique = [
+            (":path", "/a/1"),
+            ("content-length", "12"),
+            ("x-request-id", "0b6c1f3e-3f5e-4c1e-9f4a-1d2e3f4a5b6c"),
+            (
+                "traceparent",
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            ),
+        ];
+        block(&mut encoder, &unique);
+        assert!(encoder.table().is_empty());
+        block(&mut encoder, &[("server", "sekisho")]);
+        assert_eq!(encoder.table().len(), 1);
     }
 }

@@ -24,6 +24,7 @@ pub const MAX_VALUE: usize = u32::MAX as usize;
 /// # Panics
 ///
 /// If `prefix_bits` is not in `1..=8`, which is a bug in the caller.
+#[inline]
 pub fn encode(value: usize, prefix_bits: u8, flags: u8, dst: &mut Vec<u8>) {
     assert!(
         (1..=8).contains(&prefix_bits),
@@ -37,8 +38,13 @@ pub fn encode(value: usize, prefix_bits: u8, flags: u8, dst: &mut Vec<u8>) {
     if value < max_prefix {
         // Lossless: value < max_prefix <= 255.
         dst.push(flags | value as u8);
-        return;
+    } else {
+        encode_long(value, max_prefix, flags, dst);
     }
+}
+
+/// The multi-byte form, kept out of line so that the one-byte case inlines small.
+fn encode_long(value: usize, max_prefix: usize, flags: u8, dst: &mut Vec<u8>) {
     dst.push(flags | max_prefix as u8);
     let mut rest = value - max_prefix;
     while rest >= 0x80 {
