@@ -24,7 +24,7 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(50);
 /// Headers that mean something only to one HTTP/1.1 connection and must not appear in
 /// HTTP/2 (RFC 9113 §8.2.2). The proxy strips hop-by-hop headers before this; this is the
 /// last guard, which also takes the fields a `Connection` header names.
-const CONNECTION_SPECIFIC: [HeaderName; 5] = [
+static CONNECTION_SPECIFIC: [HeaderName; 5] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -118,7 +118,7 @@ pub(crate) fn strip_connection_specific(headers: &mut HeaderMap) {
     // One pass over the few headers a request has, instead of a lookup per name: nearly
     // every request has none of these.
     let found = headers.iter().any(|(name, value)| {
-        CONNECTION_SPECIFIC.contains(name) || (name == header::TE && value != "trailers")
+        is_connection_specific(name) || (name == header::TE && value != "trailers")
     });
     if !found {
         return;
@@ -138,10 +138,65 @@ pub(crate) fn strip_connection_specific(headers: &mut HeaderMap) {
     }
 }
 
+/// Whether `name` is one of [`CONNECTION_SPECIFIC`]: a match on the name's text, which
+/// costs a length test for nearly every name, where comparing `HeaderName`s one by one
+/// cost more than the rest of the request's header handling on this hop.
+fn is_connection_specific(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection" | "keep-alive" | "proxy-connection" | "transfer-encoding" | "upgrade"
+    )
+}
+
 /// Methods whose request body has a meaning, so an empty one still says `content-length: 0`.
 fn has_payload_semantics(method: &Method) -> bool {
     !matches!(
         *method,
         Method::GET | Method::HEAD | Method::DELETE | Method::CONNECT
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_name_test_agrees_with_the_list() {
+        for name in &CONNECTION_SPECIFIC {
+            assert!(is_connection_specific(name), "{name}");
+        }
+        for name in [header::TE, header::CONTENT_TYPE, header::HOST] {
+            assert!(!is_connection_specific(&name), "{name}");
+        }
+        let lookalike = HeaderName::from_static("connection-x");
+        assert!(!is_connection_specific(&lookalike));
+    }
+
+    #[test]
+    fn connection_specific_fields_and_those_connection_names_leave() {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("connection", "x-hop, close"),
+            ("x-hop", "1"),
+            ("keep-alive", "timeout=5"),
+            ("proxy-connection", "keep-alive"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "websocket"),
+            ("te", "gzip"),
+            ("content-type", "text/plain"),
+        ] {
+            headers.append(
+                HeaderName::from_static(name),
+                http::HeaderValue::from_static(value),
+            );
+        }
+        strip_connection_specific(&mut headers);
+        let left: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+        assert_eq!(left, ["content-type"]);
+
+        let mut trailers_only = HeaderMap::new();
+        trailers_only.insert(header::TE, http::HeaderValue::from_static("trailers"));
+        strip_connection_specific(&mut trailers_only);
+        assert_eq!(trailers_only[header::TE], "trailers");
+    }
 }
