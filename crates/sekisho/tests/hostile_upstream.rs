@@ -194,8 +194,11 @@ async fn drain(socket: &mut TcpStream, input: &mut BytesMut, log: &Log) {
 async fn gateway(answer: Answer) -> (Running, Log, interop::ServerHandle) {
     let (evil, log) = hostile_backend(answer).await;
     let (good, handle) = http_backend("good").await;
+    let dir = TempDir::new("gw");
+    let log_path = dir.path().join("access.log");
     let yaml = fill(
         r#"
+access_log: { path: "@log@" }
 listeners:
   - name: main
     address: 127.0.0.1:0
@@ -212,24 +215,45 @@ clusters:
   - name: good
     endpoints: [{ address: "@good@" }]
 "#,
-        &[("evil", evil.to_string()), ("good", good.to_string())],
+        &[
+            ("evil", evil.to_string()),
+            ("good", good.to_string()),
+            ("log", log_path.display().to_string()),
+        ],
     );
-    (start_gateway(&yaml).await, log, handle)
+    (start_gateway_in(dir, &yaml).await, log, handle)
 }
 
-/// The client gets 502 and the gateway still serves the good route.
-async fn answered_502_and_still_serves(gw: &Running) {
+/// The client gets 502, the access log names what the backend broke (`why`), and the
+/// gateway still serves the good route.
+async fn answered_502_and_still_serves(gw: &Running, why: &str) {
     let addr = gw.listener("main");
     let response = http1_get(addr, "/evil/x", &[]).await;
     assert_eq!(response.status, 502, "the client's answer: {response:?}");
     let good = http1_get(addr, "/fine", &[]).await;
     assert_eq!(good.status, 200, "another route after the attack");
+    let logged = eventually(
+        std::time::Duration::from_secs(5),
+        "the access log line",
+        || async {
+            let text = std::fs::read_to_string(gw.dir.path().join("access.log")).ok()?;
+            text.lines()
+                .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+                .find(|entry| entry["path"] == "/evil/x")
+        },
+    )
+    .await;
+    let error = logged["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains(why),
+        "logged error {error:?} does not say {why:?}"
+    );
 }
 
 #[tokio::test]
 async fn a_response_without_status_is_refused_on_its_stream() {
     let (gw, log, _good) = gateway(Answer::NoStatus).await;
-    answered_502_and_still_serves(&gw).await;
+    answered_502_and_still_serves(&gw, "stream reset by the gateway (PROTOCOL_ERROR)").await;
     eventually(std::time::Duration::from_secs(5), "the reset", || async {
         let seen = log.lock().expect("log");
         (seen.resets.contains(&ErrorCode::PROTOCOL_ERROR) && seen.goaways.is_empty()).then_some(())
@@ -240,7 +264,11 @@ async fn a_response_without_status_is_refused_on_its_stream() {
 #[tokio::test]
 async fn bytes_that_are_no_frame_end_the_connection_with_goaway() {
     let (gw, log, _good) = gateway(Answer::Garbage).await;
-    answered_502_and_still_serves(&gw).await;
+    answered_502_and_still_serves(
+        &gw,
+        "the upstream connection ended: frame longer than SETTINGS_MAX_FRAME_SIZE",
+    )
+    .await;
     eventually(std::time::Duration::from_secs(5), "the GOAWAY", || async {
         (!log.lock().expect("log").goaways.is_empty()).then_some(())
     })
@@ -250,7 +278,8 @@ async fn bytes_that_are_no_frame_end_the_connection_with_goaway() {
 #[tokio::test]
 async fn a_push_promise_is_a_protocol_error() {
     let (gw, log, _good) = gateway(Answer::Push).await;
-    answered_502_and_still_serves(&gw).await;
+    let why = "the upstream connection ended: PUSH_PROMISE while push is disabled";
+    answered_502_and_still_serves(&gw, why).await;
     eventually(std::time::Duration::from_secs(5), "the GOAWAY", || async {
         let seen = log.lock().expect("log");
         seen.goaways
@@ -263,7 +292,8 @@ async fn a_push_promise_is_a_protocol_error() {
 #[tokio::test]
 async fn a_header_block_without_end_is_cut_within_a_bound() {
     let (gw, log, _good) = gateway(Answer::HeaderFlood).await;
-    answered_502_and_still_serves(&gw).await;
+    answered_502_and_still_serves(&gw, "the upstream connection ended: header block too large")
+        .await;
     eventually(std::time::Duration::from_secs(10), "the GOAWAY", || async {
         let seen = log.lock().expect("log");
         seen.goaways

@@ -208,8 +208,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             let written = shared.conn.output().is_empty() && !self.unflushed;
             if shared.conn.is_closed() && (written || self.eof) {
                 return Poll::Ready(match shared.conn.error() {
-                    Some(_) => "a protocol error",
-                    None => "GOAWAY",
+                    // The rule the endpoint broke, as sent in the GOAWAY's debug data.
+                    Some(error) => error.reason,
+                    None => "the endpoint sent GOAWAY",
                 });
             }
             if self.eof {

@@ -116,11 +116,16 @@ impl Shared {
         }
     }
 
+    /// Why the connection ended, for a stream that finds itself gone with it.
+    pub fn why_ended(&self) -> &'static str {
+        self.ended.unwrap_or("it was closed")
+    }
+
     /// The connection ended: every stream still open is gone with it.
     pub fn close_all(&mut self, why: &'static str) {
         self.ended.get_or_insert(why);
         for slot in self.slots.values_mut() {
-            slot.end(Gone::Closed);
+            slot.end(Gone::Closed(why));
         }
         self.wake_waiting();
     }
@@ -160,8 +165,8 @@ pub enum Gone {
     /// The gateway reset it: the endpoint broke a rule on it, or the request was
     /// cancelled.
     Refused(ErrorCode),
-    /// The connection ended.
-    Closed,
+    /// The connection ended, for this reason.
+    Closed(&'static str),
 }
 
 /// One stream the request path knows.

@@ -137,7 +137,7 @@ impl RecvBody {
     fn poll_head(&mut self, cx: &Context<'_>) -> Poll<io::Result<http::response::Parts>> {
         let mut shared = lock(&self.open.connection.handle);
         let Some(slot) = shared.slots.get_mut(&self.open.id) else {
-            return Poll::Ready(Err(broken(Gone::Closed)));
+            return Poll::Ready(Err(broken(Gone::Closed(shared.why_ended()))));
         };
         if let Some(head) = slot.head.take() {
             return Poll::Ready(Ok(head));
@@ -167,7 +167,7 @@ impl HttpBody for RecvBody {
         let mut shared = lock(&open.connection.handle);
         let Some(slot) = shared.slots.get_mut(&id) else {
             self.done = true;
-            return Poll::Ready(Some(Err(broken(Gone::Closed))));
+            return Poll::Ready(Some(Err(broken(Gone::Closed(shared.why_ended())))));
         };
         if let Some(data) = slot.inbox.pop_front() {
             shared.conn.release(id, data.len());
@@ -226,9 +226,9 @@ fn broken(gone: Gone) -> io::Error {
             io::ErrorKind::InvalidData,
             format!("stream reset by the gateway ({code})"),
         ),
-        Gone::Closed => io::Error::new(
+        Gone::Closed(why) => io::Error::new(
             io::ErrorKind::ConnectionAborted,
-            "the upstream connection ended",
+            format!("the upstream connection ended: {why}"),
         ),
     }
 }
