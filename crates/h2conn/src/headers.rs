@@ -93,24 +93,60 @@ fn content_length(value: &[u8]) -> Option<u64> {
 /// fit, and a map that grows field by field reallocates twice on the way.
 const EXPECTED_FIELDS: usize = 12;
 
-/// The regular fields of a request or response and the body length they declare,
-/// under the rules both share.
+/// What request and response sections share: the size budget, the regular fields with
+/// the body length they declare, and the first fault. Pseudo-header fields, which differ,
+/// are the caller's.
 #[derive(Debug, Default)]
-struct RegularFields {
+struct Section {
+    budget: SizeBudget,
     headers: HeaderMap,
     content_length: Option<u64>,
-    seen: bool,
+    regular_seen: bool,
+    fault: Option<Fault>,
 }
 
-impl RegularFields {
-    fn add(
+impl Section {
+    fn new(max_list_size: usize) -> Self {
+        Section {
+            budget: SizeBudget::new(max_list_size),
+            ..Section::default()
+        }
+    }
+
+    /// Takes one field, handing a pseudo-header's name (without the colon) and value to
+    /// `pseudo`. The first fault is remembered, not returned, and nothing of a faulty
+    /// section is held after it.
+    fn field(
+        &mut self,
+        known: &mut Known,
+        (name, value, sensitive): (&[u8], &[u8], bool),
+        pseudo: impl FnOnce(&[u8], &[u8]) -> Result<(), Fault>,
+    ) {
+        if self.fault.is_some() {
+            return;
+        }
+        let checked =
+            self.budget
+                .charge(name, value)
+                .and_then(|()| match name.strip_prefix(b":") {
+                    Some(_) if self.regular_seen => Err("pseudo-header after a regular field"),
+                    Some(name) => pseudo(name, value),
+                    None => self.regular(known, name, value, sensitive),
+                });
+        if let Err(fault) = checked {
+            self.fault = Some(fault);
+            self.headers = HeaderMap::new();
+        }
+    }
+
+    fn regular(
         &mut self,
         known: &mut Known,
         name: &[u8],
         value: &[u8],
         sensitive: bool,
     ) -> Result<(), Fault> {
-        self.seen = true;
+        self.regular_seen = true;
         let (name, value) = known.regular(name, value, sensitive)?;
         if name == http::header::CONTENT_LENGTH {
             let len = content_length(value.as_bytes()).ok_or("invalid content-length")?;
@@ -137,66 +173,50 @@ pub(crate) struct RequestHead {
 /// Collects a request's fields.
 #[derive(Debug, Default)]
 pub(crate) struct RequestBuilder {
-    budget: SizeBudget,
+    section: Section,
     method: Option<Vec<u8>>,
     scheme: Option<Vec<u8>>,
     authority: Option<Vec<u8>>,
     path: Option<Vec<u8>>,
-    fields: RegularFields,
-    fault: Option<Fault>,
 }
 
 impl RequestBuilder {
     /// A builder refusing sections above `max_list_size`.
     pub(crate) fn new(max_list_size: usize) -> Self {
         Self {
-            budget: SizeBudget::new(max_list_size),
+            section: Section::new(max_list_size),
             ..Self::default()
         }
     }
 
     /// Takes the next field; faults are remembered, not returned.
     pub(crate) fn field(&mut self, known: &mut Known, name: &[u8], value: &[u8], sensitive: bool) {
-        if self.fault.is_none()
-            && let Err(fault) = self.check(known, name, value, sensitive)
-        {
-            self.fault = Some(fault);
-            // Nothing of a rejected request is used: stop holding it.
-            self.fields = RegularFields::default();
-        }
-    }
-
-    fn check(
-        &mut self,
-        known: &mut Known,
-        name: &[u8],
-        value: &[u8],
-        sensitive: bool,
-    ) -> Result<(), Fault> {
-        self.budget.charge(name, value)?;
-        if let Some(pseudo) = name.strip_prefix(b":") {
-            if self.fields.seen {
-                return Err("pseudo-header after a regular field");
-            }
+        let Self {
+            section,
+            method,
+            scheme,
+            authority,
+            path,
+        } = self;
+        section.field(known, (name, value, sensitive), |pseudo, value| {
             let slot = match pseudo {
-                b"method" => &mut self.method,
-                b"scheme" => &mut self.scheme,
-                b"authority" => &mut self.authority,
-                b"path" => &mut self.path,
+                b"method" => method,
+                b"scheme" => scheme,
+                b"authority" => authority,
+                b"path" => path,
                 _ => return Err("unknown or response pseudo-header"),
             };
             if slot.is_some() {
                 return Err("repeated pseudo-header");
             }
             *slot = Some(value.to_vec());
-            return Ok(());
-        }
-        self.fields.add(known, name, value, sensitive)
+            Ok(())
+        });
     }
 
     /// The request, or the first rule the fields broke.
     pub(crate) fn finish(self) -> Result<RequestHead, Fault> {
-        if let Some(fault) = self.fault {
+        if let Some(fault) = self.section.fault {
             return Err(fault);
         }
         let method = self.method.ok_or("missing :method")?;
@@ -223,7 +243,7 @@ impl RequestBuilder {
                 return Err(":path neither absolute nor *");
             }
             // Without :authority, Host names the target (RFC 9113 section 8.3.1).
-            let host = self.fields.headers.get(http::header::HOST);
+            let host = self.section.headers.get(http::header::HOST);
             let host = host.map(|h| h.as_bytes());
             build_uri(&scheme, self.authority.as_deref().or(host), &path)?
         };
@@ -231,11 +251,11 @@ impl RequestBuilder {
         *request.method_mut() = method;
         *request.uri_mut() = uri;
         *request.version_mut() = Version::HTTP_2;
-        *request.headers_mut() = self.fields.headers;
+        *request.headers_mut() = self.section.headers;
         let (parts, ()) = request.into_parts();
         Ok(RequestHead {
             parts,
-            content_length: self.fields.content_length,
+            content_length: self.section.content_length,
         })
     }
 }
@@ -265,72 +285,51 @@ pub(crate) struct ResponseHead {
 /// digits before the regular fields, which follow the request rules.
 #[derive(Debug, Default)]
 pub(crate) struct ResponseBuilder {
-    budget: SizeBudget,
+    section: Section,
     status: Option<StatusCode>,
-    fields: RegularFields,
-    fault: Option<Fault>,
 }
 
 impl ResponseBuilder {
     /// A builder refusing sections above `max_list_size`.
     pub(crate) fn new(max_list_size: usize) -> Self {
         Self {
-            budget: SizeBudget::new(max_list_size),
+            section: Section::new(max_list_size),
             ..Self::default()
         }
     }
 
     /// Takes the next field; faults are remembered, not returned.
     pub(crate) fn field(&mut self, known: &mut Known, name: &[u8], value: &[u8], sensitive: bool) {
-        if self.fault.is_none()
-            && let Err(fault) = self.check(known, name, value, sensitive)
-        {
-            self.fault = Some(fault);
-            self.fields = RegularFields::default();
-        }
-    }
-
-    fn check(
-        &mut self,
-        known: &mut Known,
-        name: &[u8],
-        value: &[u8],
-        sensitive: bool,
-    ) -> Result<(), Fault> {
-        self.budget.charge(name, value)?;
-        if let Some(pseudo) = name.strip_prefix(b":") {
-            if self.fields.seen {
-                return Err("pseudo-header after a regular field");
-            }
+        let Self { section, status } = self;
+        section.field(known, (name, value, sensitive), |pseudo, value| {
             if pseudo != b"status" {
                 return Err("request or unknown pseudo-header in a response");
             }
-            if self.status.is_some() {
+            if status.is_some() {
                 return Err("repeated :status");
             }
             if value.len() != 3 || !value.iter().all(u8::is_ascii_digit) {
                 return Err("invalid :status");
             }
-            self.status = Some(StatusCode::from_bytes(value).map_err(|_| "invalid :status")?);
-            return Ok(());
-        }
-        self.fields.add(known, name, value, sensitive)
+            *status = Some(StatusCode::from_bytes(value).map_err(|_| "invalid :status")?);
+            Ok(())
+        });
     }
 
     /// The response, or the first rule the fields broke.
     pub(crate) fn finish(self) -> Result<ResponseHead, Fault> {
-        if let Some(fault) = self.fault {
+        if let Some(fault) = self.section.fault {
             return Err(fault);
         }
         let status = self.status.ok_or("missing :status")?;
         let mut response = Response::new(());
         *response.status_mut() = status;
         *response.version_mut() = Version::HTTP_2;
-        *response.headers_mut() = self.fields.headers;
+        *response.headers_mut() = self.section.headers;
         let (parts, ()) = response.into_parts();
         Ok(ResponseHead {
             parts,
-            content_length: self.fields.content_length,
+            content_length: self.section.content_length,
         })
     }
 }
