@@ -356,9 +356,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Served<IO> {
                 } => shared.deliver(stream, data, end_stream),
                 Event::Trailers { stream, headers } => {
                     if let Some(slot) = shared.slots.get_mut(&stream) {
-                        slot.trailers = Some(headers);
-                        slot.ended = true;
-                        slot.wake_reader();
+                        slot.stream.push_trailers(headers);
                     }
                 }
                 Event::Reset {
@@ -375,7 +373,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Served<IO> {
                 }
                 Event::WindowOpened { stream } => {
                     if let Some(slot) = shared.slots.get_mut(&stream) {
-                        slot.wake_sender();
+                        slot.stream.wake_sender();
                     }
                 }
                 Event::PingAck { payload } => {

@@ -4,13 +4,14 @@
 
 use std::io;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use h2conn::StreamId;
 use http_body::{Frame, SizeHint};
 
 use super::shared::{Gone, Handle, Shared, lock};
+use crate::h2stream::Piece;
 
 /// The body of the request on stream `id`.
 pub struct RequestBody {
@@ -51,28 +52,21 @@ impl http_body::Body for RequestBody {
             self.done = true;
             return Poll::Ready(Some(Err(broken(Gone::Closed))));
         };
-        if let Some(data) = slot.inbox.pop_front() {
-            conn.release(id, data.len());
-            if let Some(left) = self.left.as_mut() {
-                *left = left.saturating_sub(data.len() as u64);
+        let piece = ready!(slot.stream.next(cx));
+        self.done = !matches!(piece, Piece::Data(_));
+        Poll::Ready(match piece {
+            Piece::Data(data) => {
+                conn.release(id, data.len());
+                if let Some(left) = self.left.as_mut() {
+                    *left = left.saturating_sub(data.len() as u64);
+                }
+                shared.wake_writer();
+                Some(Ok(Frame::data(data)))
             }
-            shared.wake_writer();
-            return Poll::Ready(Some(Ok(Frame::data(data))));
-        }
-        if let Some(trailers) = slot.trailers.take() {
-            self.done = true;
-            return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
-        }
-        if slot.ended {
-            self.done = true;
-            return Poll::Ready(None);
-        }
-        if let Some(gone) = slot.gone {
-            self.done = true;
-            return Poll::Ready(Some(Err(broken(gone))));
-        }
-        slot.park_reader(cx);
-        Poll::Pending
+            Piece::Trailers(trailers) => Some(Ok(Frame::trailers(trailers))),
+            Piece::End => None,
+            Piece::Gone(gone) => Some(Err(broken(gone))),
+        })
     }
 
     /// Also true once everything the client sent has been read, so the last piece
@@ -82,7 +76,7 @@ impl http_body::Body for RequestBody {
             || lock(&self.handle)
                 .slots
                 .get(&self.id)
-                .is_some_and(|slot| slot.ended && slot.inbox.is_empty() && slot.trailers.is_none())
+                .is_some_and(|slot| slot.stream.is_drained())
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -101,7 +95,7 @@ impl Drop for RequestBody {
         let Shared { conn, slots, .. } = &mut *shared;
         if let Some(slot) = slots.get_mut(&self.id) {
             slot.body_dropped = true;
-            let unread: usize = slot.inbox.drain(..).map(|data| data.len()).sum();
+            let unread = slot.stream.discard();
             if unread > 0 {
                 conn.release(self.id, unread);
             }

@@ -6,13 +6,13 @@
 //! (an upstream connection's task); whoever queues output from outside the connection's
 //! task wakes it to write.
 
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Waker};
 
 use bytes::Bytes;
 use h2conn::{Connection, ErrorCode, StreamId, StreamMap};
-use http::HeaderMap;
+
+use crate::h2stream::StreamSlot;
 
 /// A connection's shared state.
 pub type Handle = Arc<Mutex<Shared>>;
@@ -70,17 +70,10 @@ impl Shared {
     }
 
     /// Hands the client's DATA to the stream's body, or, when nobody will read it,
-    /// gives its window straight back. An empty frame only ever matters for its
-    /// END_STREAM: passed on, it would become an empty frame upstream too.
+    /// gives its window straight back.
     pub fn deliver(&mut self, id: StreamId, data: Bytes, end: bool) {
         match self.slots.get_mut(&id) {
-            Some(slot) if !slot.body_dropped => {
-                if !data.is_empty() {
-                    slot.inbox.push_back(data);
-                }
-                slot.ended |= end;
-                slot.wake_reader();
-            }
+            Some(slot) if !slot.body_dropped => slot.stream.push(data, end),
             _ => self.conn.release(id, data.len()),
         }
     }
@@ -89,14 +82,14 @@ impl Shared {
     /// it for a broken rule, or the connection ended.
     pub fn gone(&mut self, id: StreamId, why: Gone) {
         if let Some(slot) = self.slots.get_mut(&id) {
-            slot.end(why);
+            slot.stream.end(why);
         }
     }
 
     /// The connection ended: every stream still served is gone with it.
     pub fn close_all(&mut self) {
         for slot in self.slots.values_mut() {
-            slot.end(Gone::Closed);
+            slot.stream.end(Gone::Closed);
         }
     }
 }
@@ -116,57 +109,16 @@ pub enum Gone {
 /// One stream the request path knows.
 #[derive(Default)]
 pub struct Slot {
-    /// Body bytes received and not yet read.
-    pub inbox: VecDeque<Bytes>,
-    pub trailers: Option<HeaderMap>,
-    /// The client's side has ended: nothing beyond the inbox (and trailers) will come.
-    pub ended: bool,
-    pub gone: Option<Gone>,
+    pub stream: StreamSlot<Gone>,
     /// The request body was dropped: what arrives for it is released unread.
     pub body_dropped: bool,
-    reader: Option<Waker>,
-    sender: Option<Waker>,
 }
 
 impl Slot {
     pub fn new(ended: bool) -> Self {
         Slot {
-            ended,
-            ..Slot::default()
+            stream: StreamSlot::new(ended),
+            body_dropped: false,
         }
-    }
-
-    /// The stream is gone (the first reason stays): both sides are woken to see it.
-    fn end(&mut self, why: Gone) {
-        self.gone.get_or_insert(why);
-        self.wake_reader();
-        self.wake_sender();
-    }
-
-    pub fn park_reader(&mut self, cx: &Context<'_>) {
-        park(&mut self.reader, cx);
-    }
-
-    pub fn park_sender(&mut self, cx: &Context<'_>) {
-        park(&mut self.sender, cx);
-    }
-
-    pub fn wake_reader(&mut self) {
-        if let Some(waker) = self.reader.take() {
-            waker.wake();
-        }
-    }
-
-    pub fn wake_sender(&mut self) {
-        if let Some(waker) = self.sender.take() {
-            waker.wake();
-        }
-    }
-}
-
-fn park(slot: &mut Option<Waker>, cx: &Context<'_>) {
-    match slot {
-        Some(waker) if waker.will_wake(cx.waker()) => {}
-        _ => *slot = Some(cx.waker().clone()),
     }
 }

@@ -99,8 +99,8 @@ pub async fn serve(
 fn gone(handle: &Handle, id: StreamId, cx: &Context<'_>) -> bool {
     let mut shared = lock(handle);
     match shared.slots.get_mut(&id) {
-        Some(slot) if slot.gone.is_none() => {
-            slot.park_sender(cx);
+        Some(slot) if slot.stream.gone().is_none() => {
+            slot.stream.park_sender(cx);
             false
         }
         _ => true,
@@ -153,7 +153,7 @@ async fn send_body(
                 let Some(slot) = shared.slots.get_mut(&id) else {
                     return Poll::Ready(Ok(()));
                 };
-                if slot.gone.is_some() {
+                if slot.stream.gone().is_some() {
                     return Poll::Ready(Ok(()));
                 }
                 let Ok(n) = shared.conn.send_data(id, data, *end) else {
@@ -172,7 +172,7 @@ async fn send_body(
                 }
                 // The window is shut: wait for the client to open it.
                 if let Some(slot) = shared.slots.get_mut(&id) {
-                    slot.park_sender(cx);
+                    slot.stream.park_sender(cx);
                 }
                 drop(shared);
                 return match stall.poll_expired(cx) {

@@ -273,8 +273,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                 } => {
                     if let Some(slot) = shared.slots.get_mut(&stream) {
                         slot.head = Some(head);
-                        slot.ended = end_stream;
-                        slot.wake_reader();
+                        slot.stream.set_ended(end_stream);
+                        slot.stream.wake_reader();
                     }
                 }
                 Event::Data {
@@ -284,9 +284,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                 } => shared.deliver(stream, data, end_stream),
                 Event::Trailers { stream, headers } => {
                     if let Some(slot) = shared.slots.get_mut(&stream) {
-                        slot.trailers = Some(headers);
-                        slot.ended = true;
-                        slot.wake_reader();
+                        slot.stream.push_trailers(headers);
                     }
                 }
                 Event::Reset {
@@ -303,7 +301,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                 }
                 Event::WindowOpened { stream } => {
                     if let Some(slot) = shared.slots.get_mut(&stream) {
-                        slot.wake_sender();
+                        slot.stream.wake_sender();
                     }
                 }
                 Event::PingAck { payload } => {

@@ -5,15 +5,15 @@
 //! One lock per connection, never held across an await. Requests queue their frames under
 //! it from their own tasks and wake the connection's task to write them.
 
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Waker};
 
 use bytes::Bytes;
 use h2conn::{Connection, ErrorCode, StreamId, StreamMap};
-use http::HeaderMap;
 use http::response::Parts;
 use tokio::sync::Notify;
+
+use crate::h2stream::StreamSlot;
 
 /// A connection's shared state.
 pub type Handle = Arc<Mutex<Shared>>;
@@ -98,13 +98,7 @@ impl Shared {
     /// it, gives its window straight back.
     pub fn deliver(&mut self, id: StreamId, data: Bytes, end: bool) {
         match self.slots.get_mut(&id) {
-            Some(slot) => {
-                if !data.is_empty() {
-                    slot.inbox.push_back(data);
-                }
-                slot.ended |= end;
-                slot.wake_reader();
-            }
+            Some(slot) => slot.stream.push(data, end),
             None => self.conn.release(id, data.len()),
         }
     }
@@ -112,7 +106,7 @@ impl Shared {
     /// The stream ended before its response did.
     pub fn gone(&mut self, id: StreamId, why: Gone) {
         if let Some(slot) = self.slots.get_mut(&id) {
-            slot.end(why);
+            slot.stream.end(why);
         }
     }
 
@@ -125,7 +119,7 @@ impl Shared {
     pub fn close_all(&mut self, why: &'static str) {
         self.ended.get_or_insert(why);
         for slot in self.slots.values_mut() {
-            slot.end(Gone::Closed(why));
+            slot.stream.end(Gone::Closed(why));
         }
         self.wake_waiting();
     }
@@ -174,48 +168,5 @@ pub enum Gone {
 pub struct Slot {
     /// The response head, until the request path takes it.
     pub head: Option<Parts>,
-    /// Body bytes received and not yet read.
-    pub inbox: VecDeque<Bytes>,
-    pub trailers: Option<HeaderMap>,
-    /// The endpoint's side has ended: nothing beyond the inbox (and trailers) will come.
-    pub ended: bool,
-    pub gone: Option<Gone>,
-    reader: Option<Waker>,
-    sender: Option<Waker>,
-}
-
-impl Slot {
-    /// The stream is gone (the first reason stays): both sides are woken to see it.
-    pub fn end(&mut self, why: Gone) {
-        self.gone.get_or_insert(why);
-        self.wake_reader();
-        self.wake_sender();
-    }
-
-    pub fn park_reader(&mut self, cx: &Context<'_>) {
-        park(&mut self.reader, cx);
-    }
-
-    pub fn park_sender(&mut self, cx: &Context<'_>) {
-        park(&mut self.sender, cx);
-    }
-
-    pub fn wake_reader(&mut self) {
-        if let Some(waker) = self.reader.take() {
-            waker.wake();
-        }
-    }
-
-    pub fn wake_sender(&mut self) {
-        if let Some(waker) = self.sender.take() {
-            waker.wake();
-        }
-    }
-}
-
-fn park(slot: &mut Option<Waker>, cx: &Context<'_>) {
-    match slot {
-        Some(waker) if waker.will_wake(cx.waker()) => {}
-        _ => *slot = Some(cx.waker().clone()),
-    }
+    pub stream: StreamSlot<Gone>,
 }

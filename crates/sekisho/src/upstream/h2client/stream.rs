@@ -10,7 +10,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll, Waker, ready};
 
 use bytes::{Buf, Bytes};
 use h2conn::{ErrorCode, SendError, StreamId};
@@ -20,6 +20,7 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use super::Connection;
 use super::shared::{Gone, Slot, lock, wait_for};
 use crate::body::{Body, BoxError};
+use crate::h2stream::Piece;
 
 /// Request body bytes handed over from the request's task without waiting for flow
 /// control; a body larger than this, or one still arriving, is sent by a task of its own.
@@ -142,11 +143,11 @@ impl RecvBody {
         if let Some(head) = slot.head.take() {
             return Poll::Ready(Ok(head));
         }
-        if let Some(gone) = slot.gone {
+        if let Some(gone) = slot.stream.gone() {
             self.done = true;
             return Poll::Ready(Err(broken(gone)));
         }
-        slot.park_reader(cx);
+        slot.stream.park_reader(cx);
         Poll::Pending
     }
 }
@@ -169,25 +170,18 @@ impl HttpBody for RecvBody {
             self.done = true;
             return Poll::Ready(Some(Err(broken(Gone::Closed(shared.why_ended())))));
         };
-        if let Some(data) = slot.inbox.pop_front() {
-            shared.conn.release(id, data.len());
-            shared.wake_writer();
-            return Poll::Ready(Some(Ok(Frame::data(data))));
-        }
-        if let Some(trailers) = slot.trailers.take() {
-            self.done = true;
-            return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
-        }
-        if slot.ended {
-            self.done = true;
-            return Poll::Ready(None);
-        }
-        if let Some(gone) = slot.gone {
-            self.done = true;
-            return Poll::Ready(Some(Err(broken(gone))));
-        }
-        slot.park_reader(cx);
-        Poll::Pending
+        let piece = ready!(slot.stream.next(cx));
+        self.done = !matches!(piece, Piece::Data(_));
+        Poll::Ready(match piece {
+            Piece::Data(data) => {
+                shared.conn.release(id, data.len());
+                shared.wake_writer();
+                Some(Ok(Frame::data(data)))
+            }
+            Piece::Trailers(trailers) => Some(Ok(Frame::trailers(trailers))),
+            Piece::End => None,
+            Piece::Gone(gone) => Some(Err(broken(gone))),
+        })
     }
 
     fn is_end_stream(&self) -> bool {
@@ -195,7 +189,7 @@ impl HttpBody for RecvBody {
             || lock(&self.open.connection.handle)
                 .slots
                 .get(&self.open.id)
-                .is_some_and(|slot| slot.ended && slot.inbox.is_empty() && slot.trailers.is_none())
+                .is_some_and(|slot| slot.stream.is_drained())
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -283,7 +277,7 @@ async fn pump(open: Arc<Open>, mut body: Body, mut blocked: Option<(Bytes, bool)
             {
                 let mut shared = lock(&open.connection.handle);
                 match shared.slots.get_mut(&open.id) {
-                    Some(slot) if slot.gone.is_none() => slot.park_sender(cx),
+                    Some(slot) if slot.stream.gone().is_none() => slot.stream.park_sender(cx),
                     // Reset (the endpoint answered early, or gave up) or cancelled.
                     _ => return Poll::Ready(None),
                 }
@@ -304,7 +298,11 @@ async fn pump(open: Arc<Open>, mut body: Body, mut blocked: Option<(Bytes, bool)
 /// `false` when the stream is gone.
 fn poll_send(open: &Open, cx: &Context<'_>, rest: &mut Bytes, last: bool) -> Poll<bool> {
     let mut shared = lock(&open.connection.handle);
-    if shared.slots.get(&open.id).is_none_or(|s| s.gone.is_some()) {
+    if shared
+        .slots
+        .get(&open.id)
+        .is_none_or(|s| s.stream.gone().is_some())
+    {
         return Poll::Ready(false);
     }
     match shared.conn.send_data(open.id, rest, last) {
@@ -316,7 +314,7 @@ fn poll_send(open: &Open, cx: &Context<'_>, rest: &mut Bytes, last: bool) -> Pol
         return Poll::Ready(true);
     }
     if let Some(slot) = shared.slots.get_mut(&open.id) {
-        slot.park_sender(cx);
+        slot.stream.park_sender(cx);
     }
     Poll::Pending
 }
