@@ -11,6 +11,7 @@ pub mod admin;
 pub mod body;
 pub mod cert;
 pub mod config;
+pub(crate) mod h2socket;
 pub(crate) mod h2stream;
 pub mod keep_alive;
 pub mod listener;

@@ -27,22 +27,21 @@ pub use request_body::RequestBody;
 
 use std::future::{Future, poll_fn};
 use std::io;
-use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use bytes::BytesMut;
 use futures_util::StreamExt as _;
 use futures_util::stream::FuturesUnordered;
 use h2conn::{Abuse, Connection, ConnectionError, ErrorCode, Event};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, Sleep};
 
 use self::shared::{Gone, Handle, Shared, Slot, lock};
 use super::stall::Stall;
 use super::wait_list::Waiter;
+use crate::h2socket::Socket;
 use crate::keep_alive::{Beat, KeepAlive};
 use crate::observe::metrics;
 use crate::proxy::Downstream;
@@ -94,9 +93,6 @@ impl Settings {
     }
 }
 
-/// The most read from the socket at once.
-const READ_CHUNK: usize = 16 * 1024;
-
 /// The payload of the gateway's keep-alive PINGs.
 const KEEP_ALIVE_PING: [u8; 8] = *b"sekisho!";
 
@@ -110,10 +106,7 @@ where
     let client = downstream.client;
     let handle = Shared::new(Connection::new(settings.connection()));
     let mut served = Served {
-        io,
-        input: BytesMut::new(),
-        unflushed: false,
-        eof: false,
+        socket: Socket::new(io),
         handle: handle.clone(),
         streams: FuturesUnordered::new(),
         downstream,
@@ -206,13 +199,7 @@ type StreamFuture = Pin<Box<dyn Future<Output = h2conn::StreamId> + Send>>;
 
 /// One connection being served.
 struct Served<IO> {
-    io: IO,
-    /// Bytes read and not yet taken by the connection; empty (unallocated) between reads.
-    input: BytesMut,
-    /// Written since the last flush.
-    unflushed: bool,
-    /// The client has closed its side.
-    eof: bool,
+    socket: Socket<IO>,
     handle: Handle,
     streams: FuturesUnordered<StreamFuture>,
     downstream: Arc<Downstream>,
@@ -246,7 +233,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Served<IO> {
             shared.register_task(cx);
             // Reading paused for what the client is owed: once the output drains, the
             // socket must be polled again, or nothing would wake the task to read.
-            let paused = !self.eof && !shared.conn.wants_read();
+            let paused = !self.socket.eof() && !shared.conn.wants_read();
             let read = match self.read(cx, &mut shared) {
                 Ok(read) => read,
                 Err(error) => return Poll::Ready(Ended::Io(error)),
@@ -271,7 +258,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Served<IO> {
             {
                 return Poll::Ready(Ended::Stalled);
             }
-            let written = shared.conn.output().is_empty() && !self.unflushed;
+            let written = self.socket.written(&shared.conn);
             if written && shared.conn.is_closed() {
                 let idled = self.idle.as_ref().is_some_and(|idle| idle.sent);
                 return Poll::Ready(match shared.conn.error() {
@@ -280,7 +267,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Served<IO> {
                     None => Ended::Done,
                 });
             }
-            if written && self.eof {
+            if written && self.socket.eof() {
                 return Poll::Ready(Ended::Done);
             }
             if paused && shared.conn.wants_read() {
@@ -294,34 +281,10 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Served<IO> {
         }
     }
 
-    /// Reads what the socket has into the connection; whether anything came.
+    /// Reads what the socket has into the connection; whether anything came. A
+    /// connection error has queued its GOAWAY; the connection reports it once that is out.
     fn read(&mut self, cx: &mut Context<'_>, shared: &mut Shared) -> io::Result<bool> {
-        if self.eof || !shared.conn.wants_read() {
-            return Ok(false);
-        }
-        let mut chunk = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
-        let mut buf = ReadBuf::uninit(&mut chunk);
-        match Pin::new(&mut self.io).poll_read(cx, &mut buf) {
-            Poll::Pending => return Ok(false),
-            Poll::Ready(Err(error)) => return Err(error),
-            Poll::Ready(Ok(())) => {}
-        }
-        let filled = buf.filled();
-        if filled.is_empty() {
-            self.eof = true;
-            return Ok(false);
-        }
-        if self.input.is_empty() {
-            self.input = BytesMut::from(filled);
-        } else {
-            self.input.extend_from_slice(filled);
-        }
-        // An error queues GOAWAY; the connection reports it once that is written.
-        let _ = shared.conn.recv(&mut self.input);
-        if self.input.is_empty() {
-            self.input = BytesMut::new();
-        }
-        Ok(true)
+        Ok(self.socket.read(cx, &mut shared.conn)?.is_some())
     }
 
     /// Acts on what the client did.
@@ -434,24 +397,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Served<IO> {
 
     /// Writes what the connection queued, as far as the socket takes it.
     fn write(&mut self, cx: &mut Context<'_>, shared: &mut Shared) -> io::Result<()> {
-        while !shared.conn.output().is_empty() {
-            match Pin::new(&mut self.io).poll_write(cx, shared.conn.output()) {
-                Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
-                Poll::Ready(Ok(n)) => {
-                    shared.conn.advance(n);
-                    self.unflushed = true;
-                    self.stall.moved();
-                }
-                Poll::Ready(Err(error)) => return Err(error),
-                Poll::Pending => return Ok(()),
-            }
-        }
-        if self.unflushed {
-            match Pin::new(&mut self.io).poll_flush(cx) {
-                Poll::Ready(Ok(())) => self.unflushed = false,
-                Poll::Ready(Err(error)) => return Err(error),
-                Poll::Pending => {}
-            }
+        if self.socket.write(cx, &mut shared.conn)? {
+            self.stall.moved();
         }
         Ok(())
     }

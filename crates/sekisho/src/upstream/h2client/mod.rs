@@ -20,18 +20,16 @@ pub use stream::{RecvBody, StreamError, send};
 
 use std::future::poll_fn;
 use std::io;
-use std::mem::MaybeUninit;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::BytesMut;
 use h2conn::{ErrorCode, Event};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use self::shared::{Gone, Handle, Shared, lock, wait_for};
+use crate::h2socket::Socket;
 use crate::keep_alive::{Beat, KeepAlive};
 
 /// How often a connection is pinged, and how long the answer may take before the
@@ -39,8 +37,6 @@ use crate::keep_alive::{Beat, KeepAlive};
 const PING_EVERY: Duration = Duration::from_secs(30);
 const PING_TIMEOUT: Duration = Duration::from_secs(10);
 const PING: [u8; 8] = *b"upstream";
-/// The most read from the socket at once.
-const READ_CHUNK: usize = 16 * 1024;
 
 /// The connection's settings: windows large enough that a response streams at the
 /// socket's pace (the request path releases each piece as it passes it on), and a bound
@@ -109,10 +105,7 @@ where
     let handle = Shared::new(h2conn::Connection::client(config()));
     let closed = Arc::new(AtomicBool::new(false));
     let mut driver = Driver {
-        io,
-        input: BytesMut::new(),
-        unflushed: false,
-        eof: false,
+        socket: Socket::new(io),
         handle: handle.clone(),
         closed: closed.clone(),
         keep_alive: KeepAlive::new(PING_EVERY, PING_TIMEOUT),
@@ -160,13 +153,7 @@ where
 
 /// The task that owns one connection's socket.
 struct Driver<IO> {
-    io: IO,
-    /// Bytes read and not yet taken by the connection; empty (unallocated) between reads.
-    input: BytesMut,
-    /// Written since the last flush.
-    unflushed: bool,
-    /// The endpoint has closed its side.
-    eof: bool,
+    socket: Socket<IO>,
     handle: Handle,
     closed: Arc<AtomicBool>,
     keep_alive: KeepAlive,
@@ -181,7 +168,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             let handle = self.handle.clone();
             let mut shared = lock(&handle);
             shared.register_task(cx);
-            let paused = !self.eof && !shared.conn.wants_read();
+            let paused = !self.socket.eof() && !shared.conn.wants_read();
             let read = match self.read(cx, &mut shared) {
                 Ok(read) => read,
                 Err(error) => {
@@ -205,15 +192,15 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             // Writing may have opened windows for blocked streams.
             self.dispatch(&mut shared);
             shared.wake_waiting();
-            let written = shared.conn.output().is_empty() && !self.unflushed;
-            if shared.conn.is_closed() && (written || self.eof) {
+            let written = self.socket.written(&shared.conn);
+            if shared.conn.is_closed() && (written || self.socket.eof()) {
                 return Poll::Ready(match shared.conn.error() {
                     // The rule the endpoint broke, as sent in the GOAWAY's debug data.
                     Some(error) => error.reason,
                     None => "the endpoint sent GOAWAY",
                 });
             }
-            if self.eof {
+            if self.socket.eof() {
                 return Poll::Ready("the endpoint closed the connection");
             }
             if paused && shared.conn.wants_read() {
@@ -228,32 +215,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
 
     /// Reads what the socket has into the connection; whether anything came.
     fn read(&mut self, cx: &mut Context<'_>, shared: &mut Shared) -> io::Result<bool> {
-        if self.eof || !shared.conn.wants_read() {
+        let Some(received) = self.socket.read(cx, &mut shared.conn)? else {
             return Ok(false);
-        }
-        let mut chunk = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
-        let mut buf = ReadBuf::uninit(&mut chunk);
-        match Pin::new(&mut self.io).poll_read(cx, &mut buf) {
-            Poll::Pending => return Ok(false),
-            Poll::Ready(Err(error)) => return Err(error),
-            Poll::Ready(Ok(())) => {}
-        }
-        let filled = buf.filled();
-        if filled.is_empty() {
-            self.eof = true;
-            return Ok(false);
-        }
-        if self.input.is_empty() {
-            self.input = BytesMut::from(filled);
-        } else {
-            self.input.extend_from_slice(filled);
-        }
-        // An error queues GOAWAY; the connection reports it once that is written.
-        if let Err(error) = shared.conn.recv(&mut self.input) {
+        };
+        // The error has queued GOAWAY; the connection reports it once that is written.
+        if let Err(error) = received {
             tracing::info!(%error, "an upstream endpoint broke HTTP/2; connection closed");
-        }
-        if self.input.is_empty() {
-            self.input = BytesMut::new();
         }
         Ok(true)
     }
@@ -324,24 +291,6 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
 
     /// Writes what the connection queued, as far as the socket takes it.
     fn write(&mut self, cx: &mut Context<'_>, shared: &mut Shared) -> io::Result<()> {
-        while !shared.conn.output().is_empty() {
-            match Pin::new(&mut self.io).poll_write(cx, shared.conn.output()) {
-                Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
-                Poll::Ready(Ok(n)) => {
-                    shared.conn.advance(n);
-                    self.unflushed = true;
-                }
-                Poll::Ready(Err(error)) => return Err(error),
-                Poll::Pending => return Ok(()),
-            }
-        }
-        if self.unflushed {
-            match Pin::new(&mut self.io).poll_flush(cx) {
-                Poll::Ready(Ok(())) => self.unflushed = false,
-                Poll::Ready(Err(error)) => return Err(error),
-                Poll::Pending => {}
-            }
-        }
-        Ok(())
+        self.socket.write(cx, &mut shared.conn).map(|_| ())
     }
 }
