@@ -82,75 +82,81 @@ pub(crate) enum Match {
     Name(usize),
 }
 
-/// Where the run of entries named `name` starts in [`ENTRIES`]: a `match` the compiler
-/// turns into a switch on the length and a few comparisons, where scanning the table
-/// compared up to 61 names per field.
-fn first_of(name: &[u8]) -> Option<usize> {
-    Some(match name {
-        b":authority" => 0,
-        b":method" => 1,
-        b":path" => 3,
-        b":scheme" => 5,
-        b":status" => 7,
-        b"accept-charset" => 14,
-        b"accept-encoding" => 15,
-        b"accept-language" => 16,
-        b"accept-ranges" => 17,
-        b"accept" => 18,
-        b"access-control-allow-origin" => 19,
-        b"age" => 20,
-        b"allow" => 21,
-        b"authorization" => 22,
-        b"cache-control" => 23,
-        b"content-disposition" => 24,
-        b"content-encoding" => 25,
-        b"content-language" => 26,
-        b"content-length" => 27,
-        b"content-location" => 28,
-        b"content-range" => 29,
-        b"content-type" => 30,
-        b"cookie" => 31,
-        b"date" => 32,
-        b"etag" => 33,
-        b"expect" => 34,
-        b"expires" => 35,
-        b"from" => 36,
-        b"host" => 37,
-        b"if-match" => 38,
-        b"if-modified-since" => 39,
-        b"if-none-match" => 40,
-        b"if-range" => 41,
-        b"if-unmodified-since" => 42,
-        b"last-modified" => 43,
-        b"link" => 44,
-        b"location" => 45,
-        b"max-forwards" => 46,
-        b"proxy-authenticate" => 47,
-        b"proxy-authorization" => 48,
-        b"range" => 49,
-        b"referer" => 50,
-        b"refresh" => 51,
-        b"retry-after" => 52,
-        b"server" => 53,
-        b"set-cookie" => 54,
-        b"strict-transport-security" => 55,
-        b"transfer-encoding" => 56,
-        b"user-agent" => 57,
-        b"vary" => 58,
-        b"via" => 59,
-        b"www-authenticate" => 60,
-        _ => return None,
-    })
+/// Slots of the name hash: the static names' hash values below fit in a byte.
+const SLOTS: usize = 256;
+
+/// A slot no static name hashes to.
+const EMPTY: (u8, u8) = (u8::MAX, 0);
+
+/// Hashes a name by its length and its first, middle and last bytes. Each of the 52
+/// static names gets a slot of its own (checked as the table is built, at compile time),
+/// so a lookup is a hash and one comparison; a `match` over the names went through them
+/// arm by arm, all 52 for a name not in the table, which most custom names are.
+const fn slot(name: &[u8]) -> usize {
+    let len = name.len();
+    if len == 0 {
+        return 0;
+    }
+    let first = name[0] as usize;
+    let middle = name[len / 2] as usize;
+    let last = name[len - 1] as usize;
+    (len ^ first ^ last.wrapping_mul(44) ^ (middle << 4)) % SLOTS
 }
 
-/// Finds the best static match. Entries sharing a name are adjacent, so the scan
-/// stops at the end of the first run of that name.
+/// For each slot, the first entry of the name that hashes there and how many entries in
+/// a row have that name.
+static BY_SLOT: [(u8, u8); SLOTS] = by_slot();
+
+const fn by_slot() -> [(u8, u8); SLOTS] {
+    let mut slots = [EMPTY; SLOTS];
+    let mut i = 0;
+    while i < ENTRIES.len() {
+        let name = ENTRIES[i].0;
+        let s = slot(name);
+        if slots[s].0 == EMPTY.0 {
+            slots[s] = (i as u8, 1);
+        } else if same(ENTRIES[slots[s].0 as usize].0, name)
+            && slots[s].0 as usize + slots[s].1 as usize == i
+        {
+            slots[s].1 += 1;
+        } else {
+            panic!("two static names share a hash slot, or a name's entries are apart");
+        }
+        i += 1;
+    }
+    slots
+}
+
+const fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// The entries (0-based) holding `name`.
+fn entries_of(name: &[u8]) -> Option<std::ops::Range<usize>> {
+    let (first, count) = BY_SLOT[slot(name)];
+    let first = usize::from(first);
+    let (entry, _) = ENTRIES.get(first)?;
+    (*entry == name).then(|| first..first + usize::from(count))
+}
+
+/// Finds the best static match: the entry with both name and value, or else the first
+/// with the name.
 pub(crate) fn find(name: &[u8], value: &[u8]) -> Option<Match> {
-    let start = first_of(name)?;
-    let run = ENTRIES[start..].iter().take_while(|&&(n, _)| n == name);
-    for (offset, &(_, v)) in run.enumerate() {
-        if v == value {
-            return Some(Match::Full(start + offset + 1));
+    let entries = entries_of(name)?;
+    let start = entries.start;
+    for i in entries {
+        if ENTRIES[i].1 == value {
+            return Some(Match::Full(i + 1));
         }
     }
     Some(Match::Name(start + 1))
@@ -178,13 +184,27 @@ mod tests {
     }
 
     #[test]
-    fn first_of_agrees_with_a_scan_of_the_table() {
+    fn entries_of_agrees_with_a_scan_of_the_table() {
         for &(name, _) in &ENTRIES {
-            let scanned = ENTRIES.iter().position(|&(n, _)| n == name);
-            assert_eq!(first_of(name), scanned, "{}", String::from_utf8_lossy(name));
+            let first = ENTRIES.iter().position(|&(n, _)| n == name);
+            let count = ENTRIES.iter().filter(|&&(n, _)| n == name).count();
+            let scanned = first.map(|first| first..first + count);
+            assert_eq!(
+                entries_of(name),
+                scanned,
+                "{}",
+                String::from_utf8_lossy(name)
+            );
         }
-        assert_eq!(first_of(b"x-unknown"), None);
-        assert_eq!(first_of(b""), None);
+        for unknown in [
+            &b"x-unknown"[..],
+            b"",
+            b"x-forwarded-for",
+            b"content-lengths",
+            b":",
+        ] {
+            assert_eq!(entries_of(unknown), None);
+        }
     }
 
     #[test]
