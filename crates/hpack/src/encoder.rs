@@ -33,10 +33,12 @@ const MAX_INDEXED_VALUE_LEN: usize = 256;
 /// 4. Otherwise it is a literal without indexing.
 ///
 /// Names reuse a static index before a dynamic one, because static indices never
-/// go stale. Each string is Huffman-coded only when that is strictly shorter.
+/// go stale. Each string is Huffman-coded only when that is strictly shorter, unless
+/// Huffman coding is turned off ([`Encoder::set_huffman`]).
 #[derive(Debug)]
 pub struct Encoder {
     table: DynamicTable,
+    huffman: bool,
     /// Table-size changes not yet signalled to the peer: the smallest size reached
     /// and the latest size, per RFC 7541 section 4.2.
     pending_resize: Option<Resize>,
@@ -60,6 +62,7 @@ impl Encoder {
     pub fn new() -> Self {
         Self {
             table: DynamicTable::new(DEFAULT_TABLE_SIZE),
+            huffman: true,
             pending_resize: None,
         }
     }
@@ -83,6 +86,14 @@ impl Encoder {
                 latest: max_table_size,
             })
         };
+    }
+
+    /// Whether string literals are Huffman-coded (where that is shorter). Off, every
+    /// literal goes raw: the values that change on every message (a path, a request id)
+    /// then cost a copy instead of a coding, bit by bit, per message. That suits a hop
+    /// where CPU is dearer than bytes, such as a proxy's own link to its backends.
+    pub fn set_huffman(&mut self, huffman: bool) {
+        self.huffman = huffman;
     }
 
     /// The dynamic table, for checking it against the peer's decoder in tests and
@@ -140,13 +151,21 @@ impl Encoder {
             Some(name_index) => integer::encode(name_index, prefix_bits, flags, dst),
             None => {
                 integer::encode(0, prefix_bits, flags, dst);
-                string::write(field.name, dst);
+                self.write_string(field.name, dst);
             }
         }
-        string::write(field.value, dst);
+        self.write_string(field.value, dst);
 
         if index {
             self.table.insert(field.name, field.value);
+        }
+    }
+
+    fn write_string(&self, value: &[u8], dst: &mut Vec<u8>) {
+        if self.huffman {
+            string::write(value, dst);
+        } else {
+            string::write_raw(value, dst);
         }
     }
 
@@ -194,5 +213,49 @@ mod tests {
         assert!(encoder.table().is_empty());
         block(&mut encoder, &[("server", "sekisho")]);
         assert_eq!(encoder.table().len(), 1);
+    }
+
+    #[test]
+    fn without_huffman_every_literal_is_raw_and_decodes_the_same() {
+        let fields = [
+            (":path", "/shoes/recommendation?size=42"),
+            ("x-request-id", "0b6c1f3e-3f5e-4c1e-9f4a-1d2e3f4a5b6c"),
+            ("x-custom", "www.example.com"),
+        ];
+        let mut coded = Encoder::new();
+        let mut raw = Encoder::new();
+        raw.set_huffman(false);
+        let coded_block = block(&mut coded, &fields);
+        let raw_block = block(&mut raw, &fields);
+        assert!(
+            raw_block.len() > coded_block.len(),
+            "raw {} bytes, Huffman-coded {}",
+            raw_block.len(),
+            coded_block.len()
+        );
+        // No string literal carries the Huffman flag, and each value is there verbatim.
+        for (_, value) in fields {
+            let at = raw_block
+                .windows(value.len())
+                .position(|w| w == value.as_bytes())
+                .expect("the value, raw");
+            assert_eq!(
+                usize::from(raw_block[at - 1]),
+                value.len(),
+                "raw length prefix"
+            );
+        }
+        let decoded = crate::Decoder::new(4096)
+            .decode_to_vec(&raw_block)
+            .expect("decodes");
+        let decoded: Vec<(&[u8], &[u8])> = decoded
+            .iter()
+            .map(|h| (h.name.as_slice(), h.value.as_slice()))
+            .collect();
+        let sent: Vec<(&[u8], &[u8])> = fields
+            .iter()
+            .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
+            .collect();
+        assert_eq!(decoded, sent);
     }
 }

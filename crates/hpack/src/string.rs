@@ -11,9 +11,14 @@ pub(crate) fn write(value: &[u8], dst: &mut Vec<u8>) {
         integer::encode(huffman_len, 7, 0x80, dst);
         huffman::encode_sized(value, huffman_len, dst);
     } else {
-        integer::encode(value.len(), 7, 0x00, dst);
-        dst.extend_from_slice(value);
+        write_raw(value, dst);
     }
+}
+
+/// Appends `value` as a raw string literal, never Huffman-coded.
+pub(crate) fn write_raw(value: &[u8], dst: &mut Vec<u8>) {
+    integer::encode(value.len(), 7, 0x00, dst);
+    dst.extend_from_slice(value);
 }
 
 /// Reads a string literal at `src[*pos]` into `dst`, advancing `pos` past it.
@@ -27,21 +32,42 @@ pub(crate) fn read(
     dst: &mut Vec<u8>,
     limit: usize,
 ) -> Result<(), DecodeError> {
-    let huffman = src.get(*pos).ok_or(DecodeError::Truncated)? & 0x80 != 0;
-    let len = integer::decode(7, src, pos)?;
-    let rest = src.get(*pos..).unwrap_or_default();
-    let raw = rest.get(..len).ok_or(DecodeError::StringPastEnd {
-        len,
-        available: rest.len(),
-    })?;
-    *pos += len;
-    if huffman {
-        huffman::decode(raw, dst, limit)
-    } else if raw.len() > limit {
-        Err(DecodeError::HeaderListTooLarge { limit })
-    } else {
-        dst.extend_from_slice(raw);
-        Ok(())
+    let literal = Literal::at(src, pos)?;
+    literal.decode_into(dst, limit)
+}
+
+/// A string literal as sent: its bytes, Huffman-coded or not.
+#[derive(Clone, Copy)]
+pub(crate) struct Literal<'a> {
+    pub(crate) huffman: bool,
+    pub(crate) bytes: &'a [u8],
+}
+
+impl<'a> Literal<'a> {
+    /// The literal at `src[*pos]`, advancing `pos` past it; fails on a declared length
+    /// past the end of `src`, before anything is copied.
+    pub(crate) fn at(src: &'a [u8], pos: &mut usize) -> Result<Self, DecodeError> {
+        let huffman = src.get(*pos).ok_or(DecodeError::Truncated)? & 0x80 != 0;
+        let len = integer::decode(7, src, pos)?;
+        let rest = src.get(*pos..).unwrap_or_default();
+        let bytes = rest.get(..len).ok_or(DecodeError::StringPastEnd {
+            len,
+            available: rest.len(),
+        })?;
+        *pos += len;
+        Ok(Literal { huffman, bytes })
+    }
+
+    /// Appends the string to `dst`, which may not grow by more than `limit` bytes.
+    pub(crate) fn decode_into(self, dst: &mut Vec<u8>, limit: usize) -> Result<(), DecodeError> {
+        if self.huffman {
+            huffman::decode(self.bytes, dst, limit)
+        } else if self.bytes.len() > limit {
+            Err(DecodeError::HeaderListTooLarge { limit })
+        } else {
+            dst.extend_from_slice(self.bytes);
+            Ok(())
+        }
     }
 }
 

@@ -39,8 +39,9 @@ const PING_TIMEOUT: Duration = Duration::from_secs(10);
 const PING: [u8; 8] = *b"upstream";
 
 /// The connection's settings: windows large enough that a response streams at the
-/// socket's pace (the request path releases each piece as it passes it on), and a bound
-/// on response headers.
+/// socket's pace (the request path releases each piece as it passes it on), a bound on
+/// response headers, and header values sent raw: on the link to a backend a byte is
+/// cheaper than the CPU to Huffman-code the values that change on every request.
 fn config() -> h2conn::Config {
     h2conn::Config {
         initial_stream_window: 1024 * 1024,
@@ -53,6 +54,7 @@ fn config() -> h2conn::Config {
         // or empty frames is bounded like a client.
         max_reset_streams: u32::MAX,
         max_buffered_output: 1024 * 1024,
+        huffman: false,
         ..h2conn::Config::default()
     }
 }
