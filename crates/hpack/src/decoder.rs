@@ -1,8 +1,14 @@
 //! Header block decoding (RFC 7541 sections 3, 4.2 and 6).
 
 use crate::representation::Representation;
+use crate::string::Literal;
 use crate::table::DynamicTable;
 use crate::{DecodeError, ENTRY_OVERHEAD, Field, Header, integer, static_table, string};
+
+/// Huffman-coded values up to this many bytes are remembered, decoded, for the next
+/// field: a value sent without indexing on every message (a client that never indexes
+/// `:path`, say) is then a comparison and a copy instead of a decoding, bit by bit.
+const MEMO_MAX: usize = 128;
 
 /// Decodes header blocks from one peer, keeping its dynamic table in step.
 ///
@@ -29,6 +35,15 @@ pub struct Decoder {
     /// does not allocate per field once warmed up.
     name_buf: Vec<u8>,
     value_buf: Vec<u8>,
+    /// The last Huffman-coded value decoded (at most [`MEMO_MAX`] bytes), as sent and
+    /// as decoded.
+    memo: Memo,
+}
+
+#[derive(Debug, Default)]
+struct Memo {
+    coded: Vec<u8>,
+    decoded: Vec<u8>,
 }
 
 impl Decoder {
@@ -47,7 +62,16 @@ impl Decoder {
             max_header_list_size: Self::DEFAULT_MAX_HEADER_LIST_SIZE,
             name_buf: Vec::new(),
             value_buf: Vec::new(),
+            memo: Memo::default(),
         }
+    }
+
+    /// Gives back the scratch buffers and the remembered value, for a connection gone
+    /// quiet: they hold up to the largest field the peer ever sent.
+    pub fn shrink_idle(&mut self) {
+        self.name_buf = Vec::new();
+        self.value_buf = Vec::new();
+        self.memo = Memo::default();
     }
 
     /// Applies a new SETTINGS_HEADER_TABLE_SIZE once the peer has acknowledged it.
@@ -193,7 +217,23 @@ impl Decoder {
 
         let budget = budget - self.name_buf.len();
         self.value_buf.clear();
-        string::read(block, pos, &mut self.value_buf, budget).map_err(over_budget)?;
+        let value = Literal::at(block, pos)?;
+        if value.huffman && value.bytes == self.memo.coded {
+            if self.memo.decoded.len() > budget {
+                return Err(too_large.into());
+            }
+            self.value_buf.extend_from_slice(&self.memo.decoded);
+        } else {
+            value
+                .decode_into(&mut self.value_buf, budget)
+                .map_err(over_budget)?;
+            if value.huffman && value.bytes.len() <= MEMO_MAX {
+                self.memo.coded.clear();
+                self.memo.coded.extend_from_slice(value.bytes);
+                self.memo.decoded.clear();
+                self.memo.decoded.extend_from_slice(&self.value_buf);
+            }
+        }
         let remaining = budget - self.value_buf.len();
 
         if indexing {
@@ -221,4 +261,74 @@ fn lookup(table: &DynamicTable, index: usize) -> Result<(&[u8], &[u8]), DecodeEr
     table
         .get(index - static_table::LEN - 1)
         .ok_or(DecodeError::IndexOutOfRange(index))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Encoder;
+
+    /// A block of `fields`, with `:path` sent as a Huffman-coded literal that is never
+    /// indexed, as some clients send it on every request.
+    fn block(fields: &[(&str, &str)]) -> Vec<u8> {
+        let mut dst = Vec::new();
+        Encoder::new().encode(
+            fields
+                .iter()
+                .map(|(n, v)| crate::Field::new(n.as_bytes(), v.as_bytes())),
+            &mut dst,
+        );
+        dst
+    }
+
+    fn values(decoder: &mut Decoder, block: &[u8]) -> Result<Vec<String>, DecodeError> {
+        let headers = decoder.decode_to_vec(block)?;
+        Ok(headers
+            .into_iter()
+            .map(|h| String::from_utf8_lossy(&h.value).into_owned())
+            .collect())
+    }
+
+    #[test]
+    fn a_value_repeated_as_sent_decodes_the_same_each_time() {
+        let call = block(&[(":path", "/grpc.testing.TestService/UnaryCall")]);
+        let other = block(&[(":path", "/grpc.testing.TestService/EmptyCall")]);
+        assert_eq!(call[1] & 0x80, 0x80, "the value is Huffman-coded");
+        let mut decoder = Decoder::new(4096);
+        for (block, path) in [
+            (&call, "/grpc.testing.TestService/UnaryCall"),
+            (&call, "/grpc.testing.TestService/UnaryCall"),
+            (&other, "/grpc.testing.TestService/EmptyCall"),
+            (&call, "/grpc.testing.TestService/UnaryCall"),
+        ] {
+            assert_eq!(values(&mut decoder, block), Ok(vec![path.to_owned()]));
+        }
+        assert!(decoder.table().is_empty(), ":path is never indexed");
+    }
+
+    #[test]
+    fn a_remembered_value_still_counts_against_the_list_bound() {
+        let call = block(&[(":path", "/grpc.testing.TestService/UnaryCall")]);
+        let mut decoder = Decoder::new(4096);
+        assert!(values(&mut decoder, &call).is_ok());
+        // 5 + 35 + 32 bytes: one short of the field.
+        decoder.set_max_header_list_size(71);
+        assert_eq!(
+            values(&mut decoder, &call),
+            Err(DecodeError::HeaderListTooLarge { limit: 71 })
+        );
+    }
+
+    #[test]
+    fn shrink_idle_forgets_and_decoding_goes_on() {
+        let call = block(&[(":path", "/grpc.testing.TestService/UnaryCall")]);
+        let mut decoder = Decoder::new(4096);
+        assert!(values(&mut decoder, &call).is_ok());
+        decoder.shrink_idle();
+        assert_eq!(decoder.memo.coded.capacity(), 0);
+        assert_eq!(
+            values(&mut decoder, &call),
+            Ok(vec!["/grpc.testing.TestService/UnaryCall".to_owned()])
+        );
+    }
 }

@@ -209,6 +209,8 @@ impl Connection {
         // The decoder's hard bound is twice what we advertise: sections in between
         // are decoded (keeping HPACK in step) and refused on their stream alone.
         decoder.set_max_header_list_size((config.max_header_list_size as usize).saturating_mul(2));
+        let mut encoder = hpack::Encoder::new();
+        encoder.set_huffman(config.huffman);
         let mut conn = Self {
             role,
             phase: match role {
@@ -223,7 +225,7 @@ impl Connection {
             streams: Streams::default(),
             decoder,
             known: Known::default(),
-            encoder: hpack::Encoder::new(),
+            encoder,
             peer: ConnectionSettings::default(),
             settings_acked: false,
             conn_send: SendWindow::new(DEFAULT_WINDOW),
@@ -433,6 +435,7 @@ impl Connection {
         }
         self.scratch = Vec::new();
         self.known.clear();
+        self.decoder.shrink_idle();
         self.streams.shrink_idle();
     }
 
