@@ -7,6 +7,7 @@
 //! HPACK table in step with the client.
 
 use http::header::{HeaderName, HeaderValue};
+use http::uri::{self, Authority, PathAndQuery, Scheme};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
 
 use crate::known::Known;
@@ -120,7 +121,7 @@ impl Section {
         &mut self,
         known: &mut Known,
         (name, value, sensitive): (&[u8], &[u8], bool),
-        pseudo: impl FnOnce(&[u8], &[u8]) -> Result<(), Fault>,
+        pseudo: impl FnOnce(&mut Known, &[u8], &[u8]) -> Result<(), Fault>,
     ) {
         if self.fault.is_some() {
             return;
@@ -130,7 +131,7 @@ impl Section {
                 .charge(name, value)
                 .and_then(|()| match name.strip_prefix(b":") {
                     Some(_) if self.regular_seen => Err("pseudo-header after a regular field"),
-                    Some(name) => pseudo(name, value),
+                    Some(name) => pseudo(known, name, value),
                     None => self.regular(known, name, value, sensitive),
                 });
         if let Err(fault) = checked {
@@ -170,14 +171,28 @@ pub(crate) struct RequestHead {
     pub(crate) content_length: Option<u64>,
 }
 
-/// Collects a request's fields.
+/// Collects a request's fields. Pseudo-header fields are converted as they come:
+/// the method and scheme are nearly always ones `http` knows without allocating, and
+/// the authority is nearly always the one the connection saw last ([`Known`]).
 #[derive(Debug, Default)]
 pub(crate) struct RequestBuilder {
     section: Section,
-    method: Option<Vec<u8>>,
-    scheme: Option<Vec<u8>>,
-    authority: Option<Vec<u8>>,
-    path: Option<Vec<u8>>,
+    /// The pseudo-header fields seen, by [`Pseudo`] bit.
+    seen: u8,
+    method: Option<Method>,
+    scheme: Option<Scheme>,
+    /// `None` also when `:authority` was sent empty.
+    authority: Option<Authority>,
+    path: Option<PathAndQuery>,
+}
+
+/// A request's pseudo-header fields, as bits of [`RequestBuilder::seen`].
+#[derive(Clone, Copy)]
+enum Pseudo {
+    Method = 1,
+    Scheme = 2,
+    Authority = 4,
+    Path = 8,
 }
 
 impl RequestBuilder {
@@ -193,60 +208,78 @@ impl RequestBuilder {
     pub(crate) fn field(&mut self, known: &mut Known, name: &[u8], value: &[u8], sensitive: bool) {
         let Self {
             section,
+            seen,
             method,
             scheme,
             authority,
             path,
         } = self;
-        section.field(known, (name, value, sensitive), |pseudo, value| {
-            let slot = match pseudo {
-                b"method" => method,
-                b"scheme" => scheme,
-                b"authority" => authority,
-                b"path" => path,
+        section.field(known, (name, value, sensitive), |known, pseudo, value| {
+            let which = match pseudo {
+                b"method" => Pseudo::Method,
+                b"scheme" => Pseudo::Scheme,
+                b"authority" => Pseudo::Authority,
+                b"path" => Pseudo::Path,
                 _ => return Err("unknown or response pseudo-header"),
             };
-            if slot.is_some() {
+            if *seen & which as u8 != 0 {
                 return Err("repeated pseudo-header");
             }
-            *slot = Some(value.to_vec());
+            *seen |= which as u8;
+            match which {
+                Pseudo::Method => {
+                    *method = Some(Method::from_bytes(value).map_err(|_| "invalid :method")?);
+                }
+                Pseudo::Scheme => {
+                    *scheme = Some(Scheme::try_from(value).map_err(|_| "invalid :scheme")?);
+                }
+                Pseudo::Authority if value.is_empty() => {}
+                Pseudo::Authority => *authority = Some(known.authority(value)?),
+                Pseudo::Path if value.is_empty() => return Err("empty :path"),
+                Pseudo::Path => *path = Some(known.path(value)?),
+            }
             Ok(())
         });
     }
 
     /// The request, or the first rule the fields broke.
-    pub(crate) fn finish(self) -> Result<RequestHead, Fault> {
+    pub(crate) fn finish(self, known: &mut Known) -> Result<RequestHead, Fault> {
         if let Some(fault) = self.section.fault {
             return Err(fault);
         }
         let method = self.method.ok_or("missing :method")?;
-        let method = Method::from_bytes(&method).map_err(|_| "invalid :method")?;
-        let uri = if method == Method::CONNECT {
+        let mut uri = uri::Parts::default();
+        if method == Method::CONNECT {
             if self.scheme.is_some() || self.path.is_some() {
                 return Err("CONNECT with :scheme or :path");
             }
-            let authority = self.authority.ok_or("CONNECT without :authority")?;
-            Uri::builder()
-                .authority(authority)
-                .build()
-                .map_err(|_| "invalid :authority")?
+            uri.authority = Some(self.authority.ok_or("CONNECT without :authority")?);
         } else {
             let scheme = self.scheme.ok_or("missing :scheme")?;
             let path = self.path.ok_or("missing :path")?;
-            if path.is_empty() {
-                return Err("empty :path");
-            }
-            if path == b"*" && method != Method::OPTIONS {
+            let asterisk = path.as_str() == "*";
+            if asterisk && method != Method::OPTIONS {
                 return Err(":path * outside OPTIONS");
             }
-            if path != b"*" && !path.starts_with(b"/") {
+            if !asterisk && !path.as_str().starts_with('/') {
                 return Err(":path neither absolute nor *");
             }
             // Without :authority, Host names the target (RFC 9113 section 8.3.1).
-            let host = self.section.headers.get(http::header::HOST);
-            let host = host.map(|h| h.as_bytes());
-            build_uri(&scheme, self.authority.as_deref().or(host), &path)?
-        };
+            let authority = match self.authority {
+                Some(authority) => Some(authority),
+                None if self.seen & Pseudo::Authority as u8 != 0 => None,
+                None => match self.section.headers.get(http::header::HOST) {
+                    Some(host) if !host.is_empty() => Some(known.authority(host.as_bytes())?),
+                    _ => None,
+                },
+            };
+            if let Some(authority) = authority.filter(|_| !asterisk) {
+                uri.scheme = Some(scheme);
+                uri.authority = Some(authority);
+            }
+            uri.path_and_query = Some(path);
+        }
+        let uri = Uri::from_parts(uri).map_err(|_| "invalid :scheme, :authority or :path")?;
         let mut request = Request::new(());
         *request.method_mut() = method;
         *request.uri_mut() = uri;
@@ -258,20 +291,6 @@ impl RequestBuilder {
             content_length: self.section.content_length,
         })
     }
-}
-
-fn build_uri(scheme: &[u8], authority: Option<&[u8]>, path: &[u8]) -> Result<Uri, Fault> {
-    if path == b"*" {
-        return Ok(Uri::from_static("*"));
-    }
-    let mut builder = Uri::builder();
-    if let Some(authority) = authority.filter(|a| !a.is_empty()) {
-        builder = builder.scheme(scheme).authority(authority);
-    }
-    builder
-        .path_and_query(path)
-        .build()
-        .map_err(|_| "invalid :scheme, :authority or :path")
 }
 
 /// A validated response head and its declared body length.
@@ -301,7 +320,7 @@ impl ResponseBuilder {
     /// Takes the next field; faults are remembered, not returned.
     pub(crate) fn field(&mut self, known: &mut Known, name: &[u8], value: &[u8], sensitive: bool) {
         let Self { section, status } = self;
-        section.field(known, (name, value, sensitive), |pseudo, value| {
+        section.field(known, (name, value, sensitive), |_, pseudo, value| {
             if pseudo != b"status" {
                 return Err("request or unknown pseudo-header in a response");
             }
@@ -394,11 +413,12 @@ mod tests {
     use super::*;
 
     fn request(fields: &[(&str, &str)]) -> Result<RequestHead, Fault> {
+        let mut known = Known::default();
         let mut b = RequestBuilder::new(16 * 1024);
         for (n, v) in fields {
-            b.field(&mut Known::default(), n.as_bytes(), v.as_bytes(), false);
+            b.field(&mut known, n.as_bytes(), v.as_bytes(), false);
         }
-        b.finish()
+        b.finish(&mut known)
     }
 
     const BASE: [(&str, &str); 4] = [
@@ -422,7 +442,7 @@ mod tests {
 
     #[test]
     fn faults() {
-        let cases: [&[(&str, &str)]; 13] = [
+        let cases: [&[(&str, &str)]; 16] = [
             &[(":method", "GET"), (":scheme", "http")],
             &[(":method", "GET"), (":path", "/")],
             &[(":scheme", "http"), (":path", "/")],
@@ -440,6 +460,9 @@ mod tests {
                 (":path", "/"),
             ],
             &[(":method", "GET"), (":scheme", "http"), (":path", "")],
+            &[BASE[0], BASE[1], (":authority", "bad host"), BASE[3]],
+            &[BASE[0], BASE[1], BASE[2], (":path", "/a b")],
+            &[BASE[0], (":scheme", "ht tp"), BASE[2], BASE[3]],
         ];
         for case in cases {
             assert!(request(case).is_err(), "{case:?}");
@@ -468,7 +491,7 @@ mod tests {
         for (n, v) in BASE {
             b.field(&mut Known::default(), n.as_bytes(), v.as_bytes(), false);
         }
-        assert_eq!(b.finish().unwrap_err(), TOO_LARGE);
+        assert_eq!(b.finish(&mut Known::default()).unwrap_err(), TOO_LARGE);
         let mut b = TrailerBuilder::new(40);
         b.field(&mut Known::default(), b"grpc-status", b"0", false);
         assert_eq!(b.finish().unwrap_err(), TOO_LARGE);

@@ -6,7 +6,9 @@
 //! `HeaderValue` cost about a third of the work of receiving a small message; a
 //! field found here is a reference-count increment instead.
 
+use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
+use http::uri::{Authority, PathAndQuery};
 
 use crate::headers::{Fault, regular};
 
@@ -25,6 +27,11 @@ const MAX_KEPT_LEN: usize = 128;
 pub(crate) struct Known {
     slots: Vec<Slot>,
     hand: usize,
+    /// The last `:authority` (or `Host` standing in for it) parsed: a client sends
+    /// one on every request, nearly always the same.
+    authority: Option<Authority>,
+    /// The last `:path` parsed: a gRPC client calls few methods, often one.
+    path: Option<PathAndQuery>,
 }
 
 #[derive(Debug)]
@@ -60,6 +67,35 @@ impl Known {
             self.keep(lens, &name, &value);
         }
         Ok((name, value))
+    }
+
+    /// Parses a request's authority, reusing the last one when it is the same.
+    pub(crate) fn authority(&mut self, value: &[u8]) -> Result<Authority, Fault> {
+        if let Some(last) = &self.authority
+            && last.as_str().as_bytes() == value
+        {
+            return Ok(last.clone());
+        }
+        let authority = Authority::try_from(value).map_err(|_| "invalid :authority")?;
+        if value.len() <= MAX_KEPT_LEN {
+            self.authority = Some(authority.clone());
+        }
+        Ok(authority)
+    }
+
+    /// Parses a request's path, reusing the last one when it is the same.
+    pub(crate) fn path(&mut self, value: &[u8]) -> Result<PathAndQuery, Fault> {
+        if let Some(last) = &self.path
+            && last.as_str().as_bytes() == value
+        {
+            return Ok(last.clone());
+        }
+        let path = PathAndQuery::from_maybe_shared(Bytes::copy_from_slice(value))
+            .map_err(|_| "invalid :path")?;
+        if value.len() <= MAX_KEPT_LEN {
+            self.path = Some(path.clone());
+        }
+        Ok(path)
     }
 
     fn keep(&mut self, lens: (u32, u32), name: &HeaderName, value: &HeaderValue) {
@@ -127,6 +163,46 @@ mod tests {
         assert_eq!((name.as_str(), value.as_bytes()), ("x-b", &b"two"[..]));
         let (name, value) = known.regular(b"x-a", b"two", false).unwrap();
         assert_eq!((name.as_str(), value.as_bytes()), ("x-a", &b"two"[..]));
+    }
+
+    #[test]
+    fn a_repeated_authority_is_the_same_value_shared() {
+        let mut known = Known::default();
+        let first = known.authority(b"api.example.com:8443").unwrap();
+        let second = known.authority(b"api.example.com:8443").unwrap();
+        assert_eq!(second.as_str(), "api.example.com:8443");
+        assert_eq!(
+            first.as_str().as_ptr(),
+            second.as_str().as_ptr(),
+            "shared, not parsed again"
+        );
+        let other = known.authority(b"other.example.com").unwrap();
+        assert_eq!(other.as_str(), "other.example.com");
+        assert!(known.authority(b"bad host").is_err());
+        assert!(known.authority(b"").is_err());
+        // A bad one does not displace the good one kept.
+        let again = known.authority(b"other.example.com").unwrap();
+        assert_eq!(again.as_str().as_ptr(), other.as_str().as_ptr());
+    }
+
+    #[test]
+    fn a_repeated_path_is_the_same_value_shared() {
+        let mut known = Known::default();
+        let first = known.path(b"/grpc.testing.TestService/UnaryCall").unwrap();
+        let second = known.path(b"/grpc.testing.TestService/UnaryCall").unwrap();
+        assert_eq!(
+            first.as_str().as_ptr(),
+            second.as_str().as_ptr(),
+            "shared, not parsed again"
+        );
+        let other = known.path(b"/v1/shoes?size=42").unwrap();
+        assert_eq!(
+            (other.path(), other.query()),
+            ("/v1/shoes", Some("size=42"))
+        );
+        assert!(known.path(b"/a b").is_err());
+        let again = known.path(b"/v1/shoes?size=42").unwrap();
+        assert_eq!(again.as_str().as_ptr(), other.as_str().as_ptr());
     }
 
     #[test]

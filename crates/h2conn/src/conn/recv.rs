@@ -459,7 +459,7 @@ impl Connection {
                 self.decode_block(block, |known, f| {
                     builder.field(known, f.name, f.value, f.sensitive)
                 })?;
-                let head = match builder.finish() {
+                let head = match builder.finish(&mut self.known) {
                     Ok(head) => head,
                     Err(headers::TOO_LARGE) => return self.refuse_too_large(id, end_stream),
                     Err(_) => return self.reset_stream(id, ErrorCode::PROTOCOL_ERROR),
