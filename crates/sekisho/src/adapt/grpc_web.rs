@@ -19,6 +19,7 @@ use http_body::{Body as HttpBody, Frame};
 use pin_project_lite::pin_project;
 
 use crate::body::{self, Body, BoxError};
+use crate::proxy::headers::{GRPC_MESSAGE, GRPC_STATUS};
 
 const GRPC: &str = "application/grpc";
 const GRPC_WEB: &str = "application/grpc-web";
@@ -100,7 +101,7 @@ pub fn response(parts: &mut response::Parts, body: Body, mode: Mode) -> Body {
     if let Some(web) = retype(headers, GRPC, mode.prefix()) {
         headers.insert(CONTENT_TYPE, web);
     }
-    if headers.contains_key("grpc-status") {
+    if headers.contains_key(&GRPC_STATUS) {
         return body;
     }
     // The trailer frame makes the body longer than any length the upstream declared.
@@ -172,9 +173,9 @@ impl HttpBody for Encode {
                 // A gRPC response always ends with a status; say so if this one did not.
                 *this.done = true;
                 let mut trailers = HeaderMap::new();
-                trailers.insert("grpc-status", HeaderValue::from(INTERNAL));
+                trailers.insert(GRPC_STATUS.clone(), HeaderValue::from(INTERNAL));
                 trailers.insert(
-                    "grpc-message",
+                    GRPC_MESSAGE.clone(),
                     HeaderValue::from_static("upstream response ended without a status"),
                 );
                 let frame = this.mode.encode(trailer_frame(&trailers));

@@ -20,6 +20,7 @@ use http_body::{Body as HttpBody, Frame};
 use http_body_util::{BodyExt, Limited};
 
 use crate::body::{self, Body, BoxError};
+use crate::proxy::headers::{GRPC_MESSAGE, GRPC_STATUS, GRPC_STATUS_DETAILS};
 use crate::upstream::UpstreamBody;
 
 use crate::config::model;
@@ -295,7 +296,7 @@ impl Transcoding {
             inner: incoming,
             decoder: FrameDecoder::new(self.max_body),
             encoder: call.stream_encoder(),
-            head_status: head.get("grpc-status").is_some().then(|| status_of(head)),
+            head_status: head.get(&GRPC_STATUS).is_some().then(|| status_of(head)),
             pending: VecDeque::new(),
             state: StreamState::Open,
             status: None,
@@ -361,11 +362,9 @@ fn metadata_headers(head: &HeaderMap) -> HeaderMap {
 
 fn status_of(block: &HeaderMap) -> Status {
     Status::from_trailers(
-        block.get("grpc-status").map(HeaderValue::as_bytes),
-        block.get("grpc-message").map(HeaderValue::as_bytes),
-        block
-            .get("grpc-status-details-bin")
-            .map(HeaderValue::as_bytes),
+        block.get(&GRPC_STATUS).map(HeaderValue::as_bytes),
+        block.get(&GRPC_MESSAGE).map(HeaderValue::as_bytes),
+        block.get(&GRPC_STATUS_DETAILS).map(HeaderValue::as_bytes),
     )
 }
 

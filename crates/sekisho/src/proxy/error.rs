@@ -12,6 +12,7 @@ use std::time::Duration;
 use http::header::{CONTENT_TYPE, HeaderValue};
 use http::{Response, StatusCode};
 
+use super::headers::{GRPC_MESSAGE, GRPC_STATUS};
 use crate::body::{self, Body};
 use crate::policy::waf::EncodingName;
 use crate::upstream::Overload;
@@ -300,9 +301,9 @@ impl GatewayError {
             let mut response = Response::new(body::empty());
             let headers = response.headers_mut();
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-            headers.insert("grpc-status", HeaderValue::from(self.grpc_status()));
+            headers.insert(GRPC_STATUS.clone(), HeaderValue::from(self.grpc_status()));
             if let Ok(value) = HeaderValue::from_str(&percent_encode(&message)) {
-                headers.insert("grpc-message", value);
+                headers.insert(GRPC_MESSAGE.clone(), value);
             }
             return response;
         }
@@ -404,9 +405,9 @@ fn client_closed() -> StatusCode {
 /// the percent-encoded `grpc-message`.
 pub fn grpc_trailers(code: u16, message: &str) -> http::HeaderMap {
     let mut trailers = http::HeaderMap::new();
-    trailers.insert("grpc-status", HeaderValue::from(code));
+    trailers.insert(GRPC_STATUS.clone(), HeaderValue::from(code));
     if let Ok(message) = HeaderValue::from_str(&percent_encode(message)) {
-        trailers.insert("grpc-message", message);
+        trailers.insert(GRPC_MESSAGE.clone(), message);
     }
     trailers
 }

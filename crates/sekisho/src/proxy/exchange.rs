@@ -17,6 +17,7 @@ use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 
 use super::error::{CLIENT_CLOSED, grpc_code, grpc_trailers};
+use super::headers::GRPC_STATUS;
 use super::media_type::{self, Family};
 use crate::body::{BoxError, TooLong};
 use crate::observe::access_log::{AccessLog, Entry, timestamp};
@@ -291,7 +292,7 @@ impl Drop for Record {
 
 /// Reads `grpc-status` from a header block.
 pub fn grpc_status_of(headers: &HeaderMap) -> Option<u16> {
-    headers.get("grpc-status")?.to_str().ok()?.parse().ok()
+    headers.get(&GRPC_STATUS)?.to_str().ok()?.parse().ok()
 }
 
 pin_project! {

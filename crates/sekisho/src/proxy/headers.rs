@@ -11,12 +11,23 @@ pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
-static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+pub static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+/// gRPC's status, message and deadline fields: looked up by a name built once, as a
+/// name given as text is parsed again on every lookup.
+pub static GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+pub static GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
+pub static GRPC_STATUS_DETAILS: HeaderName = HeaderName::from_static("grpc-status-details-bin");
+static GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
 
 /// Removes headers that describe one hop (RFC 9110 7.6.1), including any the
 /// `Connection` header names. `te: trailers` stays: gRPC over HTTP/2 needs it.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Nearly every message has none of them: one pass over its names spares the six
+    // lookups below.
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -46,6 +57,16 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     } else {
         headers.remove(header::TE);
     }
+}
+
+/// Whether `name` is one of the fields that describe one hop, or the `Connection` field
+/// that names more of them. Matched on the name's text, mostly a test of its length:
+/// comparing `HeaderName`s one by one costs more.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection" | "keep-alive" | "proxy-connection" | "te" | "transfer-encoding" | "upgrade"
+    )
 }
 
 /// The size of a header block as HTTP/1.1 writes it: `name: value` and CRLF per field.
@@ -185,7 +206,7 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// The caller's deadline from `grpc-timeout` (`1-8 digits` and a unit `HMSmun`).
 pub fn grpc_timeout(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get("grpc-timeout")?.to_str().ok()?;
+    let value = headers.get(&GRPC_TIMEOUT)?.to_str().ok()?;
     if value.len() < 2 || value.len() > 9 {
         return None;
     }

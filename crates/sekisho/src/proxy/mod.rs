@@ -6,7 +6,7 @@ pub mod cors;
 pub mod error;
 mod exchange;
 mod forward;
-mod headers;
+pub(crate) mod headers;
 mod host;
 mod media_type;
 pub mod mirror;

@@ -69,10 +69,16 @@ pub fn normalize<'a>(path: &'a str, policy: &PathPolicy) -> Result<Cow<'a, str>,
 /// that, and then nothing is allocated.
 fn already_normal(path: &str) -> bool {
     let bytes = path.as_bytes();
-    !bytes.iter().any(|b| matches!(b, b'%' | b'\\'))
-        && !bytes
-            .windows(2)
-            .any(|pair| pair[0] == b'/' && matches!(pair[1], b'/' | b'.'))
+    // Folds without an early exit, which compile to vector compares: a path is short,
+    // and looking at all of it costs less than a branch per byte.
+    let escaped = bytes
+        .iter()
+        .fold(false, |seen, &b| seen | (b == b'%') | (b == b'\\'));
+    let after = bytes.get(1..).unwrap_or_default();
+    let empty_or_dot = bytes.iter().zip(after).fold(false, |seen, (&a, &b)| {
+        seen | ((a == b'/') & ((b == b'/') | (b == b'.')))
+    });
+    !escaped && !empty_or_dot
 }
 
 /// Decodes escapes of unreserved characters, upper-cases the others' hex digits, and

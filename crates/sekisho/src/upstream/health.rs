@@ -19,6 +19,7 @@ use crate::body;
 use crate::config::model::{self, Protocol};
 use crate::config::text::{self, Parsed};
 use crate::observe::metrics;
+use crate::proxy::headers::GRPC_STATUS;
 
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -306,7 +307,7 @@ fn h2_request(
 }
 
 fn grpc_status(headers: &http::HeaderMap) -> Option<u16> {
-    headers.get("grpc-status")?.to_str().ok()?.parse().ok()
+    headers.get(&GRPC_STATUS)?.to_str().ok()?.parse().ok()
 }
 
 /// A length-prefixed `HealthCheckRequest { service }`.

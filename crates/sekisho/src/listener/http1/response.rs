@@ -17,6 +17,7 @@ use http_body_util::BodyExt;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::listener::date;
+use crate::proxy::headers::KEEP_ALIVE;
 
 /// Bytes gathered before a write: a head and small frames leave together.
 const GATHER: usize = 16 * 1024;
@@ -186,9 +187,18 @@ fn framing<B: HttpBody>(
     body: &B,
     reply: Reply,
 ) -> Framing {
-    headers.remove(header::TRANSFER_ENCODING);
-    headers.remove(header::CONNECTION);
-    headers.remove("keep-alive");
+    // One pass over the names, as a response seldom has any of these to remove.
+    let framed_by_upstream = headers.keys().any(|name| {
+        matches!(
+            name.as_str(),
+            "transfer-encoding" | "connection" | "keep-alive"
+        )
+    });
+    if framed_by_upstream {
+        headers.remove(header::TRANSFER_ENCODING);
+        headers.remove(header::CONNECTION);
+        headers.remove(&KEEP_ALIVE);
+    }
     if status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED
@@ -198,8 +208,9 @@ fn framing<B: HttpBody>(
         }
         return Framing::None;
     }
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
+    let length = headers.get(header::CONTENT_LENGTH);
+    let has_length = length.is_some();
+    let declared = length
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     if reply.head_only {
@@ -208,7 +219,9 @@ fn framing<B: HttpBody>(
     if let Some(n) = declared {
         return Framing::Length(n);
     }
-    headers.remove(header::CONTENT_LENGTH);
+    if has_length {
+        headers.remove(header::CONTENT_LENGTH);
+    }
     if let Some(n) = body.size_hint().exact() {
         headers.insert(header::CONTENT_LENGTH, n.into());
         return Framing::Length(n);
@@ -354,6 +367,28 @@ mod tests {
         *response.status_mut() = StatusCode::NO_CONTENT;
         let (text, _) = written(response, KEEP).await;
         assert!(!text.contains("content-length"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn the_upstreams_framing_fields_give_way_to_the_gateways() {
+        let mut response = Response::new(Full::new(Bytes::from("hello")));
+        let headers = response.headers_mut();
+        headers.insert(header::TRANSFER_ENCODING, "chunked".parse().unwrap());
+        headers.insert(header::CONNECTION, "close".parse().unwrap());
+        headers.insert(KEEP_ALIVE.clone(), "timeout=5".parse().unwrap());
+        headers.insert(header::CONTENT_LENGTH, "five".parse().unwrap());
+        let (text, keep) = written(response, KEEP).await;
+        assert!(text.contains("content-length: 5\r\n"), "{text}");
+        for gone in [
+            "transfer-encoding",
+            "connection: close",
+            "keep-alive",
+            "five",
+        ] {
+            assert!(!text.contains(gone), "{gone} in {text}");
+        }
+        assert!(text.ends_with("\r\n\r\nhello"), "{text}");
+        assert!(keep.expect("written"));
     }
 
     type Frames =
