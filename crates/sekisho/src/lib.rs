@@ -13,6 +13,7 @@ pub mod cert;
 pub mod config;
 pub(crate) mod h2socket;
 pub(crate) mod h2stream;
+pub(crate) mod heap;
 pub mod keep_alive;
 pub mod listener;
 pub mod observe;

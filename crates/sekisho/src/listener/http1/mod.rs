@@ -36,6 +36,7 @@ use super::refusal;
 use super::stall::{self, Paced, Stalled};
 use super::wait_list::{Waiter, Woke};
 use crate::body::{Body, ClientBody};
+use crate::heap;
 use crate::observe::metrics;
 use crate::proxy::{self, Downstream};
 use body::{Home, Inbound, RequestBody};
@@ -82,15 +83,17 @@ where
                 Waited::Head(head, started) => {
                     let taken = std::mem::replace(&mut inbound, Inbound::gone());
                     // Boxed: a request's state is held only while it is served.
-                    Next::Serve(Box::pin(exchange(
-                        &downstream,
-                        head,
-                        started,
-                        taken,
-                        &mut write,
-                        &limits,
-                        &waiter,
-                    )))
+                    Next::Serve(heap::pin(|| {
+                        exchange(
+                            &downstream,
+                            head,
+                            started,
+                            taken,
+                            &mut write,
+                            &limits,
+                            &waiter,
+                        )
+                    }))
                 }
                 Waited::Refused(refusal, line, started) => {
                     refusal::head(
@@ -260,7 +263,7 @@ where
         drop(request);
         Box::pin(std::future::ready(Ok(response)))
     } else {
-        Box::pin(proxy::handle(downstream.clone(), request))
+        heap::pin(|| proxy::handle(downstream.clone(), request))
     };
     let max_head = limits.max_head;
     let response = loop {

@@ -42,6 +42,7 @@ use self::shared::{Gone, Handle, Shared, Slot, lock};
 use super::stall::Stall;
 use super::wait_list::Waiter;
 use crate::h2socket::Socket;
+use crate::heap;
 use crate::keep_alive::{Beat, KeepAlive};
 use crate::observe::metrics;
 use crate::proxy::Downstream;
@@ -299,16 +300,11 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Served<IO> {
                     let mut slot = Slot::new(end_stream);
                     slot.body_dropped = end_stream;
                     shared.slots.insert(id, slot);
-                    let served = stream::serve(
-                        id,
-                        head,
-                        end_stream,
-                        self.handle.clone(),
-                        self.downstream.clone(),
-                        self.bounds,
-                    );
-                    self.streams.push(Box::pin(async move {
-                        served.await;
+                    let handle = self.handle.clone();
+                    let downstream = self.downstream.clone();
+                    let bounds = self.bounds;
+                    self.streams.push(heap::pin(move || async move {
+                        stream::serve(id, head, end_stream, handle, downstream, bounds).await;
                         id
                     }));
                 }

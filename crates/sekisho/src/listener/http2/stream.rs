@@ -19,6 +19,7 @@ use http_body::Body as HttpBody;
 use super::request_body::RequestBody;
 use super::shared::{Handle, lock};
 use crate::body::{Body, ClientBody};
+use crate::heap;
 use crate::listener::date;
 use crate::listener::idle::{BodyIdleTimeout, Tracked};
 use crate::listener::stall::{self, Stall, Stalled};
@@ -59,9 +60,9 @@ pub async fn serve(
     let head_only = parts.method == Method::HEAD;
     let request = Request::from_parts(parts, body);
 
-    // Boxed: the request path's state is large, and a stream's future is moved into the
-    // connection's set; a pointer is cheaper to move.
-    let mut answer = Box::pin(proxy::handle(downstream, request));
+    // Boxed, and built in its box: the request path's state is large (7 KiB), and a
+    // stream's future is moved into the connection's set; a pointer is cheaper to move.
+    let mut answer = heap::pin(|| proxy::handle(downstream, request));
     let answered = poll_fn(|cx| {
         if gone(&handle, id, cx) {
             return Poll::Ready(None);
