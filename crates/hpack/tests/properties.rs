@@ -139,12 +139,43 @@ enum Op {
     Resize(usize),
 }
 
+/// An operation as drawn, before `Again` is made the block it stands for.
+#[derive(Clone, Debug)]
+enum Drawn {
+    Op(Op),
+    /// The last block again, with the field at this place (modulo its length) given a
+    /// new value: the same fields in the same places, as messages on a connection repeat.
+    Again(usize, Vec<u8>),
+}
+
 fn ops() -> impl Strategy<Value = Vec<Op>> {
     let op = prop_oneof![
-        4 => prop::collection::vec(header(), 0..12).prop_map(Op::Block),
-        1 => table_size().prop_map(Op::Resize),
+        4 => prop::collection::vec(header(), 0..12).prop_map(|h| Drawn::Op(Op::Block(h))),
+        3 => (any::<usize>(), value()).prop_map(|(place, value)| Drawn::Again(place, value)),
+        1 => table_size().prop_map(|size| Drawn::Op(Op::Resize(size))),
     ];
-    prop::collection::vec(op, 0..16)
+    prop::collection::vec(op, 0..16).prop_map(|drawn| {
+        let mut last: Vec<Header> = Vec::new();
+        drawn
+            .into_iter()
+            .map(|drawn| match drawn {
+                Drawn::Op(Op::Block(headers)) => {
+                    last.clone_from(&headers);
+                    Op::Block(headers)
+                }
+                Drawn::Op(op) => op,
+                Drawn::Again(place, value) => {
+                    let mut headers = last.clone();
+                    let len = headers.len();
+                    if let Some(header) = headers.get_mut(place % len.max(1)) {
+                        header.value = value;
+                    }
+                    last.clone_from(&headers);
+                    Op::Block(headers)
+                }
+            })
+            .collect()
+    })
 }
 
 /// A dynamic table's entries, newest first.
