@@ -9,6 +9,7 @@
 //! lists, no empty value.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use http::Version;
@@ -52,9 +53,43 @@ pub fn authority(parts: &Parts) -> Result<Authority, BadHost> {
     }
 }
 
+/// Hosts up to this long are remembered once found valid.
+const REMEMBERED_LEN: usize = 64;
+
+thread_local! {
+    /// The last host this thread found valid: clients name one host on request after
+    /// request, and checking it again cost more than the rest of reading the request's
+    /// target.
+    static LAST_VALID: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Checks `host[:port]` as [`check`] does, remembering the last host found valid.
+fn valid(value: &[u8]) -> Result<(), BadHost> {
+    let remembered = LAST_VALID
+        .try_with(|last| {
+            // Empty until a host is found valid; an empty host never is.
+            last.try_borrow()
+                .is_ok_and(|last| !last.is_empty() && *last == value)
+        })
+        .unwrap_or(false);
+    if remembered {
+        return Ok(());
+    }
+    check(value)?;
+    if value.len() <= REMEMBERED_LEN {
+        let _ = LAST_VALID.try_with(|last| {
+            if let Ok(mut last) = last.try_borrow_mut() {
+                last.clear();
+                last.extend_from_slice(value);
+            }
+        });
+    }
+    Ok(())
+}
+
 /// Checks `host[:port]`: a DNS name (letters, digits, `-`, `_`, `.`), an IPv4 address or a
 /// bracketed IPv6 address, and a port of 1 to 5 digits up to 65535.
-fn valid(value: &[u8]) -> Result<(), BadHost> {
+fn check(value: &[u8]) -> Result<(), BadHost> {
     let text = std::str::from_utf8(value).map_err(|_| BadHost("a host that is not ASCII"))?;
     let (host, port) = if let Some(rest) = text.strip_prefix('[') {
         let (ip, after) = rest
@@ -112,7 +147,9 @@ pub fn for_matching(authority: &str) -> Cow<'_, str> {
     let host = if authority.starts_with('[') {
         authority.split_inclusive(']').next().unwrap_or(authority)
     } else {
-        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+        // By bytes: a host is a few bytes, and `rsplit_once` searches for a `char`.
+        let colon = authority.bytes().rposition(|b| b == b':');
+        colon.map_or(authority, |at| &authority[..at])
     };
     let host = host.strip_suffix('.').unwrap_or(host);
     if host.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -207,7 +244,30 @@ mod tests {
         assert_eq!(for_matching("[::1]:8080"), "[::1]");
     }
 
+    #[test]
+    fn a_remembered_host_answers_for_no_other() {
+        assert!(valid(b"").is_err(), "nothing remembered yet");
+        assert!(valid(b"a.example:8443").is_ok());
+        assert!(valid(b"a.example:8443").is_ok(), "remembered");
+        assert!(valid(b"a.example:99999").is_err());
+        assert!(valid(b"a.example:8443 ").is_err());
+        assert!(valid(b"a.example:844").is_ok());
+        assert!(valid(b"a.example:8443@b").is_err());
+    }
+
     proptest! {
+        /// The memo of the last valid host changes no answer, whatever came before.
+        #[test]
+        fn remembering_changes_no_answer(
+            values in proptest::collection::vec("[a-c0-9.:@ \\[\\]]{0,12}", 1..8)
+        ) {
+            for value in values {
+                let value = value.as_bytes();
+                prop_assert_eq!(valid(value), check(value));
+                prop_assert_eq!(valid(value), check(value));
+            }
+        }
+
         /// Whatever a client writes, one answer: a host accepted is one name or address
         /// and an optional port, and it reads the same for matching however it is cased
         /// or dotted at the end.

@@ -62,7 +62,8 @@ pub async fn serve(
 
     // Boxed, and built in its box: the request path's state is large (7 KiB), and a
     // stream's future is moved into the connection's set; a pointer is cheaper to move.
-    let mut answer = heap::pin(|| proxy::handle(downstream, request));
+    // The box is one the thread kept from an earlier stream when it has one.
+    let mut answer = heap::Recycled::new(|| proxy::handle(downstream, request));
     let answered = poll_fn(|cx| {
         if gone(&handle, id, cx) {
             return Poll::Ready(None);
