@@ -62,4 +62,5 @@ pub use config::Config;
 pub use conn::Connection;
 pub use event::{Abuse, ConnectionError, Event, SendError};
 pub use h2frame::{ErrorCode, StreamId};
+pub use headers::is_connection_specific;
 pub use stream::{BuildStreamIdHasher, StreamIdHasher, StreamMap};

@@ -11,7 +11,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use h2conn::is_connection_specific;
+use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response};
 use http_body::Body as HttpBody;
 
@@ -141,11 +142,6 @@ pub(crate) fn strip_connection_specific(headers: &mut HeaderMap) {
     }
 }
 
-/// Whether `name` is one of [`CONNECTION_SPECIFIC`].
-fn is_connection_specific(name: &HeaderName) -> bool {
-    CONNECTION_SPECIFIC.contains(&name.as_str())
-}
-
 /// Methods whose request body has a meaning, so an empty one still says `content-length: 0`.
 fn has_payload_semantics(method: &Method) -> bool {
     !matches!(
@@ -157,6 +153,7 @@ fn has_payload_semantics(method: &Method) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::header::HeaderName;
 
     #[test]
     fn only_the_listed_names_are_connection_specific() {
@@ -171,6 +168,21 @@ mod tests {
         }
         let lookalike = HeaderName::from_static("connection-x");
         assert!(!is_connection_specific(&lookalike));
+        // As read off the wire, in any case: the same answers.
+        for name in CONNECTION_SPECIFIC {
+            let read =
+                HeaderName::from_bytes(name.to_ascii_uppercase().as_bytes()).expect("a name");
+            assert!(is_connection_specific(&read), "{name}");
+        }
+        for name in [
+            "keep-alives",
+            "upgrade-insecure-requests",
+            "proxy-connectio",
+            "te",
+        ] {
+            let read = HeaderName::from_bytes(name.as_bytes()).expect("a name");
+            assert!(!is_connection_specific(&read), "{name}");
+        }
     }
 
     #[test]
