@@ -90,10 +90,6 @@ fn content_length(value: &[u8]) -> Option<u64> {
     std::str::from_utf8(value).ok()?.parse().ok()
 }
 
-/// Room reserved for a message's regular fields at the first one: most messages
-/// fit, and a map that grows field by field reallocates twice on the way.
-const EXPECTED_FIELDS: usize = 12;
-
 /// What request and response sections share: the size budget, the regular fields with
 /// the body length they declare, and the first fault. Pseudo-header fields, which differ,
 /// are the caller's.
@@ -156,8 +152,8 @@ impl Section {
             }
             self.content_length = Some(len);
         }
-        if self.headers.is_empty() {
-            self.headers.reserve(EXPECTED_FIELDS);
+        if self.headers.capacity() == 0 {
+            self.headers = crate::spare::map();
         }
         self.headers.append(name, value);
         Ok(())

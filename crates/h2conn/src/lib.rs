@@ -56,6 +56,7 @@ mod event;
 mod flow;
 mod headers;
 mod known;
+mod spare;
 mod stream;
 
 pub use config::Config;
@@ -63,4 +64,5 @@ pub use conn::Connection;
 pub use event::{Abuse, ConnectionError, Event, SendError};
 pub use h2frame::{ErrorCode, StreamId};
 pub use headers::is_connection_specific;
+pub use spare::recycle;
 pub use stream::{BuildStreamIdHasher, StreamIdHasher, StreamMap};

@@ -85,6 +85,7 @@ pub async fn serve(
     let sent = lock(&handle)
         .conn
         .send_response(id, head.status, &head.headers, end);
+    h2conn::recycle(head.headers);
     if sent.is_err() || end {
         return;
     }

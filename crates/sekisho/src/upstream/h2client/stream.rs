@@ -65,6 +65,8 @@ pub async fn send(
             parts, body,
         ))));
     };
+    // Encoded and sent: the map goes back for the next message this thread reads.
+    h2conn::recycle(parts.headers);
     let open = Arc::new(Open::new(connection, id, now));
     let mut response = RecvBody {
         open: open.clone(),
