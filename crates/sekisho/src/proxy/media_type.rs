@@ -50,7 +50,10 @@ pub fn classify(headers: &mut HeaderMap) -> Result<Family, Unclear> {
     if !looks_grpc(first.as_bytes()) {
         return Ok(Family::Other);
     }
-    let (family, canonical) = parse(first.as_bytes())?;
+    let (family, canonical) = match canonical(first.as_bytes()) {
+        Some(family) => (family, None),
+        None => parse(first.as_bytes())?,
+    };
     if let Some(canonical) = canonical {
         headers.insert(CONTENT_TYPE, canonical);
     }
@@ -61,6 +64,19 @@ pub fn classify(headers: &mut HeaderMap) -> Result<Family, Unclear> {
 fn looks_grpc(value: &[u8]) -> bool {
     let value = value.trim_ascii_start();
     value.len() >= GRPC_PREFIX.len() && value[..GRPC_PREFIX.len()].eq_ignore_ascii_case(GRPC_PREFIX)
+}
+
+/// The family of a value gRPC clients send as it is, already canonical: nearly every
+/// gRPC request's, read without the parse.
+fn canonical(value: &[u8]) -> Option<Family> {
+    match value {
+        b"application/grpc" | b"application/grpc+proto" => Some(Family::Grpc),
+        b"application/grpc-web"
+        | b"application/grpc-web+proto"
+        | b"application/grpc-web-text"
+        | b"application/grpc-web-text+proto" => Some(Family::GrpcWeb),
+        _ => None,
+    }
 }
 
 /// Parses a value that starts like a gRPC type into its family and, when the value is not
@@ -134,6 +150,21 @@ mod tests {
         headers.insert(CONTENT_TYPE, HeaderValue::from_bytes(value).expect("valid"));
         let family = classify(&mut headers);
         (family, headers.get(CONTENT_TYPE).cloned())
+    }
+
+    #[test]
+    fn canonical_values_read_as_the_parse_reads_them() {
+        for value in [
+            &b"application/grpc"[..],
+            b"application/grpc+proto",
+            b"application/grpc-web",
+            b"application/grpc-web+proto",
+            b"application/grpc-web-text",
+            b"application/grpc-web-text+proto",
+        ] {
+            let family = canonical(value).expect("canonical");
+            assert_eq!(parse(value), Ok((family, None)), "{value:?}");
+        }
     }
 
     #[test]
