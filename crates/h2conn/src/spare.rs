@@ -13,13 +13,15 @@ use http::HeaderMap;
 /// multiplexed streams.
 const KEPT: usize = 64;
 
-/// Maps with room for more fields than this are freed, not kept: a message that large is
-/// rare, and keeping its room would hold memory for the common small ones.
+/// Maps with room for more fields than this, or holding more values, are freed, not kept:
+/// a message that large is rare, and keeping its room would hold memory for the common
+/// small ones. (A name repeated many times grows the map's list of extra values, which
+/// `capacity` does not count; `len` does.)
 const MAX_ROOM: usize = 64;
 
 /// Room made in a new map: most messages fit, and a map that grows field by field
 /// reallocates twice on the way.
-pub(crate) const EXPECTED_FIELDS: usize = 12;
+const EXPECTED_FIELDS: usize = 12;
 
 thread_local! {
     static KEPT_MAPS: RefCell<Vec<HeaderMap>> = const { RefCell::new(Vec::new()) };
@@ -28,7 +30,7 @@ thread_local! {
 /// Hands back a map that is done with: it is emptied and kept for the next message read
 /// on this thread, unless enough are kept or it grew large.
 pub fn recycle(mut map: HeaderMap) {
-    if map.capacity() == 0 || map.capacity() > MAX_ROOM {
+    if map.capacity() == 0 || map.capacity() > MAX_ROOM || map.len() > MAX_ROOM {
         return;
     }
     map.clear();
@@ -69,10 +71,16 @@ mod tests {
     }
 
     #[test]
-    fn large_maps_and_too_many_are_not_kept() {
+    fn large_maps_many_values_and_too_many_maps_are_not_kept() {
         let mut large = HeaderMap::with_capacity(MAX_ROOM * 2);
         large.insert(SERVER, "x".parse().expect("value"));
         recycle(large);
+        let mut repeated = HeaderMap::with_capacity(EXPECTED_FIELDS);
+        for _ in 0..MAX_ROOM + 1 {
+            repeated.append(SERVER, "x".parse().expect("value"));
+        }
+        assert!(repeated.capacity() <= MAX_ROOM, "one name, many values");
+        recycle(repeated);
         KEPT_MAPS.with_borrow(|kept| assert!(kept.is_empty()));
         for _ in 0..KEPT + 5 {
             recycle(HeaderMap::with_capacity(EXPECTED_FIELDS));

@@ -146,11 +146,18 @@ mod tests {
     }
 
     #[test]
-    fn a_block_of_another_type_is_not_taken() {
-        drop(Recycled::new(|| [7u64; 512]));
+    fn a_block_is_taken_by_its_own_type_only() {
+        let mut first = Recycled::new(|| [7u64; 512]);
+        let address = std::ptr::from_ref::<[u64; 512]>(&first.as_mut()).addr();
+        drop(first);
         let mut other = Recycled::new(|| 5u8);
         assert_eq!(*other.as_mut(), 5);
         let mut reused = Recycled::new(|| [9u64; 512]);
+        assert_eq!(
+            std::ptr::from_ref::<[u64; 512]>(&reused.as_mut()).addr(),
+            address,
+            "the block the other type left alone"
+        );
         assert!(reused.as_mut().iter().all(|&x| x == 9));
     }
 

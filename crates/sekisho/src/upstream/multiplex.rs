@@ -26,9 +26,9 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(50);
 /// HTTP/2 (RFC 9113 §8.2.2). The proxy strips hop-by-hop headers before this; this is the
 /// last guard, which also takes the fields a `Connection` header names.
 ///
-/// Names, not `HeaderName`s: the test of each header against them is then a match on
-/// its text, mostly a length test, where comparing `HeaderName`s one by one cost more
-/// than the rest of the request's header handling on this hop.
+/// The names to remove once one is found; finding them is `h2conn::is_connection_specific`
+/// (which compares `HeaderName`s written in line: a `const` array of them, built and dropped
+/// at each use, and a `static` one scanned by `contains` both cost more).
 const CONNECTION_SPECIFIC: [&str; 5] = [
     "connection",
     "keep-alive",
