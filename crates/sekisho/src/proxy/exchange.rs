@@ -154,8 +154,9 @@ pub struct Record {
     pub bytes_out: u64,
     /// Why the gateway answered or the response ended early.
     pub error: Option<String>,
-    /// The request's trace, when tracing is on.
-    pub trace: Option<Trace>,
+    /// The request's trace, when tracing is on; boxed, as it is several times the size
+    /// of the rest of the record and most requests have none.
+    pub trace: Option<Box<Trace>>,
     /// What the route's WAF saw, when the route has one.
     pub waf: Option<Arc<Inspection>>,
 }
@@ -209,7 +210,7 @@ impl Record {
         let ids = self
             .log
             .as_ref()
-            .and(self.trace.as_ref())
+            .and(self.trace.as_deref())
             .and_then(Trace::ids);
         if let Some(mut trace) = self.trace.take() {
             trace.set(|| {

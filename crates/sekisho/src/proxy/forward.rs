@@ -13,6 +13,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
+use futures_util::future::Either;
 use http::request::Parts;
 use http::{HeaderMap, Method, Request, Response, Uri, Version};
 
@@ -175,7 +177,8 @@ pub async fn forward(
         *attempts = 1;
         let mut in_flight = pick(cluster, &[])?;
         let mut req = Request::from_parts(parts, body);
-        let span = trace.map(|t| t.attempt(1, in_flight.endpoint().addr, req.headers_mut()));
+        let span =
+            trace.map(|t| Box::new(t.attempt(1, in_flight.endpoint().addr, req.headers_mut())));
         let result = attempt(cluster, &in_flight, req, limit, limit).await;
         end_attempt(span, &result);
         return match result {
@@ -205,8 +208,8 @@ pub async fn forward(
             .flatten()
             .min();
         let mut req = head.request(replay.body());
-        let span =
-            trace.map(|t| t.attempt(*attempts, in_flight.endpoint().addr, req.headers_mut()));
+        let span = trace
+            .map(|t| Box::new(t.attempt(*attempts, in_flight.endpoint().addr, req.headers_mut())));
         let result = attempt(cluster, &in_flight, req, per_try, remaining).await;
         end_attempt(span, &result);
         drop(retrying.take());
@@ -265,8 +268,10 @@ pub async fn forward(
     }
 }
 
-/// Ends an attempt's client span with what came of it.
-fn end_attempt(span: Option<Attempt>, result: &Result<Response<UpstreamBody>, Failure>) {
+/// Ends an attempt's client span with what came of it. The span is boxed while the
+/// attempt waits: it is larger than the rest of the request's state at that point, and
+/// most requests are not traced.
+fn end_attempt(span: Option<Box<Attempt>>, result: &Result<Response<UpstreamBody>, Failure>) {
     let Some(span) = span else { return };
     span.finish(match result {
         Ok(response) => Ok((
@@ -285,24 +290,27 @@ fn pick(cluster: &Arc<Cluster>, avoid: &[SocketAddr]) -> Result<InFlight, Gatewa
 }
 
 /// One attempt within `bound`; `whole` is what is left of the request's own time, to tell
-/// an attempt's timeout from the request's.
-async fn attempt(
-    cluster: &Cluster,
-    in_flight: &InFlight,
+/// an attempt's timeout from the request's. Built from the send's own future rather than
+/// wrapped in an `async fn`, which would hold the request once more in every request's
+/// state.
+fn attempt<'a>(
+    cluster: &'a Cluster,
+    in_flight: &'a InFlight,
     req: Request<Body>,
     bound: Option<Duration>,
     whole: Option<Duration>,
-) -> Result<Response<UpstreamBody>, Failure> {
+) -> impl Future<Output = Result<Response<UpstreamBody>, Failure>> + 'a {
     let sent = cluster.send(in_flight.endpoint(), req);
-    let result = match bound {
-        Some(after) => match tokio::time::timeout(after, sent).await {
-            Ok(result) => result,
-            Err(_) => {
-                let last = whole.is_some_and(|w| w <= after);
-                return Err(Failure::Timeout { after, last });
-            }
-        },
-        None => sent.await,
-    };
-    result.map_err(Failure::Send)
+    match bound {
+        Some(after) => Either::Left(tokio::time::timeout(after, sent).map(
+            move |timed| match timed {
+                Ok(result) => result.map_err(Failure::Send),
+                Err(_) => {
+                    let last = whole.is_some_and(|w| w <= after);
+                    Err(Failure::Timeout { after, last })
+                }
+            },
+        )),
+        None => Either::Right(sent.map(|result| result.map_err(Failure::Send))),
+    }
 }

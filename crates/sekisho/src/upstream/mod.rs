@@ -276,12 +276,15 @@ impl Cluster {
     /// connections. The request's host chooses nothing here: the TLS name is the
     /// cluster's and the endpoint's ([`PoolKey::server_name`]), since a connection carries
     /// requests for every host.
-    pub async fn send(
-        &self,
-        endpoint: &Endpoint,
+    ///
+    /// The pool's future itself, not one wrapping it: each layer of `async fn` keeps its own
+    /// room for the request it was given, in every request's state.
+    pub fn send<'a>(
+        &'a self,
+        endpoint: &'a Endpoint,
         req: Request<Body>,
-    ) -> Result<Response<UpstreamBody>, SendError> {
-        endpoint.live.pool.send(&self.limits, req).await
+    ) -> impl Future<Output = Result<Response<UpstreamBody>, SendError>> + 'a {
+        endpoint.live.pool.send(&self.limits, req)
     }
 
     /// Counts how a request to `endpoint` went; ejects it after too many failures.

@@ -96,12 +96,13 @@ impl Multiplex {
     }
 
     /// Sends `req` on `connection`; the response's body keeps the stream counted until it
-    /// ends or is dropped.
-    pub async fn send(
+    /// ends or is dropped. The head is fitted for HTTP/2 here, before the stream's future
+    /// starts, so that future is the only one holding the request.
+    pub fn send(
         &self,
         connection: &Arc<Connection>,
         req: Request<Body>,
-    ) -> Result<Response<RecvBody>, StreamError> {
+    ) -> impl Future<Output = Result<Response<RecvBody>, StreamError>> {
         let (mut parts, body) = req.into_parts();
         strip_connection_specific(&mut parts.headers);
         if let Some(len) = body.size_hint().exact()
@@ -112,7 +113,7 @@ impl Multiplex {
                 .headers
                 .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
         }
-        super::h2client::send(connection, Request::from_parts(parts, body), self.now()).await
+        super::h2client::send(connection, Request::from_parts(parts, body), self.now())
     }
 }
 

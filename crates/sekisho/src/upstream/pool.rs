@@ -18,6 +18,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
+use futures_util::future::Either;
 use http::{Request, Response};
 use hyper::client::conn::http1;
 use tokio::sync::Notify;
@@ -133,21 +135,23 @@ impl Pool {
         &self.key
     }
 
-    /// Sends `req` on a pooled connection, opening one if none is usable.
-    pub async fn send(
-        &self,
-        limits: &Limits,
+    /// Sends `req` on a pooled connection, opening one if none is usable. The protocol's
+    /// own future is returned as it is (no `async` layer around it holding the request a
+    /// second time).
+    pub fn send<'a>(
+        &'a self,
+        limits: &'a Limits,
         req: Request<Body>,
-    ) -> Result<Response<UpstreamBody>, SendError> {
+    ) -> impl Future<Output = Result<Response<UpstreamBody>, SendError>> + 'a {
         match &self.kind {
-            Kind::Http1(idle) => {
-                let response = self.send_http1(limits, idle, req).await?;
-                Ok(response.map(UpstreamBody::Http1))
-            }
-            Kind::Http2(multiplex) => {
-                let response = self.send_http2(limits, multiplex, req).await?;
-                Ok(response.map(UpstreamBody::Http2))
-            }
+            Kind::Http1(idle) => Either::Left(
+                self.send_http1(limits, idle, req)
+                    .map(|sent| sent.map(|response| response.map(UpstreamBody::Http1))),
+            ),
+            Kind::Http2(multiplex) => Either::Right(
+                self.send_http2(limits, multiplex, req)
+                    .map(|sent| sent.map(|response| response.map(UpstreamBody::Http2))),
+            ),
         }
     }
 
