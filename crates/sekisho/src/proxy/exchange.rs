@@ -306,7 +306,7 @@ pin_project! {
     {
         #[pin]
         inner: B,
-        record: Option<Record>,
+        record: Option<Box<Record>>,
         deadline: Option<Pin<Box<Sleep>>>,
     }
 
@@ -340,7 +340,7 @@ pin_project! {
 
 impl<B: HttpBody> Observed<B> {
     /// Wraps `inner`; `deadline` ends a gRPC call with DEADLINE_EXCEEDED when it passes.
-    pub fn new(inner: B, record: Record, deadline: Option<Pin<Box<Sleep>>>) -> Self {
+    pub fn new(inner: B, record: Box<Record>, deadline: Option<Pin<Box<Sleep>>>) -> Self {
         Observed {
             inner,
             record: Some(record),
@@ -426,7 +426,7 @@ where
 
 /// Ends a gRPC call whose deadline passed with DEADLINE_EXCEEDED trailers, or breaks off
 /// a plain HTTP response.
-fn deadline_passed(slot: &mut Option<Record>) -> Option<Result<Frame<Bytes>, BoxError>> {
+fn deadline_passed(slot: &mut Option<Box<Record>>) -> Option<Result<Frame<Bytes>, BoxError>> {
     let mut record = slot.take()?;
     record.error = Some("caller's deadline passed while the response streamed".into());
     if record.protocol.is_grpc() {
