@@ -192,79 +192,115 @@ pub async fn forward(
             Err(failure) => Err(failure.settle(&in_flight, watch.as_deref())),
         };
     };
+    // Boxed: the retry loop's state (the head kept for another attempt, the endpoints
+    // tried, a backoff timer) would otherwise be room in every request's state, retried or
+    // not, laid out beside the single attempt's rather than over it.
+    let retried = Retried {
+        cluster,
+        policy,
+        limit,
+        watch,
+    };
+    Box::pin(retried.send(parts, body, trace, attempts)).await
+}
 
-    let started = Instant::now();
-    let head = Head::of(parts);
-    let replay = Replay::new(body, policy.buffer_bytes);
-    let mut tried: Vec<SocketAddr> = Vec::with_capacity(policy.attempts as usize);
-    let mut retrying = None;
-    loop {
-        *attempts += 1;
-        let mut in_flight = pick(cluster, &tried)?;
-        tried.push(in_flight.endpoint().addr);
-        let remaining = limit.map(|l| l.saturating_sub(started.elapsed()));
-        let per_try = [policy.per_try_timeout, remaining]
-            .into_iter()
-            .flatten()
-            .min();
-        let mut req = head.request(replay.body());
-        let span = trace
-            .map(|t| Box::new(t.attempt(*attempts, in_flight.endpoint().addr, req.headers_mut())));
-        let result = attempt(cluster, &in_flight, req, per_try, remaining).await;
-        end_attempt(span, &result);
-        drop(retrying.take());
+/// What the retry loop needs beside the request.
+struct Retried<'a> {
+    cluster: &'a Arc<Cluster>,
+    policy: &'a RetryPolicy,
+    limit: Option<Duration>,
+    watch: Option<Arc<Watch>>,
+}
 
-        let failed = match &result {
-            Ok(response) => {
-                let status = response.status().as_u16();
-                let grpc_status = grpc_status_of(response.headers());
-                policy
-                    .retries_response(status, grpc_status)
-                    .then_some(Failed::Status(status, grpc_status))
-            }
-            // The client's failure would only repeat: never retried.
-            Err(failure) if failure.client_fault(watch.as_deref()).is_some() => None,
-            Err(failure) => failure.kind().filter(|kind| policy.retries(*kind)),
-        };
-        let slot = match failed {
-            Some(failed) if *attempts < policy.attempts && replay.can_replay() => {
-                cluster.retry(failed != Failed::Connect).ok()
-            }
-            _ => None,
-        };
-        let Some(slot) = slot else {
-            return match result {
+impl Retried<'_> {
+    /// Sends the request, and again to another endpoint while the policy allows.
+    async fn send(
+        self,
+        parts: Parts,
+        body: Body,
+        trace: Option<&Trace>,
+        attempts: &mut u32,
+    ) -> Result<Sent, GatewayError> {
+        let Retried {
+            cluster,
+            policy,
+            limit,
+            watch,
+        } = self;
+        let started = Instant::now();
+        let head = Head::of(parts);
+        let replay = Replay::new(body, policy.buffer_bytes);
+        let mut tried: Vec<SocketAddr> = Vec::with_capacity(policy.attempts as usize);
+        let mut retrying = None;
+        loop {
+            *attempts += 1;
+            let mut in_flight = pick(cluster, &tried)?;
+            tried.push(in_flight.endpoint().addr);
+            let remaining = limit.map(|l| l.saturating_sub(started.elapsed()));
+            let per_try = [policy.per_try_timeout, remaining]
+                .into_iter()
+                .flatten()
+                .min();
+            let mut req = head.request(replay.body());
+            let span = trace.map(|t| {
+                Box::new(t.attempt(*attempts, in_flight.endpoint().addr, req.headers_mut()))
+            });
+            let result = attempt(cluster, &in_flight, req, per_try, remaining).await;
+            end_attempt(span, &result);
+            drop(retrying.take());
+
+            let failed = match &result {
                 Ok(response) => {
-                    in_flight.carry_request_body(watch);
-                    Ok(Sent {
-                        response,
-                        in_flight,
-                    })
+                    let status = response.status().as_u16();
+                    let grpc_status = grpc_status_of(response.headers());
+                    policy
+                        .retries_response(status, grpc_status)
+                        .then_some(Failed::Status(status, grpc_status))
                 }
-                Err(failure) => Err(failure.settle(&in_flight, watch.as_deref())),
+                // The client's failure would only repeat: never retried.
+                Err(failure) if failure.client_fault(watch.as_deref()).is_some() => None,
+                Err(failure) => failure.kind().filter(|kind| policy.retries(*kind)),
             };
-        };
-        // This attempt is given up: count it against its endpoint and try another.
-        match result {
-            Ok(response) => {
-                let status = response.status().as_u16();
-                in_flight.report(Outcome::of_response(
-                    status,
-                    grpc_status_of(response.headers()),
-                ));
+            let slot = match failed {
+                Some(failed) if *attempts < policy.attempts && replay.can_replay() => {
+                    cluster.retry(failed != Failed::Connect).ok()
+                }
+                _ => None,
+            };
+            let Some(slot) = slot else {
+                return match result {
+                    Ok(response) => {
+                        in_flight.carry_request_body(watch);
+                        Ok(Sent {
+                            response,
+                            in_flight,
+                        })
+                    }
+                    Err(failure) => Err(failure.settle(&in_flight, watch.as_deref())),
+                };
+            };
+            // This attempt is given up: count it against its endpoint and try another.
+            match result {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    in_flight.report(Outcome::of_response(
+                        status,
+                        grpc_status_of(response.headers()),
+                    ));
+                }
+                Err(failure) => {
+                    failure.settle(&in_flight, watch.as_deref());
+                }
             }
-            Err(failure) => {
-                failure.settle(&in_flight, watch.as_deref());
+            drop(in_flight);
+            metrics::retry(&cluster.name);
+            let mut wait = policy.backoff(*attempts);
+            if let Some(limit) = limit {
+                wait = wait.min(limit.saturating_sub(started.elapsed()));
             }
+            tokio::time::sleep(wait).await;
+            retrying = Some(slot);
         }
-        drop(in_flight);
-        metrics::retry(&cluster.name);
-        let mut wait = policy.backoff(*attempts);
-        if let Some(limit) = limit {
-            wait = wait.min(limit.saturating_sub(started.elapsed()));
-        }
-        tokio::time::sleep(wait).await;
-        retrying = Some(slot);
     }
 }
 

@@ -650,8 +650,8 @@ mod state_size {
     /// without a policy must not carry room for its state, nor the state of a layer that
     /// only passes the request on.
     #[test]
-    fn a_request_in_flight_holds_under_four_and_a_half_kib() {
+    fn a_request_in_flight_holds_under_three_and_a_half_kib() {
         let size = future_size(handle);
-        assert!(size <= 4608, "the request path's state is {size} bytes");
+        assert!(size <= 3584, "the request path's state is {size} bytes");
     }
 }
