@@ -2,7 +2,7 @@
 //! storage reused from one request to the next.
 //!
 //! `Box::pin(make())` builds the value in a stack temporary and then copies all of it into
-//! the new allocation: for the request path's future, 4.5 KiB per request. Allocating first
+//! the new allocation: for the request path's future, 3.3 KiB per request. Allocating first
 //! and building the value afterwards lets the compiler write it into the allocation
 //! directly.
 //!
@@ -26,7 +26,7 @@ pub fn pin<T>(make: impl FnOnce() -> T) -> Pin<Box<T>> {
 
 /// How many spare blocks of a type a thread keeps: enough for the streams a batch of
 /// multiplexed connections starts together (16 connections of 16 streams), at about
-/// 4.5 KiB each for the request path, so at most 1.1 MiB per worker thread.
+/// 3.3 KiB each for the request path, so under 1 MiB per worker thread.
 const SPARE_MAX: usize = 256;
 
 /// A block: a value pinned in place, or the room for one.

@@ -60,7 +60,7 @@ pub async fn serve(
     let head_only = parts.method == Method::HEAD;
     let request = Request::from_parts(parts, body);
 
-    // Boxed, and built in its box: the request path's state is large (4.5 KiB), and a
+    // Boxed, and built in its box: the request path's state is large (3.3 KiB), and a
     // stream's future is moved into the connection's set; a pointer is cheaper to move.
     // The box is one the thread kept from an earlier stream when it has one.
     let mut answer = heap::Recycled::new(|| proxy::handle(downstream, request));
