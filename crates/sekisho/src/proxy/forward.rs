@@ -175,22 +175,13 @@ pub async fn forward(
     let Some(policy) = retry.filter(|p| p.attempts > 1) else {
         // The common case: one attempt, nothing kept for a second.
         *attempts = 1;
-        let mut in_flight = pick(cluster, &[])?;
+        let in_flight = pick(cluster, &[])?;
         let mut req = Request::from_parts(parts, body);
         let span =
             trace.map(|t| Box::new(t.attempt(1, in_flight.endpoint().addr, req.headers_mut())));
         let result = attempt(cluster, &in_flight, req, limit, limit).await;
         end_attempt(span, &result);
-        return match result {
-            Ok(response) => {
-                in_flight.carry_request_body(watch);
-                Ok(Sent {
-                    response,
-                    in_flight,
-                })
-            }
-            Err(failure) => Err(failure.settle(&in_flight, watch.as_deref())),
-        };
+        return outcome(result, in_flight, watch);
     };
     // Boxed: the retry loop's state (the head kept for another attempt, the endpoints
     // tried, a backoff timer) would otherwise be room in every request's state, retried or
@@ -200,52 +191,63 @@ pub async fn forward(
         policy,
         limit,
         watch,
+        trace,
+        attempts,
     };
-    Box::pin(retried.send(parts, body, trace, attempts)).await
+    Box::pin(retried.send(parts, body)).await
 }
 
-/// What the retry loop needs beside the request.
+/// The request's outcome from its last attempt: the response, with the endpoint held until
+/// the request body is done, or the failure settled against the endpoint.
+fn outcome(
+    result: Result<Response<UpstreamBody>, Failure>,
+    mut in_flight: InFlight,
+    watch: Option<Arc<Watch>>,
+) -> Result<Sent, GatewayError> {
+    match result {
+        Ok(response) => {
+            in_flight.carry_request_body(watch);
+            Ok(Sent {
+                response,
+                in_flight,
+            })
+        }
+        Err(failure) => Err(failure.settle(&in_flight, watch.as_deref())),
+    }
+}
+
+/// A request on a route that retries, with what its attempts share.
 struct Retried<'a> {
     cluster: &'a Arc<Cluster>,
     policy: &'a RetryPolicy,
     limit: Option<Duration>,
     watch: Option<Arc<Watch>>,
+    trace: Option<&'a Trace>,
+    attempts: &'a mut u32,
 }
 
 impl Retried<'_> {
     /// Sends the request, and again to another endpoint while the policy allows.
-    async fn send(
-        self,
-        parts: Parts,
-        body: Body,
-        trace: Option<&Trace>,
-        attempts: &mut u32,
-    ) -> Result<Sent, GatewayError> {
-        let Retried {
-            cluster,
-            policy,
-            limit,
-            watch,
-        } = self;
+    async fn send(self, parts: Parts, body: Body) -> Result<Sent, GatewayError> {
         let started = Instant::now();
         let head = Head::of(parts);
-        let replay = Replay::new(body, policy.buffer_bytes);
-        let mut tried: Vec<SocketAddr> = Vec::with_capacity(policy.attempts as usize);
+        let replay = Replay::new(body, self.policy.buffer_bytes);
+        let mut tried: Vec<SocketAddr> = Vec::with_capacity(self.policy.attempts as usize);
         let mut retrying = None;
         loop {
-            *attempts += 1;
-            let mut in_flight = pick(cluster, &tried)?;
+            *self.attempts += 1;
+            let in_flight = pick(self.cluster, &tried)?;
             tried.push(in_flight.endpoint().addr);
-            let remaining = limit.map(|l| l.saturating_sub(started.elapsed()));
-            let per_try = [policy.per_try_timeout, remaining]
+            let remaining = self.limit.map(|l| l.saturating_sub(started.elapsed()));
+            let per_try = [self.policy.per_try_timeout, remaining]
                 .into_iter()
                 .flatten()
                 .min();
             let mut req = head.request(replay.body());
-            let span = trace.map(|t| {
-                Box::new(t.attempt(*attempts, in_flight.endpoint().addr, req.headers_mut()))
+            let span = self.trace.map(|t| {
+                Box::new(t.attempt(*self.attempts, in_flight.endpoint().addr, req.headers_mut()))
             });
-            let result = attempt(cluster, &in_flight, req, per_try, remaining).await;
+            let result = attempt(self.cluster, &in_flight, req, per_try, remaining).await;
             end_attempt(span, &result);
             drop(retrying.take());
 
@@ -253,31 +255,22 @@ impl Retried<'_> {
                 Ok(response) => {
                     let status = response.status().as_u16();
                     let grpc_status = grpc_status_of(response.headers());
-                    policy
+                    self.policy
                         .retries_response(status, grpc_status)
                         .then_some(Failed::Status(status, grpc_status))
                 }
                 // The client's failure would only repeat: never retried.
-                Err(failure) if failure.client_fault(watch.as_deref()).is_some() => None,
-                Err(failure) => failure.kind().filter(|kind| policy.retries(*kind)),
+                Err(failure) if failure.client_fault(self.watch.as_deref()).is_some() => None,
+                Err(failure) => failure.kind().filter(|kind| self.policy.retries(*kind)),
             };
             let slot = match failed {
-                Some(failed) if *attempts < policy.attempts && replay.can_replay() => {
-                    cluster.retry(failed != Failed::Connect).ok()
+                Some(failed) if *self.attempts < self.policy.attempts && replay.can_replay() => {
+                    self.cluster.retry(failed != Failed::Connect).ok()
                 }
                 _ => None,
             };
             let Some(slot) = slot else {
-                return match result {
-                    Ok(response) => {
-                        in_flight.carry_request_body(watch);
-                        Ok(Sent {
-                            response,
-                            in_flight,
-                        })
-                    }
-                    Err(failure) => Err(failure.settle(&in_flight, watch.as_deref())),
-                };
+                return outcome(result, in_flight, self.watch);
             };
             // This attempt is given up: count it against its endpoint and try another.
             match result {
@@ -289,13 +282,13 @@ impl Retried<'_> {
                     ));
                 }
                 Err(failure) => {
-                    failure.settle(&in_flight, watch.as_deref());
+                    failure.settle(&in_flight, self.watch.as_deref());
                 }
             }
             drop(in_flight);
-            metrics::retry(&cluster.name);
-            let mut wait = policy.backoff(*attempts);
-            if let Some(limit) = limit {
+            metrics::retry(&self.cluster.name);
+            let mut wait = self.policy.backoff(*self.attempts);
+            if let Some(limit) = self.limit {
                 wait = wait.min(limit.saturating_sub(started.elapsed()));
             }
             tokio::time::sleep(wait).await;
