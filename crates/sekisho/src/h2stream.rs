@@ -12,7 +12,11 @@ use http::HeaderMap;
 /// What arrived for a stream's body and nobody has read yet, and why the stream ended early
 /// (`G`: each side has its own reasons).
 pub struct StreamSlot<G> {
-    /// Body bytes received and not yet read.
+    /// Body bytes received and not yet read: most bodies are one piece, read before the
+    /// next arrives, so the first waits here and only a queue of them takes the deque
+    /// (which would allocate for every stream otherwise).
+    first: Option<Bytes>,
+    /// Pieces that arrived while `first` was still unread, in order.
     inbox: VecDeque<Bytes>,
     trailers: Option<HeaderMap>,
     /// The peer's side has ended: nothing beyond the inbox (and trailers) will come.
@@ -37,6 +41,7 @@ pub enum Piece<G> {
 impl<G> Default for StreamSlot<G> {
     fn default() -> Self {
         StreamSlot {
+            first: None,
             inbox: VecDeque::new(),
             trailers: None,
             ended: false,
@@ -60,7 +65,11 @@ impl<G: Copy> StreamSlot<G> {
     /// queued, it would become an empty frame on the other hop too.
     pub fn push(&mut self, data: Bytes, end: bool) {
         if !data.is_empty() {
-            self.inbox.push_back(data);
+            if self.first.is_none() && self.inbox.is_empty() {
+                self.first = Some(data);
+            } else {
+                self.inbox.push_back(data);
+            }
         }
         self.ended |= end;
         self.wake_reader();
@@ -93,7 +102,7 @@ impl<G: Copy> StreamSlot<G> {
     /// The next piece for the body: data, then trailers, then the end; or, when nothing
     /// is there yet, the reader is parked to be woken when something is.
     pub fn next(&mut self, cx: &Context<'_>) -> Poll<Piece<G>> {
-        if let Some(data) = self.inbox.pop_front() {
+        if let Some(data) = self.first.take().or_else(|| self.inbox.pop_front()) {
             return Poll::Ready(Piece::Data(data));
         }
         if let Some(trailers) = self.trailers.take() {
@@ -112,12 +121,13 @@ impl<G: Copy> StreamSlot<G> {
     /// Whether the reader has taken everything and nothing more will come: the last piece
     /// passed on can then carry END_STREAM itself.
     pub fn is_drained(&self) -> bool {
-        self.ended && self.inbox.is_empty() && self.trailers.is_none()
+        self.ended && self.first.is_none() && self.inbox.is_empty() && self.trailers.is_none()
     }
 
     /// Drops what nobody will read; how many bytes that was, for the window.
     pub fn discard(&mut self) -> usize {
-        self.inbox.drain(..).map(|data| data.len()).sum()
+        let first = self.first.take().map_or(0, |data| data.len());
+        first + self.inbox.drain(..).map(|data| data.len()).sum::<usize>()
     }
 
     /// The body's reader waits for data, trailers, the end or the stream's end.
@@ -211,6 +221,29 @@ mod tests {
             next(&mut slot, &waker),
             Poll::Ready(Piece::Gone("reset"))
         ));
+    }
+
+    #[test]
+    fn pieces_queued_behind_an_unread_one_come_out_in_arrival_order() {
+        let waker = Waker::from(Arc::new(Count(AtomicUsize::new(0))));
+        let mut slot: StreamSlot<()> = StreamSlot::new(false);
+        let mut read = Vec::new();
+        let mut take = |slot: &mut StreamSlot<()>| match slot.next(&Context::from_waker(&waker)) {
+            Poll::Ready(Piece::Data(data)) => read.push(data),
+            _ => panic!("expected data"),
+        };
+        slot.push(Bytes::from_static(b"a"), false);
+        slot.push(Bytes::from_static(b"b"), false);
+        take(&mut slot);
+        slot.push(Bytes::from_static(b"c"), false);
+        take(&mut slot);
+        slot.push(Bytes::from_static(b"d"), false);
+        take(&mut slot);
+        take(&mut slot);
+        slot.push(Bytes::from_static(b"e"), true);
+        take(&mut slot);
+        assert_eq!(read, ["a", "b", "c", "d", "e"]);
+        assert!(slot.is_drained());
     }
 
     #[test]
