@@ -6,6 +6,8 @@
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full};
 
+use crate::listener::idle::BodyIdleTimeout;
+
 /// Any error a body can end with.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -34,14 +36,28 @@ where
 }
 
 /// A client's request body as a listener received it, from the gateway's own HTTP/2 or
-/// HTTP/1.1 server.
+/// HTTP/1.1 server, with the silence the listener allows it (carried here rather than in
+/// the request's extensions, which would be a map allocated for every request).
 pub enum ClientBody {
     /// No body.
     Empty,
     /// An HTTP/2 request's body.
-    Http2(crate::listener::http2::RequestBody),
+    Http2(crate::listener::http2::RequestBody, Option<BodyIdleTimeout>),
     /// An HTTP/1.x request's body.
-    Http1(crate::listener::http1::body::RequestBody),
+    Http1(
+        crate::listener::http1::body::RequestBody,
+        Option<BodyIdleTimeout>,
+    ),
+}
+
+impl ClientBody {
+    /// The listener's bound on the body's silence, for whoever reads the body to enforce.
+    pub fn take_idle_timeout(&mut self) -> Option<BodyIdleTimeout> {
+        match self {
+            ClientBody::Empty => None,
+            ClientBody::Http2(_, idle) | ClientBody::Http1(_, idle) => idle.take(),
+        }
+    }
 }
 
 impl http_body::Body for ClientBody {
@@ -56,24 +72,24 @@ impl http_body::Body for ClientBody {
         use std::task::Poll;
         match self.get_mut() {
             ClientBody::Empty => Poll::Ready(None),
-            ClientBody::Http2(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
-            ClientBody::Http1(body) => Pin::new(body).poll_frame(cx),
+            ClientBody::Http2(body, _) => Pin::new(body).poll_frame(cx).map_err(Into::into),
+            ClientBody::Http1(body, _) => Pin::new(body).poll_frame(cx),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
             ClientBody::Empty => true,
-            ClientBody::Http2(body) => body.is_end_stream(),
-            ClientBody::Http1(body) => body.is_end_stream(),
+            ClientBody::Http2(body, _) => body.is_end_stream(),
+            ClientBody::Http1(body, _) => body.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> http_body::SizeHint {
         match self {
             ClientBody::Empty => http_body::SizeHint::with_exact(0),
-            ClientBody::Http2(body) => body.size_hint(),
-            ClientBody::Http1(body) => body.size_hint(),
+            ClientBody::Http2(body, _) => body.size_hint(),
+            ClientBody::Http1(body, _) => body.size_hint(),
         }
     }
 }

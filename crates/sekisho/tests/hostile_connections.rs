@@ -514,6 +514,66 @@ clusters:
 }
 
 #[tokio::test]
+async fn a_trickled_http2_request_body_is_cut_with_408_and_the_backend_sees_it_aborted() {
+    let (backend, mut reports) = body_reporting_backend().await;
+    let yaml = fill(
+        r#"
+admin: { address: 127.0.0.1:0 }
+listeners:
+  - name: trickle-h2
+    address: 127.0.0.1:0
+    request_body_idle_timeout: 1s
+routes:
+  - name: upload
+    to: sink
+clusters:
+  - name: sink
+    endpoints: [{ address: "@backend@" }]
+"#,
+        &[("backend", backend.to_string())],
+    );
+    let gw = start_gateway(&yaml).await;
+    let tcp = TcpStream::connect(gw.listener("trickle-h2"))
+        .await
+        .expect("connect");
+    let (mut client, connection) = h2::client::handshake(tcp).await.expect("h2c handshake");
+    tokio::spawn(connection);
+
+    // Five bytes of a hundred on a stream of a connection that stays open, then silence.
+    let request = Request::post("http://gw/trickle")
+        .header("content-length", "100")
+        .body(())
+        .expect("request");
+    let (response, mut body) = client.send_request(request, false).expect("send");
+    body.send_data(Bytes::from_static(b"hello"), false)
+        .expect("a little body");
+    let started = Instant::now();
+    let response = tokio::time::timeout(Duration::from_secs(6), response)
+        .await
+        .expect("answered before the connection's own timeouts")
+        .expect("a response, not a reset");
+    assert_eq!(response.status(), 408);
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    let seen = tokio::time::timeout(Duration::from_secs(3), reports.recv())
+        .await
+        .expect("the backend saw the request end");
+    assert_eq!(seen, Some(None), "the backend saw the request aborted");
+    assert_eq!(
+        metric(
+            gw.admin(),
+            "sekisho_downstream_requests_refused_total",
+            &[("listener", "trickle-h2"), ("reason", "body_idle")],
+        )
+        .await,
+        1.0
+    );
+}
+
+#[tokio::test]
 async fn the_connection_limit_closes_the_next_connection_and_counts_it() {
     let (gw, _backend) = gateway("limited", "    max_connections: 3").await;
     let addr = gw.listener("limited");

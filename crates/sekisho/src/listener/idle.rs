@@ -73,8 +73,9 @@ impl Progress {
     }
 }
 
-/// Put on each request's extensions by the listener: how long its body may be silent.
-/// [`limit`] reads it where the body is read.
+/// How long a request's body may be silent: the listener puts it on the request (in the
+/// body it hands on, or for hyper's server in the request's extensions), and [`limit`]
+/// enforces it where the body is read.
 #[derive(Clone)]
 pub struct BodyIdleTimeout {
     after: Duration,
@@ -92,6 +93,14 @@ impl BodyIdleTimeout {
         }
     }
 
+    /// `after` of silence for a request arriving now on `listener`, and the progress its
+    /// response is to touch as it moves.
+    pub fn start(after: Duration, listener: &Arc<str>) -> (Self, Arc<Progress>) {
+        let progress = Progress::new();
+        let timeout = BodyIdleTimeout::new(after, progress.clone(), listener.clone());
+        (timeout, progress)
+    }
+
     /// Bounds the silence of the body of the request whose `extensions` these are to
     /// `after`, on `listener`; the progress its response is to touch as it moves.
     pub fn attach(
@@ -99,13 +108,14 @@ impl BodyIdleTimeout {
         after: Duration,
         listener: &Arc<str>,
     ) -> Arc<Progress> {
-        let progress = Progress::new();
-        extensions.insert(BodyIdleTimeout::new(
-            after,
-            progress.clone(),
-            listener.clone(),
-        ));
+        let (timeout, progress) = BodyIdleTimeout::start(after, listener);
+        extensions.insert(timeout);
         progress
+    }
+
+    /// The bound [`attach`](Self::attach) put on a request's `extensions`, if any.
+    pub fn of(extensions: &http::Extensions) -> Option<Self> {
+        extensions.get::<BodyIdleTimeout>().cloned()
     }
 }
 
@@ -143,18 +153,15 @@ impl fmt::Display for BodyIdle {
 
 impl std::error::Error for BodyIdle {}
 
-/// Bounds the silence of a request body by the [`BodyIdleTimeout`] the listener put on
-/// the request's `extensions`; without one (the timeout is off) the body is unchanged.
-pub fn limit<B>(body: B, extensions: &http::Extensions) -> IdleBody<B> {
+/// Bounds the silence of a request body by the listener's [`BodyIdleTimeout`]; without
+/// one (the timeout is off) the body is unchanged.
+pub fn limit<B>(body: B, timeout: Option<BodyIdleTimeout>) -> IdleBody<B> {
     IdleBody {
         inner: body,
-        watch: extensions
-            .get::<BodyIdleTimeout>()
-            .cloned()
-            .map(|timeout| Watch {
-                timeout,
-                sleep: None,
-            }),
+        watch: timeout.map(|timeout| Watch {
+            timeout,
+            sleep: None,
+        }),
         fired: false,
     }
 }
@@ -344,21 +351,19 @@ mod tests {
         (sender, body)
     }
 
-    fn timeout(after: Duration, progress: &Arc<Progress>) -> http::Extensions {
-        let mut extensions = http::Extensions::new();
-        extensions.insert(BodyIdleTimeout::new(
+    fn timeout(after: Duration, progress: &Arc<Progress>) -> Option<BodyIdleTimeout> {
+        Some(BodyIdleTimeout::new(
             after,
             progress.clone(),
             Arc::from("test"),
-        ));
-        extensions
+        ))
     }
 
     #[tokio::test]
     async fn a_silent_body_fails_after_the_timeout() {
         let (_sender, body) = silent_body();
         let progress = Progress::new();
-        let body = limit(body, &timeout(Duration::from_millis(100), &progress));
+        let body = limit(body, timeout(Duration::from_millis(100), &progress));
         let started = std::time::Instant::now();
         let Err(error) = body.collect().await else {
             panic!("the body fails");
@@ -371,7 +376,7 @@ mod tests {
     async fn each_piece_and_response_progress_restart_the_clock() {
         let (sender, body) = silent_body();
         let progress = Progress::new();
-        let body = limit(body, &timeout(Duration::from_millis(300), &progress));
+        let body = limit(body, timeout(Duration::from_millis(300), &progress));
         let feeding = tokio::spawn({
             let progress = progress.clone();
             async move {
@@ -394,7 +399,7 @@ mod tests {
     #[tokio::test]
     async fn without_a_timeout_the_body_is_unchanged() {
         let (sender, body) = silent_body();
-        let body = limit(body, &http::Extensions::new());
+        let body = limit(body, None);
         sender
             .send(Ok(Frame::data(Bytes::from_static(b"ab"))))
             .await

@@ -60,7 +60,7 @@ pub async fn handle(
 ) -> Result<Response<Body>, Infallible> {
     let started = Instant::now();
     let snapshot = downstream.state.snapshot();
-    let (mut parts, incoming) = req.into_parts();
+    let (mut parts, mut incoming) = req.into_parts();
     let listener = snapshot.listeners.get(&*downstream.listener);
 
     // Classify, find the client, and record.
@@ -215,7 +215,8 @@ pub async fn handle(
     };
     record.cluster = Some(cluster.name.clone());
     // A body silent for the listener's `request_body_idle_timeout` fails with `BodyIdle`.
-    let incoming = crate::listener::idle::limit(incoming, &parts.extensions);
+    let idle = incoming.take_idle_timeout();
+    let incoming = crate::listener::idle::limit(incoming, idle);
     let counted = Counted::new(incoming, record.bytes_in.clone(), route.max_body_bytes);
     let mut body = body::boxed(counted);
 

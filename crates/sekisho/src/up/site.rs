@@ -121,7 +121,10 @@ async fn answer(request: Request<Incoming>, identity: &Identity) -> Response<Ful
 async fn sign_in(request: Request<Incoming>, identity: &Identity) -> Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
     // A sign-in that stops sending its body is cut off by the request body idle timeout.
-    let body = crate::listener::idle::limit(body, &parts.extensions);
+    let body = crate::listener::idle::limit(
+        body,
+        crate::listener::idle::BodyIdleTimeout::of(&parts.extensions),
+    );
     let body = match Limited::new(body, MAX_SIGN_IN_BYTES).collect().await {
         Ok(body) => body.to_bytes(),
         Err(e) if crate::listener::idle::BodyIdle::find(&*e).is_some() => {

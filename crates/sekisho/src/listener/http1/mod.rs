@@ -239,7 +239,7 @@ where
         fragment,
         line,
     } = head;
-    let (mut parts, ()) = request.into_parts();
+    let (parts, ()) = request.into_parts();
     let http10 = parts.version == Version::HTTP_10;
     let head_only = parts.method == Method::HEAD;
 
@@ -249,12 +249,13 @@ where
     let (body, mut held, home, progress) = if framing == Framing::Empty {
         (ClientBody::Empty, Some(inbound), None, None)
     } else {
-        let progress = limits.body_idle.map(|after| {
-            BodyIdleTimeout::attach(&mut parts.extensions, after, &downstream.listener)
-        });
+        let (idle, progress) = limits
+            .body_idle
+            .map(|after| BodyIdleTimeout::start(after, &downstream.listener))
+            .unzip();
         let home = Arc::new(Home::default());
         let body = RequestBody::new(inbound, framing, home.clone(), wants_continue.clone());
-        (ClientBody::Http1(body), None, Some(home), progress)
+        (ClientBody::Http1(body, idle), None, Some(home), progress)
     };
     let request = Request::from_parts(parts, body);
 

@@ -39,24 +39,25 @@ pub struct Bounds {
 /// its response; done when the response is, or the stream or connection is gone.
 pub async fn serve(
     id: StreamId,
-    mut parts: http::request::Parts,
+    parts: http::request::Parts,
     end_stream: bool,
     handle: Handle,
     downstream: Arc<Downstream>,
     bounds: Bounds,
 ) {
-    let body = if end_stream {
-        ClientBody::Empty
-    } else {
-        let length = content_length(&parts.headers);
-        ClientBody::Http2(RequestBody::new(handle.clone(), id, length))
-    };
     // Only a request with a body to wait for needs its silence bounded.
     let listener = downstream.listener.clone();
-    let progress = bounds
-        .body_idle
-        .filter(|_| !end_stream)
-        .map(|after| BodyIdleTimeout::attach(&mut parts.extensions, after, &downstream.listener));
+    let (body, progress) = if end_stream {
+        (ClientBody::Empty, None)
+    } else {
+        let length = content_length(&parts.headers);
+        let (idle, progress) = bounds
+            .body_idle
+            .map(|after| BodyIdleTimeout::start(after, &listener))
+            .unzip();
+        let body = RequestBody::new(handle.clone(), id, length);
+        (ClientBody::Http2(body, idle), progress)
+    };
     let head_only = parts.method == Method::HEAD;
     let request = Request::from_parts(parts, body);
 
