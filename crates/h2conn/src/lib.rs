@@ -56,13 +56,16 @@ mod event;
 mod flow;
 mod headers;
 mod known;
+mod room;
 mod spare;
 mod stream;
+mod stream_map;
 
 pub use config::Config;
 pub use conn::Connection;
 pub use event::{Abuse, ConnectionError, Event, SendError};
 pub use h2frame::{ErrorCode, StreamId};
 pub use headers::is_connection_specific;
+pub use room::free_spare_room;
 pub use spare::recycle;
-pub use stream::{BuildStreamIdHasher, StreamIdHasher, StreamMap};
+pub use stream_map::StreamMap;

@@ -6,12 +6,10 @@
 //! from the map is closed, and every id above it, or even, is idle. That keeps
 //! the map as small as the number of live streams.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-
 use h2frame::StreamId;
 
 use crate::flow::{RecvWindow, SendWindow};
+use crate::stream_map::StreamMap;
 
 /// Our side of a stream: whether our head (the response, or in the client
 /// role the request) has gone out, and whether our side has ended.
@@ -122,43 +120,10 @@ impl Recent {
     }
 }
 
-/// Hashes a stream id with one multiplication, where the standard hasher spends about a
-/// hundred instructions on each of the ten or so lookups a request makes.
-///
-/// The ids are the client's choice, but a map keyed by them never holds more than the
-/// live streams (SETTINGS_MAX_CONCURRENT_STREAMS), so ids chosen to collide cost at most
-/// a probe through that many entries.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct StreamIdHasher(u64);
-
-impl Hasher for StreamIdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.write_u32(u32::from(byte));
-        }
-    }
-
-    fn write_u32(&mut self, id: u32) {
-        // Fibonacci hashing: the golden-ratio multiplier spreads consecutive odd ids
-        // over the high bits, which the table's control bytes use.
-        self.0 = (self.0 ^ u64::from(id)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
-/// Builds [`StreamIdHasher`]s, for maps keyed by stream id.
-pub type BuildStreamIdHasher = BuildHasherDefault<StreamIdHasher>;
-
-/// A map keyed by stream id, with the cheap hasher.
-pub type StreamMap<V> = HashMap<StreamId, V, BuildStreamIdHasher>;
-
 /// The live streams and the id bookkeeping that tells idle from closed.
 #[derive(Debug, Default)]
 pub(crate) struct Streams {
-    map: HashMap<u32, Stream, BuildStreamIdHasher>,
+    map: StreamMap<Stream>,
     /// The highest stream id opened (or refused, in the server role): ids must
     /// increase.
     pub(crate) highest: u32,
@@ -167,7 +132,7 @@ pub(crate) struct Streams {
 
 impl Streams {
     pub(crate) fn lookup(&self, id: StreamId) -> Lookup {
-        if self.map.contains_key(&id.get()) {
+        if self.map.contains_key(&id) {
             Lookup::Live
         } else if id.get() > self.highest || !id.is_client_initiated() {
             // Even ids are never opened: servers here do not push, and ours
@@ -179,21 +144,30 @@ impl Streams {
     }
 
     pub(crate) fn get_mut(&mut self, id: StreamId) -> Option<&mut Stream> {
-        self.map.get_mut(&id.get())
+        self.map.get_mut(&id)
     }
 
     pub(crate) fn insert(&mut self, id: StreamId, stream: Stream) {
-        self.map.insert(id.get(), stream);
+        self.map.insert(id, stream);
     }
 
     pub(crate) fn remove(&mut self, id: StreamId) -> Option<Stream> {
-        self.map.remove(&id.get())
+        self.map.remove(&id)
     }
 
     /// Gives the table back once no stream is left (see `Connection::shrink_idle`).
     pub(crate) fn shrink_idle(&mut self) {
         if self.map.is_empty() && self.map.capacity() > 0 {
-            self.map = HashMap::default();
+            crate::room::give_streams(std::mem::take(&mut self.map));
+        }
+    }
+
+    /// Takes a table a quiet connection gave back, when this one has none.
+    pub(crate) fn wake(&mut self) {
+        if self.map.capacity() == 0
+            && let Some(map) = crate::room::streams()
+        {
+            self.map = map;
         }
     }
 
@@ -205,23 +179,18 @@ impl Streams {
     /// The live stream ids above `last`, lowest first (those a peer's GOAWAY
     /// refused).
     pub(crate) fn ids_above(&self, last: StreamId) -> Vec<StreamId> {
-        let mut ids: Vec<StreamId> = self
-            .map
-            .keys()
-            .filter(|&&id| id > last.get())
-            .map(|&id| StreamId::new(id))
-            .collect();
+        let mut ids: Vec<StreamId> = self.map.keys().filter(|&&id| id > last).copied().collect();
         ids.sort_unstable();
         ids
     }
 
     pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (StreamId, &mut Stream)> {
-        self.map.iter_mut().map(|(id, s)| (StreamId::new(*id), s))
+        self.map.iter_mut().map(|(id, s)| (*id, s))
     }
 
     /// Bytes the table holds, for the memory bound.
     pub(crate) fn memory(&self) -> usize {
-        self.map.capacity() * (std::mem::size_of::<Stream>() + std::mem::size_of::<u32>() + 8)
+        self.map.memory()
     }
 }
 

@@ -99,6 +99,15 @@ fn idle_connection_after_a_request_holds_only_hpack_state() {
     assert_eq!(conn.active_streams(), 0);
     conn.shrink_idle();
     assert_eq!(conn.buffered_bytes(), 0);
+    let kept = live() - before;
+    // Its output buffer, event queue and stream table went to the thread's spare room,
+    // for the next connection; freed, what is left is the connection's own.
+    h2conn::free_spare_room();
+    let spare = kept - (live() - before);
+    assert!(
+        spare > 0 && spare < 64 * 1024,
+        "room kept for the next connection: {spare} bytes"
+    );
     let held = live() - before;
     // The HPACK tables with this request's and response's fields, and the
     // decoder's scratch strings; no I/O buffer, no stream table.

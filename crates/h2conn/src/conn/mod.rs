@@ -395,6 +395,23 @@ impl Connection {
             .saturating_sub(self.output.len())
     }
 
+    /// Takes spare room for what this connection gave back when it went quiet: called
+    /// where a quiet connection's work starts again (input arrives, or a request is
+    /// sent), it costs a check each while the connection already has its room.
+    fn wake(&mut self) {
+        if self.output.capacity() == 0
+            && let Some(output) = crate::room::output()
+        {
+            self.output = output;
+        }
+        if self.events.capacity() == 0
+            && let Some(events) = crate::room::events()
+        {
+            self.events = events;
+        }
+        self.streams.wake();
+    }
+
     // ----- output ------------------------------------------------------------
 
     /// Bytes waiting to be written.
@@ -422,13 +439,14 @@ impl Connection {
     /// queue, the stream table, the fields the peer repeats) when each is empty.
     /// Reusing them while requests flow saves an allocation and a few reallocations
     /// per write; a driver calls this when the connection goes quiet, so an idle
-    /// connection holds none of them.
+    /// connection holds none of them. The buffer, queue and table go to the thread's
+    /// spare room (`room`), which the next connection to wake up takes.
     pub fn shrink_idle(&mut self) {
         if self.output.is_empty() && self.output.capacity() > 0 {
-            self.output = BytesMut::new();
+            crate::room::give_output(std::mem::take(&mut self.output));
         }
         if self.events.is_empty() && self.events.capacity() > 0 {
-            self.events = VecDeque::new();
+            crate::room::give_events(std::mem::take(&mut self.events));
         }
         if self.blocked.is_empty() && self.blocked.capacity() > 0 {
             self.blocked = VecDeque::new();

@@ -32,6 +32,7 @@ impl Connection {
             input.clear();
             return Err(err);
         }
+        self.wake();
         match self.recv_frames(input) {
             Ok(()) => Ok(()),
             Err(err) => {

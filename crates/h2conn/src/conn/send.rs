@@ -101,6 +101,7 @@ impl Connection {
         if !self.can_open_stream() {
             return Err(SendError::NoStream);
         }
+        self.wake();
         let id = StreamId::new(self.next_stream);
         self.next_stream += 2;
         self.streams.highest = id.get();
