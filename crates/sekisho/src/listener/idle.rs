@@ -54,22 +54,25 @@ impl Stamp {
     }
 }
 
-/// When a request's body or its response last moved; shared by the two.
-pub struct Progress(Stamp);
+/// Whether a request's response has moved, shared by the response (which counts each
+/// frame) and the request's body (which looks when its silence would time out). A count,
+/// not a time: a frame costs an increment instead of a clock read, and the body reads the
+/// clock only when it has to wait.
+pub struct Progress(AtomicU64);
 
 impl Progress {
-    /// Progress starting now (the request's head has just arrived).
+    /// No progress yet (the request's head has just arrived).
     pub fn new() -> Arc<Self> {
-        Arc::new(Progress(Stamp::now()))
+        Arc::new(Progress(AtomicU64::new(0)))
     }
 
     /// Something moved.
     pub fn touch(&self) {
-        self.0.set_now();
+        self.0.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn last(&self) -> Instant {
-        self.0.get()
+    fn moves(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
     }
 }
 
@@ -161,6 +164,8 @@ pub fn limit<B>(body: B, timeout: Option<BodyIdleTimeout>) -> IdleBody<B> {
         watch: timeout.map(|timeout| Watch {
             timeout,
             sleep: None,
+            armed: false,
+            seen: 0,
         }),
         fired: false,
     }
@@ -170,6 +175,10 @@ struct Watch {
     timeout: BodyIdleTimeout,
     /// Allocated at the first wait, then reset.
     sleep: Option<Pin<Box<Sleep>>>,
+    /// Whether `sleep` times the current silence; false again once a piece arrives.
+    armed: bool,
+    /// The response's progress count when `sleep` was set.
+    seen: u64,
 }
 
 pin_project! {
@@ -199,30 +208,42 @@ where
             return Poll::Ready(None);
         }
         if let Poll::Ready(frame) = this.inner.poll_frame(cx) {
-            if let Some(watch) = this.watch.as_ref() {
-                watch.timeout.progress.touch();
+            if let Some(watch) = this.watch.as_mut() {
+                // The next wait is a new silence, timed from when it starts.
+                watch.armed = false;
             }
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
         let Some(watch) = this.watch.as_mut() else {
             return Poll::Pending;
         };
+        let after = watch.timeout.after;
         loop {
-            let deadline = watch.timeout.progress.last() + watch.timeout.after;
-            if Instant::now() >= deadline {
-                *this.fired = true;
-                metrics::downstream_request_refused(&watch.timeout.listener, "body_idle");
-                let after = watch.timeout.after;
-                return Poll::Ready(Some(Err(Box::new(BodyIdle { after }))));
+            let moves = watch.timeout.progress.moves();
+            if !watch.armed || watch.seen != moves {
+                // Silence starts now: the body just waited for the first time since its
+                // last piece, or the response moved since the clock was set. (Progress is
+                // seen when the body is polled, so a silence that follows the response's
+                // last frame is cut between `after` and twice `after` after that frame.)
+                let deadline = Instant::now() + after;
+                match watch.sleep.as_mut() {
+                    Some(sleep) => sleep.as_mut().reset(deadline),
+                    None => watch.sleep = Some(Box::pin(tokio::time::sleep_until(deadline))),
+                }
+                watch.armed = true;
+                watch.seen = moves;
             }
             let sleep = watch
                 .sleep
-                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-            if sleep.deadline() != deadline {
-                sleep.as_mut().reset(deadline);
-            }
-            // Ready: the deadline passed, unless the response moved meanwhile; look again.
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(after)));
             ready!(sleep.as_mut().poll(cx));
+            if watch.timeout.progress.moves() != watch.seen {
+                // The response moved while the body was silent: time the silence again.
+                continue;
+            }
+            *this.fired = true;
+            metrics::downstream_request_refused(&watch.timeout.listener, "body_idle");
+            return Poll::Ready(Some(Err(Box::new(BodyIdle { after }))));
         }
     }
 
