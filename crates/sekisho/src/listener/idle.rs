@@ -8,7 +8,9 @@
 //! listener's `request_body_idle_timeout`, the body fails with [`BodyIdle`]. Silence while
 //! the upstream is not asking for more (it reads slowly) is not the client's and does not
 //! count; a response still streaming (a gRPC call whose server talks while its client
-//! listens) keeps the request alive.
+//! listens) keeps the request alive. The response's frames are counted, not timed, and
+//! looked at when the timeout falls due, so a body that stays silent after the response's
+//! last frame fails between one and two timeouts after that frame.
 //!
 //! [`Streams`] counts the streams open on one HTTP/2 connection; [`idle`] completes once
 //! none has been open for the listener's `http2.idle_timeout`, when the connection is
